@@ -1,0 +1,3 @@
+from hakeeper.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,41 @@
+"""Shared test conventions.
+
+Tests that need root or a Debian package use `needs_root()` / `needs_binary(name)` and skip
+cleanly where those are missing. In CI (HAKEEPER_STRICT=1, set by .ci/run) nothing may skip:
+a skip becomes a failure, so a missing install step cannot hide behind a green run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+STRICT = os.environ.get("HAKEEPER_STRICT") == "1"
+
+
+def _skip_or_fail(reason: str) -> None:
+    if STRICT:
+        pytest.fail(f"HAKEEPER_STRICT=1 and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def needs_root() -> None:
+    if os.geteuid() != 0:
+        _skip_or_fail("this test needs root (network namespaces, raw sockets)")
+
+
+def needs_binary(name: str, package: str | None = None) -> str:
+    path = shutil.which(name) or next(
+        (p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}", f"/sbin/{name}") if os.path.exists(p)), None
+    )
+    if path is None:
+        _skip_or_fail(f"this test needs `{name}` (Debian package {package or name})")
+    assert path is not None
+    return path
+
+
+@pytest.fixture
+def root() -> None:
+    needs_root()
