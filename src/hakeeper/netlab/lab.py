@@ -62,9 +62,10 @@ class Host:
     def cmd(self, argv: Sequence[str]) -> list[str]:
         return [IP, "netns", "exec", self.ns, *argv]
 
-    def run(self, argv: Sequence[str], timeout: float = 30,
-            check: bool = False) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.cmd(argv), capture_output=True, text=True, timeout=timeout, check=check)
+    def run(self, argv: Sequence[str], timeout: float = 30, check: bool = False,
+            env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.cmd(argv), capture_output=True, text=True, timeout=timeout, check=check,
+                              env=dict(env) if env is not None else None)
 
     def spawn(self, argv: Sequence[str], env: Mapping[str, str] | None = None,
               **kw: Any) -> subprocess.Popen[bytes]:
