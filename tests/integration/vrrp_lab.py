@@ -60,6 +60,7 @@ class Node:
     def start_hakeeper(self, *extra: str) -> None:
         self.kind = "hakeeper"
         self.log = self.workdir / f"{self.name}.hakeeper.log"
+        self.speaker_pid_path.unlink(missing_ok=True)
         env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
         self.proc = self.host.spawn(
             [sys.executable, "-m", "hakeeper", "vrrp", "--keepalived-conf", str(self.conf),
@@ -71,6 +72,9 @@ class Node:
     def start_keepalived(self) -> None:
         self.kind = "keepalived"
         self.log = self.workdir / f"{self.name}.keepalived.log"
+        # keepalived refuses to start if a pid file names a live process, and pids get reused.
+        for p in (self.pid_path, self.speaker_pid_path):
+            p.unlink(missing_ok=True)
         self.proc = self.host.spawn(
             [KEEPALIVED, "-n", "-l", "-D", "-P", "-f", str(self.conf), "-p", str(self.pid_path),
              "-r", str(self.speaker_pid_path)],
