@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import needs_binary, needs_root
 from vrrp_lab import KEEPALIVED, Cluster, variant, wait_for
+
+from conftest import needs_binary, needs_root
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +37,7 @@ def test_keepalived_master_fails_over_to_hakeeper(cluster: Cluster, version: int
     cluster.nodes["9lpo135"].start_keepalived()
     cluster.wait_holder("9lpo192", timeout=15)
     hk = cluster.nodes["9lpo134"]
-    wait_for(lambda: hk.state()["state"] == "BACKUP" and hk.state()["received"] != 0 or
+    wait_for(lambda: (hk.state()["state"] == "BACKUP" and hk.state()["received"] != 0) or
              hk.state()["state"] == "BACKUP", 5, "hakeeper in BACKUP")
     assert hk.state()["drops"] == {}, hk.state()
     # SIGKILL keepalived entirely: it leaves its VIP behind (the known keepalived weakness), but
