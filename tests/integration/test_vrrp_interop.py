@@ -61,7 +61,8 @@ def test_hakeeper_master_fails_over_to_keepalived(cluster: Cluster, version: int
     cluster.nodes["9lpo135"].start_hakeeper()
     cluster.wait_holder("9lpo192", timeout=15)
     # keepalived's BACKUP hears our adverts: it never takes the VIP while we are master.
-    wait_for(lambda: "Entering BACKUP STATE" in cluster.nodes["9lpo134"].log.read_text(), 5, "keepalived BACKUP")
+    ka_log = cluster.nodes["9lpo134"].log
+    wait_for(lambda: "Entering BACKUP STATE" in ka_log.read_text(), 5, "keepalived BACKUP")
     assert hk.state()["drops"] == {}, hk.state()
     hk.kill_speaker(signal.SIGKILL)
     wait_for(lambda: not hk.has_vip(), 1.0, "the killed speaker's VIP to be withdrawn")
