@@ -19,8 +19,8 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,19 +29,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests" / "integration")]
 
-from hakeeper.vrrp.machine import master_down_interval  # noqa: E402
+import contextlib
+
 from vrrp_lab import VIP, Cluster, Node, seed_conf, variant, wait_for  # noqa: E402
+
+from hakeeper.vrrp.machine import master_down_interval  # noqa: E402
 
 PORT = 7777
 RESPONDER = """
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("0.0.0.0", %d))
+s.bind(("0.0.0.0", int(sys.argv[2])))
 name = sys.argv[1].encode()
 while True:
     data, addr = s.recvfrom(64)
     s.sendto(name, addr)
-""" % PORT
+"""
 
 PROBE = """
 import select, socket, sys, time
@@ -87,10 +90,8 @@ def stop_all(c: Cluster) -> None:
             n.proc.kill()
             n.proc.wait(5)
         for pidfile in (n.speaker_pid_path, n.pid_path):
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 os.kill(int(pidfile.read_text()), signal.SIGKILL)
-            except (OSError, ValueError):
-                pass
         n.host.ip("addr", "del", f"{VIP}/24", "dev", "eth0", check=False)
         n.host.restore("eth0")
 
@@ -141,7 +142,7 @@ def main() -> int:
         responder = tmp / "responder.py"
         responder.write_text(RESPONDER)
         for n in c.nodes.values():
-            n.host.spawn([sys.executable, str(responder), n.name])
+            n.host.spawn([sys.executable, str(responder), n.name, str(PORT)])
         c.nodes["9lpo135"].host.cut("eth0")  # two nodes are enough; keep the third out of the way
         for version, advert in scenarios:
             for n in c.nodes.values():
