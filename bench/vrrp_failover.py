@@ -17,6 +17,7 @@ The RFC bound is Master_Down_Interval of the backup: 3 x advert_int + Skew_Time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import statistics
@@ -28,8 +29,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests" / "integration")]
-
-import contextlib
 
 from vrrp_lab import VIP, Cluster, Node, seed_conf, variant, wait_for  # noqa: E402
 
