@@ -132,6 +132,9 @@ class Lab:
         h = Host(self, name)
         run("netns", "add", h.ns)
         h.ip("link", "set", "lo", "up")
+        # No duplicate address detection: IPv6 addresses are usable at once, as tests expect.
+        for conf in ("all", "default"):
+            h.run(["sysctl", "-qw", f"net.ipv6.conf.{conf}.accept_dad=0"])
         for ifname, addrs in links.items():
             self._ports += 1
             port = f"{self.prefix}p{self._ports}"

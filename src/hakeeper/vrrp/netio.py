@@ -126,7 +126,7 @@ def vrrp_socket_v4(ifname: str, ifindex: int, multicast: bool) -> socket.socket:
     return s
 
 
-def vrrp_socket_v6(ifname: str, ifindex: int, src: str | None, multicast: bool) -> socket.socket:
+def vrrp_socket_v6(ifname: str, ifindex: int, multicast: bool) -> socket.socket:
     s = socket.socket(socket.AF_INET6, socket.SOCK_RAW | socket.SOCK_NONBLOCK, IPPROTO_VRRP)
     s.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, ifname.encode())
     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, TTL)
@@ -135,12 +135,22 @@ def vrrp_socket_v6(ifname: str, ifindex: int, src: str | None, multicast: bool) 
     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
-    if src:
-        s.bind((src, 0, 0, ifindex))
+    # Not bound to our address: a bound raw IPv6 socket would only hear packets sent to it, and
+    # adverts go to ff02::12. The source is set per packet (send_v6).
     if multicast:
         mreq = socket.inet_pton(socket.AF_INET6, VRRP_GROUP_V6) + struct.pack("@I", ifindex)
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
     return s
+
+
+def send_v6(s: socket.socket, payload: bytes, src: IPAddr, dst: IPAddr, ifindex: int) -> bool:
+    """Send from `src` exactly: the VRRPv3 checksum covers it."""
+    info = src.packed + struct.pack("@I", ifindex)
+    try:
+        s.sendmsg([payload], [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, info)], 0, (str(dst), 0, 0, ifindex))
+    except OSError:
+        return False
+    return True
 
 
 def recv_v6(s: socket.socket) -> tuple[bytes, ipaddress.IPv6Address, ipaddress.IPv6Address, int]:

@@ -108,8 +108,7 @@ class Speaker:
                 if fam == 4:
                     s = netio.vrrp_socket_v4(inst.interface, link.index, multicast)
                 else:
-                    ll = netio.primary_address(link, 6, vip_strs)
-                    s = netio.vrrp_socket_v6(inst.interface, link.index, str(ll) if ll else None, multicast)
+                    s = netio.vrrp_socket_v6(inst.interface, link.index, multicast)
                 self.socks[key] = s
                 self.loop.add_reader(s.fileno(), self._readable, s, inst.interface, fam)
             elif multicast and fam == 4:
@@ -216,7 +215,7 @@ class Speaker:
                 packet = ipv4_header(r.src, dst, len(payload)) + payload
                 ok = netio.send_quietly(r.sock, packet, (str(dst), 0))
             else:
-                ok = netio.send_quietly(r.sock, payload, (str(dst), 0, 0, r.link.index))
+                ok = netio.send_v6(r.sock, payload, r.src, dst, r.link.index)
             r.sent += ok
 
     def _transition(self, r: Runner, t: Transition) -> None:

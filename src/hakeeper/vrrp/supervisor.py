@@ -76,7 +76,7 @@ def _send_stop(inst: object, link: netio.Link, vip_strs: set[str]) -> None:
         if fam == 4:
             s = netio.vrrp_socket_v4(inst.interface, link.index, multicast=False)
         else:
-            s = netio.vrrp_socket_v6(inst.interface, link.index, str(src), multicast=False)
+            s = netio.vrrp_socket_v6(inst.interface, link.index, multicast=False)
     except OSError as exc:
         log.warning("%s: cannot send priority 0: %s", inst.name, exc)
         return
@@ -87,7 +87,7 @@ def _send_stop(inst: object, link: netio.Link, vip_strs: set[str]) -> None:
                 assert isinstance(src, ipaddress.IPv4Address) and isinstance(dst, ipaddress.IPv4Address)
                 netio.send_quietly(s, ipv4_header(src, dst, len(payload)) + payload, (str(dst), 0))
             else:
-                netio.send_quietly(s, payload, (str(dst), 0, 0, link.index))
+                netio.send_v6(s, payload, src, dst, link.index)
 
 
 def die_with_parent(parent: int) -> None:
