@@ -6,9 +6,9 @@ import signal
 from pathlib import Path
 
 import pytest
-from conftest import needs_binary, needs_root
 from vrrp_lab import Node, wait_for
 
+from conftest import needs_binary, needs_root
 from hakeeper.netlab import Lab
 
 pytestmark = pytest.mark.slow
