@@ -356,10 +356,18 @@ class Speaker:
         for t in inst.track_scripts:
             st = self.scripts[t.name]
             scripts.append((t.weight if t.weight is not None else st.script.weight, st.ok))
-        down = [t.name for t in inst.track_interfaces if not self.links.get(t.name, r.link).up]
+        # A tracked interface counts like a script: with a weight it moves the priority, without
+        # one its loss is a fault (keepalived's rules).
+        down = []
+        for t in inst.track_interfaces:
+            up = self.links.get(t.name, r.link).up
+            scripts.append((t.weight or 0, up))
+            if not up:
+                down.append(t.name)
         if not inst.dont_track_primary and not r.link.up:
             down.append(inst.interface)
-        prio, fault = effective_priority(inst.priority, scripts, len(down))
+        faults = 0 if inst.dont_track_primary or r.link.up else 1
+        prio, fault = effective_priority(inst.priority, scripts, faults)
         if starting:
             r.machine.priority, r.machine.fault = prio, fault
             return []
