@@ -57,5 +57,9 @@ def test_unicast_with_keepalived(tmp_path: Path, version: int) -> None:
         wait_for(lambda: a.host.has_address("eth0", VIP) and not b.host.has_address("eth0", VIP), 15,
                  "hakeeper to preempt after its restart")
         # While it waited as BACKUP, the restarted speaker heard keepalived's unicast adverts.
-        state = json.loads(a.state_path.read_text())["instances"]["uni"]
-        assert state["received"] > 0 and state["drops"] == {}, state
+        def state() -> dict[str, object]:
+            return json.loads(a.state_path.read_text())["instances"]["uni"]  # type: ignore[no-any-return]
+
+        wait_for(lambda: state()["state"] == "MASTER", 5, "state file to show MASTER")
+        st = state()
+        assert isinstance(st["received"], int) and st["received"] > 0 and st["drops"] == {}, st
