@@ -108,6 +108,7 @@ class Lab:
         self.bridge = bridge
         self.hosts: dict[str, Host] = {}
         self._ports = 0
+        self.bridges: set[str] = set()
 
     def __enter__(self) -> Lab:
         self.start()
@@ -120,15 +121,23 @@ class Lab:
     def start(self) -> None:
         sweep(self.prefix)
         run("netns", "add", self.switch)
-        run("-n", self.switch, "link", "add", self.bridge, "type", "bridge")
-        # No STP delay: ports forward as soon as they are up.
-        run("-n", self.switch, "link", "set", self.bridge, "type", "bridge", "forward_delay", "0",
-            "stp_state", "0")
-        run("-n", self.switch, "link", "set", self.bridge, "up")
         run("-n", self.switch, "link", "set", "lo", "up")
+        self._add_bridge(self.bridge)
 
-    def host(self, name: str, links: Mapping[str, Sequence[str]]) -> Host:
-        """A host with an interface per key of `links`, each with the given `addr/prefix` list."""
+    def _add_bridge(self, bridge: str) -> None:
+        run("-n", self.switch, "link", "add", bridge, "type", "bridge")
+        # No STP delay: ports forward as soon as they are up.
+        run("-n", self.switch, "link", "set", bridge, "type", "bridge", "forward_delay", "0",
+            "stp_state", "0")
+        run("-n", self.switch, "link", "set", bridge, "up")
+        self.bridges.add(bridge)
+
+    def host(self, name: str, links: Mapping[str, Sequence[str]],
+             segments: Mapping[str, str] | None = None) -> Host:
+        """A host with an interface per key of `links`, each with the given `addr/prefix` list.
+
+        Every interface plugs into the lab's bridge, unless `segments` names another bridge for it
+        (created on first use), e.g. {"eth1": "br1"} for a second, separate network."""
         h = Host(self, name)
         run("netns", "add", h.ns)
         h.ip("link", "set", "lo", "up")
@@ -139,7 +148,10 @@ class Lab:
             self._ports += 1
             port = f"{self.prefix}p{self._ports}"
             run("-n", self.switch, "link", "add", port, "type", "veth", "peer", "name", ifname, "netns", h.ns)
-            run("-n", self.switch, "link", "set", port, "master", self.bridge, "up")
+            bridge = (segments or {}).get(ifname, self.bridge)
+            if bridge not in self.bridges:
+                self._add_bridge(bridge)
+            run("-n", self.switch, "link", "set", port, "master", bridge, "up")
             for addr in addrs:
                 h.ip("addr", "add", addr, "dev", ifname)
             h.ip("link", "set", ifname, "up")

@@ -140,6 +140,7 @@ class Speaker:
             sg = SyncGroup([r.machine for r in members])
             for r in members:
                 r.group = (sg, g)
+        self.by_machine = {id(r.machine): r for r in self.runners}
 
     # -- main -----------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -190,10 +191,8 @@ class Speaker:
                 self._transition(r, act)
         if follow and r.group is not None:
             sg, _ = r.group
-            members = [x for x in self.runners if x.group is r.group]
             for i, acts in sg.follow(self.loop.time(), r.machine, actions).items():
-                other = next(x for x in members if x.machine is sg.members[i])
-                self._apply(other, acts, follow=False)
+                self._apply(self.by_machine[id(sg.members[i])], acts, follow=False)
         self._schedule(r)
 
     def _schedule(self, r: Runner) -> None:
