@@ -174,3 +174,25 @@ def test_whole_group_killed_then_cleanup(cluster: Cluster) -> None:
     cluster.wait_holder("9lpo134", timeout=8)
     wait_for(lambda: cluster.answered_by() == "9lpo134", 5, "134 to answer")
     assert VIP in master.conf.read_text()
+
+
+def test_yaml_config_node_interoperates(cluster: Cluster, tmp_path: Path) -> None:
+    """hakeeper's YAML form of the seed's 9lpo134 settings, in the same cluster."""
+    y = tmp_path / "9lpo134.yaml"
+    y.write_text("""instances:
+  - name: nooip
+    interface: eth0
+    vrid: 200
+    priority: 100
+    advert_int: 1
+    auth_pass: Laevei0kifahkeejaiqu
+    vips: [172.16.9.200/24]
+""")
+    cluster.nodes["9lpo192"].start_hakeeper("--restart-delay", "60")
+    cluster.nodes["9lpo134"].start_hakeeper(yaml=y)
+    cluster.wait_holder("9lpo192", timeout=15)
+    node = cluster.nodes["9lpo134"]
+    wait_for(lambda: node.state()["state"] == "BACKUP", 5, "YAML node in BACKUP")
+    cluster.nodes["9lpo192"].kill_speaker(signal.SIGKILL)
+    cluster.wait_holder("9lpo134", timeout=5)
+    assert node.state()["drops"] == {}

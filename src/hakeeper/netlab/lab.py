@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import subprocess
@@ -38,12 +39,35 @@ def kill_namespace_processes(ns: str) -> None:
         time.sleep(0.02)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def sweep(prefix: str) -> None:
-    """Remove every namespace named `<prefix>-*` (and what runs in it) left from an earlier run."""
+    """Remove namespaces `<prefix>-<pid>-*` (and what runs in them) whose creating process is gone.
+
+    Names carry the pid of the process that built the lab, so two runs at once (a developer's and
+    CI's) never sweep each other's hosts away; leftovers of dead runs, and names without a pid,
+    are removed."""
     for ns in namespaces():
-        if ns.startswith(prefix + "-"):
-            kill_namespace_processes(ns)
-            run("netns", "del", ns, check=False)
+        if not ns.startswith(prefix + "-"):
+            continue
+        owner = ns[len(prefix) + 1 :].split("-", 1)[0].split(".", 1)[0]
+        if owner.isdigit() and _alive(int(owner)):
+            continue
+        kill_namespace_processes(ns)
+        run("netns", "del", ns, check=False)
+
+
+def _delete(ns: str) -> None:
+    kill_namespace_processes(ns)
+    run("netns", "del", ns, check=False)
 
 
 class Host:
@@ -52,7 +76,7 @@ class Host:
     def __init__(self, lab: Lab, name: str) -> None:
         self.lab = lab
         self.name = name
-        self.ns = f"{lab.prefix}-{name}"
+        self.ns = f"{lab.prefix}-{lab.owner}-{name}"
         self.ports: dict[str, str] = {}  # interface in the host -> its peer on the switch
         self.procs: list[subprocess.Popen[bytes]] = []
 
@@ -100,11 +124,15 @@ class Host:
 class Lab:
     """A bridge in a switch namespace and hosts plugged into it; a context manager that cleans up."""
 
+    _serial = itertools.count(1)
+
     def __init__(self, prefix: str, bridge: str = "br0") -> None:
         if len(prefix) > 6:
             raise ValueError("prefix too long: interface names are limited to 15 characters")
         self.prefix = prefix
-        self.switch = f"{prefix}-sw"
+        # pid.n: labs of one process (n) and of concurrent processes (pid) never share a name.
+        self.owner = f"{os.getpid()}.{next(Lab._serial)}"
+        self.switch = f"{prefix}-{self.owner}-sw"
         self.bridge = bridge
         self.hosts: dict[str, Host] = {}
         self._ports = 0
@@ -162,5 +190,6 @@ class Lab:
     def close(self) -> None:
         for h in self.hosts.values():
             h.stop()
+            _delete(h.ns)
         self.hosts.clear()
-        sweep(self.prefix)
+        _delete(self.switch)

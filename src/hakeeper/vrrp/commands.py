@@ -72,7 +72,13 @@ def main(args: argparse.Namespace) -> int:
             fh.write(f"{os.getpid()}\n")
 
     def speaker() -> int:
+        import faulthandler
+        import signal
+
         from hakeeper.vrrp.speaker import serve
+
+        # `kill -USR1 <speaker>` writes every thread's stack to stderr: for a speaker that hangs.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
 
         if args.speaker_pid_file:
             with open(args.speaker_pid_file, "w") as fh:
