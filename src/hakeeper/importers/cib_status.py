@@ -1,0 +1,255 @@
+"""CIB `<status>` → ClusterState: node membership, transient attributes, resource history.
+
+Node rules follow Pacemaker 2.1.5 (determine_online_status_fencing / _no_fencing): with fencing
+enabled, a node whose cluster-layer or controller membership disagrees with what was expected is
+unclean and must be fenced; without fencing, such a node is merely offline. A node the status never
+mentions is unclean under startup-fencing. Each resource's history is replayed by `history.replay`
+as soon as it is read (so a huge status section is never held in memory); only non-trivial results
+are kept.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from hakeeper.importers.cib_resources import RscInfo
+from hakeeper.importers.cib_xml import Element
+from hakeeper.importers.history import ROLE_NAMES, OpRecord, Outcome, replay
+from hakeeper.spec.model import ClusterState, NodeState, ResourceStatus
+
+_TRUE = frozenset({"true", "on", "yes", "y", "1"})
+_FAIL_ATTR = re.compile(r"(fail-count|last-failure)-(.+?)(?:#(.+)_(\d+))?$")
+
+
+def is_true(value: str | None) -> bool:
+    return value is not None and value.strip().lower() in _TRUE
+
+
+def _int(value: str | None, default: int) -> int:
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        return default
+
+
+@dataclass
+class RawNode:
+    uname: str
+    in_ccm: str | None
+    crmd: str | None
+    join: str | None
+    expected: str | None
+    remote: bool
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class StatusReader:
+    """Collects the status section element by element; `finish` turns it into a ClusterState."""
+
+    info: dict[str, RscInfo]
+    stonith_enabled: bool
+    node_names_by_id: dict[str, str]
+    nodes: dict[str, RawNode] = field(default_factory=dict)
+    outcomes: list[tuple[str, str, Outcome, str]] = field(default_factory=list)
+    current: RawNode | None = None
+    # Remote and guest nodes → the primitive that makes them exist (connection or container).
+    remote_nodes: dict[str, str] = field(default_factory=dict)
+
+    def node_state(self, elem: Element) -> None:
+        uname = elem.get("uname") or self.node_names_by_id.get(elem.get("id") or "", elem.get("id") or "")
+        self.current = RawNode(uname, elem.get("in_ccm"), elem.get("crmd"), elem.get("join"),
+                               elem.get("expected"), is_true(elem.get("remote_node")))
+        self.nodes[uname] = self.current
+
+    def transient_attributes(self, elem: Element) -> None:
+        if self.current is None:
+            return
+        for pair in elem.iter("nvpair"):
+            name = pair.get("name")
+            if name is not None:
+                self.current.attributes[name] = pair.get("value") or ""
+
+    def lrm_resource(self, elem: Element) -> None:
+        if self.current is None:
+            return
+        rid = elem.get("id") or ""
+        ops = []
+        for op in elem.iterchildren("lrm_rsc_op"):
+            key = op.get("transition-key")
+            target = -1
+            if key:
+                parts = key.split(":")
+                target = _int(parts[2], -1) if len(parts) >= 4 else -1
+            change = op.get("last-rc-change")
+            ops.append(OpRecord(
+                task=op.get("operation") or "", interval_ms=_int(op.get("interval"), 0),
+                call_id=_int(op.get("call-id"), -1), rc=_int(op.get("rc-code"), 0),
+                status=_int(op.get("op-status"), 0), target_rc=target,
+                last_change=float(change) if change and change.isdigit() else None,
+                migrate_source=op.get("migrate_source"), migrate_target=op.get("migrate_target")))
+        if not ops:
+            return
+        info = self.info.get(rid.split(":", 1)[0])
+        table = info.on_fail if info else {}
+        outcome = replay(ops, lambda task, ms: table.get((task, ms)), stonith_enabled=self.stonith_enabled,
+                         promotable=info.promotable if info else False,
+                         managed=info.managed if info else True)
+        if outcome.active or outcome.failed_op is not None or outcome.banned or outcome.pending:
+            klass, provider, kind = elem.get("class"), elem.get("provider"), elem.get("type")
+            agent = f"{klass}:{provider}:{kind}" if provider else f"{klass}:{kind}"
+            self.outcomes.append((rid, self.current.uname, outcome, agent))
+
+    def finish(self, node_names: list[str], *, startup_fencing: bool, have_quorum: bool,
+               suicide_without_quorum: bool, node_attributes: dict[str, dict[str, str]]) -> ClusterState:
+        state = ClusterState(have_quorum=have_quorum)
+        for name in node_names:
+            raw = self.nodes.get(name)
+            attrs = dict(node_attributes.get(name, {}))
+            if raw is None:
+                unclean = self.stonith_enabled and startup_fencing
+                state.nodes[name] = NodeState(online=False, seen=False, unclean=unclean,
+                                              fence_reason="node was never seen" if unclean else None,
+                                              standby=is_true(attrs.get("standby")),
+                                              maintenance=is_true(attrs.get("maintenance")))
+                continue
+            attrs.update(raw.attributes)
+            node = self._membership(raw, attrs)
+            if suicide_without_quorum and not have_quorum and node.online:
+                self._fence(node, "cluster does not have quorum")
+            state.nodes[name] = node
+        kept = []
+        for rid, uname, outcome, agent in self.outcomes:
+            where = state.nodes.get(uname)
+            if where is None:
+                continue  # history of a node no longer configured: Pacemaker ignores it too
+            if uname in self.remote_nodes:
+                kept.append((rid, uname, outcome, agent))
+            elif where.online or self.stonith_enabled:
+                # Without fencing, an offline node's history is never read: what ran there is gone.
+                state.resources.append(self._resource(rid, uname, where, outcome, agent))
+        self._remote(state, kept)
+        self._fail_counts(state)
+        return state
+
+    def _remote(self, state: ClusterState, history: list[tuple[str, str, Outcome, str]]) -> None:
+        """A remote or guest node is up when the resource providing it runs, unfailed, somewhere."""
+        running = {s.resource for s in state.resources if s.role != "Stopped" and not s.failed}
+        for name, provider in self.remote_nodes.items():
+            raw = self.nodes.get(name)
+            node = state.nodes.get(name) or NodeState()
+            state.nodes[name] = node
+            attrs = dict(node.attributes)
+            if raw is not None:
+                attrs.update(raw.attributes)
+            node.attributes = attrs
+            node.online = provider in running
+            node.unclean = False
+            node.fence_reason = None
+            node.seen = raw is not None
+            node.standby = is_true(attrs.get("standby"))
+            node.maintenance = is_true(attrs.get("maintenance"))
+        for rid, uname, outcome, agent in history:
+            node = state.nodes[uname]
+            if node.online:
+                state.resources.append(self._resource(rid, uname, node, outcome, agent))
+
+    def _membership(self, raw: RawNode, attrs: dict[str, str]) -> NodeState:
+        shutdown = attrs.get("shutdown", "0") not in ("0", "")
+        node = NodeState(online=False, standby=is_true(attrs.get("standby")),
+                         maintenance=is_true(attrs.get("maintenance")), shutdown=shutdown,
+                         in_cluster=is_true(raw.in_ccm) if raw.in_ccm is not None else None,
+                         controller_online=raw.crmd == "online" if raw.crmd is not None else None,
+                         join=raw.join, attributes=attrs,
+                         expected=raw.expected if raw.expected in ("member", "down") else None)
+        in_cluster = is_true(raw.in_ccm)
+        crmd_online = (raw.crmd or "").lower() == "online"
+        join = (raw.join or "").lower()
+        expected_up = not shutdown and (raw.expected or "").lower() == "member"
+        if not self.stonith_enabled:
+            if in_cluster and crmd_online:
+                node.online = join == "member"
+                node.pending = join != "member"
+            elif in_cluster and expected_up:
+                self._fence(node, "peer is unexpectedly down")
+            return node
+        terminate = attrs.get("terminate")
+        do_terminate = is_true(terminate) or bool(terminate and terminate[0].isdigit() and terminate[0] != "0")
+        expected = (raw.expected or "down").lower()
+        online = in_cluster
+        if shutdown:
+            online = crmd_online
+        elif raw.in_ccm is None:
+            self._fence(node, "peer has not been seen by the cluster")
+        elif join == "banned":
+            self._fence(node, "peer failed Pacemaker membership criteria")
+        elif not do_terminate and expected == "down":
+            if in_cluster or crmd_online:
+                node.pending = node.standby = True
+        elif do_terminate and join == "down" and not in_cluster and not crmd_online:
+            online = False  # just fenced
+        elif not in_cluster:
+            self._fence(node, "peer is no longer part of the cluster")
+        elif not crmd_online:
+            self._fence(node, "peer process is no longer available")
+        elif do_terminate:
+            self._fence(node, "termination was requested")
+        elif join == "member":
+            pass
+        elif join in ("pending", "down"):
+            node.pending = node.standby = True
+        else:
+            self._fence(node, "peer was in an unknown state")
+        node.online = online
+        return node
+
+    @staticmethod
+    def _fence(node: NodeState, reason: str) -> None:
+        if not node.unclean:
+            node.unclean = True
+            node.fence_reason = reason
+
+    def _resource(self, rid: str, uname: str, node: NodeState, outcome: Outcome, agent: str) -> ResourceStatus:
+        info = self.info.get(rid.split(":", 1)[0])
+        managed = info.managed if info else True
+        if outcome.active and not node.online and not node.maintenance and managed and self.stonith_enabled:
+            self._fence(node, f"{rid} is thought to be active there")
+        on_fail = "ignore" if node.unclean else outcome.on_fail
+        if on_fail == "fence":
+            self._fence(node, f"{rid} failed there")
+        elif on_fail == "standby":
+            node.standby = True
+        op = outcome.failed_op
+        blocked = outcome.on_fail == "block" or (outcome.stop_failed and not self.stonith_enabled)
+        return ResourceStatus(
+            resource=rid, node=uname, role=ROLE_NAMES[outcome.role],
+            failed=outcome.active and on_fail != "ignore",
+            failed_op=op.task if op else None, failed_interval=op.interval_ms / 1000 if op else None,
+            failed_rc=op.rc if op else None, failure_kind=outcome.failure_kind,
+            on_fail=outcome.on_fail if op or outcome.on_fail != "ignore" else None,
+            blocked=blocked, pending=outcome.pending,
+            migrating_to=outcome.migrating_to, migrating_from=outcome.migrating_from,
+            orphan=info is None, agent=agent if info is None else None)
+
+    def _fail_counts(self, state: ClusterState) -> None:
+        index = {(s.resource, s.node): s for s in state.resources}
+        for uname, node in state.nodes.items():
+            for name, value in node.attributes.items():
+                match = _FAIL_ATTR.match(name)
+                if match is None:
+                    continue
+                kind, rid = match.group(1), match.group(2)
+                status = index.get((rid, uname))
+                if status is None:
+                    if rid.split(":", 1)[0] not in self.info:
+                        continue  # fail count of a resource no longer configured
+                    status = ResourceStatus(resource=rid, node=uname, role="Stopped")
+                    index[(rid, uname)] = status
+                    state.resources.append(status)
+                if kind == "fail-count":
+                    count = 1_000_000 if value.upper().lstrip("+") in ("INFINITY", "INF") else _int(value, 0)
+                    status.fail_count = min(1_000_000, status.fail_count + count)
+                else:
+                    when = float(_int(value, 0))
+                    status.last_failure = max(status.last_failure or 0.0, when)
