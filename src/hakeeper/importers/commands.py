@@ -18,9 +18,8 @@ def _read(kind: str, path: str) -> ClusterSpec:
     if kind == "cib":
         from hakeeper.importers.cib import read_cib
         return read_cib(path)
-    from hakeeper.importers.crm import read_crm  # type: ignore[import-untyped,unused-ignore]
-    spec: ClusterSpec = read_crm(path)
-    return spec
+    from hakeeper.importers.crm import read_crm
+    return read_crm(path)
 
 
 def write_atomically(out: Path, text: str) -> None:
