@@ -149,16 +149,23 @@ def imported_status(spec: ClusterSpec) -> Status:
         else:
             kind = "online"
         status.nodes[name] = kind
+    # crm_mon's FAILED is a flag of the whole resource: a primitive (outside clones) that failed
+    # anywhere shows as FAILED wherever it is active. Clone instances keep their own flag.
+    cloned = {c.child for c in spec.resources.clones}
+    cloned |= {m for g in spec.resources.groups if g.id in cloned for m in g.members}
+    failed = {base(r.resource) for r in state.resources if r.failed and base(r.resource) not in cloned}
     for rsc in state.resources:
         if rsc.role in ACTIVE_ROLES:
-            status.resources.add((base(rsc.resource), rsc.node, _role(rsc.role), rsc.failed))
+            name = base(rsc.resource)
+            status.resources.add((name, rsc.node, _role(rsc.role), rsc.failed or name in failed))
     return status
 
 
 def compare(name: str, suite: Path) -> tuple[str, str]:
     """('ok' | 'unsupported' | 'error' | 'differs', detail)."""
     try:
-        spec = read_cib(suite / "xml" / f"{name}.xml")
+        # crm_simulate evaluated these at the time it ran (long after the CIBs were written).
+        spec = read_cib(suite / "xml" / f"{name}.xml", now=time.time())
     except InputError as exc:
         detail = str(exc).splitlines()[0]
         return ("unsupported" if "not supported yet" in detail else "error", detail)

@@ -32,7 +32,8 @@ _TAGS = ("cib", "configuration", "status", "node_state", "transient_attributes",
 
 
 class _Builder:
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, now: float | None) -> None:
+        self.now = now
         self.ctx = CibContext(file)
         self.source = SourceMap(file)
         self.spec = ClusterSpec()
@@ -70,7 +71,11 @@ class _Builder:
         self.spec.constraints = constraints.constraints
         ids = {n.get("id") or "": n.get("uname") or "" for n in
                (sections["nodes"].iterchildren("node") if "nodes" in sections else [])}
-        self.status = StatusReader(resources.info, self.spec.cluster.stonith_enabled, ids, remote_nodes=remote)
+        when = self.cib.get("execution-date")
+        if when is not None and when.isdigit():
+            self.now = float(when)  # the CIB says when it is to be evaluated: that wins
+        self.status = StatusReader(resources.info, self.spec.cluster.stonith_enabled, ids, remote_nodes=remote,
+                                   now=self.now)
 
     def _options(self, crm_config: Element | None, rsc_defaults_section: Element | None) -> Meta:
         options: dict[str, Any] = {}
@@ -155,9 +160,7 @@ class _Builder:
         dc = self.cib.get("dc-uuid")
         if dc is not None:
             state.dc = self.status.node_names_by_id.get(dc, dc) if dc in self.status.node_names_by_id else None
-        when = self.cib.get("execution-date")
-        if when is not None and when.isdigit():
-            state.now = float(when)
+        state.now = self.now
         self.spec.state = state
         problems = find_problems(self.spec)
         if problems:
@@ -165,10 +168,15 @@ class _Builder:
         return self.spec
 
 
-def read_cib(source: str | Path | IO[bytes], file: str | None = None) -> ClusterSpec:
-    """Import a CIB from a path or a binary stream; InputError naming file and line if it is not one."""
+def read_cib(source: str | Path | IO[bytes], file: str | None = None, *, now: float | None = None) -> ClusterSpec:
+    """Import a CIB from a path or a binary stream; InputError naming file and line if it is not one.
+
+    `now` (seconds since the epoch) is when the status is evaluated: failures older than a resource's
+    failure-timeout are forgotten. A CIB's own `execution-date` takes precedence; with neither,
+    failures never expire.
+    """
     name = file or (str(source) if isinstance(source, str | Path) else "<input>")
-    builder = _Builder(name)
+    builder = _Builder(name, now)
     try:
         events = etree.iterparse(source, events=("start", "end"), tag=_TAGS, huge_tree=True,
                                  remove_comments=True, resolve_entities=False, no_network=True)

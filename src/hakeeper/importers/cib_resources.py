@@ -36,6 +36,7 @@ class RscInfo:
     # (operation name, interval in ms) → configured on-fail
     on_fail: dict[tuple[str, int], str] = field(default_factory=dict)
     clone: str | None = None
+    failure_timeout: float = 0.0  # effective (own, group's, clone's or rsc_defaults'), 0 = never
 
 
 @dataclass
@@ -176,3 +177,5 @@ class ResourceReader:
         chain = [m for m in (meta, group, clone.meta if clone else None) if m is not None]
         managed = next((m.is_managed for m in chain if m.is_managed is not None), default)
         self.info[rid].managed = managed
+        timeout = next((m.failure_timeout for m in chain if m.failure_timeout is not None), None)
+        self.info[rid].failure_timeout = timeout or 0.0

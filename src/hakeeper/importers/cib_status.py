@@ -11,6 +11,7 @@ are kept.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hakeeper.importers.cib_resources import RscInfo
@@ -20,6 +21,24 @@ from hakeeper.spec.model import ClusterState, NodeState, ResourceStatus
 
 _TRUE = frozenset({"true", "on", "yes", "y", "1"})
 _FAIL_ATTR = re.compile(r"(fail-count|last-failure)-(.+?)(?:#(.+)_(\d+))?$")
+
+
+def _fail_count(attributes: dict[str, str], rid: str) -> tuple[int, float]:
+    """Total fail count of `rid` on a node and its latest failure time, from transient attributes."""
+    count, last = 0, 0.0
+    for name, value in attributes.items():
+        match = _FAIL_ATTR.match(name)
+        if match is None or match.group(2) != rid:
+            continue
+        if match.group(1) == "fail-count":
+            count += _count(value)
+        else:
+            last = max(last, float(_int(value, 0)))
+    return min(count, 1_000_000), last
+
+
+def _count(value: str) -> int:
+    return 1_000_000 if value.upper().lstrip("+") in ("INFINITY", "INF") else max(0, _int(value, 0))
 
 
 def is_true(value: str | None) -> bool:
@@ -56,6 +75,11 @@ class StatusReader:
     current: RawNode | None = None
     # Remote and guest nodes → the primitive that makes them exist (connection or container).
     remote_nodes: dict[str, str] = field(default_factory=dict)
+    # The evaluation time (for failure-timeout); None: failures never expire.
+    now: float | None = None
+    # Histories with failures of resources that have a failure-timeout: replayed in `finish`,
+    # once the node's fail counts (which may come after the history) are known.
+    deferred: list[tuple[str, str, list[OpRecord], str]] = field(default_factory=list)
 
     def node_state(self, elem: Element) -> None:
         uname = elem.get("uname") or self.node_names_by_id.get(elem.get("id") or "", elem.get("id") or "")
@@ -91,18 +115,51 @@ class StatusReader:
                 migrate_source=op.get("migrate_source"), migrate_target=op.get("migrate_target")))
         if not ops:
             return
+        klass, provider, kind = elem.get("class"), elem.get("provider"), elem.get("type")
+        agent = f"{klass}:{provider}:{kind}" if provider else f"{klass}:{kind}"
+        info = self.info.get(rid.split(":", 1)[0])
+        if (info is not None and info.failure_timeout > 0 and self.now is not None
+                and any(op.rc != op.target_rc or op.status not in (0, -1) for op in ops)):
+            self.deferred.append((rid, self.current.uname, ops, agent))
+            return
+        self._replay(rid, self.current.uname, ops, agent, None)
+
+    def _replay(self, rid: str, uname: str, ops: list[OpRecord], agent: str,
+                expired: Callable[[OpRecord], bool] | None) -> None:
         info = self.info.get(rid.split(":", 1)[0])
         table = info.on_fail if info else {}
         outcome = replay(ops, lambda task, ms: table.get((task, ms)), stonith_enabled=self.stonith_enabled,
                          promotable=info.promotable if info else False,
-                         managed=info.managed if info else True)
+                         managed=info.managed if info else True, expired=expired)
         if outcome.active or outcome.failed_op is not None or outcome.banned or outcome.pending:
-            klass, provider, kind = elem.get("class"), elem.get("provider"), elem.get("type")
-            agent = f"{klass}:{provider}:{kind}" if provider else f"{klass}:{kind}"
-            self.outcomes.append((rid, self.current.uname, outcome, agent))
+            self.outcomes.append((rid, uname, outcome, agent))
+
+    def _replay_deferred(self) -> None:
+        for rid, uname, ops, agent in self.deferred:
+            raw = self.nodes.get(uname)
+            info = self.info[rid.split(":", 1)[0]]
+            timeout, blocking = info.failure_timeout, info.on_fail
+            count, last = _fail_count(raw.attributes if raw else {}, rid)
+            now = self.now or 0.0
+            live_count = count > 0 and last + timeout > now
+
+            def expired(op: OpRecord, timeout: float = timeout, now: float = now, count: int = count,
+                        live_count: bool = live_count, blocking: dict[tuple[str, int], str] = blocking) -> bool:
+                if op.last_change is None or now < op.last_change + timeout:
+                    return False
+                if blocking.get(op.key) == "block":
+                    return False  # Pacemaker ignores failure-timeout for a failure with on-fail=block
+                if count > 0 and live_count:
+                    return False  # an unexpired fail count keeps the failure alive
+                # A probe that found the resource in a definite state is history, not a failure.
+                return not (op.is_probe and op.rc in (0, 7, 8, 190, 191))
+
+            self._replay(rid, uname, ops, agent, expired)
+        self.deferred = []
 
     def finish(self, node_names: list[str], *, startup_fencing: bool, have_quorum: bool,
                suicide_without_quorum: bool, node_attributes: dict[str, dict[str, str]]) -> ClusterState:
+        self._replay_deferred()
         state = ClusterState(have_quorum=have_quorum)
         for name in node_names:
             raw = self.nodes.get(name)
@@ -248,8 +305,7 @@ class StatusReader:
                     index[(rid, uname)] = status
                     state.resources.append(status)
                 if kind == "fail-count":
-                    count = 1_000_000 if value.upper().lstrip("+") in ("INFINITY", "INF") else _int(value, 0)
-                    status.fail_count = min(1_000_000, status.fail_count + count)
+                    status.fail_count = min(1_000_000, status.fail_count + _count(value))
                 else:
                     when = float(_int(value, 0))
                     status.last_failure = max(status.last_failure or 0.0, when)

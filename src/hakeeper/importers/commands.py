@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ def _read(kind: str, path: str) -> ClusterSpec:
     # Imported lazily: `hakeeper --help` should not pay for lxml.
     if kind == "cib":
         from hakeeper.importers.cib import read_cib
-        return read_cib(path)
+        # The imperative shell supplies the clock: failures past their failure-timeout are forgotten.
+        return read_cib(path, now=time.time())
     from hakeeper.importers.crm import read_crm
     return read_crm(path)
 

@@ -110,7 +110,13 @@ def _sort_key(op: OpRecord) -> tuple[int, int, float]:
 
 
 def replay(ops: list[OpRecord], on_fail_for: OnFailLookup, *, stonith_enabled: bool,
-           promotable: bool = False, managed: bool = True) -> Outcome:
+           promotable: bool = False, managed: bool = True,
+           expired: Callable[[OpRecord], bool] | None = None) -> Outcome:
+    """Replay one resource's history on one node.
+
+    `expired(op)` says whether a failure recorded by `op` is older than the resource's
+    failure-timeout (and no unexpired fail count keeps it alive): such failures are forgotten.
+    """
     out = Outcome()
     last_failure: OpRecord | None = None
     active_role = UNPROMOTED if promotable else STARTED
@@ -190,6 +196,11 @@ def replay(ops: list[OpRecord], on_fail_for: OnFailLookup, *, stonith_enabled: b
             rc = {OCF_DEGRADED: OCF_OK, OCF_DEGRADED_PROMOTED: OCF_RUNNING_PROMOTED}.get(rc, rc)
         masked = op.is_probe and (rc in (OCF_NOT_INSTALLED, OCF_INVALID_PARAM)
                                   or status == EXEC_NOT_INSTALLED)
+        old = expired is not None and status != EXEC_NOT_INSTALLED and expired(op)
+        if old and masked and op.rc != op.target_rc:
+            if out.role <= STOPPED:
+                out.role = UNKNOWN
+            continue
         if masked:
             # The agent cannot run here: treat as stopped and keep the resource away from the node.
             succeeded(op, op.target_rc)
@@ -198,6 +209,8 @@ def replay(ops: list[OpRecord], on_fail_for: OnFailLookup, *, stonith_enabled: b
             continue
         if status in (EXEC_DONE, EXEC_ERROR):
             status = _remap(op, rc, out, managed, promotable)
+        if old and rc != op.target_rc:
+            continue  # an expired failure: forgotten (a recurring monitor is simply rescheduled)
         if status == EXEC_CANCELLED:
             continue
         if status == EXEC_PENDING:
