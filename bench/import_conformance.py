@@ -50,7 +50,7 @@ class Status:
     resources: set[Fact] = field(default_factory=set)
 
 
-_NODE_LINE = re.compile(r"\* Node (\S+): (.+)$")
+_NODE_LINE = re.compile(r"\* (?:Remote|Guest)?Node (\S+): (.+)$")
 _NODE_LIST = re.compile(r"\* (Online|OFFLINE|RemoteOnline|RemoteOFFLINE|GuestOnline): \[ (.*) \]$")
 _RSC_LINE = re.compile(r"\* (\S+)\t\(([^)]*)\):\t (.*)$")
 _CLONE_HEAD = re.compile(r"\* Clone Set: (\S+) \[(\S+)\]")

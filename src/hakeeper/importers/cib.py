@@ -41,6 +41,7 @@ class _Builder:
         self.startup_fencing = True
         self.node_attributes: dict[str, dict[str, str]] = {}
         self.cib: dict[str, str] = {}
+        self.remote_typed: set[str] = set()
 
     def configuration(self, config: Element) -> None:
         self.ctx.index(config)
@@ -75,7 +76,7 @@ class _Builder:
         if when is not None and when.isdigit():
             self.now = float(when)  # the CIB says when it is to be evaluated: that wins
         self.status = StatusReader(resources.info, self.spec.cluster.stonith_enabled, ids, remote_nodes=remote,
-                                   now=self.now)
+                                   remote_typed=self.remote_typed, now=self.now)
 
     def _options(self, crm_config: Element | None, rsc_defaults_section: Element | None) -> Meta:
         options: dict[str, Any] = {}
@@ -125,6 +126,8 @@ class _Builder:
             self.source.record(("state", "nodes", node.name), line(elem))
             self.spec.nodes.append(node)
             self.node_attributes[node.name] = attrs
+            if elem.get("type") == "remote":
+                self.remote_typed.add(node.name)
 
     def _implicit_remote_nodes(self) -> dict[str, str]:
         """Remote and guest nodes exist because a resource provides them, with or without <node>."""

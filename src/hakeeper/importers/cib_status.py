@@ -75,6 +75,8 @@ class StatusReader:
     current: RawNode | None = None
     # Remote and guest nodes → the primitive that makes them exist (connection or container).
     remote_nodes: dict[str, str] = field(default_factory=dict)
+    # Nodes declared type="remote" in <nodes> (some may have lost their connection resource).
+    remote_typed: set[str] = field(default_factory=set)
     # The evaluation time (for failure-timeout); None: failures never expire.
     now: float | None = None
     # Histories with failures of resources that have a failure-timeout: replayed in `finish`,
@@ -186,30 +188,48 @@ class StatusReader:
             elif where.online or self.stonith_enabled:
                 # Without fencing, an offline node's history is never read: what ran there is gone.
                 state.resources.append(self._resource(rid, uname, where, outcome, agent))
-        self._remote(state, kept)
+        self._remote(state, kept, startup_fencing)
         self._fail_counts(state)
         return state
 
-    def _remote(self, state: ClusterState, history: list[tuple[str, str, Outcome, str]]) -> None:
-        """A remote or guest node is up when the resource providing it runs, unfailed, somewhere."""
-        running = {s.resource for s in state.resources if s.role != "Stopped" and not s.failed}
+    def _remote(self, state: ClusterState, history: list[tuple[str, str, Outcome, str]],
+                startup_fencing: bool) -> None:
+        """A remote or guest node is up when the resource providing it runs, unfailed, somewhere.
+
+        With fencing, a remote node (not a guest: a guest is "fenced" by recovering its container)
+        is unclean when never seen, when its connection failed beyond a start, or when resources
+        are thought active on it while it is down.
+        """
+        conn: dict[str, list[ResourceStatus]] = {}
+        for status in state.resources:
+            conn.setdefault(status.resource, []).append(status)
         for name, provider in self.remote_nodes.items():
             raw = self.nodes.get(name)
-            node = state.nodes.get(name) or NodeState()
-            state.nodes[name] = node
-            attrs = dict(node.attributes)
+            attrs = dict(state.nodes[name].attributes) if name in state.nodes else {}
             if raw is not None:
                 attrs.update(raw.attributes)
-            node.attributes = attrs
-            node.online = provider in running
-            node.unclean = False
-            node.fence_reason = None
-            node.seen = raw is not None
-            node.standby = is_true(attrs.get("standby"))
-            node.maintenance = is_true(attrs.get("maintenance"))
+            entries = conn.get(provider, [])
+            failed = any(e.failed for e in entries)
+            up = any(e.role != "Stopped" for e in entries) and not failed
+            # Membership fields mean nothing for a remote node: its connection decides.
+            node = NodeState(online=up, seen=raw is not None, attributes=attrs,
+                             standby=is_true(attrs.get("standby")), maintenance=is_true(attrs.get("maintenance")))
+            if self.stonith_enabled and provider == name:
+                if raw is None and startup_fencing:
+                    self._fence(node, "remote node was never seen")
+                elif any(e.failed and not (e.failed_op == "start" or (e.failed_op == "monitor"
+                                                                           and not e.failed_interval))
+                         for e in entries):
+                    self._fence(node, "remote connection is unrecoverable")
+            state.nodes[name] = node
+        for name in self.remote_typed:
+            if name not in self.remote_nodes and name in state.nodes:
+                # A stale remote node entry whose connection resource is gone: simply offline.
+                state.nodes[name] = NodeState(online=False, seen=name in self.nodes)
         for rid, uname, outcome, agent in history:
             node = state.nodes[uname]
-            if node.online:
+            # History of a remote node is read once its connection is up, or (with fencing) at the end.
+            if node.online or self.stonith_enabled:
                 state.resources.append(self._resource(rid, uname, node, outcome, agent))
 
     def _membership(self, raw: RawNode, attrs: dict[str, str]) -> NodeState:
