@@ -42,11 +42,10 @@ class Act:
 @dataclass
 class ActionSet:
     fences: list[Act] = field(default_factory=list)
-    by_rsc: dict[int, dict[str, list[Act]]] = field(default_factory=dict)
-    pseudo: list[Act] = field(default_factory=list)
+    every: list[Act] = field(default_factory=list)
 
     def get(self, rsc: Rsc, task: str) -> list[Act]:
-        return self.by_rsc.get(id(rsc), {}).get(task, [])
+        return rsc.acts.get(task, [])
 
     def one(self, rsc: Rsc, task: str, node: int | None = None) -> Act | None:
         for act in self.get(rsc, task):
@@ -76,7 +75,8 @@ class Builder:
         self.fence_of: dict[int, Act] = {}
 
     def add(self, rsc: Rsc, act: Act) -> Act:
-        self.acts.by_rsc.setdefault(id(rsc), {}).setdefault(act.task, []).append(act)
+        rsc.acts.setdefault(act.task, []).append(act)
+        self.acts.every.append(act)
         return act
 
     def build(self) -> ActionSet:
@@ -292,10 +292,7 @@ def _link(first: Entity, fa: str, then: Entity, ta: str, mandatory: bool, acts: 
 
 
 def propagate(acts: ActionSet, blocked: list[tuple[Act, Act]]) -> None:
-    every: list[Act] = list(acts.fences)
-    for per in acts.by_rsc.values():
-        for lst in per.values():
-            every += lst
+    every: list[Act] = acts.fences + acts.every
     # Unrunnable first: a blocked start blocks what depends on it and forces the stop in place.
     todo = [a for a in every if not a.runnable]
     for act, _src in blocked:

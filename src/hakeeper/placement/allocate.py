@@ -10,6 +10,8 @@ resource already runs is kept.
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 from hakeeper.placement.cluster import (
     NEG,
     CloneE,
@@ -34,11 +36,15 @@ class Allocator:
         self.avail = [n.available for n in cluster.nodes]
         self.names = [n.name for n in cluster.nodes]
         self.n = len(cluster.nodes)
+        self.avail_idx = [i for i, a in enumerate(self.avail) if a]
+        self._nonzero: dict[int, tuple[list[int], list[int]]] = {}
+        self._pick = itemgetter(*self.avail_idx) if len(self.avail_idx) > 1 else None
 
     # -- helpers -------------------------------------------------------------------------------
     def any_available(self, weights: list[int]) -> bool:
-        avail = self.avail
-        return any(avail[i] and w >= 0 for i, w in enumerate(weights))
+        if self._pick is not None:
+            return bool(max(self._pick(weights)) >= 0)
+        return bool(self.avail_idx) and weights[self.avail_idx[0]] >= 0
 
     def attr(self, node: int, name: str) -> str | None:
         if name == "#uname":
@@ -46,9 +52,19 @@ class Allocator:
         return self.c.nodes[node].attributes.get(name)
 
     def weights_of(self, entity: Entity) -> list[int]:
-        if isinstance(entity, Rsc | GroupE | CloneE):
-            return entity.weights
-        return [0] * self.n
+        weights: list[int] = getattr(entity, "weights", None) or [0] * self.n
+        return weights
+
+    def nonzero(self, weights: list[int]) -> list[int]:
+        """Available nodes where `weights` is not zero, cached per list (lists are replaced,
+        never changed in place, once allocation starts)."""
+        hit = self._nonzero.get(id(weights))
+        if hit is not None and hit[0] is weights:
+            return hit[1]
+        avail = self.avail
+        idx = [i for i, s in enumerate(weights) if s and avail[i]]
+        self._nonzero[id(weights)] = (weights, idx)
+        return idx
 
     # -- merging the scores of colocated resources ---------------------------------------------
     def _best_matching(self, entity: Entity, attr: str) -> list[int]:
@@ -66,8 +82,15 @@ class Allocator:
 
     def _add_matching(self, work: list[int], entity: Entity, attr: str, factor: float,
                       only_positive: bool) -> None:
-        scores = self._best_matching(entity, attr)
-        for i in range(self.n):
+        # A zero score adds nothing; unavailable nodes are -INFINITY for every resource already
+        # (engine.prepare), so only the nonzero scores on available nodes need the full rule.
+        if attr == "#uname":
+            scores = self.weights_of(entity)
+            indexes = self.nonzero(scores)
+        else:
+            scores = self._best_matching(entity, attr)
+            indexes = [i for i, s in enumerate(scores) if s and self.avail[i]]
+        for i in indexes:
             score = scores[i]
             current = work[i]
             if factor < 0 and score < 0:
@@ -163,6 +186,16 @@ class Allocator:
             for i in range(self.n):
                 work[i] = add_scores(-score, work[i])
             rsc.contributions.append((-1, -score, f"colocation {coloc.id}: {who} is not running"))
+        elif coloc.attribute == "#uname" and score >= INFINITY:
+            # Mandatory colocation: every node but the primary's is out.
+            work = [w if i in nodes else NEG for i, w in enumerate(work)]
+            where = ", ".join(self.names[n] for n in sorted(nodes))
+            rsc.contributions.append(
+                (-1, NEG, f"colocation {coloc.id}: must run where {who} runs ({where})"))
+        elif coloc.attribute == "#uname":
+            for i in nodes:
+                work[i] = add_scores(score, work[i])
+                rsc.contributions.append((i, score, f"colocation {coloc.id} with {who}"))
         else:
             values = {self.attr(n, coloc.attribute) for n in nodes}
             for i in range(self.n):
@@ -253,10 +286,13 @@ class Allocator:
             w = weights[i] if avail[i] else NEG
             return (-w, nodes[i].count, 0 if i == current else 1, nodes[i].name)
 
-        if self.n == 0:
+        if not self.avail_idx:
             self._finalize(rsc, None)
             return
-        best = min(range(self.n), key=key)
+        # The best score first (cheap), then Pacemaker's tie-breakers among the equals only.
+        top = max(self._pick(weights)) if self._pick is not None else weights[self.avail_idx[0]]
+        tied = [i for i in self.avail_idx if weights[i] == top]
+        best = tied[0] if len(tied) == 1 else min(tied, key=key)
         chosen = best
         bw = weights[best] if avail[best] else NEG
         if prefer is not None and avail[prefer] and weights[prefer] >= bw and weights[prefer] >= 0:

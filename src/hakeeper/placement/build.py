@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 from hakeeper.placement.cluster import (
     NEG,
@@ -22,12 +23,22 @@ from hakeeper.spec.values import INFINITY
 FailTable = dict[tuple[str, int], tuple[int, float | None]]
 
 
-def _meta_chain(*metas: Meta | None) -> Meta:
-    """Meta with the first set value winning: primitive over group over clone."""
-    merged: dict[str, object] = {}
-    for meta in reversed([m for m in metas if m is not None]):
-        merged.update({k: v for k, v in meta.model_dump().items() if v is not None})
-    return Meta.model_validate(merged)
+class MetaView:
+    """Meta attributes with the first set value winning: primitive over group over clone."""
+
+    def __init__(self, *metas: Meta | None) -> None:
+        self.metas = [m for m in metas if m is not None]
+
+    def get(self, name: str) -> Any:
+        for meta in self.metas:
+            value = getattr(meta, name, None)
+            if value is not None:
+                return value
+        return None
+
+
+def _meta_chain(*metas: Meta | None) -> MetaView:
+    return MetaView(*metas)
 
 
 def _is_true(value: object) -> bool:
@@ -67,26 +78,24 @@ def build(spec: ClusterSpec, state: ClusterState | None) -> tuple[Cluster, FailT
     return cluster, fail
 
 
-def _new_rsc(prim: Primitive, rid: str, order: int, meta: Meta, spec: ClusterSpec,
-             nnodes: int, parent: Entity | None) -> Rsc:
+def _new_rsc(prim: Primitive, rid: str, order: int, meta: MetaView, spec: ClusterSpec,
+             base: list[int], parent: Entity | None) -> Rsc:
     opts = spec.cluster
-    base = [0] * nnodes
-    if opts.symmetric_cluster:
-        base = [n.score for n in spec.nodes]
     rsc = Rsc(id=rid, order=order, parent=parent, base=prim.id, agent=str(prim.agent),
-              weights=base)
-    rsc.stickiness = meta.resource_stickiness if meta.resource_stickiness is not None \
-        else opts.resource_stickiness
-    rsc.migration_threshold = meta.migration_threshold if meta.migration_threshold is not None \
-        else opts.migration_threshold
-    rsc.failure_timeout = meta.failure_timeout
-    rsc.target_role = meta.target_role
-    rsc.managed = meta.is_managed if meta.is_managed is not None else True
+              weights=list(base))
+    stickiness = meta.get("resource_stickiness")
+    rsc.stickiness = stickiness if stickiness is not None else opts.resource_stickiness
+    threshold = meta.get("migration_threshold")
+    rsc.migration_threshold = threshold if threshold is not None else opts.migration_threshold
+    rsc.failure_timeout = meta.get("failure_timeout")
+    rsc.target_role = meta.get("target_role")
+    managed = meta.get("is_managed")
+    rsc.managed = managed if managed is not None else True
     if opts.maintenance_mode:
         rsc.managed = False
-    rsc.priority = meta.priority or 0
-    rsc.requires_quorum = meta.requires != "nothing" and prim.agent.cls != "stonith"
-    for node, score in enumerate(rsc.weights):
+    rsc.priority = meta.get("priority") or 0
+    rsc.requires_quorum = meta.get("requires") != "nothing" and prim.agent.cls != "stonith"
+    for node, score in enumerate(base):
         if score:
             rsc.contributions.append((node, score, "the node's own score"))
     return rsc
@@ -97,6 +106,7 @@ def _build_resources(spec: ClusterSpec, cluster: Cluster) -> None:
     prims = {p.id: p for p in res.primitives}
     groups = {g.id: g for g in res.groups}
     nnodes = len(cluster.nodes)
+    base = [n.score for n in spec.nodes] if spec.cluster.symmetric_cluster else [0] * nnodes
     group_of = {m: g.id for g in res.groups for m in g.members}
     clone_of = {c.child: c.id for c in res.clones}
     # Definition order of top-level resources: where their first primitive appears.
@@ -119,7 +129,7 @@ def _build_resources(spec: ClusterSpec, cluster: Cluster) -> None:
         for member in group.members:
             prim = prims[member]
             meta = _meta_chain(prim.meta, group.meta, outer)
-            rsc = _new_rsc(prim, member + suffix, order, meta, spec, nnodes, entity)
+            rsc = _new_rsc(prim, member + suffix, order, meta, spec, base, entity)
             entity.members.append(rsc)
             cluster.entities[rsc.id] = rsc
             cluster.primitives.append(rsc)
@@ -154,7 +164,7 @@ def _build_resources(spec: ClusterSpec, cluster: Cluster) -> None:
                 else:
                     prim = prims[clone.child]
                     inst = _new_rsc(prim, f"{prim.id}:{i}", order,
-                                    _meta_chain(prim.meta, meta), spec, nnodes, entity)
+                                    _meta_chain(prim.meta, meta), spec, base, entity)
                     cluster.entities[inst.id] = inst
                     cluster.primitives.append(inst)
                 entity.instances.append(inst)
@@ -167,7 +177,7 @@ def _build_resources(spec: ClusterSpec, cluster: Cluster) -> None:
             cluster.top.append(g)
         else:
             prim = prims[top]
-            rsc = _new_rsc(prim, prim.id, order, prim.meta, spec, nnodes, None)
+            rsc = _new_rsc(prim, prim.id, order, _meta_chain(prim.meta), spec, base, None)
             cluster.entities[rsc.id] = rsc
             cluster.primitives.append(rsc)
             cluster.top.append(rsc)

@@ -85,14 +85,16 @@ def _allocate_instance(alloc: Allocator, inst: Entity, prefer: int | None, per_h
     if prefer is not None and leaves and leaves[0].weights[prefer] < 0:
         return None
     nodes = alloc.c.nodes
-    for node in nodes:
-        if not node.available or counts[node.index] >= per_host:
-            for leaf in leaves:
-                if leaf.weights[node.index] > NEG:
-                    leaf.weights[node.index] = NEG
-                    leaf.contributions.append(
-                        (node.index, NEG, "the node is unavailable or already has "
-                         "clone-node-max instances"))
+    full = [n.index for n in nodes if not n.available or counts[n.index] >= per_host]
+    for leaf in leaves:
+        # Weights lists are replaced, not changed in place (the allocator caches by list).
+        weights = list(leaf.weights)
+        for node in full:
+            if weights[node] > NEG:
+                weights[node] = NEG
+                leaf.contributions.append(
+                    (node, NEG, "the node is unavailable or already has clone-node-max instances"))
+        leaf.weights = weights
     backup = [(leaf, list(leaf.weights), len(leaf.contributions)) for leaf in leaves]
     chosen = alloc.assign(inst, prefer)
     if chosen is not None and prefer is not None and chosen != prefer:

@@ -10,6 +10,7 @@ naming a group as the primary on its last member), as Pacemaker expands them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from hakeeper.spec.values import INFINITY
 
@@ -80,6 +81,7 @@ class Rsc(Entity):
     requires_quorum: bool = True
     assigned: int | None = None
     promotion_score: int = 0
+    acts: dict[str, list[Any]] = field(default_factory=dict)  # this resource's actions by task
     # What moved each score, for `explain`: (node index or -1 for all nodes, score, words).
     contributions: list[tuple[int, int, str]] = field(default_factory=list)
     why: str = ""

@@ -104,7 +104,7 @@ def _explain(args: argparse.Namespace) -> int:
     if args.state:
         spec = spec.model_copy(update={"state": load_state(args.state)})
     state = initial_state(spec) if spec.state is not None else None
-    plan = schedule(spec, state)
+    plan = schedule(spec, state, explain=True)
     if args.resource not in plan.scores:
         known = [k for k in plan.scores if k.split(":")[0] == args.resource]
         if not known:

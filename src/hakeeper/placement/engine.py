@@ -5,7 +5,7 @@ from __future__ import annotations
 from hakeeper.placement.actions import Act, ActionSet, Builder, add_orderings, next_role, propagate
 from hakeeper.placement.allocate import allocate
 from hakeeper.placement.build import ban_everywhere, build
-from hakeeper.placement.cluster import CloneE, Cluster, Rsc
+from hakeeper.placement.cluster import NEG, CloneE, Cluster, Rsc
 from hakeeper.placement.plan import Action, Contribution, Plan
 from hakeeper.placement.scores import apply_fail_counts, apply_locations, apply_stickiness
 from hakeeper.placement.summary import summarize
@@ -34,7 +34,28 @@ def prepare(spec: ClusterSpec, state: ClusterState | None = None) -> Cluster:
         elif rsc.failed_stop and not cluster.stonith_enabled:
             rsc.managed = False  # a failed stop without fencing: blocked until cleaned up
     _freeze(cluster)
+    _unavailable(cluster)
     return cluster
+
+
+def _unavailable(cluster: Cluster) -> None:
+    """Offline, unclean, standby and maintenance nodes can run nothing: -INFINITY everywhere."""
+    for node in cluster.nodes:
+        if node.available:
+            continue
+        if node.unclean:
+            words = "the node is lost (unclean)" + (", to be fenced" if cluster.stonith_enabled
+                                                    else "")
+        elif not node.online:
+            words = "the node is offline"
+        elif node.standby:
+            words = "the node is in standby"
+        else:
+            words = "the node is in maintenance"
+        i = node.index
+        for rsc in cluster.primitives:
+            rsc.weights[i] = NEG
+            rsc.contributions.append((i, NEG, words))
 
 
 def _clone_of(rsc: Rsc) -> CloneE | None:
@@ -69,7 +90,12 @@ def _fence_failed_stops(cluster: Cluster) -> dict[int, str]:
     return reasons
 
 
-def schedule(spec: ClusterSpec, state: ClusterState | None = None) -> Plan:
+def schedule(spec: ClusterSpec, state: ClusterState | None = None, explain: bool = False) -> Plan:
+    """Where every resource runs next and the actions that take it there.
+
+    `state` defaults to the spec's own state section (None: nothing runs yet). With `explain`, the
+    plan also carries every resource's final node scores and what contributed to them.
+    """
     cluster = prepare(spec, state)
     fence_reasons = _fence_failed_stops(cluster)
     allocate(cluster)
@@ -80,10 +106,10 @@ def schedule(spec: ClusterSpec, state: ClusterState | None = None) -> Plan:
             fence.reason = fence_reasons[fence.node]
     blocked = add_orderings(spec, cluster, acts)
     propagate(acts, blocked)
-    return _plan(cluster, acts)
+    return _plan(cluster, acts, explain)
 
 
-def _plan(cluster: Cluster, acts: ActionSet) -> Plan:
+def _plan(cluster: Cluster, acts: ActionSet, explain: bool) -> Plan:
     names = [n.name for n in cluster.nodes]
     plan = Plan()
     index: dict[int, int] = {}
@@ -125,9 +151,10 @@ def _plan(cluster: Cluster, acts: ActionSet) -> Plan:
         elif not rsc.managed and rsc.running_on:
             plan.placement[rsc.id] = [names[n] for n in rsc.running_on]
             plan.roles[rsc.id] = rsc.role
-        plan.scores[rsc.id] = {names[i]: w for i, w in enumerate(rsc.weights)}
-        plan.contributions[rsc.id] = [
-            Contribution("*" if n < 0 else names[n], s, w) for n, s, w in rsc.contributions]
-        plan.reasons[rsc.id] = rsc.why
+        if explain:
+            plan.scores[rsc.id] = {names[i]: w for i, w in enumerate(rsc.weights)}
+            plan.contributions[rsc.id] = [
+                Contribution("*" if n < 0 else names[n], s, w) for n, s, w in rsc.contributions]
+            plan.reasons[rsc.id] = rsc.why
     plan.summary = summarize(cluster, acts)
     return plan
