@@ -20,6 +20,7 @@ COMMAND_MODULES: list[str] = [
     "hakeeper.spec.commands",
     "hakeeper.vrrp.commands",
     "hakeeper.importers.commands",
+    "hakeeper.placement.commands",
 ]
 
 
