@@ -105,7 +105,9 @@ class Controller(ProfileModel):
 class VrrpOptions(ProfileModel):
     interface: str = "eth0"
     first_vrid: int = Field(default=51, ge=1, le=255)
-    advert_int: float = Field(default=1.0, gt=0, le=255)
+    # VRRPv3 (RFC 5798) allows adverts in centiseconds, hence sub-second failover; v2 whole seconds.
+    version: Literal[2, 3] = 2
+    advert_int: float = Field(default=1.0, gt=0, le=40.95)
     # The first controller gets `priority`, each next one `priority-step` less.
     priority: int = Field(default=150, ge=2, le=254)
     priority_step: int = Field(default=10, ge=1, le=100)
@@ -223,6 +225,12 @@ def resolve(profile: Profile) -> tuple[Resolved | None, list[tuple[Path_, str]]]
         if not inside(c.address):
             problems.append((("controllers", i, "address"),
                              f"{c.address} is outside every network ({_where(nets)})"))
+    v = profile.vrrp
+    if v.version == 2 and (v.advert_int != int(v.advert_int) or v.advert_int > 255):
+        problems.append((("vrrp", "advert-int"), f"VRRP version 2 adverts in whole seconds (1..255), not "
+                         f"{v.advert_int}: use version: 3 for sub-second adverts"))
+    elif v.version == 3 and round(v.advert_int * 100) < 1:
+        problems.append((("vrrp", "advert-int"), "VRRP version 3 adverts at least every 0.01 s"))
     lowest = profile.vrrp.priority - (len(profile.controllers) - 1) * profile.vrrp.priority_step
     if lowest < 1:
         problems.append((("vrrp", "priority-step"),

@@ -184,6 +184,8 @@ def render_keepalived(resolved: Resolved, controller: str) -> str:
             f"    priority {priority}",
             f"    advert_int {_fmt(v.advert_int)}",
         ]
+        if v.version == 3:
+            lines.append("    version 3")
         if not v.preempt:
             lines.append("    nopreempt")
         if v.auth_pass:
