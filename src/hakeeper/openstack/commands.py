@@ -2,6 +2,7 @@
 
     hakeeper openstack render PROFILE -o DIR     haproxy.cfg, keepalived-<controller>.conf, cluster.yaml
     hakeeper import chef-env ENV.json --controller NAME=ADDRESS ... [-o PROFILE]
+    hakeeper demo [--no-live] [--quick] [--rounds N]   a live failover in network namespaces
 """
 
 from __future__ import annotations
@@ -59,6 +60,13 @@ def _import_chef_env(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from hakeeper.openstack.demo import run_demo
+
+    live = not args.no_live and sys.stdout.isatty()
+    return run_demo(live=live, quick=args.quick, rounds=args.rounds, workdir=args.workdir)
+
+
 def _sub_action(parser: argparse.ArgumentParser) -> Any:
     for action in parser._actions:  # argparse keeps sub-command tables only here
         if isinstance(action, argparse._SubParsersAction):
@@ -87,3 +95,10 @@ def register(subparsers: Any) -> None:
     q.add_argument("--vip-mode", choices=("vrrp", "cluster"), default="vrrp")
     q.add_argument("-o", "--output", help="profile file to write (default: stdout)")
     q.set_defaults(handler=_import_chef_env)
+
+    d = subparsers.add_parser("demo", help="a live controller failover in network namespaces (root)")
+    d.add_argument("--no-live", action="store_true", help="plain line output, no live terminal view")
+    d.add_argument("--quick", action="store_true", help="shorter phases (for CI)")
+    d.add_argument("--rounds", type=int, default=1, help="failovers to run; the summary gives the median")
+    d.add_argument("--workdir", help="keep configuration and logs here (default: a temporary directory)")
+    d.set_defaults(handler=_demo)

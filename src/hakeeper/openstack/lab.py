@@ -21,9 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from pyroute2 import IPRoute, NetNS, netns
+from pyroute2 import IPRoute, netns
 
 Out = int | IO[Any] | None
+
+
+def _ip(ns: str, *args: str, check: bool = True) -> None:
+    # Inside a namespace we use `ip -n`: pyroute2's NetNS forks a helper per use, and a fork of a
+    # process with signal handlers (the demo's) must not run its parent's cleanup.
+    r = subprocess.run(["ip", "-n", ns, *args], capture_output=True, text=True, check=False)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"ip -n {ns} {' '.join(args)}: {r.stderr.strip()}")
 
 
 def _pids_in(ns: str) -> list[int]:
@@ -102,17 +110,17 @@ class Host:
         self.set_link(False)
 
     def set_link(self, up: bool) -> None:
-        with NetNS(self.ns) as n:
-            n.link("set", index=n.link_lookup(ifname="eth0")[0], state="up" if up else "down")
+        _ip(self.ns, "link", "set", "eth0", "up" if up else "down")
 
     def addresses(self) -> list[ipaddress.IPv4Address]:
-        with NetNS(self.ns) as n:
-            return [ipaddress.IPv4Address(a.get_attr("IFA_ADDRESS")) for a in n.get_addr(family=2)
-                    if a.get_attr("IFA_LABEL") == "eth0"]
+        # `ip -n` is cheaper than a pyroute2 NetNS round trip, and the demo polls this often.
+        r = subprocess.run(["ip", "-n", self.ns, "-o", "-4", "addr", "show", "dev", "eth0"],
+                           capture_output=True, text=True, check=False)
+        return [ipaddress.IPv4Address(line.split()[3].split("/")[0]) for line in r.stdout.splitlines()
+                if len(line.split()) > 3]
 
     def del_address(self, address: ipaddress.IPv4Address, prefixlen: int) -> None:
-        with NetNS(self.ns) as n, contextlib.suppress(Exception):
-            n.addr("del", index=n.link_lookup(ifname="eth0")[0], address=str(address), prefixlen=prefixlen)
+        _ip(self.ns, "addr", "del", f"{address}/{prefixlen}", "dev", "eth0", check=False)
 
     def stop_all(self) -> None:
         for p in self.processes:
@@ -169,11 +177,9 @@ class Lab:
             ipr.link("add", ifname=veth, kind="veth", peer={"ifname": "eth0", "net_ns_fd": ns})
             ipr.link("set", index=ipr.link_lookup(ifname=veth)[0],
                      master=ipr.link_lookup(ifname=self.bridge)[0], state="up")
-        with NetNS(ns) as n:
-            eth0 = n.link_lookup(ifname="eth0")[0]
-            n.addr("add", index=eth0, address=str(addr), prefixlen=self.network.prefixlen)
-            n.link("set", index=eth0, state="up")
-            n.link("set", index=n.link_lookup(ifname="lo")[0], state="up")
+        _ip(ns, "addr", "add", f"{addr}/{self.network.prefixlen}", "dev", "eth0")
+        _ip(ns, "link", "set", "eth0", "up")
+        _ip(ns, "link", "set", "lo", "up")
         if nonlocal_bind:
             # haproxy binds the VIPs on every controller, holder or not.
             host.run(["sysctl", "-qw", "net.ipv4.ip_nonlocal_bind=1"])

@@ -116,7 +116,8 @@ class VrrpOptions(ProfileModel):
     # How the VIP follows a working haproxy: `monitor` asks haproxy's monitor URI over HTTP (it
     # answers only if haproxy serves requests); `process` only checks that the process exists.
     haproxy_check: Literal["monitor", "process"] = "monitor"
-    check_interval: float = Field(default=1.0, gt=0)
+    # keepalived runs track scripts at whole-second intervals.
+    check_interval: int = Field(default=1, ge=1)
     check_fall: int = Field(default=2, ge=1)
     check_rise: int = Field(default=2, ge=1)
 

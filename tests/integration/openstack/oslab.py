@@ -27,7 +27,7 @@ controllers:
 vips:
   nova-api: 10.93.1.100
   keystone-service-api: 10.93.1.100
-vrrp: {version: 3, advert-int: 0.1, first-vrid: 93, check-interval: 0.5}
+vrrp: {version: 3, advert-int: 0.1, first-vrid: 93, check-interval: 1}
 haproxy: {check-inter: 200ms}
 """
 
