@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from hakeeper.importers.cib_resources import RscInfo
 from hakeeper.importers.cib_xml import Element
@@ -39,6 +40,20 @@ def _fail_count(attributes: dict[str, str], rid: str) -> tuple[int, float]:
 
 def _count(value: str) -> int:
     return 1_000_000 if value.upper().lstrip("+") in ("INFINITY", "INF") else max(0, _int(value, 0))
+
+
+def _op_record(a: Any) -> OpRecord:
+    key = a.get("transition-key")
+    target = -1
+    if key:
+        parts = key.split(":")
+        target = _int(parts[2], -1) if len(parts) >= 4 else -1
+    change = a.get("last-rc-change")
+    return OpRecord(task=a.get("operation") or "", interval_ms=_int(a.get("interval"), 0),
+                    call_id=_int(a.get("call-id"), -1), rc=_int(a.get("rc-code"), 0),
+                    status=_int(a.get("op-status"), 0), target_rc=target,
+                    last_change=float(change) if change and change.isdigit() else None,
+                    migrate_source=a.get("migrate_source"), migrate_target=a.get("migrate_target"))
 
 
 def is_true(value: str | None) -> bool:
@@ -100,21 +115,16 @@ class StatusReader:
     def lrm_resource(self, elem: Element) -> None:
         if self.current is None:
             return
+        children = [op for op in elem if op.tag == "lrm_rsc_op"]
+        if len(children) == 1:
+            # The common case on a big cluster: a single probe that found the resource stopped.
+            # Never a failure, never active: nothing to keep.
+            only = children[0].attrib
+            if (only.get("operation") == "monitor" and only.get("rc-code") == "7"
+                    and only.get("op-status") == "0" and only.get("interval", "0") == "0"):
+                return
         rid = elem.get("id") or ""
-        ops = []
-        for op in elem.iterchildren("lrm_rsc_op"):
-            key = op.get("transition-key")
-            target = -1
-            if key:
-                parts = key.split(":")
-                target = _int(parts[2], -1) if len(parts) >= 4 else -1
-            change = op.get("last-rc-change")
-            ops.append(OpRecord(
-                task=op.get("operation") or "", interval_ms=_int(op.get("interval"), 0),
-                call_id=_int(op.get("call-id"), -1), rc=_int(op.get("rc-code"), 0),
-                status=_int(op.get("op-status"), 0), target_rc=target,
-                last_change=float(change) if change and change.isdigit() else None,
-                migrate_source=op.get("migrate_source"), migrate_target=op.get("migrate_target")))
+        ops = [_op_record(op.attrib) for op in children]
         if not ops:
             return
         klass, provider, kind = elem.get("class"), elem.get("provider"), elem.get("type")
