@@ -115,7 +115,9 @@ def _resource_facts(name: str, text: str) -> set[Fact]:
     if not words:
         return set()
     role, where = words[0], (words[1] if len(words) > 1 else "")
-    if role in ("Starting", "Stopping", "Migrating"):
+    if role in ("Starting", "Stopping", "Migrating") or (role == "Stopped" and where):
+        # "Stopped NODE": the resource's role is stopped yet it is active on NODE (a half-undone
+        # migration); Pacemaker schedules its stop or restart there, so it counts as active.
         role = "Started"
     elif role not in ACTIVE_ROLES:
         if failed:  # "FAILED node1": the node follows FAILED directly

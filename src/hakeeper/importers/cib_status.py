@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hakeeper.importers import migration
 from hakeeper.importers.cib_resources import RscInfo
 from hakeeper.importers.cib_xml import Element
 from hakeeper.importers.history import ROLE_NAMES, OpRecord, Outcome, replay
@@ -40,6 +41,15 @@ def _fail_count(attributes: dict[str, str], rid: str) -> tuple[int, float]:
 
 def _count(value: str) -> int:
     return 1_000_000 if value.upper().lstrip("+") in ("INFINITY", "INF") else max(0, _int(value, 0))
+
+
+def _lookup(table: dict[tuple[str, int], str]) -> Callable[[str, int], str | None]:
+    return lambda task, ms: table.get((task, ms))
+
+
+def _agent(elem: Element) -> str:
+    klass, provider, kind = elem.get("class"), elem.get("provider"), elem.get("type")
+    return f"{klass}:{provider}:{kind}" if provider else f"{klass}:{kind}"
 
 
 def _op_record(a: Any) -> OpRecord:
@@ -97,6 +107,8 @@ class StatusReader:
     # Histories with failures of resources that have a failure-timeout: replayed in `finish`,
     # once the node's fail counts (which may come after the history) are known.
     deferred: list[tuple[str, str, list[OpRecord], str]] = field(default_factory=list)
+    # Every history of resources that may live-migrate: resource → node → (history, agent).
+    migratable: dict[str, dict[str, tuple[list[OpRecord], str]]] = field(default_factory=dict)
 
     def node_state(self, elem: Element) -> None:
         uname = elem.get("uname") or self.node_names_by_id.get(elem.get("id") or "", elem.get("id") or "")
@@ -116,6 +128,15 @@ class StatusReader:
         if self.current is None:
             return
         children = [op for op in elem if op.tag == "lrm_rsc_op"]
+        if not children:
+            return
+        rid = elem.get("id") or ""
+        info = self.info.get(rid.split(":", 1)[0])
+        if info is not None and info.allow_migrate:
+            # Migration spans nodes: keep every history of a migratable resource for `finish`.
+            ops = [_op_record(op.attrib) for op in children]
+            self.migratable.setdefault(rid, {})[self.current.uname] = (ops, _agent(elem))
+            return
         if len(children) == 1:
             # The common case on a big cluster: a single probe that found the resource stopped.
             # Never a failure, never active: nothing to keep.
@@ -123,13 +144,10 @@ class StatusReader:
             if (only.get("operation") == "monitor" and only.get("rc-code") == "7"
                     and only.get("op-status") == "0" and only.get("interval", "0") == "0"):
                 return
-        rid = elem.get("id") or ""
         ops = [_op_record(op.attrib) for op in children]
         if not ops:
             return
-        klass, provider, kind = elem.get("class"), elem.get("provider"), elem.get("type")
-        agent = f"{klass}:{provider}:{kind}" if provider else f"{klass}:{kind}"
-        info = self.info.get(rid.split(":", 1)[0])
+        agent = _agent(elem)
         if (info is not None and info.failure_timeout > 0 and self.now is not None
                 and any(op.rc != op.target_rc or op.status not in (0, -1) for op in ops)):
             self.deferred.append((rid, self.current.uname, ops, agent))
@@ -146,32 +164,49 @@ class StatusReader:
         if outcome.active or outcome.failed_op is not None or outcome.banned or outcome.pending:
             self.outcomes.append((rid, uname, outcome, agent))
 
-    def _replay_deferred(self) -> None:
+    def _expiry(self, rid: str, uname: str) -> Callable[[OpRecord], bool] | None:
+        """When failures of `rid` on `uname` are forgotten (failure-timeout), or None if never."""
+        info = self.info.get(rid.split(":", 1)[0])
+        if info is None or info.failure_timeout <= 0 or self.now is None:
+            return None
+        raw = self.nodes.get(uname)
+        timeout, blocking, now = info.failure_timeout, info.on_fail, self.now
+        count, last = _fail_count(raw.attributes if raw else {}, rid)
+        live_count = count > 0 and last + timeout > now
+
+        def expired(op: OpRecord) -> bool:
+            if op.last_change is None or now < op.last_change + timeout:
+                return False
+            if blocking.get(op.key) == "block":
+                return False  # Pacemaker ignores failure-timeout for a failure with on-fail=block
+            if live_count:
+                return False  # an unexpired fail count keeps the failure alive
+            # A probe that found the resource in a definite state is history, not a failure.
+            return not (op.is_probe and op.rc in (0, 7, 8, 190, 191))
+
+        return expired
+
+    def _replay_deferred(self, online: Callable[[str], bool]) -> None:
         for rid, uname, ops, agent in self.deferred:
-            raw = self.nodes.get(uname)
-            info = self.info[rid.split(":", 1)[0]]
-            timeout, blocking = info.failure_timeout, info.on_fail
-            count, last = _fail_count(raw.attributes if raw else {}, rid)
-            now = self.now or 0.0
-            live_count = count > 0 and last + timeout > now
-
-            def expired(op: OpRecord, timeout: float = timeout, now: float = now, count: int = count,
-                        live_count: bool = live_count, blocking: dict[tuple[str, int], str] = blocking) -> bool:
-                if op.last_change is None or now < op.last_change + timeout:
-                    return False
-                if blocking.get(op.key) == "block":
-                    return False  # Pacemaker ignores failure-timeout for a failure with on-fail=block
-                if count > 0 and live_count:
-                    return False  # an unexpired fail count keeps the failure alive
-                # A probe that found the resource in a definite state is history, not a failure.
-                return not (op.is_probe and op.rc in (0, 7, 8, 190, 191))
-
-            self._replay(rid, uname, ops, agent, expired)
+            self._replay(rid, uname, ops, agent, self._expiry(rid, uname))
         self.deferred = []
+        for rid, histories in self.migratable.items():
+            info = self.info.get(rid.split(":", 1)[0])
+            lookup = _lookup(info.on_fail if info else {})
+            outcomes = {uname: replay(ops, lookup,
+                                      stonith_enabled=self.stonith_enabled,
+                                      managed=info.managed if info else True, expired=self._expiry(rid, uname))
+                        for uname, (ops, _) in histories.items()}
+            migration.resolve({u: ops for u, (ops, _) in histories.items()}, outcomes, online)
+            agent = next(iter(histories.values()))[1]
+            for uname, outcome in outcomes.items():
+                if outcome.active or outcome.failed_op is not None or outcome.banned or outcome.pending \
+                        or outcome.migrating_to:
+                    self.outcomes.append((rid, uname, outcome, agent))
+        self.migratable = {}
 
     def finish(self, node_names: list[str], *, startup_fencing: bool, have_quorum: bool,
                suicide_without_quorum: bool, node_attributes: dict[str, dict[str, str]]) -> ClusterState:
-        self._replay_deferred()
         state = ClusterState(have_quorum=have_quorum)
         for name in node_names:
             raw = self.nodes.get(name)
@@ -188,6 +223,7 @@ class StatusReader:
             if suicide_without_quorum and not have_quorum and node.online:
                 self._fence(node, "cluster does not have quorum")
             state.nodes[name] = node
+        self._replay_deferred(lambda name: name in state.nodes and state.nodes[name].online)
         kept = []
         for rid, uname, outcome, agent in self.outcomes:
             where = state.nodes.get(uname)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hakeeper.importers import migration
 from hakeeper.importers.history import (
     PROMOTED,
     STARTED,
@@ -125,3 +126,34 @@ def test_a_final_successful_stop_always_leaves_it_stopped(entries: list[tuple[st
     ops = [op(t, i + 1, rc) for i, (t, rc) in enumerate(entries)]
     ops.append(op("stop", len(ops) + 1))
     assert replay(ops, lambda t, i: None, stonith_enabled=False).role == STOPPED
+
+
+def _mig(task: str, call: int, when: float, rc: int = 0, source: str = "n1", target: str = "n2",
+         status: int = 0) -> OpRecord:
+    return OpRecord(task, 0, call, rc, status, 0, when, source, target)
+
+
+def _resolve(histories: dict[str, list[OpRecord]]) -> dict[str, Outcome]:
+    outcomes = {node: replay(ops, lambda t, i: None, stonith_enabled=True) for node, ops in histories.items()}
+    migration.resolve(histories, outcomes, online=lambda node: True)
+    return outcomes
+
+
+def test_migration_in_progress_is_active_on_both_ends() -> None:
+    out = _resolve({"n1": [op("start", 1, when=10.0), _mig("migrate_to", 2, 20.0)],
+                    "n2": [op("monitor", 1, 7, target=7, when=5.0)]})
+    assert out["n1"].role == STARTED and out["n1"].migrating_to == "n2"
+    assert out["n2"].role == STARTED and out["n2"].migrating_from == "n1" and not out["n2"].failed
+
+
+def test_finished_migration_leaves_the_source_to_clean_up() -> None:
+    out = _resolve({"n1": [op("start", 1, when=10.0), _mig("migrate_to", 2, 20.0)],
+                    "n2": [_mig("migrate_from", 3, 21.0)]})
+    assert out["n2"].role == STARTED
+    assert out["n1"].role == STOPPED and out["n1"].migrating_to == "n2"
+
+
+def test_migration_followed_by_stop_on_source() -> None:
+    out = _resolve({"n1": [op("start", 1, when=10.0), _mig("migrate_to", 2, 20.0), op("stop", 3, when=30.0)],
+                    "n2": [op("stop", 9, when=15.0)]})
+    assert out["n1"].role == STOPPED and out["n2"].role == STARTED
