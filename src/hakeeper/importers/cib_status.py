@@ -100,6 +100,8 @@ class StatusReader:
     current: RawNode | None = None
     # Remote and guest nodes → the primitive that makes them exist (connection or container).
     remote_nodes: dict[str, str] = field(default_factory=dict)
+    # Guest node → whether its implicit connection resource is running.
+    guest_connections: dict[str, bool] = field(default_factory=dict)
     # Nodes declared type="remote" in <nodes> (some may have lost their connection resource).
     remote_typed: set[str] = field(default_factory=set)
     # The evaluation time (for failure-timeout); None: failures never expire.
@@ -131,6 +133,13 @@ class StatusReader:
         if not children:
             return
         rid = elem.get("id") or ""
+        if rid in self.remote_nodes and self.remote_nodes[rid] != rid:
+            # The implicit connection to a guest node: it decides whether the guest is up.
+            ops = [_op_record(op.attrib) for op in children]
+            conn = replay(ops, lambda task, ms: None, stonith_enabled=self.stonith_enabled)
+            up = conn.active and not conn.failed
+            self.guest_connections[rid] = self.guest_connections.get(rid, False) or up
+            return
         info = self.info.get(rid.split(":", 1)[0])
         if info is not None and info.allow_migrate:
             # Migration spans nodes: keep every history of a migratable resource for `finish`.
@@ -257,6 +266,9 @@ class StatusReader:
             entries = conn.get(provider, [])
             failed = any(e.failed for e in entries)
             up = any(e.role != "Stopped" for e in entries) and not failed
+            if provider != name:
+                # A guest also needs its implicit connection (history under the guest's name) up.
+                up = up and self.guest_connections.get(name, False)
             # Membership fields mean nothing for a remote node: its connection decides.
             node = NodeState(online=up, seen=raw is not None, attributes=attrs,
                              standby=is_true(attrs.get("standby")), maintenance=is_true(attrs.get("maintenance")))
@@ -336,9 +348,14 @@ class StatusReader:
     def _resource(self, rid: str, uname: str, node: NodeState, outcome: Outcome, agent: str) -> ResourceStatus:
         info = self.info.get(rid.split(":", 1)[0])
         managed = info.managed if info else True
-        if outcome.active and not node.online and not node.maintenance and managed and self.stonith_enabled:
+        guest = self.remote_nodes.get(uname, uname) != uname
+        lost = outcome.active and not node.online and not node.maintenance and managed
+        if lost and not guest and self.stonith_enabled:
             self._fence(node, f"{rid} is thought to be active there")
         on_fail = "ignore" if node.unclean else outcome.on_fail
+        if lost and guest:
+            # A guest is "fenced" by recovering its container: what ran inside has failed.
+            on_fail = "restart"
         if on_fail == "fence":
             self._fence(node, f"{rid} failed there")
         elif on_fail == "standby":
