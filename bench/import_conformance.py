@@ -156,10 +156,13 @@ def imported_status(spec: ClusterSpec) -> Status:
     cloned = {c.child for c in spec.resources.clones}
     cloned |= {m for g in spec.resources.groups if g.id in cloned for m in g.members}
     failed = {base(r.resource) for r in state.resources if r.failed and base(r.resource) not in cloned}
+    # Likewise a primitive's role: one rc 8 anywhere shows it "Promoted" on every node it is active on.
+    promoted = {base(r.resource) for r in state.resources if r.role == "Promoted" and base(r.resource) not in cloned}
     for rsc in state.resources:
         if rsc.role in ACTIVE_ROLES:
             name = base(rsc.resource)
-            status.resources.add((name, rsc.node, _role(rsc.role), rsc.failed or name in failed))
+            role = "Promoted" if name in promoted else _role(rsc.role)
+            status.resources.add((name, rsc.node, role, rsc.failed or name in failed))
     return status
 
 
