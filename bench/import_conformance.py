@@ -159,9 +159,11 @@ def imported_status(spec: ClusterSpec) -> Status:
     # Likewise a primitive's role: one rc 8 anywhere shows it "Promoted" on every node it is active on.
     promoted = {base(r.resource) for r in state.resources if r.role == "Promoted" and base(r.resource) not in cloned}
     for rsc in state.resources:
-        if rsc.role in ACTIVE_ROLES:
+        # crm_mon shows a resource with a start in flight as "Starting NODE" even when its recorded
+        # role is Stopped (the start was issued after a stop): compare it as active there.
+        if rsc.role in ACTIVE_ROLES or rsc.pending == "start":
             name = base(rsc.resource)
-            role = "Promoted" if name in promoted else _role(rsc.role)
+            role = "Promoted" if name in promoted else "Started" if rsc.role == "Stopped" else _role(rsc.role)
             status.resources.add((name, rsc.node, role, rsc.failed or name in failed))
     return status
 

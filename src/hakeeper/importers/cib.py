@@ -159,7 +159,8 @@ class _Builder:
             suicide_without_quorum=(self.spec.cluster.no_quorum_policy == "suicide"
                                     and self.spec.cluster.stonith_enabled
                                     and is_true(self.cib.get("no-quorum-panic"))),
-            node_attributes=self.node_attributes)
+            node_attributes=self.node_attributes,
+            ignore_quorum=self.spec.cluster.no_quorum_policy == "ignore")
         dc = self.cib.get("dc-uuid")
         if dc is not None:
             state.dc = self.status.node_names_by_id.get(dc, dc) if dc in self.status.node_names_by_id else None

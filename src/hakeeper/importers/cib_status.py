@@ -100,6 +100,8 @@ class StatusReader:
     current: RawNode | None = None
     # Remote and guest nodes → the primitive that makes them exist (connection or container).
     remote_nodes: dict[str, str] = field(default_factory=dict)
+    # Fencing is possible: enabled, and quorum held (or no-quorum-policy=ignore). Set by `finish`.
+    can_fence: bool = True
     # Guest node → whether its implicit connection resource is running.
     guest_connections: dict[str, bool] = field(default_factory=dict)
     # Nodes declared type="remote" in <nodes> (some may have lost their connection resource).
@@ -215,7 +217,9 @@ class StatusReader:
         self.migratable = {}
 
     def finish(self, node_names: list[str], *, startup_fencing: bool, have_quorum: bool,
-               suicide_without_quorum: bool, node_attributes: dict[str, dict[str, str]]) -> ClusterState:
+               suicide_without_quorum: bool, node_attributes: dict[str, dict[str, str]],
+               ignore_quorum: bool = False) -> ClusterState:
+        self.can_fence = self.stonith_enabled and (have_quorum or ignore_quorum)
         state = ClusterState(have_quorum=have_quorum)
         for name in node_names:
             raw = self.nodes.get(name)
@@ -361,7 +365,8 @@ class StatusReader:
         elif on_fail == "standby":
             node.standby = True
         op = outcome.failed_op
-        blocked = outcome.on_fail == "block" or (outcome.stop_failed and not self.stonith_enabled)
+        # A failed stop is recovered by fencing; where fencing is impossible, nothing more can be done.
+        blocked = outcome.on_fail == "block" or (outcome.stop_failed and not self.can_fence)
         return ResourceStatus(
             resource=rid, node=uname, role=ROLE_NAMES[outcome.role],
             failed=outcome.active and on_fail != "ignore",
