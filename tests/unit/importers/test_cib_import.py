@@ -286,3 +286,5 @@ def test_pacemaker_suite_current_status(name: str) -> None:
         pytest.skip(f"Pacemaker's scheduler suite is not at {suite}")
     verdict, detail = oracle.compare(name, suite)
     assert verdict == "ok", detail
+    spec = read_cib(suite / "xml" / f"{name}.xml", now=1e10)
+    assert parse_spec(dump_spec(spec)) == spec  # state included
