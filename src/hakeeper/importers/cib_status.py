@@ -13,7 +13,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
+
+from lxml import etree
 
 from hakeeper.importers import migration
 from hakeeper.importers.cib_resources import RscInfo
@@ -41,6 +43,11 @@ def _fail_count(attributes: dict[str, str], rid: str) -> tuple[int, float]:
 
 def _count(value: str) -> int:
     return 1_000_000 if value.upper().lstrip("+") in ("INFINITY", "INF") else max(0, _int(value, 0))
+
+
+_NONTRIVIAL = etree.XPath(
+    "lrm/lrm_resources/lrm_resource[lrm_rsc_op and not(count(lrm_rsc_op) = 1 and lrm_rsc_op["
+    "@operation = 'monitor' and @rc-code = '7' and @op-status = '0' and (not(@interval) or @interval = '0')])]")
 
 
 def _lookup(table: dict[tuple[str, int], str]) -> Callable[[str, int], str | None]:
@@ -102,6 +109,8 @@ class StatusReader:
     remote_nodes: dict[str, str] = field(default_factory=dict)
     # Fencing is possible: enabled, and quorum held (or no-quorum-policy=ignore). Set by `finish`.
     can_fence: bool = True
+    # Resources whose every history must be read (allow-migrate): set from the configuration.
+    migratable_ids: set[str] = field(default_factory=set)
     # Guest node → whether its implicit connection resource is running.
     guest_connections: dict[str, bool] = field(default_factory=dict)
     # Nodes declared type="remote" in <nodes> (some may have lost their connection resource).
@@ -119,6 +128,21 @@ class StatusReader:
         self.current = RawNode(uname, elem.get("in_ccm"), elem.get("crmd"), elem.get("join"),
                                elem.get("expected"), is_true(elem.get("remote_node")))
         self.nodes[uname] = self.current
+
+    def node_state_end(self, elem: Element) -> None:
+        """A whole <node_state> has been read: its attributes and resource history."""
+        self.node_state(elem)
+        for attrs in elem.iterchildren("transient_attributes"):
+            self.transient_attributes(attrs)
+        special = self.remote_nodes.keys() | self.migratable_ids
+        if special:
+            # Some histories matter even when trivial (migrations span nodes; guest connections).
+            for rsc in elem.iterfind("lrm/lrm_resources/lrm_resource"):
+                self.lrm_resource(rsc)
+        else:
+            # Only histories that say more than "probed: not running" reach Python (libxml2 filters).
+            for rsc in cast(list[Element], _NONTRIVIAL(elem)):
+                self.lrm_resource(rsc)
 
     def transient_attributes(self, elem: Element) -> None:
         if self.current is None:
