@@ -210,3 +210,15 @@ def test_cli_import_crm(tmp_path: Path) -> None:
                          capture_output=True, text=True, env=env, check=False)
     assert run.returncode == 2 and f"{bad}:3" in run.stderr and "Traceback" not in run.stderr
     assert not out.exists()
+
+
+def test_sets_split_where_the_role_or_action_changes() -> None:
+    text = BASE + ("primitive r ocf:heartbeat:Dummy\nprimitive s ocf:heartbeat:Dummy\n"
+                   "colocation c inf: p:Promoted q r ( s )\norder o inf: p q:stop r:stop [ s ]\n")
+    spec = parse_crm(text, "sets.crm")
+    col = spec.constraints.colocation[0]
+    assert [(s.resources, s.role, s.sequential) for s in col.sets] == [
+        (["p"], "Promoted", True), (["q", "r"], None, True), (["s"], None, False)]
+    order = spec.constraints.order[0]
+    assert [(s.resources, s.action, s.require_all) for s in order.sets] == [
+        (["p"], None, True), (["q", "r"], "stop", True), (["s"], None, False)]
