@@ -19,7 +19,7 @@ from hakeeper.spec.model import ClusterSpec, Order
 STARTED_ROLES = ("Started", "Unpromoted", "Promoted")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Act:
     task: str
     node: int

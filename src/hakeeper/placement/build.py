@@ -95,9 +95,8 @@ def _new_rsc(prim: Primitive, rid: str, order: int, meta: MetaView, spec: Cluste
         rsc.managed = False
     rsc.priority = meta.get("priority") or 0
     rsc.requires_quorum = meta.get("requires") != "nothing" and prim.agent.cls != "stonith"
-    for node, score in enumerate(base):
-        if score:
-            rsc.contributions.append((node, score, "the node's own score"))
+    rsc.contributions = [(node, score, "the node's own score")
+                         for node, score in enumerate(base) if score] if any(base) else []
     return rsc
 
 

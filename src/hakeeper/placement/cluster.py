@@ -18,7 +18,7 @@ NEG = -INFINITY
 ROLE_RANK = {"Stopped": 1, "Started": 2, "Unpromoted": 3, "Promoted": 4}
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class NodeInfo:
     index: int
     name: str
@@ -35,7 +35,7 @@ class NodeInfo:
         return self.online and not self.standby and not self.maintenance and not self.unclean
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Coloc:
     id: str
     dependent: Entity
@@ -46,7 +46,7 @@ class Coloc:
     attribute: str
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Entity:
     """Common part of primitives, groups and clones (and clone instances of either)."""
 
@@ -61,7 +61,7 @@ class Entity:
     priority: int = 0
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Rsc(Entity):
     """A primitive, or one instance of a cloned primitive (`child:N`)."""
 
@@ -91,13 +91,13 @@ class Rsc(Entity):
         return self.running_on[0] if self.running_on else None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class GroupE(Entity):
     members: list[Rsc] = field(default_factory=list)
     weights: list[int] = field(default_factory=list)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class CloneE(Entity):
     child_id: str = ""
     instances: list[Entity] = field(default_factory=list)  # Rsc or GroupE per instance
@@ -109,6 +109,8 @@ class CloneE(Entity):
     promoted_max: int = 1
     promoted_node_max: int = 1
     unique: bool = False
+    # Location constraints with role Promoted: (node, score, words), for promotion scores.
+    promotion_locations: list[tuple[int, int, str]] = field(default_factory=list)
 
 
 @dataclass
