@@ -19,6 +19,7 @@ from hakeeper.errors import EXIT_BAD_INPUT, InputError
 COMMAND_MODULES: list[str] = [
     "hakeeper.spec.commands",
     "hakeeper.placement.commands",
+    "hakeeper.conformance.commands",
 ]
 
 
