@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +55,7 @@ def transition_summary(text: str) -> list[str]:
 
 def normalise(line: str) -> str:
     """Whitespace-insensitive form of a summary line."""
-    return " ".join(line.replace("( ", "(").replace(" )", ")").split())
+    return " ".join(re.sub(r"\s+\)", ")", re.sub(r"\(\s+", "(", line)).split())
 
 
 def action_key(line: str) -> str:

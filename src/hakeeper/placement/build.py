@@ -117,8 +117,16 @@ def _build_resources(spec: ClusterSpec, cluster: Cluster) -> None:
         if top in clone_of:
             top = clone_of[top]
         first_pos.setdefault(top, pos)
-    tops = sorted(first_pos, key=lambda t: first_pos[t])
     clones = {c.id: c for c in res.clones}
+
+    def priority(top: str) -> int:
+        meta = clones[top].meta if top in clones else (
+            groups[top].meta if top in groups else prims[top].meta)
+        return meta.priority or 0
+
+    # Pacemaker sorts resources by priority (highest first) when it reads the configuration,
+    # keeping definition order between equals: that order drives allocation and the summary.
+    tops = sorted(first_pos, key=lambda t: (-priority(t), first_pos[t]))
 
     def make_group(gid: str, suffix: str, order: int, parent: Entity | None,
                    outer: Meta | None) -> GroupE:
