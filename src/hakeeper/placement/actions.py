@@ -187,6 +187,18 @@ def _side(entity: Entity, task: str, acts: ActionSet, first: bool) -> list[Act]:
 INVERSE = {"start": "stop", "stop": "start", "promote": "demote", "demote": "promote"}
 
 
+_COLLECTIVE = {"start": "running", "stop": "stopped", "promote": "promoted",
+               "demote": "demoted"}
+
+
+def _action_name(entity: Entity, task: str) -> str:
+    """How Pacemaker names an action in reasons: `rsc start`, or `group running` for a group
+    or clone (its pseudo-action that completes when every member has started)."""
+    if isinstance(entity, GroupE | CloneE):
+        return f"{entity.id} {_COLLECTIVE.get(task, task)}"
+    return f"{entity.id} {task}"
+
+
 def _missing_start(entity: Entity, acts: ActionSet) -> bool:
     """Whether `entity` cannot be started/running at all (so dependents must not start)."""
     if isinstance(entity, CloneE):
@@ -197,9 +209,7 @@ def _missing_start(entity: Entity, acts: ActionSet) -> bool:
         return True
     for leaf in leaves:
         if not leaf.managed:
-            if not leaf.running_on:
-                return True
-            continue
+            return True  # an unmanaged resource's actions never run
         start = acts.one(leaf, "start")
         if start is None or not start.runnable:
             return True
@@ -230,7 +240,7 @@ def add_orderings(spec: ClusterSpec, cluster: Cluster, acts: ActionSet) -> list[
             for act in _side(then, ta, acts, first=False):
                 head = first_member(first)
                 blocked.append((act, Act("start", -1, head if isinstance(head, Rsc) else None)))
-                act.reason = act.reason or f"unrunnable {first.id} start"
+                act.reason = act.reason or f"unrunnable {_action_name(first, 'start')}"
     return blocked
 
 
@@ -284,8 +294,7 @@ def _link(first: Entity, fa: str, then: Entity, ta: str, mandatory: bool, acts: 
                 continue
             if implies_then:
                 # A required `first` makes the `then` action required (a restart if in place).
-                if f.rsc is not None:
-                    f.implies.append((t, f"required {f.rsc.id} {f.task}"))
+                f.implies.append((t, f"required {_action_name(first, fa)}"))
             else:
                 # Reversed half: `then` (e.g. first's stop) required → `first` (dependent's stop).
                 t.implies.append((f, None))

@@ -79,6 +79,7 @@ class Rsc(Entity):
     failure_timeout: float | None = None
     target_role: str | None = None
     requires_quorum: bool = True
+    multiple_active: str = "stop_start"
     assigned: int | None = None
     promotion_score: int = 0
     acts: dict[str, list[Any]] = field(default_factory=dict)  # this resource's actions by task

@@ -35,6 +35,11 @@ def prepare(spec: ClusterSpec, state: ClusterState | None = None) -> Cluster:
             rsc.why = "target-role is Stopped"
         elif rsc.failed_stop and not cluster.stonith_enabled:
             rsc.managed = False  # a failed stop without fencing: blocked until cleaned up
+        if len(rsc.running_on) > 1 and rsc.multiple_active == "stop_only":
+            rsc.next_role = "Stopped"
+            ban_everywhere(rsc, "active on several nodes and multiple-active is stop_only")
+        elif len(rsc.running_on) > 1 and rsc.multiple_active == "block":
+            rsc.managed = False
     _freeze(cluster)
     _unavailable(cluster)
     return cluster
