@@ -236,8 +236,13 @@ def add_orderings(spec: ClusterSpec, cluster: Cluster, acts: ActionSet) -> list[
     # Blocking: a `then` start cannot run when its `first` cannot start.
     blocked: list[tuple[Act, Act]] = []
     for first, _fa, then, ta in pending:
+        asym = ta.startswith("asym:")
+        ta = ta.removeprefix("asym:")
         if _missing_start(first, acts):
             for act in _side(then, ta, acts, first=False):
+                if asym and act.optional and act.rsc is not None \
+                        and act.rsc.running_on == [act.node]:
+                    continue
                 head = first_member(first)
                 blocked.append((act, Act("start", -1, head if isinstance(head, Rsc) else None)))
                 act.reason = act.reason or f"unrunnable {_action_name(first, 'start')}"
@@ -272,10 +277,13 @@ def _order(first: Entity, fa: str, then: Entity, ta: str, kind: str, symmetrical
            interleave: bool = False) -> None:
     if kind == "Serialize":
         return
-    mandatory = kind == "Mandatory"
+    # An asymmetrical mandatory order only orders: Pacemaker gives it neither "first required
+    # implies then required" nor "first unrunnable blocks then".
+    mandatory = kind == "Mandatory" and symmetrical
     _link(first, fa, then, ta, mandatory, acts, interleave, implies_then=True)
-    if mandatory and fa == "start":
-        pending.append((first, fa, then, ta))
+    if kind == "Mandatory" and (fa in ("start", "promote") or not symmetrical):
+        # An asymmetrical one still blocks `then`, unless it is already running in place.
+        pending.append((first, fa, then, ta if symmetrical else "asym:" + ta))
     if symmetrical and fa in INVERSE and ta in INVERSE:
         _link(then, INVERSE[ta], first, INVERSE[fa], mandatory, acts, interleave,
               implies_then=False)
