@@ -118,6 +118,10 @@ def schedule(spec: ClusterSpec, state: ClusterState | None = None, explain: bool
 def _schedule(spec: ClusterSpec, state: ClusterState | None, explain: bool) -> Plan:
     cluster = prepare(spec, state)
     fence_reasons = _fence_failed_stops(cluster)
+    fenced = set(cluster.fencing)
+    for rsc in cluster.primitives:
+        if rsc.failed and rsc.running_on and all(n in fenced for n in rsc.running_on):
+            rsc.failed = False  # fencing the node ends the failure: the resource just moves
     allocate(cluster)
     builder = Builder(cluster)
     acts = builder.build()
