@@ -96,6 +96,7 @@ def _new_rsc(prim: Primitive, rid: str, order: int, meta: MetaView, spec: Cluste
     rsc.priority = meta.get("priority") or 0
     rsc.requires_quorum = meta.get("requires") != "nothing" and prim.agent.cls != "stonith"
     rsc.multiple_active = meta.get("multiple_active") or "stop_start"
+    rsc.allow_migrate = bool(meta.get("allow_migrate"))
     rsc.contributions = [(node, score, "the node's own score")
                          for node, score in enumerate(base) if score] if any(base) else []
     return rsc

@@ -80,6 +80,7 @@ class Rsc(Entity):
     target_role: str | None = None
     requires_quorum: bool = True
     multiple_active: str = "stop_start"
+    allow_migrate: bool = False
     assigned: int | None = None
     promotion_score: int = 0
     acts: dict[str, list[Any]] = field(default_factory=dict)  # this resource's actions by task
