@@ -1,1 +1,2 @@
-"""Conformance runner over Pacemaker 2.1.5's scheduler regression suite."""
+"""Conformance with Pacemaker: generated clusters, the crm_simulate oracle, the regression suite
+(runner.py, suite.py, report.py: `hakeeper conformance DIR`)."""
