@@ -38,10 +38,7 @@ class Result:
 
 def _importer() -> Any:
     module = importlib.import_module("hakeeper.importers.cib")
-    for name in ("load_cib", "import_cib", "load", "parse_cib_file"):
-        if hasattr(module, name):
-            return getattr(module, name)
-    raise ImportError("hakeeper.importers.cib has no load_cib()")
+    return module.read_cib
 
 
 def _now(case: Case) -> float:
@@ -63,7 +60,7 @@ def run_case(case: Case, loader: Any | None = None) -> Result:
     started = time.perf_counter()
     try:
         load = loader or _importer()
-        spec: ClusterSpec = load(case.xml)
+        spec: ClusterSpec = load(case.xml, now=_now(case))
         state = spec.state or ClusterState()
         if state.now is None:
             state = state.model_copy(update={"now": _now(case)})
