@@ -83,7 +83,10 @@ class Builder:
         c = self.c
         for node in c.fencing:
             info = c.nodes[node]
-            reason = "peer is no longer part of the cluster" if not info.online else "node is unclean"
+            reason = info.fence_reason or ("peer is no longer part of the cluster"
+                                           if not info.online else "node is unclean")
+            if reason == "node was never seen":
+                reason = "node is unclean"  # Pacemaker's words for startup fencing
             act = Act("fence", node, None, optional=False, reason=reason)
             self.acts.fences.append(act)
             self.fence_of[node] = act
@@ -113,6 +116,8 @@ class Builder:
                 stop.after.append(self.fence_of[node])
             if nxt is None:
                 stop.reason = "node availability"
+            if not fenced and (c.nodes[node].unclean or not c.nodes[node].online):
+                stop.runnable = False  # the node is gone and cannot be fenced: blocked
             stops.append(stop)
         start: Act | None = None
         if nxt is not None:

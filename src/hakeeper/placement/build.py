@@ -57,6 +57,9 @@ def build(spec: ClusterSpec, state: ClusterState | None) -> tuple[Cluster, FailT
             attrs.update(ns.attributes)
             info.online, info.standby = ns.online, ns.standby
             info.maintenance, info.unclean = ns.maintenance, ns.unclean
+            # A node shutting down or not yet accepted by the controller runs nothing new.
+            info.shutdown = ns.shutdown or ns.pending
+            info.fence_reason = ns.fence_reason
         if _is_true(attrs.get("standby", "false")):
             info.standby = True
         if _is_true(attrs.get("maintenance", "false")):
@@ -69,8 +72,10 @@ def build(spec: ClusterSpec, state: ClusterState | None) -> tuple[Cluster, FailT
                       stonith_enabled=opts.stonith_enabled, fencing=[], have_quorum=have_quorum,
                       no_quorum_policy=opts.no_quorum_policy, symmetric=opts.symmetric_cluster,
                       stop_all=opts.stop_all_resources, maintenance_mode=opts.maintenance_mode)
-    # A node is fenced when it is unclean and fencing is enabled.
-    if opts.stonith_enabled:
+    # A node is fenced when it is unclean and fencing is enabled; without quorum only under
+    # no-quorum-policy=ignore (a partition without quorum must not shoot the others).
+    cluster.can_fence = opts.stonith_enabled and (have_quorum or opts.no_quorum_policy == "ignore")
+    if cluster.can_fence:
         cluster.fencing = [n.index for n in nodes if n.unclean]
     _build_resources(spec, cluster)
     fail = _apply_state(state, cluster)
@@ -214,6 +219,15 @@ def _apply_state(state: ClusterState, cluster: Cluster) -> FailTable:
             continue  # a node that left cleanly runs nothing
         if info.unclean and not cluster.stonith_enabled:
             continue  # without fencing, an unclean node's resources count as stopped
+        if status.on_fail == "ignore":
+            status = status.model_copy(update={"failed": False})
+        fenced = node in cluster.fencing
+        if (status.blocked or status.on_fail == "block") and not fenced:
+            rsc.managed = False  # nothing more may be done to it until it is cleaned up
+        if status.failed and status.on_fail == "stop":
+            rsc.target_role = "Stopped"
+        if status.failed and status.failure_kind in ("hard", "fatal"):
+            rsc.hard_failures.append(-1 if status.failure_kind == "fatal" else node)
         if node not in rsc.running_on:
             rsc.running_on.append(node)
         role = status.role if status.role != "Stopped" else "Started"

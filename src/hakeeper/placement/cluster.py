@@ -27,12 +27,15 @@ class NodeInfo:
     standby: bool = False
     maintenance: bool = False
     unclean: bool = False
+    shutdown: bool = False
+    fence_reason: str | None = None
     # Resources assigned so far: Pacemaker's tie-breaker between nodes of equal score.
     count: int = 0
 
     @property
     def available(self) -> bool:
-        return self.online and not self.standby and not self.maintenance and not self.unclean
+        return (self.online and not self.standby and not self.maintenance and not self.unclean
+                and not self.shutdown)
 
 
 @dataclass(eq=False, slots=True)
@@ -81,6 +84,8 @@ class Rsc(Entity):
     requires_quorum: bool = True
     multiple_active: str = "stop_start"
     allow_migrate: bool = False
+    # Nodes where a hard failure (not installed, ...) bans it; -1: a fatal one bans every node.
+    hard_failures: list[int] = field(default_factory=list)
     assigned: int | None = None
     promotion_score: int = 0
     acts: dict[str, list[Any]] = field(default_factory=dict)  # this resource's actions by task
@@ -130,6 +135,7 @@ class Cluster:
     stop_all: bool
     maintenance_mode: bool
     warnings: list[str] = field(default_factory=list)
+    can_fence: bool = False
 
 
 def leaf_primitives(entity: Entity) -> list[Rsc]:

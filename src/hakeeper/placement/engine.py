@@ -27,6 +27,13 @@ def prepare(spec: ClusterSpec, state: ClusterState | None = None) -> Cluster:
                 entity.weights = list(leaves[0].weights)
             entity.promotion_locations = promotion.get(entity.id, [])
     apply_stickiness(cluster)
+    for rsc in cluster.primitives:
+        for node in rsc.hard_failures:
+            targets = range(len(cluster.nodes)) if node < 0 else [node]
+            for target in targets:
+                rsc.weights[target] = NEG
+            rsc.contributions.append((node, NEG, "a hard failure there (e.g. not installed)"
+                                      if node >= 0 else "a fatal failure (misconfigured)"))
     apply_fail_counts(cluster, fail, state.now if state is not None else None)
     for rsc in cluster.primitives:
         if rsc.target_role == "Stopped":
@@ -50,7 +57,9 @@ def _unavailable(cluster: Cluster) -> None:
     for node in cluster.nodes:
         if node.available:
             continue
-        if node.unclean:
+        if node.shutdown:
+            words = "the node is shutting down"
+        elif node.unclean:
             words = "the node is lost (unclean)" + (", to be fenced" if cluster.stonith_enabled
                                                     else "")
         elif not node.online:
@@ -84,7 +93,7 @@ def _freeze(cluster: Cluster) -> None:
 
 def _fence_failed_stops(cluster: Cluster) -> dict[int, str]:
     reasons: dict[int, str] = {}
-    if not cluster.stonith_enabled:
+    if not cluster.can_fence:
         return reasons
     for rsc in cluster.primitives:
         if rsc.failed_stop:
@@ -120,8 +129,9 @@ def _schedule(spec: ClusterSpec, state: ClusterState | None, explain: bool) -> P
     fence_reasons = _fence_failed_stops(cluster)
     fenced = set(cluster.fencing)
     for rsc in cluster.primitives:
-        if rsc.failed and rsc.running_on and all(n in fenced for n in rsc.running_on):
-            rsc.failed = False  # fencing the node ends the failure: the resource just moves
+        if rsc.failed and rsc.running_on and all(
+                n in fenced and not cluster.nodes[n].online for n in rsc.running_on):
+            rsc.failed = False  # a lost node's failure ends with fencing: the resource just moves
     allocate(cluster)
     builder = Builder(cluster)
     acts = builder.build()
