@@ -81,7 +81,8 @@ class Builder:
 
     def build(self) -> ActionSet:
         c = self.c
-        for node in c.fencing:
+        # Pacemaker lists fencing in the reverse of the nodes' order.
+        for node in reversed(c.fencing):
             info = c.nodes[node]
             reason = info.fence_reason or ("peer is no longer part of the cluster"
                                            if not info.online else "node is unclean")
@@ -168,7 +169,8 @@ class Builder:
         if policy == "stop" or (policy == "demote" and role not in ("Promoted", "Unpromoted")):
             start.runnable = False
             start.reason = "no quorum"
-        elif policy == "freeze" and (not rsc.running_on or start.node not in rsc.running_on):
+        elif policy == "freeze" and not rsc.running_on:
+            # Freeze: what runs may still move or recover; nothing new starts.
             start.runnable = False
             start.reason = "quorum freeze"
 

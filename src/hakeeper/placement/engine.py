@@ -47,9 +47,37 @@ def prepare(spec: ClusterSpec, state: ClusterState | None = None) -> Cluster:
             ban_everywhere(rsc, "active on several nodes and multiple-active is stop_only")
         elif len(rsc.running_on) > 1 and rsc.multiple_active == "block":
             rsc.managed = False
-    _freeze(cluster)
     _unavailable(cluster)
     return cluster
+
+
+def _unavailable(cluster: Cluster) -> None:
+    """Offline, unclean, standby and maintenance nodes can run nothing: -INFINITY everywhere."""
+    for node in cluster.nodes:
+        if node.available:
+            continue
+        if node.shutdown:
+            words = "the node is shutting down"
+        elif node.unclean:
+            words = "the node is lost (unclean)" + (", to be fenced" if cluster.stonith_enabled
+                                                    else "")
+        elif not node.online:
+            words = "the node is offline"
+        elif node.standby:
+            words = "the node is in standby"
+        else:
+            words = "the node is in maintenance"
+        i = node.index
+        for rsc in cluster.primitives:
+            rsc.weights[i] = NEG
+            rsc.contributions.append((i, NEG, words))
+
+
+def _clone_of(rsc: Rsc) -> CloneE | None:
+    parent = rsc.parent
+    while parent is not None and not isinstance(parent, CloneE):
+        parent = parent.parent
+    return parent
 
 
 def _unavailable(cluster: Cluster) -> None:
