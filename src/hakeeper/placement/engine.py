@@ -80,45 +80,6 @@ def _clone_of(rsc: Rsc) -> CloneE | None:
     return parent
 
 
-def _unavailable(cluster: Cluster) -> None:
-    """Offline, unclean, standby and maintenance nodes can run nothing: -INFINITY everywhere."""
-    for node in cluster.nodes:
-        if node.available:
-            continue
-        if node.shutdown:
-            words = "the node is shutting down"
-        elif node.unclean:
-            words = "the node is lost (unclean)" + (", to be fenced" if cluster.stonith_enabled
-                                                    else "")
-        elif not node.online:
-            words = "the node is offline"
-        elif node.standby:
-            words = "the node is in standby"
-        else:
-            words = "the node is in maintenance"
-        i = node.index
-        for rsc in cluster.primitives:
-            rsc.weights[i] = NEG
-            rsc.contributions.append((i, NEG, words))
-
-
-def _clone_of(rsc: Rsc) -> CloneE | None:
-    parent = rsc.parent
-    while parent is not None and not isinstance(parent, CloneE):
-        parent = parent.parent
-    return parent
-
-
-def _freeze(cluster: Cluster) -> None:
-    """Without quorum under no-quorum-policy=freeze, nothing moves and nothing new starts."""
-    if cluster.have_quorum or cluster.no_quorum_policy != "freeze":
-        return
-    for rsc in cluster.primitives:
-        for node in range(len(rsc.weights)):
-            if node not in rsc.running_on and rsc.running_on:
-                rsc.weights[node] = -1_000_000
-
-
 def _fence_failed_stops(cluster: Cluster) -> dict[int, str]:
     reasons: dict[int, str] = {}
     if not cluster.can_fence:
