@@ -36,6 +36,7 @@ class Act:
     gate_inputs: list[Act] = field(default_factory=list)
     gates: list[Act] = field(default_factory=list)
     after: list[Act] = field(default_factory=list)  # actions that must complete before this
+    hard_after: list[Act] = field(default_factory=list)  # ... through a mandatory ordering
     index: int = -1
 
 
@@ -96,9 +97,13 @@ class Builder:
         return self.acts
 
     def _resource(self, rsc: Rsc) -> None:
-        if not rsc.managed:
-            return
         c = self.c
+        if not rsc.managed:
+            # Nothing will be done to it, but what is ordered around it must know that its
+            # stop cannot happen.
+            for node in rsc.running_on:
+                self.add(rsc, Act("stop", node, rsc, optional=True, runnable=False))
+            return
         nxt = rsc.assigned
         role, new_role = role_of(rsc), next_role(rsc)
         current = rsc.current
@@ -128,6 +133,7 @@ class Builder:
             self._runnable(rsc, start, role, new_role)
             for stop in stops:
                 start.after.append(stop)
+                start.hard_after.append(stop)
                 # A required stop (same node) means a restart: the start is required too.
                 stop.implies.append((start, None))
                 if stop.node == nxt:
@@ -307,6 +313,7 @@ def _link(first: Entity, fa: str, then: Entity, ta: str, mandatory: bool, acts: 
             t.after.append(f)
             if not mandatory:
                 continue
+            t.hard_after.append(f)
             if implies_then:
                 # A required `first` makes the `then` action required (a restart if in place).
                 f.implies.append((t, f"required {_action_name(first, fa)}"))
@@ -316,36 +323,57 @@ def _link(first: Entity, fa: str, then: Entity, ta: str, mandatory: bool, acts: 
 
 
 def propagate(acts: ActionSet, blocked: list[tuple[Act, Act]]) -> None:
+    """Spread "unrunnable" and "required" along the orderings until nothing changes."""
     every: list[Act] = acts.fences + acts.every
-    # Unrunnable first: a blocked start blocks what depends on it and forces the stop in place.
-    todo = [a for a in every if not a.runnable]
     for act, _src in blocked:
-        if act.runnable:
-            act.runnable = False
-            todo.append(act)
-    while todo:
-        act = todo.pop()
-        if act.task == "start" and act.rsc is not None:
-            for stop in acts.get(act.rsc, "stop"):
-                if stop.optional:
-                    stop.optional = False
-                    if stop.reason is None and act.reason:
-                        stop.reason = act.reason
-            for promote in acts.get(act.rsc, "promote"):
-                if promote.runnable:
-                    promote.runnable = False
-                    todo.append(promote)
-        for other in act.blocks:
-            if other.task != "stop" and other.runnable:
-                other.runnable = False
-                todo.append(other)
-    work = [a for a in every if not a.optional and a.runnable]
-    while work:
-        act = work.pop()
-        for other, reason in act.implies:
-            if other.optional:
-                other.optional = False
-                if other.reason is None and reason is not None:
-                    other.reason = reason
-                if other.runnable:
-                    work.append(other)
+        act.runnable = False
+    done_blocked: set[int] = set()
+    done_required: set[int] = set()
+    hard = [a for a in every if a.hard_after]
+    changed = True
+    while changed:
+        changed = False
+        # A blocked start blocks what depends on it and forces the stop in place (Pacemaker's
+        # restart ordering: a resource that should restart but cannot start is still stopped).
+        todo = [a for a in every if not a.runnable and id(a) not in done_blocked]
+        while todo:
+            act = todo.pop()
+            done_blocked.add(id(act))
+            changed = True
+            if act.task == "start" and act.rsc is not None and act.rsc.managed:
+                for stop in acts.get(act.rsc, "stop"):
+                    if stop.optional:
+                        stop.optional = False
+                        if stop.reason is None and act.reason:
+                            stop.reason = act.reason
+                for promote in acts.get(act.rsc, "promote"):
+                    if promote.runnable:
+                        promote.runnable = False
+                        todo.append(promote)
+            for other in act.blocks:
+                if other.task != "stop" and other.runnable:
+                    other.runnable = False
+                    todo.append(other)
+        work = [a for a in every if not a.optional and a.runnable and id(a) not in done_required]
+        while work:
+            act = work.pop()
+            done_required.add(id(act))
+            changed = True
+            for other, reason in act.implies:
+                if other.optional:
+                    other.optional = False
+                    if other.reason is None and reason is not None:
+                        other.reason = reason
+                    if other.runnable:
+                        work.append(other)
+        # A required action that cannot run blocks what a mandatory ordering puts after it.
+        for act in hard:
+            if not act.runnable:
+                continue
+            for before in act.hard_after:
+                if not before.optional and not before.runnable:
+                    act.runnable = False
+                    if act.reason is None and before.rsc is not None:
+                        act.reason = f"unrunnable {before.rsc.id} {before.task}"
+                    changed = True
+                    break
