@@ -262,22 +262,21 @@ def _locate(status: ResourceStatus, node: int, cluster: Cluster,
             break
     if clone is None:
         return None
-    taken = used.setdefault(clone.id + "/" + base, set())
-    # Instances of the same clone already on this node (anonymous: one per node is typical).
+    if clone.unique:
+        # Globally unique: each numbered instance is its own resource.
+        if num.isdigit() and int(num) < len(clone.instances):
+            return _member(clone.instances[int(num)], base)
+        return None
+    # Anonymous: the number in the history means nothing (Pacemaker strips it). The instance
+    # already active on this node is reused; otherwise the lowest-numbered instance not active
+    # anywhere yet, in the order the status lists them.
     for inst in clone.instances:
         target = _member(inst, base)
         if target is not None and node in target.running_on:
             return target
-    if num.isdigit() and int(num) < len(clone.instances) and (
-            clone.unique or int(num) not in taken):
-        taken.add(int(num))
-        return _member(clone.instances[int(num)], base)
-    for i, inst in enumerate(clone.instances):
+    for inst in clone.instances:
         target = _member(inst, base)
-        if target is not None and i not in taken:
-            if any(node in m.running_on for m in _leaves(inst)) and target.running_on:
-                continue
-            taken.add(i)
+        if target is not None and not target.running_on:
             return target
     return None
 
