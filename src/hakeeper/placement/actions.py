@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from hakeeper.placement.cluster import CloneE, Cluster, Entity, GroupE, Rsc, first_member, leaf_primitives
+from hakeeper.placement.cluster import CloneE, Cluster, Entity, GroupE, Rsc, leaf_primitives
 from hakeeper.spec.model import ClusterSpec, Order
 
 STARTED_ROLES = ("Started", "Unpromoted", "Promoted")
@@ -37,6 +37,10 @@ class Act:
     gates: list[Act] = field(default_factory=list)
     after: list[Act] = field(default_factory=list)  # actions that must complete before this
     hard_after: list[Act] = field(default_factory=list)  # ... through a mandatory ordering
+    # ... through the resource's own stop-then-start (blocks silently, as Pacemaker does)
+    quiet_after: list[Act] = field(default_factory=list)
+    # "if I become unrunnable, these become unrunnable, for this reason"
+    blocks_with: list[tuple[Act, str]] = field(default_factory=list)
     index: int = -1
 
 
@@ -133,7 +137,7 @@ class Builder:
             self._runnable(rsc, start, role, new_role)
             for stop in stops:
                 start.after.append(stop)
-                start.hard_after.append(stop)
+                start.quiet_after.append(stop)
                 # A required stop (same node) means a restart: the start is required too.
                 stop.implies.append((start, None))
                 if stop.node == nxt:
@@ -212,23 +216,6 @@ def _action_name(entity: Entity, task: str) -> str:
     return f"{entity.id} {task}"
 
 
-def _missing_start(entity: Entity, acts: ActionSet) -> bool:
-    """Whether `entity` cannot be started/running at all (so dependents must not start)."""
-    if isinstance(entity, CloneE):
-        return all(_missing_start(inst, acts) for inst in entity.instances) if entity.instances \
-            else True
-    leaves = leaf_primitives(entity)
-    if not leaves:
-        return True
-    for leaf in leaves:
-        if not leaf.managed:
-            return True  # an unmanaged resource's actions never run
-        start = acts.one(leaf, "start")
-        if start is None or not start.runnable:
-            return True
-    return False
-
-
 def add_orderings(spec: ClusterSpec, cluster: Cluster, acts: ActionSet) -> list[tuple[Act, Act]]:
     """Wire order constraints and implicit orders; returns blocking pairs to resolve later."""
     pending: list[tuple[Entity, str, Entity, str]] = []
@@ -246,20 +233,47 @@ def add_orderings(spec: ClusterSpec, cluster: Cluster, acts: ActionSet) -> list[
                 continue
             _order(first, first_action, then, then_action, order.kind, order.is_symmetrical,
                    acts, pending, interleave=_interleave(first, then))
-    # Blocking: a `then` start cannot run when its `first` cannot start.
+    # Blocking: a `then` action cannot run when its `first` cannot start (a clone's "running"
+    # needs one instance, a group's every member), transitively: wired here, spread later.
     blocked: list[tuple[Act, Act]] = []
     for first, _fa, then, ta in pending:
         asym = ta.startswith("asym:")
         ta = ta.removeprefix("asym:")
+        thens = [act for act in _side(then, ta, acts, first=False)
+                 if not (asym and act.optional and act.rsc is not None
+                         and act.rsc.running_on == [act.node])]
+        if not thens:
+            continue
+        reason = f"unrunnable {_action_name(first, 'start')}"
         if _missing_start(first, acts):
-            for act in _side(then, ta, acts, first=False):
-                if asym and act.optional and act.rsc is not None \
-                        and act.rsc.running_on == [act.node]:
-                    continue
-                head = first_member(first)
-                blocked.append((act, Act("start", -1, head if isinstance(head, Rsc) else None)))
-                act.reason = act.reason or f"unrunnable {_action_name(first, 'start')}"
+            for act in thens:
+                act.runnable = False
+                act.reason = act.reason or reason
+                blocked.append((act, act))
+            continue
+        inputs = [a for leaf in leaf_primitives(first) for a in acts.get(leaf, "start")]
+        if isinstance(first, CloneE):
+            gate = Act("running", -1, None, optional=False, pseudo=True)
+            gate.gate_inputs = inputs
+            gate.blocks_with = [(t, reason) for t in thens]
+            for act in inputs:
+                act.gates.append(gate)
+        else:
+            for act in inputs:
+                act.blocks_with += [(t, reason) for t in thens]
     return blocked
+
+
+def _missing_start(entity: Entity, acts: ActionSet) -> bool:
+    """Whether `entity` cannot be started at all (unassigned or unmanaged), whatever else
+    happens: a clone when every instance is so, a group when any member is."""
+    if isinstance(entity, CloneE):
+        return all(_missing_start(inst, acts) for inst in entity.instances) if entity.instances \
+            else True
+    leaves = leaf_primitives(entity)
+    if not leaves:
+        return True
+    return any(not leaf.managed or acts.one(leaf, "start") is None for leaf in leaves)
 
 
 def _interleave(first: Entity, then: Entity) -> bool:
@@ -329,7 +343,7 @@ def propagate(acts: ActionSet, blocked: list[tuple[Act, Act]]) -> None:
         act.runnable = False
     done_blocked: set[int] = set()
     done_required: set[int] = set()
-    hard = [a for a in every if a.hard_after]
+    hard = [a for a in every if a.hard_after or a.quiet_after]
     changed = True
     while changed:
         changed = False
@@ -354,6 +368,15 @@ def propagate(acts: ActionSet, blocked: list[tuple[Act, Act]]) -> None:
                 if other.task != "stop" and other.runnable:
                     other.runnable = False
                     todo.append(other)
+            for other, why in act.blocks_with:
+                if other.runnable:
+                    other.runnable = False
+                    other.reason = other.reason or why
+                    todo.append(other)
+            for gate in act.gates:
+                if gate.runnable and not any(i.runnable for i in gate.gate_inputs):
+                    gate.runnable = False
+                    todo.append(gate)
         work = [a for a in every if not a.optional and a.runnable and id(a) not in done_required]
         while work:
             act = work.pop()
@@ -377,3 +400,9 @@ def propagate(acts: ActionSet, blocked: list[tuple[Act, Act]]) -> None:
                         act.reason = f"unrunnable {before.rsc.id} {before.task}"
                     changed = True
                     break
+            else:
+                for before in act.quiet_after:
+                    if not before.optional and not before.runnable:
+                        act.runnable = False
+                        changed = True
+                        break
