@@ -99,7 +99,7 @@ def _new_rsc(prim: Primitive, rid: str, order: int, meta: MetaView, spec: Cluste
     if opts.maintenance_mode:
         rsc.managed = False
     rsc.priority = meta.get("priority") or 0
-    rsc.requires_quorum = meta.get("requires") != "nothing" and prim.agent.cls != "stonith"
+    rsc.requires_quorum = meta.get("requires") != "nothing"
     rsc.multiple_active = meta.get("multiple_active") or "stop_start"
     rsc.allow_migrate = bool(meta.get("allow_migrate"))
     rsc.contributions = [(node, score, "the node's own score")
@@ -221,8 +221,7 @@ def _apply_state(state: ClusterState, cluster: Cluster) -> FailTable:
             continue  # without fencing, an unclean node's resources count as stopped
         if status.on_fail == "ignore":
             status = status.model_copy(update={"failed": False})
-        fenced = node in cluster.fencing
-        if (status.blocked or status.on_fail == "block") and not fenced:
+        if (status.blocked or status.on_fail == "block") and not info.unclean:
             rsc.managed = False  # nothing more may be done to it until it is cleaned up
         if status.failed and status.on_fail == "stop":
             rsc.target_role = "Stopped"
