@@ -273,7 +273,10 @@ def _missing_start(entity: Entity, acts: ActionSet) -> bool:
     leaves = leaf_primitives(entity)
     if not leaves:
         return True
-    return any(not leaf.managed or acts.one(leaf, "start") is None for leaf in leaves)
+    # An unmanaged resource that runs healthy is as good as started; a failed or stopped one
+    # will not be started by the cluster.
+    return any((not leaf.managed and (leaf.failed or not leaf.running_on))
+               or (leaf.managed and acts.one(leaf, "start") is None) for leaf in leaves)
 
 
 def _interleave(first: Entity, then: Entity) -> bool:
