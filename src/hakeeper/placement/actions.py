@@ -34,6 +34,7 @@ class Act:
     blocks: list[Act] = field(default_factory=list)
     # for a gate over clone instances: unrunnable only when every input is
     gate_inputs: list[Act] = field(default_factory=list)
+    need: int = 1  # how many gate inputs must be runnable (clone-min)
     gates: list[Act] = field(default_factory=list)
     after: list[Act] = field(default_factory=list)  # actions that must complete before this
     hard_after: list[Act] = field(default_factory=list)  # ... through a mandatory ordering
@@ -231,21 +232,29 @@ def add_orderings(spec: ClusterSpec, cluster: Cluster, acts: ActionSet) -> list[
             then = cluster.entities.get(then_id)
             if first is None or then is None or first is then:
                 continue
+            some = _one_or_more(order, first)
+            if some is not None:
+                # "One or more": `then` needs some instances of `first` (clone-min or
+                # require-all=false); it only orders, and blocks when too few can run.
+                _link(first, first_action, then, then_action, False, acts, False, True)
+                pending.append((first, f"{some[0]}:{some[1]}", then, then_action))
+                continue
             _order(first, first_action, then, then_action, order.kind, order.is_symmetrical,
                    acts, pending, interleave=_interleave(first, then))
     # Blocking: a `then` action cannot run when its `first` cannot start (a clone's "running"
     # needs one instance, a group's every member), transitively: wired here, spread later.
     blocked: list[tuple[Act, Act]] = []
-    for first, _fa, then, ta in pending:
+    for first, fa, then, ta in pending:
         asym = ta.startswith("asym:")
         ta = ta.removeprefix("asym:")
+        need, _sep, name = fa.partition(":") if fa[:1].isdigit() else ("1", "", "")
         thens = [act for act in _side(then, ta, acts, first=False)
                  if not (asym and act.optional and act.rsc is not None
                          and act.rsc.running_on == [act.node])]
         if not thens:
             continue
-        reason = f"unrunnable {_action_name(first, 'start')}"
-        if _missing_start(first, acts):
+        reason = f"unrunnable {name or _action_name(first, 'start')}"
+        if _missing_start(first, acts, int(need)):
             for act in thens:
                 act.runnable = False
                 act.reason = act.reason or reason
@@ -253,7 +262,7 @@ def add_orderings(spec: ClusterSpec, cluster: Cluster, acts: ActionSet) -> list[
             continue
         inputs = [a for leaf in leaf_primitives(first) for a in acts.get(leaf, "start")]
         if isinstance(first, CloneE):
-            gate = Act("running", -1, None, optional=False, pseudo=True)
+            gate = Act("running", -1, None, optional=False, pseudo=True, need=int(need))
             gate.gate_inputs = inputs
             gate.blocks_with = [(t, reason) for t in thens]
             for act in inputs:
@@ -264,12 +273,21 @@ def add_orderings(spec: ClusterSpec, cluster: Cluster, acts: ActionSet) -> list[
     return blocked
 
 
-def _missing_start(entity: Entity, acts: ActionSet) -> bool:
+def _one_or_more(order: Order, first: Entity) -> tuple[int, str] | None:
+    if not isinstance(first, CloneE) or order.kind != "Mandatory":
+        return None
+    extra = first.clone_min
+    if extra > 0 or not order.require_all:
+        return max(1, extra), f"clone-one-or-more:{order.id}"
+    return None
+
+
+def _missing_start(entity: Entity, acts: ActionSet, need: int = 1) -> bool:
     """Whether `entity` cannot be started at all (unassigned or unmanaged), whatever else
-    happens: a clone when every instance is so, a group when any member is."""
+    happens: a clone when fewer than `need` instances can, a group when any member cannot."""
     if isinstance(entity, CloneE):
-        return all(_missing_start(inst, acts) for inst in entity.instances) if entity.instances \
-            else True
+        able = sum(1 for inst in entity.instances if not _missing_start(inst, acts))
+        return able < need
     leaves = leaf_primitives(entity)
     if not leaves:
         return True
@@ -332,7 +350,10 @@ def _link(first: Entity, fa: str, then: Entity, ta: str, mandatory: bool, acts: 
                 continue
             t.hard_after.append(f)
             if implies_then:
-                # A required `first` makes the `then` action required (a restart if in place).
+                # A required `first` makes the `then` action required (a restart if in place);
+                # of a clone, only an instance restarting in place does (a new one does not).
+                if isinstance(first, CloneE) and (f.rsc is None or f.node not in f.rsc.running_on):
+                    continue
                 f.implies.append((t, f"required {_action_name(first, fa)}"))
             else:
                 # Reversed half: `then` (e.g. first's stop) required → `first` (dependent's stop).
@@ -377,7 +398,7 @@ def propagate(acts: ActionSet, blocked: list[tuple[Act, Act]]) -> None:
                     other.reason = other.reason or why
                     todo.append(other)
             for gate in act.gates:
-                if gate.runnable and not any(i.runnable for i in gate.gate_inputs):
+                if gate.runnable and sum(i.runnable for i in gate.gate_inputs) < gate.need:
                     gate.runnable = False
                     todo.append(gate)
         work = [a for a in every if not a.optional and a.runnable and id(a) not in done_required]

@@ -168,6 +168,11 @@ def _build_resources(spec: ClusterSpec, cluster: Cluster) -> None:
             entity.promotable = bool(meta.promotable)
             entity.promoted_max = meta.promoted_max if meta.promoted_max is not None else 1
             entity.promoted_node_max = meta.promoted_node_max or 1
+            extra = meta.model_extra or {}
+            try:
+                entity.clone_min = int(extra.get("clone-min", extra.get("clone_min", 0)))
+            except ValueError:
+                entity.clone_min = 0
             entity.priority = meta.priority or 0
             entity.weights = [0] * nnodes
             cluster.entities[clone.id] = entity

@@ -116,6 +116,7 @@ class CloneE(Entity):
     promoted_max: int = 1
     promoted_node_max: int = 1
     unique: bool = False
+    clone_min: int = 0
     # Location constraints with role Promoted: (node, score, words), for promotion scores.
     promotion_locations: list[tuple[int, int, str]] = field(default_factory=list)
 
