@@ -13,13 +13,13 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from hakeeper.placement.cluster import CloneE, Cluster, Entity, GroupE, Rsc, first_member, leaf_primitives
+from hakeeper.placement.cluster import CloneE, Cluster, Entity, GroupE, Rsc, leaf_primitives
 from hakeeper.spec.model import ClusterSpec, Order
 
 STARTED_ROLES = ("Started", "Unpromoted", "Promoted")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Act:
     task: str
     node: int
@@ -34,8 +34,14 @@ class Act:
     blocks: list[Act] = field(default_factory=list)
     # for a gate over clone instances: unrunnable only when every input is
     gate_inputs: list[Act] = field(default_factory=list)
+    need: int = 1  # how many gate inputs must be runnable (clone-min)
     gates: list[Act] = field(default_factory=list)
     after: list[Act] = field(default_factory=list)  # actions that must complete before this
+    hard_after: list[Act] = field(default_factory=list)  # ... through a mandatory ordering
+    # ... through the resource's own stop-then-start (blocks silently, as Pacemaker does)
+    quiet_after: list[Act] = field(default_factory=list)
+    # "if I become unrunnable, these become unrunnable, for this reason"
+    blocks_with: list[tuple[Act, str]] = field(default_factory=list)
     index: int = -1
 
 
@@ -81,9 +87,13 @@ class Builder:
 
     def build(self) -> ActionSet:
         c = self.c
-        for node in c.fencing:
+        # Pacemaker lists fencing in the reverse of the nodes' order.
+        for node in reversed(c.fencing):
             info = c.nodes[node]
-            reason = "peer is no longer part of the cluster" if not info.online else "node is unclean"
+            reason = info.fence_reason or ("peer is no longer part of the cluster"
+                                           if not info.online else "node is unclean")
+            if reason == "node was never seen":
+                reason = "node is unclean"  # Pacemaker's words for startup fencing
             act = Act("fence", node, None, optional=False, reason=reason)
             self.acts.fences.append(act)
             self.fence_of[node] = act
@@ -92,9 +102,13 @@ class Builder:
         return self.acts
 
     def _resource(self, rsc: Rsc) -> None:
-        if not rsc.managed:
-            return
         c = self.c
+        if not rsc.managed:
+            # Nothing will be done to it, but what is ordered around it must know that its
+            # stop cannot happen.
+            for node in rsc.running_on:
+                self.add(rsc, Act("stop", node, rsc, optional=True, runnable=False))
+            return
         nxt = rsc.assigned
         role, new_role = role_of(rsc), next_role(rsc)
         current = rsc.current
@@ -113,6 +127,8 @@ class Builder:
                 stop.after.append(self.fence_of[node])
             if nxt is None:
                 stop.reason = "node availability"
+            if not fenced and (c.nodes[node].unclean or not c.nodes[node].online):
+                stop.runnable = False  # the node is gone and cannot be fenced: blocked
             stops.append(stop)
         start: Act | None = None
         if nxt is not None:
@@ -122,6 +138,7 @@ class Builder:
             self._runnable(rsc, start, role, new_role)
             for stop in stops:
                 start.after.append(stop)
+                start.quiet_after.append(stop)
                 # A required stop (same node) means a restart: the start is required too.
                 stop.implies.append((start, None))
                 if stop.node == nxt:
@@ -163,7 +180,8 @@ class Builder:
         if policy == "stop" or (policy == "demote" and role not in ("Promoted", "Unpromoted")):
             start.runnable = False
             start.reason = "no quorum"
-        elif policy == "freeze" and (not rsc.running_on or start.node not in rsc.running_on):
+        elif policy == "freeze" and not rsc.running_on:
+            # Freeze: what runs may still move or recover; nothing new starts.
             start.runnable = False
             start.reason = "quorum freeze"
 
@@ -187,23 +205,16 @@ def _side(entity: Entity, task: str, acts: ActionSet, first: bool) -> list[Act]:
 INVERSE = {"start": "stop", "stop": "start", "promote": "demote", "demote": "promote"}
 
 
-def _missing_start(entity: Entity, acts: ActionSet) -> bool:
-    """Whether `entity` cannot be started/running at all (so dependents must not start)."""
-    if isinstance(entity, CloneE):
-        return all(_missing_start(inst, acts) for inst in entity.instances) if entity.instances \
-            else True
-    leaves = leaf_primitives(entity)
-    if not leaves:
-        return True
-    for leaf in leaves:
-        if not leaf.managed:
-            if not leaf.running_on:
-                return True
-            continue
-        start = acts.one(leaf, "start")
-        if start is None or not start.runnable:
-            return True
-    return False
+_COLLECTIVE = {"start": "running", "stop": "stopped", "promote": "promoted",
+               "demote": "demoted"}
+
+
+def _action_name(entity: Entity, task: str) -> str:
+    """How Pacemaker names an action in reasons: `rsc start`, or `group running` for a group
+    or clone (its pseudo-action that completes when every member has started)."""
+    if isinstance(entity, GroupE | CloneE):
+        return f"{entity.id} {_COLLECTIVE.get(task, task)}"
+    return f"{entity.id} {task}"
 
 
 def add_orderings(spec: ClusterSpec, cluster: Cluster, acts: ActionSet) -> list[tuple[Act, Act]]:
@@ -221,17 +232,69 @@ def add_orderings(spec: ClusterSpec, cluster: Cluster, acts: ActionSet) -> list[
             then = cluster.entities.get(then_id)
             if first is None or then is None or first is then:
                 continue
+            some = _one_or_more(order, first)
+            if some is not None:
+                # "One or more": `then` needs some instances of `first` (clone-min or
+                # require-all=false); it only orders, and blocks when too few can run.
+                _link(first, first_action, then, then_action, False, acts, False, True)
+                pending.append((first, f"{some[0]}:{some[1]}", then, then_action))
+                continue
             _order(first, first_action, then, then_action, order.kind, order.is_symmetrical,
                    acts, pending, interleave=_interleave(first, then))
-    # Blocking: a `then` start cannot run when its `first` cannot start.
+    # Blocking: a `then` action cannot run when its `first` cannot start (a clone's "running"
+    # needs one instance, a group's every member), transitively: wired here, spread later.
     blocked: list[tuple[Act, Act]] = []
-    for first, _fa, then, ta in pending:
-        if _missing_start(first, acts):
-            for act in _side(then, ta, acts, first=False):
-                head = first_member(first)
-                blocked.append((act, Act("start", -1, head if isinstance(head, Rsc) else None)))
-                act.reason = act.reason or f"unrunnable {first.id} start"
+    for first, fa, then, ta in pending:
+        asym = ta.startswith("asym:")
+        ta = ta.removeprefix("asym:")
+        need, _sep, name = fa.partition(":") if fa[:1].isdigit() else ("1", "", "")
+        thens = [act for act in _side(then, ta, acts, first=False)
+                 if not (asym and act.optional and act.rsc is not None
+                         and act.rsc.running_on == [act.node])]
+        if not thens:
+            continue
+        reason = f"unrunnable {name or _action_name(first, 'start')}"
+        if _missing_start(first, acts, int(need)):
+            for act in thens:
+                act.runnable = False
+                act.reason = act.reason or reason
+                blocked.append((act, act))
+            continue
+        inputs = [a for leaf in leaf_primitives(first) for a in acts.get(leaf, "start")]
+        if isinstance(first, CloneE):
+            gate = Act("running", -1, None, optional=False, pseudo=True, need=int(need))
+            gate.gate_inputs = inputs
+            gate.blocks_with = [(t, reason) for t in thens]
+            for act in inputs:
+                act.gates.append(gate)
+        else:
+            for act in inputs:
+                act.blocks_with += [(t, reason) for t in thens]
     return blocked
+
+
+def _one_or_more(order: Order, first: Entity) -> tuple[int, str] | None:
+    if not isinstance(first, CloneE) or order.kind != "Mandatory":
+        return None
+    extra = first.clone_min
+    if extra > 0 or not order.require_all:
+        return max(1, extra), f"clone-one-or-more:{order.id}"
+    return None
+
+
+def _missing_start(entity: Entity, acts: ActionSet, need: int = 1) -> bool:
+    """Whether `entity` cannot be started at all (unassigned or unmanaged), whatever else
+    happens: a clone when fewer than `need` instances can, a group when any member cannot."""
+    if isinstance(entity, CloneE):
+        able = sum(1 for inst in entity.instances if not _missing_start(inst, acts))
+        return able < need
+    leaves = leaf_primitives(entity)
+    if not leaves:
+        return True
+    # An unmanaged resource that runs healthy is as good as started; a failed or stopped one
+    # will not be started by the cluster.
+    return any((not leaf.managed and (leaf.failed or not leaf.running_on))
+               or (leaf.managed and acts.one(leaf, "start") is None) for leaf in leaves)
 
 
 def _interleave(first: Entity, then: Entity) -> bool:
@@ -262,10 +325,13 @@ def _order(first: Entity, fa: str, then: Entity, ta: str, kind: str, symmetrical
            interleave: bool = False) -> None:
     if kind == "Serialize":
         return
-    mandatory = kind == "Mandatory"
+    # An asymmetrical mandatory order only orders: Pacemaker gives it neither "first required
+    # implies then required" nor "first unrunnable blocks then".
+    mandatory = kind == "Mandatory" and symmetrical
     _link(first, fa, then, ta, mandatory, acts, interleave, implies_then=True)
-    if mandatory and fa == "start":
-        pending.append((first, fa, then, ta))
+    if kind == "Mandatory" and (fa in ("start", "promote") or not symmetrical):
+        # An asymmetrical one still blocks `then`, unless it is already running in place.
+        pending.append((first, fa, then, ta if symmetrical else "asym:" + ta))
     if symmetrical and fa in INVERSE and ta in INVERSE:
         _link(then, INVERSE[ta], first, INVERSE[fa], mandatory, acts, interleave,
               implies_then=False)
@@ -282,46 +348,85 @@ def _link(first: Entity, fa: str, then: Entity, ta: str, mandatory: bool, acts: 
             t.after.append(f)
             if not mandatory:
                 continue
+            t.hard_after.append(f)
             if implies_then:
-                # A required `first` makes the `then` action required (a restart if in place).
-                if f.rsc is not None:
-                    f.implies.append((t, f"required {f.rsc.id} {f.task}"))
+                # A required `first` makes the `then` action required (a restart if in place);
+                # of a clone, only an instance restarting in place does (a new one does not).
+                if isinstance(first, CloneE) and (f.rsc is None or f.node not in f.rsc.running_on):
+                    continue
+                f.implies.append((t, f"required {_action_name(first, fa)}"))
             else:
                 # Reversed half: `then` (e.g. first's stop) required → `first` (dependent's stop).
                 t.implies.append((f, None))
 
 
 def propagate(acts: ActionSet, blocked: list[tuple[Act, Act]]) -> None:
+    """Spread "unrunnable" and "required" along the orderings until nothing changes."""
     every: list[Act] = acts.fences + acts.every
-    # Unrunnable first: a blocked start blocks what depends on it and forces the stop in place.
-    todo = [a for a in every if not a.runnable]
     for act, _src in blocked:
-        if act.runnable:
-            act.runnable = False
-            todo.append(act)
-    while todo:
-        act = todo.pop()
-        if act.task == "start" and act.rsc is not None:
-            for stop in acts.get(act.rsc, "stop"):
-                if stop.optional:
-                    stop.optional = False
-                    if stop.reason is None and act.reason:
-                        stop.reason = act.reason
-            for promote in acts.get(act.rsc, "promote"):
-                if promote.runnable:
-                    promote.runnable = False
-                    todo.append(promote)
-        for other in act.blocks:
-            if other.task != "stop" and other.runnable:
-                other.runnable = False
-                todo.append(other)
-    work = [a for a in every if not a.optional and a.runnable]
-    while work:
-        act = work.pop()
-        for other, reason in act.implies:
-            if other.optional:
-                other.optional = False
-                if other.reason is None and reason is not None:
-                    other.reason = reason
+        act.runnable = False
+    done_blocked: set[int] = set()
+    done_required: set[int] = set()
+    hard = [a for a in every if a.hard_after or a.quiet_after]
+    changed = True
+    while changed:
+        changed = False
+        # A blocked start blocks what depends on it and forces the stop in place (Pacemaker's
+        # restart ordering: a resource that should restart but cannot start is still stopped).
+        todo = [a for a in every if not a.runnable and id(a) not in done_blocked]
+        while todo:
+            act = todo.pop()
+            done_blocked.add(id(act))
+            changed = True
+            if act.task == "start" and act.rsc is not None and act.rsc.managed:
+                for stop in acts.get(act.rsc, "stop"):
+                    if stop.optional:
+                        stop.optional = False
+                        if stop.reason is None and act.reason:
+                            stop.reason = act.reason
+                for promote in acts.get(act.rsc, "promote"):
+                    if promote.runnable:
+                        promote.runnable = False
+                        todo.append(promote)
+            for other in act.blocks:
+                if other.task != "stop" and other.runnable:
+                    other.runnable = False
+                    todo.append(other)
+            for other, why in act.blocks_with:
                 if other.runnable:
-                    work.append(other)
+                    other.runnable = False
+                    other.reason = other.reason or why
+                    todo.append(other)
+            for gate in act.gates:
+                if gate.runnable and sum(i.runnable for i in gate.gate_inputs) < gate.need:
+                    gate.runnable = False
+                    todo.append(gate)
+        work = [a for a in every if not a.optional and a.runnable and id(a) not in done_required]
+        while work:
+            act = work.pop()
+            done_required.add(id(act))
+            changed = True
+            for other, reason in act.implies:
+                if other.optional:
+                    other.optional = False
+                    if other.reason is None and reason is not None:
+                        other.reason = reason
+                    if other.runnable:
+                        work.append(other)
+        # A required action that cannot run blocks what a mandatory ordering puts after it.
+        for act in hard:
+            if not act.runnable:
+                continue
+            for before in act.hard_after:
+                if not before.optional and not before.runnable:
+                    act.runnable = False
+                    if act.reason is None and before.rsc is not None:
+                        act.reason = f"unrunnable {before.rsc.id} {before.task}"
+                    changed = True
+                    break
+            else:
+                for before in act.quiet_after:
+                    if not before.optional and not before.runnable:
+                        act.runnable = False
+                        changed = True
+                        break

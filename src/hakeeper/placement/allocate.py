@@ -125,9 +125,12 @@ class Allocator:
                 new = self.add_colocated(entity.members[0], list(work), attr, factor, flags)
                 chain = last_member(entity).with_this
             else:
+                chain = entity.with_this
+                if attr == "#uname" and not chain and \
+                        not self.nonzero(self.weights_of(entity)):
+                    return work  # nothing to add and nobody further down the chain
                 new = list(work)
                 self._add_matching(new, entity, attr, factor, bool(flags & NONNEG))
-                chain = entity.with_this
             if self.any_available(new):
                 multiplier = -1.0 if factor < 0 else 1.0
                 for coloc in chain:

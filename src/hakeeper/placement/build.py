@@ -57,6 +57,9 @@ def build(spec: ClusterSpec, state: ClusterState | None) -> tuple[Cluster, FailT
             attrs.update(ns.attributes)
             info.online, info.standby = ns.online, ns.standby
             info.maintenance, info.unclean = ns.maintenance, ns.unclean
+            # A node shutting down or not yet accepted by the controller runs nothing new.
+            info.shutdown = ns.shutdown or ns.pending
+            info.fence_reason = ns.fence_reason
         if _is_true(attrs.get("standby", "false")):
             info.standby = True
         if _is_true(attrs.get("maintenance", "false")):
@@ -69,8 +72,10 @@ def build(spec: ClusterSpec, state: ClusterState | None) -> tuple[Cluster, FailT
                       stonith_enabled=opts.stonith_enabled, fencing=[], have_quorum=have_quorum,
                       no_quorum_policy=opts.no_quorum_policy, symmetric=opts.symmetric_cluster,
                       stop_all=opts.stop_all_resources, maintenance_mode=opts.maintenance_mode)
-    # A node is fenced when it is unclean and fencing is enabled.
-    if opts.stonith_enabled:
+    # A node is fenced when it is unclean and fencing is enabled; without quorum only under
+    # no-quorum-policy=ignore (a partition without quorum must not shoot the others).
+    cluster.can_fence = opts.stonith_enabled and (have_quorum or opts.no_quorum_policy == "ignore")
+    if cluster.can_fence:
         cluster.fencing = [n.index for n in nodes if n.unclean]
     _build_resources(spec, cluster)
     fail = _apply_state(state, cluster)
@@ -94,10 +99,11 @@ def _new_rsc(prim: Primitive, rid: str, order: int, meta: MetaView, spec: Cluste
     if opts.maintenance_mode:
         rsc.managed = False
     rsc.priority = meta.get("priority") or 0
-    rsc.requires_quorum = meta.get("requires") != "nothing" and prim.agent.cls != "stonith"
-    for node, score in enumerate(base):
-        if score:
-            rsc.contributions.append((node, score, "the node's own score"))
+    rsc.requires_quorum = meta.get("requires") != "nothing"
+    rsc.multiple_active = meta.get("multiple_active") or "stop_start"
+    rsc.allow_migrate = bool(meta.get("allow_migrate"))
+    rsc.contributions = [(node, score, "the node's own score")
+                         for node, score in enumerate(base) if score] if any(base) else []
     return rsc
 
 
@@ -118,8 +124,16 @@ def _build_resources(spec: ClusterSpec, cluster: Cluster) -> None:
         if top in clone_of:
             top = clone_of[top]
         first_pos.setdefault(top, pos)
-    tops = sorted(first_pos, key=lambda t: first_pos[t])
     clones = {c.id: c for c in res.clones}
+
+    def priority(top: str) -> int:
+        meta = clones[top].meta if top in clones else (
+            groups[top].meta if top in groups else prims[top].meta)
+        return meta.priority or 0
+
+    # Pacemaker sorts resources by priority (highest first) when it reads the configuration,
+    # keeping definition order between equals: that order drives allocation and the summary.
+    tops = sorted(first_pos, key=lambda t: (-priority(t), first_pos[t]))
 
     def make_group(gid: str, suffix: str, order: int, parent: Entity | None,
                    outer: Meta | None) -> GroupE:
@@ -154,6 +168,11 @@ def _build_resources(spec: ClusterSpec, cluster: Cluster) -> None:
             entity.promotable = bool(meta.promotable)
             entity.promoted_max = meta.promoted_max if meta.promoted_max is not None else 1
             entity.promoted_node_max = meta.promoted_node_max or 1
+            extra = meta.model_extra or {}
+            try:
+                entity.clone_min = int(extra.get("clone-min", extra.get("clone_min", 0)))
+            except ValueError:
+                entity.clone_min = 0
             entity.priority = meta.priority or 0
             entity.weights = [0] * nnodes
             cluster.entities[clone.id] = entity
@@ -205,6 +224,14 @@ def _apply_state(state: ClusterState, cluster: Cluster) -> FailTable:
             continue  # a node that left cleanly runs nothing
         if info.unclean and not cluster.stonith_enabled:
             continue  # without fencing, an unclean node's resources count as stopped
+        if status.on_fail == "ignore":
+            status = status.model_copy(update={"failed": False})
+        if (status.blocked or status.on_fail == "block") and not info.unclean:
+            rsc.managed = False  # nothing more may be done to it until it is cleaned up
+        if status.failed and status.on_fail == "stop":
+            rsc.target_role = "Stopped"
+        if status.failed and status.failure_kind in ("hard", "fatal"):
+            rsc.hard_failures.append(-1 if status.failure_kind == "fatal" else node)
         if node not in rsc.running_on:
             rsc.running_on.append(node)
         role = status.role if status.role != "Stopped" else "Started"
@@ -239,22 +266,21 @@ def _locate(status: ResourceStatus, node: int, cluster: Cluster,
             break
     if clone is None:
         return None
-    taken = used.setdefault(clone.id + "/" + base, set())
-    # Instances of the same clone already on this node (anonymous: one per node is typical).
+    if clone.unique:
+        # Globally unique: each numbered instance is its own resource.
+        if num.isdigit() and int(num) < len(clone.instances):
+            return _member(clone.instances[int(num)], base)
+        return None
+    # Anonymous: the number in the history means nothing (Pacemaker strips it). The instance
+    # already active on this node is reused; otherwise the lowest-numbered instance not active
+    # anywhere yet, in the order the status lists them.
     for inst in clone.instances:
         target = _member(inst, base)
         if target is not None and node in target.running_on:
             return target
-    if num.isdigit() and int(num) < len(clone.instances) and (
-            clone.unique or int(num) not in taken):
-        taken.add(int(num))
-        return _member(clone.instances[int(num)], base)
-    for i, inst in enumerate(clone.instances):
+    for inst in clone.instances:
         target = _member(inst, base)
-        if target is not None and i not in taken:
-            if any(node in m.running_on for m in _leaves(inst)) and target.running_on:
-                continue
-            taken.add(i)
+        if target is not None and not target.running_on:
             return target
     return None
 

@@ -129,7 +129,7 @@ def promotion_score(alloc: Allocator, clone: CloneE, leaf: Rsc, node: int,
 
 def set_roles(alloc: Allocator, clone: CloneE,
               extra: list[tuple[int, int, str]] | None = None) -> None:
-    extra = extra if extra is not None else getattr(clone, "promotion_locations", [])
+    extra = extra if extra is not None else clone.promotion_locations
     candidates: list[tuple[int, int, int, Entity, Rsc, int]] = []
     for pos, inst in enumerate(clone.instances):
         leaf = first_member(inst)

@@ -54,7 +54,7 @@ def read_cluster(path: str) -> ClusterSpec:
         except ImportError as exc:
             raise InputError([Problem("CIB XML needs the CIB importer (hakeeper.importers.cib)",
                                       path, None, None)]) from exc
-        spec: ClusterSpec = cib.load_cib(path)
+        spec: ClusterSpec = cib.read_cib(path)
         return spec
     return load_spec(path)
 

@@ -26,10 +26,18 @@ def _compare(expr: Expression, actual: str | None) -> bool:
         return actual is None
     if actual is None or expr.value is None:
         return op == "ne" and actual is None and expr.value is not None
-    if expr.type in ("integer", "number"):
+    kind = expr.type
+    if kind == "string" and op in ("lt", "gt", "lte", "gte"):
+        # Pacemaker's default type for comparisons is numeric ("number" when a value has a
+        # decimal point, else "integer"); the spec cannot tell "string" from "not given".
+        kind = "number" if "." in actual or "." in expr.value else "integer"
+    a: float | str | tuple[int, ...]
+    b: float | str | tuple[int, ...]
+    if kind in ("integer", "number"):
         try:
-            a: float | str | tuple[int, ...] = float(actual)
-            b: float | str | tuple[int, ...] = float(expr.value)
+            a, b = float(actual), float(expr.value)
+            if kind == "integer":
+                a, b = float(int(a)), float(int(b))
         except ValueError:
             a, b = actual, expr.value
     elif expr.type == "version":
