@@ -45,7 +45,7 @@ vips:
   keystone-service-api: 10.94.0.100
   nova-api: 10.94.0.100
 vrrp: {version: 3, advert-int: 0.1, first-vrid: 94, check-interval: 1}
-haproxy: {check-inter: 200ms}
+haproxy: {check-inter: 200ms, timeout-connect: 100ms}
 """
 PORT = 8774  # nova-api through the VIP
 
@@ -117,17 +117,6 @@ def _read_probe(p: subprocess.Popen[bytes], samples: Samples, view: View) -> Non
         view.sample(s)
 
 
-def _watch_vip(stack: Stack, resolved: Resolved, view: View, stop: threading.Event) -> None:
-    vip = resolved.vip_addresses()[0]
-    last: list[str] = []
-    while not stop.is_set():
-        up = [h for h in stack.holders(vip) if stack.nodes[h].speaker is not None]
-        if up != last:
-            view.vip_holders(up, time.monotonic())
-            last = up
-        stop.wait(0.02)
-
-
 def _one_failover(stack: Stack, resolved: Resolved, view: View, samples: Samples, phases: Phases,
                   n: int) -> Failover:
     vip = resolved.vip_addresses()[0]
@@ -153,6 +142,7 @@ def _one_failover(stack: Stack, resolved: Resolved, view: View, samples: Samples
     view.failover(result)
     view.note(f"bringing {holder} back")
     back_at = time.monotonic()
+    view.new_phase()
     stack.restore(holder)
     time.sleep(phases.after_return)
     result = dataclasses.replace(result, rejoin_lost=count_lost(samples.snapshot(), back_at, time.monotonic()))
@@ -177,14 +167,13 @@ def run_demo(*, live: bool, quick: bool, rounds: int = 1, workdir: str | None = 
     if swept:
         view.note(f"removed leftovers of an earlier run: {', '.join(swept)}")
     results: list[Failover] = []
-    stop_watch = threading.Event()
     status = 0
     probe: subprocess.Popen[bytes] | None = None
     with _signals_as_exceptions(), view:
         lab = Lab(PREFIX, NETWORK, base / "lab")
         try:
             lab.__enter__()
-            stack = Stack(lab, resolved, on_event=lambda e: view.event(e))
+            stack = Stack(lab, resolved, on_event=lambda e: view.event(e), watch=True)
             view.note(f"building 3 controllers and a client in namespaces {PREFIX}-*; VRRP by {stack.speaker_kind}")
             stack.start()
             client = lab.add_host("client", "10.94.0.50")
@@ -197,7 +186,6 @@ def run_demo(*, live: bool, quick: bool, rounds: int = 1, workdir: str | None = 
                                   f"http://{resolved.vip_addresses()[0]}:{PORT}/", "--interval", "0.02",
                                   "--timeout", "0.25"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
             threading.Thread(target=_read_probe, args=(probe, samples, view), daemon=True).start()
-            threading.Thread(target=_watch_vip, args=(stack, resolved, view, stop_watch), daemon=True).start()
             for n in range(1, rounds + 1):
                 results.append(_one_failover(stack, resolved, view, samples, phases, n))
         except (KeyboardInterrupt, _Stop) as exc:
@@ -210,7 +198,6 @@ def run_demo(*, live: bool, quick: bool, rounds: int = 1, workdir: str | None = 
             # A second Ctrl-C must not cut the cleanup short.
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_IGN)
-            stop_watch.set()
             view.note("cleaning up: stopping every process, removing namespaces and the bridge")
             view.closing = True
             if probe is not None and probe.poll() is None:
