@@ -96,11 +96,13 @@ def _signals_as_exceptions() -> Iterator[None]:
             signal.signal(s, h)
 
 
-def _missing() -> list[str]:
+def _missing(speaker: str) -> list[str]:
     need = ["haproxy", "curl", "ip"]
     from hakeeper.openstack.stack import hakeeper_speaker_available
 
-    if not hakeeper_speaker_available():
+    if speaker == "hakeeper" and not hakeeper_speaker_available():
+        return ["hakeeper's VRRP speaker (hakeeper.vrrp) in this build"]
+    if speaker == "keepalived" or not hakeeper_speaker_available():
         need.append("keepalived")
     return [b for b in need if shutil.which(b) is None and not os.path.exists(f"/usr/sbin/{b}")]
 
@@ -150,11 +152,12 @@ def _one_failover(stack: Stack, resolved: Resolved, view: View, samples: Samples
     return result
 
 
-def run_demo(*, live: bool, quick: bool, rounds: int = 1, workdir: str | None = None) -> int:
+def run_demo(*, live: bool, quick: bool, rounds: int = 1, workdir: str | None = None,
+             speaker: str = "auto") -> int:
     if os.geteuid() != 0:
         print("hakeeper demo: needs root (it builds network namespaces)", file=sys.stderr)
         return 1
-    missing = _missing()
+    missing = _missing(speaker)
     if missing:
         print(f"hakeeper demo: missing programs: {', '.join(missing)} (see scripts/setup)", file=sys.stderr)
         return 1
@@ -167,13 +170,15 @@ def run_demo(*, live: bool, quick: bool, rounds: int = 1, workdir: str | None = 
     if swept:
         view.note(f"removed leftovers of an earlier run: {', '.join(swept)}")
     results: list[Failover] = []
+    speaker_kind = speaker
     status = 0
     probe: subprocess.Popen[bytes] | None = None
     with _signals_as_exceptions(), view:
         lab = Lab(PREFIX, NETWORK, base / "lab")
         try:
             lab.__enter__()
-            stack = Stack(lab, resolved, on_event=lambda e: view.event(e), watch=True)
+            stack = Stack(lab, resolved, speaker=speaker, on_event=lambda e: view.event(e), watch=True)
+            speaker_kind = stack.speaker_kind
             view.note(f"building 3 controllers and a client in namespaces {PREFIX}-*; VRRP by {stack.speaker_kind}")
             stack.start()
             client = lab.add_host("client", "10.94.0.50")
@@ -211,7 +216,7 @@ def run_demo(*, live: bool, quick: bool, rounds: int = 1, workdir: str | None = 
         print(summary_line(results))
         print(f"RESULT outage_ms={median(r.outage_ms for r in results):.0f} "
               f"lost={median(r.lost for r in results):.0f} rounds={len(results)} "
-              f"leftovers={len(left)}")
+              f"leftovers={len(left)} speaker={speaker_kind}")
     if left:
         print(f"hakeeper demo: left behind: {', '.join(left)}", file=sys.stderr)
         status = status or 1
