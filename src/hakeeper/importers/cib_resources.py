@@ -38,6 +38,7 @@ class RscInfo:
     clone: str | None = None
     failure_timeout: float = 0.0  # effective (own, group's, clone's or rsc_defaults'), 0 = never
     allow_migrate: bool = False  # effective allow-migrate (clones never migrate)
+    in_container: bool = False  # meta container=...: failures recover the container
 
 
 @dataclass
@@ -91,7 +92,8 @@ class ResourceReader:
         prim: Primitive = self.ctx.validate(Primitive, data, elem)
         self.source.record(("resources", "primitives", len(self.resources.primitives)), line(elem))
         self.resources.primitives.append(prim)
-        info = RscInfo(agent=agent, managed=prim.meta.is_managed is not False)
+        info = RscInfo(agent=agent, managed=prim.meta.is_managed is not False,
+                       in_container="container" in (prim.meta.model_extra or {}))
         for op in ops:
             if op.on_fail is not None:
                 info.on_fail[(op.name, round(op.interval * 1000))] = op.on_fail
@@ -180,5 +182,6 @@ class ResourceReader:
         self.info[rid].managed = managed
         timeout = next((m.failure_timeout for m in chain if m.failure_timeout is not None), None)
         self.info[rid].failure_timeout = timeout or 0.0
+        self.info[rid].in_container = any("container" in (m.model_extra or {}) for m in chain)
         migrate = next((m.allow_migrate for m in chain if m.allow_migrate is not None), False)
         self.info[rid].allow_migrate = bool(migrate) and clone is None

@@ -195,7 +195,8 @@ class StatusReader:
         table = info.on_fail if info else {}
         outcome = replay(ops, lambda task, ms: table.get((task, ms)), stonith_enabled=self.stonith_enabled,
                          promotable=info.promotable if info else False,
-                         managed=info.managed if info else True, expired=expired)
+                         managed=info.managed if info else True, expired=expired,
+                         in_container=info.in_container if info else False)
         if outcome.active or outcome.failed_op is not None or outcome.banned or outcome.pending:
             self.outcomes.append((rid, uname, outcome, agent))
 
@@ -230,7 +231,8 @@ class StatusReader:
             lookup = _lookup(info.on_fail if info else {})
             outcomes = {uname: replay(ops, lookup,
                                       stonith_enabled=self.stonith_enabled,
-                                      managed=info.managed if info else True, expired=self._expiry(rid, uname))
+                                      managed=info.managed if info else True, expired=self._expiry(rid, uname),
+                                      in_container=info.in_container if info else False)
                         for uname, (ops, _) in histories.items()}
             migration.resolve({u: ops for u, (ops, _) in histories.items()}, outcomes, online)
             agent = next(iter(histories.values()))[1]
