@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import re
 import sys
 import time
@@ -30,10 +29,9 @@ from hakeeper.spec.model import ClusterSpec  # noqa: E402
 
 def find_suite() -> Path:
     """The suite lives in ../shared next to the main checkout (a worktree sits one level deeper)."""
-    env = os.environ.get("HAKEEPER_PACEMAKER_SUITE")
-    candidates = [Path(env)] if env else []
-    candidates += [up / "shared" / "pacemaker-scheduler-2.1.5" for up in (ROOT.parent, ROOT.parent.parent)]
-    return next((c for c in candidates if (c / "index.tsv").exists()), candidates[0])
+    from hakeeper.conformance.suite import default_suite_dir
+
+    return default_suite_dir()
 
 
 DEFAULT_SUITE = find_suite()
