@@ -6,10 +6,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from hakeeper.importers.cib_defaults import DefaultSet
 from hakeeper.importers.cib_xml import CibContext, Element, children, line
 from hakeeper.importers.located import SourceMap
 from hakeeper.spec.model import Clone, Group, Meta, Operation, Primitive, Resources
-from hakeeper.spec.values import parse_duration
+from hakeeper.spec.values import AgentRef, parse_duration
 
 # Old names Pacemaker still accepts for clone meta.
 _META_ALIASES = {"master-max": "promoted-max", "master-node-max": "promoted-node-max"}
@@ -45,7 +46,7 @@ class RscInfo:
 class ResourceReader:
     ctx: CibContext
     source: SourceMap
-    op_defaults: dict[str, str] = field(default_factory=dict)
+    op_defaults: list[DefaultSet] = field(default_factory=list)
     resources: Resources = field(default_factory=Resources)
     info: dict[str, RscInfo] = field(default_factory=dict)
     # Top-level resources (not inside a group or clone), where rsc_defaults apply.
@@ -80,7 +81,11 @@ class ResourceReader:
             raise self.ctx.unsupported("a primitive built from a template", elem)
         klass, provider, kind = elem.get("class"), elem.get("provider"), elem.get("type")
         agent = f"{klass}:{provider}:{kind}" if provider else f"{klass}:{kind}"
-        ops = [self._operation(op) for op in elem.iterchildren("operations")
+        try:
+            ref: AgentRef | None = AgentRef.parse(agent)
+        except ValueError:
+            ref = None  # reported with its line when the primitive is validated
+        ops = [self._operation(op, ref) for op in elem.iterchildren("operations")
                for op in children(self.ctx.deref(op)) if op.tag == "op"]
         data: dict[str, Any] = {
             "id": elem.get("id"), "agent": agent,
@@ -100,7 +105,7 @@ class ResourceReader:
         self.info[prim.id] = info
         return prim
 
-    def _operation(self, elem: Element) -> Operation:
+    def _operation(self, elem: Element, agent: AgentRef | None) -> Operation:
         data: dict[str, Any] = {}
         for key, value in elem.attrib.items():
             if key in _OP_FIELDS:
@@ -110,17 +115,23 @@ class ResourceReader:
         for key, value in self.ctx.sets(elem, "meta_attributes").items():
             if key in _OP_FIELDS:
                 data.setdefault(_OP_FIELDS[key], value)
-        for key, value in self.op_defaults.items():
-            if key in ("timeout", "on-fail", "enabled", "role"):
-                data.setdefault(key, value)
-        for key in ("interval", "timeout"):
-            if key in data:
-                data[key] = _iso_seconds(data[key])
         if "interval" in data:
+            data["interval"] = _iso_seconds(data["interval"])
             try:
-                parse_duration(data["interval"])
+                interval_ms = round(parse_duration(data["interval"]) * 1000)
             except ValueError as exc:
                 raise self.ctx.error(str(exc), elem, "interval") from None
+        else:
+            interval_ms = 0
+        for default in self.op_defaults:
+            if default.condition is not None and (
+                    agent is None or not default.condition.matches(agent, (data.get("name", ""), interval_ms))):
+                continue
+            for key, value in default.values.items():
+                if key in ("timeout", "on-fail", "enabled", "role"):
+                    data.setdefault(key, value)
+        if "timeout" in data:
+            data["timeout"] = _iso_seconds(data["timeout"])
         op: Operation = self.ctx.validate(Operation, data, elem)
         return op
 
