@@ -194,5 +194,7 @@ class ResourceReader:
         timeout = next((m.failure_timeout for m in chain if m.failure_timeout is not None), None)
         self.info[rid].failure_timeout = timeout or 0.0
         self.info[rid].in_container = any("container" in (m.model_extra or {}) for m in chain)
-        migrate = next((m.allow_migrate for m in chain if m.allow_migrate is not None), False)
+        # Remote node connections may migrate unless told otherwise (Pacemaker's default for them).
+        remote = self.info[rid].agent == "ocf:pacemaker:remote"
+        migrate = next((m.allow_migrate for m in chain if m.allow_migrate is not None), remote)
         self.info[rid].allow_migrate = bool(migrate) and clone is None

@@ -399,7 +399,7 @@ class StatusReader:
             failed_op=op.task if op else None, failed_interval=op.interval_ms / 1000 if op else None,
             failed_rc=op.rc if op else None, failure_kind=outcome.failure_kind,
             on_fail=outcome.on_fail if op or outcome.on_fail != "ignore" else None,
-            blocked=blocked, pending=outcome.pending,
+            blocked=blocked, pending=outcome.pending, banned=outcome.banned or outcome.failure_kind == "hard",
             migrating_to=outcome.migrating_to, migrating_from=outcome.migrating_from,
             orphan=info is None, agent=agent if info is None else None)
 

@@ -111,6 +111,10 @@ CIB = """<cib have-quorum="1" dc-uuid="1" validate-with="pacemaker-3.0">
           <lrm_rsc_op id="g1" operation="start" interval="0" call-id="-1" rc-code="14" op-status="-1"
             transition-key="8:2:0:x"/>
         </lrm_resource>
+        <lrm_resource id="vip" class="ocf" provider="heartbeat" type="IPaddr2">
+          <lrm_rsc_op id="g2" operation="monitor" interval="0" call-id="2" rc-code="5" op-status="0"
+            transition-key="9:2:7:x"/>
+        </lrm_resource>
       </lrm_resources></lrm>
     </node_state>
   </status>
@@ -172,6 +176,8 @@ def test_status_is_imported() -> None:
     assert pending.pending == "start" and pending.role == "Unpromoted"
     fs = by[("fs", "beta")]
     assert fs.failed_op == "stop" and fs.on_fail == "fence"
+    banned = by[("vip", "gamma")]  # the probe found the agent missing there
+    assert banned.banned and banned.role == "Stopped" and not banned.failed
     orphan = by[("old", "alpha")]
     assert orphan.orphan and orphan.agent == "ocf:heartbeat:Dummy"
 
