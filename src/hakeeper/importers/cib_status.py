@@ -297,8 +297,11 @@ class StatusReader:
             failed = any(e.failed for e in entries)
             up = any(e.role != "Stopped" for e in entries) and not failed
             if provider != name:
-                # A guest also needs its implicit connection (history under the guest's name) up.
-                up = up and self.guest_connections.get(name, False)
+                # A guest also needs its implicit connection (history under the guest's name) up,
+                # and is lost with a host that has to be fenced.
+                hosts = [state.nodes.get(e.node) for e in entries if e.role != "Stopped"]
+                host_lost = any(h is not None and h.unclean and not h.online for h in hosts)
+                up = up and self.guest_connections.get(name, False) and not host_lost
             # Membership fields mean nothing for a remote node: its connection decides.
             node = NodeState(online=up, seen=raw is not None, attributes=attrs,
                              standby=is_true(attrs.get("standby")), maintenance=is_true(attrs.get("maintenance")))
@@ -314,11 +317,21 @@ class StatusReader:
             if name not in self.remote_nodes and name in state.nodes:
                 # A stale remote node entry whose connection resource is gone: simply offline.
                 state.nodes[name] = NodeState(online=False, seen=name in self.nodes)
+        lost_guests: set[str] = set()
         for rid, uname, outcome, agent in history:
             node = state.nodes[uname]
             # History of a remote node is read once its connection is up, or (with fencing) at the end.
             if node.online or self.stonith_enabled:
-                state.resources.append(self._resource(rid, uname, node, outcome, agent))
+                status = self._resource(rid, uname, node, outcome, agent)
+                state.resources.append(status)
+                if status.failed and not node.online and self.remote_nodes[uname] != uname:
+                    lost_guests.add(uname)
+        for name in lost_guests:
+            # Fencing a guest means recovering its container: the container counts as failed.
+            for entry in conn.get(self.remote_nodes[name], []):
+                if entry.role != "Stopped":
+                    entry.failed = True
+                    entry.on_fail = entry.on_fail or "restart"
 
     def _membership(self, raw: RawNode, attrs: dict[str, str]) -> NodeState:
         shutdown = attrs.get("shutdown", "0") not in ("0", "")
