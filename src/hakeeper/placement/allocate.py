@@ -201,7 +201,10 @@ class Allocator:
             rsc.contributions.append((-1, -score, f"colocation {coloc.id}: {who} is not running"))
         elif coloc.attribute == "#uname" and score >= INFINITY:
             # Mandatory colocation: every node but the primary's is out.
-            work = [w if i in nodes else NEG for i, w in enumerate(work)]
+            kept = work
+            work = [NEG] * self.n
+            for i in nodes:
+                work[i] = kept[i]
             where = ", ".join(self.names[n] for n in sorted(nodes))
             rsc.contributions.append(
                 (-1, NEG, f"colocation {coloc.id}: must run where {who} runs ({where})"))
@@ -267,8 +270,8 @@ class Allocator:
         # when more than one node is still possible (a mandatory colocation usually leaves one):
         # a merge that would make the last node negative is rolled back, so skip the work.
         weights = rsc.weights
-        open_nodes = [i for i in self.avail_idx if weights[i] > NEG]
-        merge = len(open_nodes) > 1 or (len(open_nodes) == 1 and weights[open_nodes[0]] < 0)
+        open_count = self.n - weights.count(NEG)  # unavailable nodes are -INFINITY already
+        merge = open_count > 1 or (open_count == 1 and max(weights) < 0)
         for coloc in rsc.with_this if merge else ():
             merged = self.add_colocated(coloc.dependent, rsc.weights, coloc.attribute,
                                         coloc.score / INFINITY, ACTIVE)
