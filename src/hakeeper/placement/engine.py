@@ -164,16 +164,22 @@ def _plan(cluster: Cluster, acts: ActionSet, explain: bool) -> Plan:
     for rsc in cluster.primitives:
         if rsc.running_on:
             plan.current[rsc.id] = [names[n] for n in rsc.running_on]
-        if rsc.assigned is not None:
-            # A resource that cannot be started where it is assigned stays where it was.
+        # Where it runs afterwards: where it runs now unless a stop there is carried out, plus
+        # where it is assigned when it is (or stays) started there.
+        final: list[int] = []
+        for node in rsc.running_on:
+            stop = acts.one(rsc, "stop", node)
+            if stop is None or stop.optional or not stop.runnable:
+                final.append(node)
+        if rsc.assigned is not None and rsc.assigned not in final:
             start = acts.one(rsc, "start", rsc.assigned)
-            if start is not None and not start.runnable:
-                continue
-            plan.placement[rsc.id] = [names[rsc.assigned]]
-            plan.roles[rsc.id] = next_role(rsc)
-        elif not rsc.managed and rsc.running_on:
-            plan.placement[rsc.id] = [names[n] for n in rsc.running_on]
-            plan.roles[rsc.id] = rsc.role
+            if start is not None and start.runnable and (
+                    not start.optional or rsc.assigned in rsc.running_on):
+                final.append(rsc.assigned)
+        if final:
+            plan.placement[rsc.id] = [names[n] for n in final]
+            plan.roles[rsc.id] = next_role(rsc) if rsc.assigned in final else (
+                rsc.role if rsc.role != "Stopped" else "Started")
         if explain:
             plan.scores[rsc.id] = {names[i]: w for i, w in enumerate(rsc.weights)}
             plan.contributions[rsc.id] = [
