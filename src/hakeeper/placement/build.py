@@ -23,6 +23,14 @@ from hakeeper.spec.values import INFINITY
 FailTable = dict[tuple[str, int], tuple[int, float | None]]
 
 
+def _in_clone(entity: Entity | None) -> bool:
+    while entity is not None:
+        if isinstance(entity, CloneE):
+            return True
+        entity = entity.parent
+    return False
+
+
 class MetaView:
     """Meta attributes with the first set value winning: primitive over group over clone."""
 
@@ -89,6 +97,9 @@ def _new_rsc(prim: Primitive, rid: str, order: int, meta: MetaView, spec: Cluste
     rsc = Rsc(id=rid, order=order, parent=parent, base=prim.id, agent=str(prim.agent),
               weights=list(base))
     stickiness = meta.get("resource_stickiness")
+    if stickiness is None and "resource_stickiness" not in opts.model_fields_set \
+            and isinstance(parent, CloneE | GroupE) and _in_clone(parent):
+        stickiness = 1  # Pacemaker's default for clone instances
     rsc.stickiness = stickiness if stickiness is not None else opts.resource_stickiness
     threshold = meta.get("migration_threshold")
     rsc.migration_threshold = threshold if threshold is not None else opts.migration_threshold
