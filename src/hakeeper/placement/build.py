@@ -155,6 +155,8 @@ def _build_resources(spec: ClusterSpec, cluster: Cluster) -> None:
             prim = prims[member]
             meta = _meta_chain(prim.meta, group.meta, outer)
             rsc = _new_rsc(prim, member + suffix, order, meta, spec, base, entity)
+            if isinstance(parent, CloneE):
+                cluster.clone_of[member] = parent
             entity.members.append(rsc)
             cluster.entities[rsc.id] = rsc
             cluster.primitives.append(rsc)
@@ -200,6 +202,7 @@ def _build_resources(spec: ClusterSpec, cluster: Cluster) -> None:
                 entity.instances.append(inst)
             # The unsuffixed child id names the clone's child for constraints.
             cluster.entities.setdefault(clone.child, entity)
+            cluster.clone_of.setdefault(clone.child, entity)
             cluster.top.append(entity)
         elif top in groups:
             g = make_group(top, "", order, None, None)
@@ -263,8 +266,10 @@ def _locate(status: ResourceStatus, node: int, cluster: Cluster,
         return entity
     name = status.resource
     base, _, num = name.partition(":")
-    clone = None
+    clone = cluster.clone_of.get(base)
     for candidate in (cluster.entities.get(base), entity):
+        if clone is not None:
+            break
         if isinstance(candidate, CloneE):
             clone = candidate
         elif isinstance(candidate, Rsc) and candidate.parent is not None:

@@ -137,6 +137,8 @@ class Cluster:
     maintenance_mode: bool
     warnings: list[str] = field(default_factory=list)
     can_fence: bool = False
+    # Primitive id -> the clone holding it (a cloned primitive or a member of a cloned group).
+    clone_of: dict[str, CloneE] = field(default_factory=dict)
 
 
 def leaf_primitives(entity: Entity) -> list[Rsc]:
