@@ -97,13 +97,20 @@ def test_failing_track_script_moves_vip(cluster: Cluster, tmp_path: Path) -> Non
         script = (f'vrrp_script chk {{\n    script "/bin/sh -c \'test ! -e {tmp_path}/fail-{n.name}\'"\n'
                   "    interval 0.2\n    weight -150\n}\n")
         text = n.conf.read_text().replace("vrrp_instance", script + "vrrp_instance", 1)
-        track = "    advert_int 1\n    track_script {\n        chk\n    }"
+        log = tmp_path / f"{n.name}.notify"
+        # notify_master runs as written; `notify` gets keepalived's arguments appended.
+        track = (f"    advert_int 1\n    track_script {{\n        chk\n    }}\n"
+                 f"    notify_master \"/bin/sh -c 'echo master >> {log}'\"\n"
+                 f"    notify \"/bin/sh -c 'echo $* >> {log}' notify\"")
         n.write_conf(text.replace("    advert_int 1", track))
         n.start_hakeeper()
     cluster.wait_holder("9lpo192", timeout=15)
     flag.write_text("")
     cluster.wait_holder("9lpo134", timeout=8)
     assert cluster.nodes["9lpo192"].state()["priority"] == 50
+    notes = tmp_path / "9lpo134.notify"
+    wait_for(lambda: notes.exists() and "INSTANCE nooip MASTER 100" in notes.read_text(), 5, "notify")
+    assert "master" in notes.read_text().split()
     flag.unlink()
     cluster.wait_holder("9lpo192", timeout=8)
 

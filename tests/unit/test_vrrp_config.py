@@ -166,3 +166,10 @@ instances:
     with pytest.raises(InputError) as err:
         read_yaml(typo)
     assert any(p.line == 3 for p in err.value.problems)
+
+
+def test_checker_blocks_are_warned_not_applied(tmp_path: Path) -> None:
+    path = write(tmp_path, inst() + "virtual_server 10.91.0.100 80 {\n    delay_loop 6\n}\n")
+    cfg = read_keepalived(path)
+    assert any(w.field == "top.virtual_server" and w.line == 11 and "health checks" in w.message
+               for w in cfg.warnings)

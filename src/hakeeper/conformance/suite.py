@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import csv
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from hakeeper.errors import InputError, Problem
+
+SUITE_NAME = "pacemaker-scheduler-2.1.5"
+
+
+def default_suite_dir() -> Path:
+    """Where Pacemaker's suite is: $HAKEEPER_SCHEDULER_SUITE, else `shared/` beside the checkout.
+
+    CI clones the project with shared/ beside it; a git worktree sits one level deeper.
+    """
+    env = os.environ.get("HAKEEPER_SCHEDULER_SUITE")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve()
+    candidates = [up / "shared" / SUITE_NAME for up in here.parents]
+    return next((c for c in candidates if (c / "index.tsv").is_file()), candidates[0])
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ _OPTIONS = {"cluster-name": "name", "symmetric-cluster": "symmetric-cluster",
             "default-resource-stickiness": "resource-stickiness"}
 _RSC_DEFAULT_OPTIONS = ("resource-stickiness", "migration-threshold")
 _IGNORED_SECTIONS = frozenset({"acls", "alerts", "fencing-topology"})
-_TAGS = ("cib", "configuration", "status", "node_state", "transient_attributes", "lrm_resource")
+_TAGS = ("cib", "configuration", "status", "node_state")
 
 
 class _Builder:
@@ -76,7 +76,8 @@ class _Builder:
         if when is not None and when.isdigit():
             self.now = float(when)  # the CIB says when it is to be evaluated: that wins
         self.status = StatusReader(resources.info, self.spec.cluster.stonith_enabled, ids, remote_nodes=remote,
-                                   remote_typed=self.remote_typed, now=self.now)
+                                   remote_typed=self.remote_typed, now=self.now,
+                                   migratable_ids={rid for rid, i in resources.info.items() if i.allow_migrate})
 
     def _options(self, crm_config: Element | None, rsc_defaults_section: Element | None) -> Meta:
         options: dict[str, Any] = {}
@@ -159,7 +160,8 @@ class _Builder:
             suicide_without_quorum=(self.spec.cluster.no_quorum_policy == "suicide"
                                     and self.spec.cluster.stonith_enabled
                                     and is_true(self.cib.get("no-quorum-panic"))),
-            node_attributes=self.node_attributes)
+            node_attributes=self.node_attributes,
+            ignore_quorum=self.spec.cluster.no_quorum_policy == "ignore")
         dc = self.cib.get("dc-uuid")
         if dc is not None:
             state.dc = self.status.node_names_by_id.get(dc, dc) if dc in self.status.node_names_by_id else None
@@ -204,21 +206,15 @@ def read_cib(source: str | Path | IO[bytes], file: str | None = None, *, now: fl
 def _handle(builder: _Builder, event: str, elem: Element) -> None:
     tag = elem.tag
     if event == "start":
-        if tag == "node_state":
-            if builder.status is None:
-                raise builder.ctx.unsupported("a status section before the configuration", elem)
-            builder.status.node_state(elem)
+        if tag == "node_state" and builder.status is None:
+            raise builder.ctx.unsupported("a status section before the configuration", elem)
         return
     if tag == "configuration":
         builder.configuration(elem)
     elif builder.status is None:
         return
-    elif tag == "lrm_resource":
-        builder.status.lrm_resource(elem)
-        _free(elem)
-    elif tag == "transient_attributes":
-        builder.status.transient_attributes(elem)
     elif tag == "node_state":
+        builder.status.node_state_end(elem)
         _free(elem)
 
 

@@ -37,6 +37,7 @@ class RscInfo:
     on_fail: dict[tuple[str, int], str] = field(default_factory=dict)
     clone: str | None = None
     failure_timeout: float = 0.0  # effective (own, group's, clone's or rsc_defaults'), 0 = never
+    allow_migrate: bool = False  # effective allow-migrate (clones never migrate)
 
 
 @dataclass
@@ -179,3 +180,5 @@ class ResourceReader:
         self.info[rid].managed = managed
         timeout = next((m.failure_timeout for m in chain if m.failure_timeout is not None), None)
         self.info[rid].failure_timeout = timeout or 0.0
+        migrate = next((m.allow_migrate for m in chain if m.allow_migrate is not None), False)
+        self.info[rid].allow_migrate = bool(migrate) and clone is None

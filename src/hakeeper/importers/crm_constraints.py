@@ -181,15 +181,22 @@ class ConstraintParser:
         return items
 
     def _sets(self, st: Statement, items: list[Any], what: str) -> list[ResourceSet]:
+        """Consecutive resources with the same role (or action) form one set, as crm shell builds them:
+        loose ones a sequential set, `( )` a non-sequential one, `[ ]` also require-all=false."""
         sets: list[ResourceSet] = []
-        loose: list[tuple[str, str | None]] = []
-
-        def make(kind: str, members: list[tuple[str, str | None]]) -> None:
-            quals = {q for _, q in members}
-            if len(quals) > 1:
-                raise st.error(f"members of one resource set must share the same {what}", st.words[1])
-            qual = quals.pop() if quals else None
-            data: dict[str, Any] = {"resources": [n for n, _ in members]}
+        runs: list[tuple[int, str, str | None, list[str]]] = []  # (item index, bracket, qualifier, names)
+        loose_index = -1
+        for index, (kind, members) in enumerate(items):
+            group = index if kind else loose_index
+            if not kind and (not runs or runs[-1][1] or runs[-1][0] != loose_index):
+                loose_index = group = index
+            for name, qual in members:
+                if runs and runs[-1][0] == group and runs[-1][2] == qual:
+                    runs[-1][3].append(name)
+                else:
+                    runs.append((group, kind, qual, [name]))
+        for _, kind, qual, names in runs:
+            data: dict[str, Any] = {"resources": names}
             if kind:
                 data["sequential"] = False
             if kind == "[":
@@ -197,17 +204,6 @@ class ConstraintParser:
             if qual is not None:
                 data[what] = qual
             sets.append(validate(ResourceSet, data, st))
-
-        for kind, members in items:
-            if kind:
-                if loose:
-                    make("", loose)
-                    loose = []
-                make(kind, members)
-            else:
-                loose += members
-        if loose:
-            make("", loose)
         return sets
 
     def _options(self, st: Statement, words: list[str], allowed: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:

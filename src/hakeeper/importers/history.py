@@ -142,10 +142,8 @@ def replay(ops: list[OpRecord], on_fail_for: OnFailLookup, *, stonith_enabled: b
             set_active()
         elif op.task == "start":
             out.role, clear = active_role, True
-            out.migrating_from = None
         elif op.task == "stop":
             out.role, clear = STOPPED, True
-            out.migrating_to = None
         elif op.task == "promote":
             out.role, clear = PROMOTED, True
         elif op.task == "demote":
@@ -153,10 +151,8 @@ def replay(ops: list[OpRecord], on_fail_for: OnFailLookup, *, stonith_enabled: b
             out.role = UNPROMOTED
         elif op.task == "migrate_from":
             out.role, clear = active_role, True
-            out.migrating_from = op.migrate_source
         elif op.task == "migrate_to":
-            # The source keeps the resource until the target confirms with migrate_from.
-            out.migrating_to = op.migrate_target
+            # What this means depends on the target's history too: see migration.resolve.
             set_active()
         else:
             set_active()

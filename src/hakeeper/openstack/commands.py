@@ -64,7 +64,7 @@ def _demo(args: argparse.Namespace) -> int:
     from hakeeper.openstack.demo import run_demo
 
     live = not args.no_live and sys.stdout.isatty()
-    return run_demo(live=live, quick=args.quick, rounds=args.rounds, workdir=args.workdir)
+    return run_demo(live=live, quick=args.quick, rounds=args.rounds, workdir=args.workdir, speaker=args.speaker)
 
 
 def _sub_action(parser: argparse.ArgumentParser) -> Any:
@@ -101,4 +101,6 @@ def register(subparsers: Any) -> None:
     d.add_argument("--quick", action="store_true", help="shorter phases (for CI)")
     d.add_argument("--rounds", type=int, default=1, help="failovers to run; the summary gives the median")
     d.add_argument("--workdir", help="keep configuration and logs here (default: a temporary directory)")
+    d.add_argument("--speaker", choices=("auto", "hakeeper", "keepalived"), default="auto",
+                   help="who speaks VRRP: hakeeper's own speaker (auto: when built in) or keepalived")
     d.set_defaults(handler=_demo)

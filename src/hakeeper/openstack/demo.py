@@ -45,7 +45,7 @@ vips:
   keystone-service-api: 10.94.0.100
   nova-api: 10.94.0.100
 vrrp: {version: 3, advert-int: 0.1, first-vrid: 94, check-interval: 1}
-haproxy: {check-inter: 200ms}
+haproxy: {check-inter: 200ms, timeout-connect: 100ms}
 """
 PORT = 8774  # nova-api through the VIP
 
@@ -96,11 +96,13 @@ def _signals_as_exceptions() -> Iterator[None]:
             signal.signal(s, h)
 
 
-def _missing() -> list[str]:
+def _missing(speaker: str) -> list[str]:
     need = ["haproxy", "curl", "ip"]
     from hakeeper.openstack.stack import hakeeper_speaker_available
 
-    if not hakeeper_speaker_available():
+    if speaker == "hakeeper" and not hakeeper_speaker_available():
+        return ["hakeeper's VRRP speaker (hakeeper.vrrp) in this build"]
+    if speaker == "keepalived" or not hakeeper_speaker_available():
         need.append("keepalived")
     return [b for b in need if shutil.which(b) is None and not os.path.exists(f"/usr/sbin/{b}")]
 
@@ -115,17 +117,6 @@ def _read_probe(p: subprocess.Popen[bytes], samples: Samples, view: View) -> Non
         with samples.lock:
             samples.items.append(s)
         view.sample(s)
-
-
-def _watch_vip(stack: Stack, resolved: Resolved, view: View, stop: threading.Event) -> None:
-    vip = resolved.vip_addresses()[0]
-    last: list[str] = []
-    while not stop.is_set():
-        up = [h for h in stack.holders(vip) if stack.nodes[h].speaker is not None]
-        if up != last:
-            view.vip_holders(up, time.monotonic())
-            last = up
-        stop.wait(0.02)
 
 
 def _one_failover(stack: Stack, resolved: Resolved, view: View, samples: Samples, phases: Phases,
@@ -153,6 +144,7 @@ def _one_failover(stack: Stack, resolved: Resolved, view: View, samples: Samples
     view.failover(result)
     view.note(f"bringing {holder} back")
     back_at = time.monotonic()
+    view.new_phase()
     stack.restore(holder)
     time.sleep(phases.after_return)
     result = dataclasses.replace(result, rejoin_lost=count_lost(samples.snapshot(), back_at, time.monotonic()))
@@ -160,11 +152,12 @@ def _one_failover(stack: Stack, resolved: Resolved, view: View, samples: Samples
     return result
 
 
-def run_demo(*, live: bool, quick: bool, rounds: int = 1, workdir: str | None = None) -> int:
+def run_demo(*, live: bool, quick: bool, rounds: int = 1, workdir: str | None = None,
+             speaker: str = "auto") -> int:
     if os.geteuid() != 0:
         print("hakeeper demo: needs root (it builds network namespaces)", file=sys.stderr)
         return 1
-    missing = _missing()
+    missing = _missing(speaker)
     if missing:
         print(f"hakeeper demo: missing programs: {', '.join(missing)} (see scripts/setup)", file=sys.stderr)
         return 1
@@ -177,14 +170,15 @@ def run_demo(*, live: bool, quick: bool, rounds: int = 1, workdir: str | None = 
     if swept:
         view.note(f"removed leftovers of an earlier run: {', '.join(swept)}")
     results: list[Failover] = []
-    stop_watch = threading.Event()
+    speaker_kind = speaker
     status = 0
     probe: subprocess.Popen[bytes] | None = None
     with _signals_as_exceptions(), view:
         lab = Lab(PREFIX, NETWORK, base / "lab")
         try:
             lab.__enter__()
-            stack = Stack(lab, resolved, on_event=lambda e: view.event(e))
+            stack = Stack(lab, resolved, speaker=speaker, on_event=lambda e: view.event(e), watch=True)
+            speaker_kind = stack.speaker_kind
             view.note(f"building 3 controllers and a client in namespaces {PREFIX}-*; VRRP by {stack.speaker_kind}")
             stack.start()
             client = lab.add_host("client", "10.94.0.50")
@@ -197,7 +191,6 @@ def run_demo(*, live: bool, quick: bool, rounds: int = 1, workdir: str | None = 
                                   f"http://{resolved.vip_addresses()[0]}:{PORT}/", "--interval", "0.02",
                                   "--timeout", "0.25"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
             threading.Thread(target=_read_probe, args=(probe, samples, view), daemon=True).start()
-            threading.Thread(target=_watch_vip, args=(stack, resolved, view, stop_watch), daemon=True).start()
             for n in range(1, rounds + 1):
                 results.append(_one_failover(stack, resolved, view, samples, phases, n))
         except (KeyboardInterrupt, _Stop) as exc:
@@ -210,7 +203,6 @@ def run_demo(*, live: bool, quick: bool, rounds: int = 1, workdir: str | None = 
             # A second Ctrl-C must not cut the cleanup short.
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_IGN)
-            stop_watch.set()
             view.note("cleaning up: stopping every process, removing namespaces and the bridge")
             view.closing = True
             if probe is not None and probe.poll() is None:
@@ -224,7 +216,7 @@ def run_demo(*, live: bool, quick: bool, rounds: int = 1, workdir: str | None = 
         print(summary_line(results))
         print(f"RESULT outage_ms={median(r.outage_ms for r in results):.0f} "
               f"lost={median(r.lost for r in results):.0f} rounds={len(results)} "
-              f"leftovers={len(left)}")
+              f"leftovers={len(left)} speaker={speaker_kind}")
     if left:
         print(f"hakeeper demo: left behind: {', '.join(left)}", file=sys.stderr)
         status = status or 1

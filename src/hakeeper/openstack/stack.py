@@ -58,7 +58,7 @@ class Node:
 
 class Stack:
     def __init__(self, lab: Lab, resolved: Resolved, *, speaker: str = "auto",
-                 on_event: Callable[[Event], None] | None = None) -> None:
+                 on_event: Callable[[Event], None] | None = None, watch: bool = False) -> None:
         self.lab = lab
         self.resolved = resolved
         self.nodes: dict[str, Node] = {}
@@ -67,6 +67,7 @@ class Stack:
         self.speaker_kind = ("hakeeper" if hakeeper_speaker_available() else "keepalived") \
             if speaker == "auto" else speaker
         self._lock = threading.Lock()
+        self.watch = watch  # report VIP moves as events (the demo's timeline)
 
     def emit(self, node: str, source: str, text: str) -> None:
         e = Event(time.monotonic(), node, source, text)
@@ -90,7 +91,26 @@ class Stack:
         work = self.lab.workdir / name
         return render_haproxy(self.resolved, RuntimePaths(str(work / "stats.sock"), str(work / "haproxy.pid")))
 
+    def watch_addresses(self, name: str) -> None:
+        """Report VIPs added to or removed from the controller as they happen (`ip monitor`)."""
+        n = self.nodes[name]
+        p = n.host.start(["ip", "-o", "monitor", "address"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        vips = {str(v) for v in self.resolved.vip_addresses()}
+        threading.Thread(target=self._read_monitor, args=(name, p, vips), daemon=True).start()
+
+    def _read_monitor(self, name: str, proc: subprocess.Popen[bytes], vips: set[str]) -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            words = raw.decode(errors="replace").split()
+            if "inet" not in words or words.index("inet") + 1 >= len(words):
+                continue
+            address = words[words.index("inet") + 1].split("/")[0]
+            if address in vips:
+                self.emit(name, "net", f"VIP {address} {'removed' if words[0] == 'Deleted' else 'added'}")
+
     def start_node(self, name: str) -> None:
+        if self.watch:
+            self.watch_addresses(name)
         self.start_backends(name)
         self.start_haproxy(name)
         self.start_speaker(name)

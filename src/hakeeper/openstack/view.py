@@ -73,6 +73,15 @@ class View:
             return
         text = _STAMP.sub("", e.text)
         low = text.lower()
+        if e.source == "net":
+            with self.lock:
+                if low.endswith("added"):
+                    self.holders = [*[h for h in self.holders if h != e.node], e.node]
+                    self.holder_seen.append((e.t, e.node))
+                else:
+                    self.holders = [h for h in self.holders if h != e.node]
+            self._add(e.t, f"{e.node}: {text}", "green" if low.endswith("added") else "")
+            return
         if e.source == "vrrp":
             for word, role in (("master state", "MASTER"), ("backup state", "BACKUP"), ("fault state", "FAULT")):
                 if word in low:
@@ -94,25 +103,20 @@ class View:
                     self.served[s.node] += 1
             else:
                 self.lost += 1
+        # Requests finish out of order (a failed one only when it times out): the first failure of
+        # a phase is news at once; when service came back is told by the analysis (`failover`).
         if not s.ok and not self.failure_open:
             self.failure_open = True
-            self._add(s.t, f"request failed ({s.err})", "red")
-        elif s.ok and self.failure_open:
-            self.failure_open = False
-            self._add(s.t, f"first good request, answered by {s.node}", "green")
+            self._add(s.t, f"first request failed ({s.err})", "red")
 
-    def vip_holders(self, holders: list[str], t: float) -> None:
-        if self.closing:
-            return
-        with self.lock:
-            self.holders = holders
-            if holders:
-                self.holder_seen.append((t, holders[0]))
-        if len(holders) == 1:
-            self._add(t, f"VIP {self.vip} on {holders[0]}", "green")
+    def new_phase(self) -> None:
+        self.failure_open = False
 
     def mark_crash(self, node: str, t: float) -> None:
         self.crash = (node, t)
+        self.failure_open = False
+        with self.lock:  # a dead node's VIP is on a link that is down: it holds nothing
+            self.holders = [h for h in self.holders if h != node]
         self._add(t, f"killing {node}: SIGKILL of its processes, link down", "bold red")
 
     def moved_at(self, node: str, after: float) -> float | None:
@@ -121,6 +125,9 @@ class View:
 
     def failover(self, r: Failover) -> None:
         self.results.append(r)
+        self.failure_open = False
+        if r.first_good_at is not None:
+            self._add(r.first_good_at, "first good request after the last failure", "green")
         self._add(time.monotonic(), (
             f"failover of {r.crashed}: detected {r.at(r.detected_at)}, VIP on {r.new_holder} {r.at(r.moved_at)}, "
             f"first good request {r.at(r.first_good_at)}; outage {r.outage_ms:.0f} ms, "
@@ -148,8 +155,7 @@ class View:
                 strip.append((s.node or "?")[-1], style=self._colour(s.node))
             else:
                 strip.append("✗", style="bold red")
-        stats = Text(f"requests {self.sent}  ok {self.sent - self.lost}  lost {self.lost}",
-                     style="bold red" if self.failure_open else "bold")
+        stats = Text(f"requests {self.sent}  ok {self.sent - self.lost}  lost {self.lost}", style="bold")
         lines = Text()
         for t, text, style in timeline:
             lines.append(f"{t - self.start:8.3f}s  ", style="dim")

@@ -167,8 +167,10 @@ def recv_v6(s: socket.socket) -> tuple[bytes, ipaddress.IPv6Address, ipaddress.I
 
 
 def arp_socket(ifname: str) -> socket.socket:
-    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_NONBLOCK, socket.htons(ETH_P_ARP))
-    s.bind((ifname, ETH_P_ARP))
+    """A packet socket for sending whole frames. Protocol 0: it receives nothing, so it can stay
+    open without queueing every ARP frame on the link (and without slowing each send down)."""
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_NONBLOCK, 0)
+    s.bind((ifname, 0))
     return s
 
 

@@ -94,6 +94,7 @@ class Speaker:
         self.loop = asyncio.get_running_loop()
         self._dirty = False
         self.own: dict[str, set[IPAddr]] = {}
+        self.frame_socks: dict[tuple[str, int], socket.socket] = {}
         self._build()
 
     # -- setup ----------------------------------------------------------------------------------
@@ -168,6 +169,8 @@ class Speaker:
         mon.close()
         for s in self.socks.values():
             self.loop.remove_reader(s.fileno())
+            s.close()
+        for s in self.frame_socks.values():
             s.close()
         self.ipr.close()
 
@@ -279,17 +282,25 @@ class Speaker:
             for vip in r.inst.vips + r.inst.excluded_vips:
                 link = self.links.get(vip.dev or r.inst.interface, r.link)
                 try:
-                    if vip.address.version == 4:
-                        with netio.arp_socket(link.name) as s:
-                            netio.send_quietly(s, netio.garp_frame(link.mac, vip.address.ip))
+                    ip = vip.address.ip
+                    if ip.version == 4:
+                        netio.send_quietly(self._frame_sock(link, 4), netio.garp_frame(link.mac, ip))
                     else:
-                        with netio.na_socket(link.name, link.index) as s:
-                            netio.send_quietly(s, netio.na_message(link.mac, vip.address.ip),
-                                               ("ff02::1", 0, 0, link.index))
+                        netio.send_quietly(self._frame_sock(link, 6), netio.na_message(link.mac, ip),
+                                           ("ff02::1", 0, 0, link.index))
                 except OSError as exc:
                     log.warning("%s: gratuitous ARP/NA on %s: %s", r.inst.name, link.name, exc)
             if n + 1 < repeat:
                 await asyncio.sleep(0.01)
+
+    def _frame_sock(self, link: netio.Link, family: int) -> socket.socket:
+        """One ARP (packet) or NA (ICMPv6) socket per interface, opened on first use and kept."""
+        key = (link.name, family)
+        if key not in self.frame_socks:
+            self.frame_socks[key] = (
+                netio.arp_socket(link.name) if family == 4 else netio.na_socket(link.name, link.index)
+            )
+        return self.frame_socks[key]
 
     # -- input ----------------------------------------------------------------------------------
     def _readable(self, s: socket.socket, ifname: str, family: int) -> None:
@@ -356,10 +367,18 @@ class Speaker:
         for t in inst.track_scripts:
             st = self.scripts[t.name]
             scripts.append((t.weight if t.weight is not None else st.script.weight, st.ok))
-        down = [t.name for t in inst.track_interfaces if not self.links.get(t.name, r.link).up]
+        # A tracked interface counts like a script: with a weight it moves the priority, without
+        # one its loss is a fault (keepalived's rules).
+        down = []
+        for t in inst.track_interfaces:
+            up = self.links.get(t.name, r.link).up
+            scripts.append((t.weight or 0, up))
+            if not up:
+                down.append(t.name)
         if not inst.dont_track_primary and not r.link.up:
             down.append(inst.interface)
-        prio, fault = effective_priority(inst.priority, scripts, len(down))
+        faults = 0 if inst.dont_track_primary or r.link.up else 1
+        prio, fault = effective_priority(inst.priority, scripts, faults)
         if starting:
             r.machine.priority, r.machine.fault = prio, fault
             return []

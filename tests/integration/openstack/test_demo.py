@@ -20,7 +20,7 @@ def test_demo_quick_measures_and_cleans_up() -> None:
     r = subprocess.run([sys.executable, "-m", "hakeeper", "demo", "--no-live", "--quick"],
                        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": SRC})
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    m = re.search(r"^RESULT outage_ms=(\S+) lost=(\d+) rounds=1 leftovers=(\d+)$", r.stdout, re.M)
+    m = re.search(r"^RESULT outage_ms=(\S+) lost=(\d+) rounds=1 leftovers=(\d+) speaker=\S+$", r.stdout, re.M)
     assert m, r.stdout[-3000:]
     outage, lost, left = float(m.group(1)), int(m.group(2)), int(m.group(3))
     # The holder is killed mid-traffic: something is lost, and the outage is measured, not assumed.

@@ -224,6 +224,25 @@ def test_ticket_constraints_are_refused() -> None:
     assert err.value.problems[0].line == 3
 
 
+def test_suite_reproduction_rate_per_tier() -> None:
+    """A floor under the measured rates (bench/import_conformance.py), so a regression cannot hide."""
+    suite = oracle.find_suite()
+    if not (suite / "index.tsv").exists():
+        pytest.skip(f"Pacemaker's scheduler suite is not at {suite}")
+    import csv
+
+    with open(suite / "index.tsv") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    same: dict[str, int] = {}
+    total: dict[str, int] = {}
+    for row in rows:
+        total[row["tier"]] = total.get(row["tier"], 0) + 1
+        if oracle.compare(row["name"], suite)[0] == "ok":
+            same[row["tier"]] = same.get(row["tier"], 0) + 1
+    rates = {tier: same.get(tier, 0) / total[tier] for tier in total}
+    assert rates["1"] >= 0.97 and rates["2"] >= 0.88 and rates["3"] >= 0.94, rates
+
+
 def test_cli_writes_nothing_on_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.xml"
     bad.write_text("<cib><configuration><resources>\n<bundle id='b'/></resources></configuration></cib>")
@@ -251,6 +270,12 @@ SUITE_SAMPLE = [
     "one-or-more-unrunnable-instances", "order-sets", "promoted-ordering", "promoted-role", "rec-node-4",
     "rec-rsc-1", "remote-move", "remote-startup-probes", "simple4", "suicide-needed-inquorate",
     "systemhealthp1", "unmanaged-stop-1", "rec-node-3",
+    # live migration, failure-timeout expiry, resource-wide roles, guest and remote nodes, P10S intervals
+    "migrate-partial-2", "migrate-fail-7", "partial-live-migration-multiple-active", "failcount-block",
+    "stopped-monitor-02", "bug-rh-880249", "expire-non-blocked-failure", "stop-unexpected", "whitebox-start",
+    "whitebox-move", "remote-recover", "remote-fence-unclean", "remote-stale-node-entry",
+    "suicide-not-needed-never-quorate", "anon-instance-pending", "promoted-failed-demote", "unmanaged-promoted",
+    "probe-3", "clone-anon-probe-1", "failcount", "multiple-active-block-group", "rec-rsc-8",
 ]
 
 
@@ -261,3 +286,5 @@ def test_pacemaker_suite_current_status(name: str) -> None:
         pytest.skip(f"Pacemaker's scheduler suite is not at {suite}")
     verdict, detail = oracle.compare(name, suite)
     assert verdict == "ok", detail
+    spec = read_cib(suite / "xml" / f"{name}.xml", now=1e10)
+    assert parse_spec(dump_spec(spec)) == spec  # state included

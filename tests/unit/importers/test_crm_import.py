@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -192,3 +194,31 @@ def test_order_cycle_names_a_constraint_line() -> None:
     err = _error(BASE + "order o1 inf: p q\n\norder o2 inf: q p\n")
     problem = err.problems[0]
     assert "cycle" in problem.message and problem.line in (4, 6)
+
+
+def test_cli_import_crm(tmp_path: Path) -> None:
+    env = {"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"}
+    out = tmp_path / "spec.yaml"
+    run = subprocess.run([sys.executable, "-m", "hakeeper", "import", "crm", str(LISTING2), "-o", str(out)],
+                         capture_output=True, text=True, env=env, check=False)
+    assert run.returncode == 0, run.stderr
+    assert load_spec(out) == read_crm(LISTING2)
+    bad = tmp_path / "bad.crm"
+    bad.write_text("node a\nprimitive p ocf:heartbeat:Dummy\nrsc_ticket t T: p\n")
+    out.unlink()
+    run = subprocess.run([sys.executable, "-m", "hakeeper", "import", "crm", str(bad), "-o", str(out)],
+                         capture_output=True, text=True, env=env, check=False)
+    assert run.returncode == 2 and f"{bad}:3" in run.stderr and "Traceback" not in run.stderr
+    assert not out.exists()
+
+
+def test_sets_split_where_the_role_or_action_changes() -> None:
+    text = BASE + ("primitive r ocf:heartbeat:Dummy\nprimitive s ocf:heartbeat:Dummy\n"
+                   "colocation c inf: p:Promoted q r ( s )\norder o inf: p q:stop r:stop [ s ]\n")
+    spec = parse_crm(text, "sets.crm")
+    col = spec.constraints.colocation[0]
+    assert [(s.resources, s.role, s.sequential) for s in col.sets] == [
+        (["p"], "Promoted", True), (["q", "r"], None, True), (["s"], None, False)]
+    order = spec.constraints.order[0]
+    assert [(s.resources, s.action, s.require_all) for s in order.sets] == [
+        (["p"], None, True), (["q", "r"], "stop", True), (["s"], None, False)]
