@@ -220,7 +220,7 @@ def _apply_state(state: ClusterState, cluster: Cluster) -> FailTable:
     fail: FailTable = {}
     # Anonymous clone instances found running get the lowest free instance numbers, in the
     # order the state lists them (Pacemaker numbers them as it reads the status section).
-    used: dict[str, set[int]] = {}
+    used: dict[str, dict[int, Any]] = {}
     for status in state.resources:
         node = cluster.node_index.get(status.node)
         if node is None:
@@ -259,7 +259,7 @@ def _apply_state(state: ClusterState, cluster: Cluster) -> FailTable:
 
 
 def _locate(status: ResourceStatus, node: int, cluster: Cluster,
-            used: dict[str, set[int]]) -> Rsc | None:
+            used: dict[str, dict[int, Any]]) -> Rsc | None:
     entity = cluster.entities.get(status.resource)
     if isinstance(entity, Rsc) and not isinstance(entity.parent, CloneE) and not (
             isinstance(entity.parent, GroupE) and isinstance(entity.parent.parent, CloneE)):
@@ -289,14 +289,17 @@ def _locate(status: ResourceStatus, node: int, cluster: Cluster,
         return None
     # Anonymous: the number in the history means nothing (Pacemaker strips it). The instance
     # already active on this node is reused; otherwise the lowest-numbered instance not active
-    # anywhere yet, in the order the status lists them.
-    for inst in clone.instances:
-        target = _member(inst, base)
-        if target is not None and node in target.running_on:
-            return target
-    for inst in clone.instances:
-        target = _member(inst, base)
+    # anywhere yet, in the order the status lists them (indexed: statuses come by thousands).
+    index = used.setdefault(clone.id + "/" + base, {})
+    on_node = index.get(node)
+    if isinstance(on_node, Rsc) and node in on_node.running_on:
+        return on_node
+    start = index.get(-1, 0)
+    for i in range(start, len(clone.instances)):
+        target = _member(clone.instances[i], base)
         if target is not None and not target.running_on:
+            index[-1] = i
+            index[node] = target
             return target
     return None
 

@@ -7,7 +7,7 @@ import gc
 from hakeeper.placement.actions import Act, ActionSet, Builder, add_orderings, next_role, propagate
 from hakeeper.placement.allocate import allocate
 from hakeeper.placement.build import ban_everywhere, build
-from hakeeper.placement.cluster import NEG, CloneE, Cluster, Rsc
+from hakeeper.placement.cluster import NEG, CloneE, Cluster, Rsc, leaf_primitives
 from hakeeper.placement.plan import Action, Contribution, Plan
 from hakeeper.placement.scores import apply_fail_counts, apply_locations, apply_stickiness
 from hakeeper.placement.summary import summarize
@@ -20,9 +20,9 @@ def prepare(spec: ClusterSpec, state: ClusterState | None = None) -> Cluster:
         state = spec.state
     cluster, fail = build(spec, state)
     promotion = apply_locations(spec, cluster)
-    for entity in cluster.entities.values():
+    for entity in set(cluster.top):
         if isinstance(entity, CloneE):
-            leaves = [r for r in cluster.primitives if _clone_of(r) is entity]
+            leaves = leaf_primitives(entity)
             if leaves:
                 entity.weights = list(leaves[0].weights)
             entity.promotion_locations = promotion.get(entity.id, [])
