@@ -177,7 +177,8 @@ class Builder:
         if c.have_quorum or not rsc.requires_quorum:
             return
         policy = c.no_quorum_policy
-        if policy == "stop" or (policy == "demote" and role not in ("Promoted", "Unpromoted")):
+        if policy in ("stop", "suicide") or (
+                policy == "demote" and role not in ("Promoted", "Unpromoted")):
             start.runnable = False
             start.reason = "no quorum"
         elif policy == "freeze" and not rsc.running_on:

@@ -253,7 +253,7 @@ def _apply_state(state: ClusterState, cluster: Cluster) -> FailTable:
             rsc.role = role
         if status.failed:
             rsc.failed = True
-            if status.failed_op == "stop":
+            if status.failed_op == "stop" and status.on_fail in (None, "fence"):
                 rsc.failed_stop = True
     return fail
 
