@@ -112,6 +112,8 @@ def _new_rsc(prim: Primitive, rid: str, order: int, meta: MetaView, spec: Cluste
     rsc.priority = meta.get("priority") or 0
     rsc.requires_quorum = meta.get("requires") != "nothing"
     rsc.multiple_active = meta.get("multiple_active") or "stop_start"
+    rsc.needs_fencing = opts.stonith_enabled and prim.agent.cls != "stonith" and \
+        meta.get("requires") not in ("nothing", "quorum")
     rsc.allow_migrate = bool(meta.get("allow_migrate"))
     rsc.contributions = [(node, score, "the node's own score")
                          for node, score in enumerate(base) if score] if any(base) else []

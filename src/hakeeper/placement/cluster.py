@@ -83,6 +83,7 @@ class Rsc(Entity):
     target_role: str | None = None
     requires_quorum: bool = True
     multiple_active: str = "stop_start"
+    needs_fencing: bool = True
     allow_migrate: bool = False
     # Nodes where a hard failure (not installed, ...) bans it; -1: a fatal one bans every node.
     hard_failures: list[int] = field(default_factory=list)

@@ -48,6 +48,11 @@ def prepare(spec: ClusterSpec, state: ClusterState | None = None) -> Cluster:
         elif len(rsc.running_on) > 1 and rsc.multiple_active == "block":
             rsc.managed = False
     _unavailable(cluster)
+    for rsc in cluster.primitives:
+        if len(rsc.running_on) > 1 and not rsc.needs_fencing:
+            # Without a need for fencing, the resource is "where it is" on its first clean node.
+            nodes = cluster.nodes
+            rsc.running_on.sort(key=lambda n: not (nodes[n].online and not nodes[n].unclean))
     return cluster
 
 
