@@ -35,6 +35,21 @@ def _render(args: argparse.Namespace) -> int:
     if resolved.profile.vip_mode == "vrrp":
         for c in resolved.profile.controllers:
             files[f"keepalived-{c.name}.conf"] = render_keepalived(resolved, c.name)
+    if args.check:
+        import shutil
+
+        from hakeeper.openstack.haproxy import HaproxyConfigError, check_text
+
+        binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
+        if not os.path.exists(binary):
+            print("hakeeper openstack render --check: haproxy is not installed", file=sys.stderr)
+            return 1
+        with tempfile.TemporaryDirectory(prefix="hakeeper-check-") as tmp:
+            try:
+                check_text(files["haproxy.cfg"], tmp, binary)
+            except HaproxyConfigError as exc:
+                print(f"{args.profile}: {exc}", file=sys.stderr)
+                return 1
     _write_all(Path(args.output), files)
     for name in files:
         print(Path(args.output) / name)
@@ -80,6 +95,7 @@ def register(subparsers: Any) -> None:
     p = os_sub.add_parser("render", help="write haproxy.cfg, keepalived.conf per controller, cluster.yaml")
     p.add_argument("profile")
     p.add_argument("-o", "--output", required=True, help="directory to write into")
+    p.add_argument("--check", action="store_true", help="have `haproxy -c` check haproxy.cfg before writing")
     p.set_defaults(handler=_render)
 
     # `hakeeper import` may also be registered by the importers part: share its table.
