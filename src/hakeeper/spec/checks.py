@@ -199,7 +199,8 @@ def _state_references(spec: ClusterSpec) -> list[SpecProblem]:
             problems.append(SpecProblem(("state", "nodes", name), f"unknown node {name!r}"))
     for i, status in enumerate(spec.state.resources):
         base = status.resource.split(":", 1)[0]
-        if base not in primitives:
+        # An orphan is by definition no longer configured: the scheduler stops it.
+        if base not in primitives and not status.orphan:
             problems.append(SpecProblem(("state", "resources", i, "resource"),
                                         f"unknown primitive {status.resource!r}"))
         if status.node not in nodes:

@@ -227,19 +227,51 @@ class Constraints(SpecModel):
 
 
 class NodeState(SpecModel):
+    """What the cluster knows about one node now (Pacemaker's `node_state` and its attributes).
+
+    `online`, `unclean` and `pending` are the conclusions a scheduler acts on; the membership fields
+    below them are the raw facts they were derived from, kept so a decision can be explained.
+    """
+
     online: bool = True
     standby: bool = False
     maintenance: bool = False
     # Lost without a clean shutdown: must be fenced before its resources run elsewhere.
     unclean: bool = False
-    # Transient attributes (Pacemaker's status section), merged over the node's own.
+    # Why the node is unclean (for explanations): "peer is no longer part of the cluster", ...
+    fence_reason: str | None = None
+    # Joined the membership but not yet accepted by the controller: runs nothing yet.
+    pending: bool = False
+    # The node asked to shut down (transient attribute `shutdown`): resources must move away.
+    shutdown: bool = False
+    # False when the status section has no entry for the node (never seen in this cluster's life);
+    # with startup-fencing such a node is unclean.
+    seen: bool = True
+    # Membership facts as recorded: in the cluster layer (corosync), controller process up, join
+    # phase (member, pending, down, banned), and what the controller expects (member or down).
+    # `expected` differing from the actual state tells a crash from a clean leave.
+    in_cluster: bool | None = None
+    controller_online: bool | None = None
+    join: str | None = None
+    expected: Literal["member", "down"] | None = None
+    # Transient attributes (Pacemaker's status section), merged over the node's own: standby,
+    # fail-count-RSC#OP_INTERVAL, last-failure-RSC#OP_INTERVAL, master-RSC / promotion scores, ...
     attributes: dict[str, str] = Field(default_factory=dict)
 
 
-class ResourceStatus(SpecModel):
-    """What the cluster knows about one resource (or clone instance) on one node."""
+OnFail = Literal["ignore", "block", "stop", "restart", "standby", "fence", "demote", "migrate",
+                 "restart-container", "reset-remote"]
 
-    resource: str  # primitive id; `id:N` names an instance of a globally unique clone
+
+class ResourceStatus(SpecModel):
+    """What the cluster knows about one resource (or clone instance) on one node.
+
+    Imported from the operation history: an entry exists when the resource is active on the node,
+    has failed there, has an operation in flight there or has a fail count there. A resource with
+    no entry for a node is stopped on it.
+    """
+
+    resource: str  # primitive id; `id:N` names an instance of a clone, kept as the CIB gives it
     node: str
     role: Literal["Started", "Promoted", "Unpromoted", "Stopped"] = "Started"
     # The last operation failed: the resource must be recovered (stopped and started again).
@@ -248,6 +280,28 @@ class ResourceStatus(SpecModel):
     last_failure: float | None = None  # seconds since the epoch, for failure-timeout
     # The operation that failed (start, stop, monitor...): a failed stop means the node needs fencing.
     failed_op: str | None = None
+    # The failed operation's interval (0 for start/stop/probe), its OCF exit code and its severity:
+    # "soft" may be retried on the node, "hard" bans the node (not installed, bad privileges),
+    # "fatal" bans every node (not configured).
+    failed_interval: Duration | None = None
+    failed_rc: int | None = None
+    failure_kind: Literal["soft", "hard", "fatal"] | None = None
+    # How the cluster responds to that failure (the failed op's on-fail, or Pacemaker's default:
+    # fence for a failed stop when fencing is enabled, block without fencing, restart otherwise).
+    on_fail: OnFail | None = None
+    # Nothing more may be done to it on this node (a failed stop without fencing, on-fail=block).
+    blocked: bool = False
+    # An operation that was started and has not reported yet (start, stop, promote, migrate_to...).
+    pending: str | None = None
+    # A live migration in progress: on the source, `migrating_to` names the target after a
+    # successful migrate_to without a matching migrate_from; on the target, `migrating_from` names
+    # the source after migrate_from. A partial migration needs a stop on both sides or a finish.
+    migrating_to: str | None = None
+    migrating_from: str | None = None
+    # Recorded in the status but absent from the configuration: must be stopped, then forgotten.
+    orphan: bool = False
+    # For orphans, the agent as the history records it (the configuration no longer says).
+    agent: str | None = None
 
     _role = field_validator("role", mode="before")(normalise_role)
 
@@ -257,6 +311,8 @@ class ClusterState(SpecModel):
     resources: list[ResourceStatus] = Field(default_factory=list)
     have_quorum: bool = True
     now: float | None = None  # the evaluation time, seconds since the epoch (for failure-timeout)
+    # The node that runs the controller's decisions (CIB `dc-uuid`, as a node name), if known.
+    dc: str | None = None
 
 
 class ClusterSpec(SpecModel):

@@ -1,0 +1,1 @@
+"""VRRP virtual IPs, wire-compatible with keepalived: packets, state machine, speaker, config."""
