@@ -28,7 +28,7 @@ from types import FrameType
 
 from hakeeper.openstack.lab import Lab, leftovers, sweep
 from hakeeper.openstack.profile import Resolved, parse_profile
-from hakeeper.openstack.stack import Stack
+from hakeeper.openstack.stack import Stack, speaker_role
 from hakeeper.openstack.timeline import Failover, Sample, analyse, count_lost, median, summary_line
 from hakeeper.openstack.view import View
 
@@ -131,7 +131,7 @@ def _one_failover(stack: Stack, resolved: Resolved, view: View, samples: Samples
     new = stack.wait_holder(vip, timeout=30, exclude=holder)
     moved_at = view.moved_at(new, crash_at) or time.monotonic()
     detected_at = next((e.t for e in stack.events if e.t >= crash_at and e.node != holder
-                        and e.source == "vrrp" and "master" in e.text.lower()), None)
+                        and e.source == "vrrp" and speaker_role(e.text) == "MASTER"), None)
     # Wait for traffic to flow again, then a while longer so the window holds the recovery.
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -146,6 +146,7 @@ def _one_failover(stack: Stack, resolved: Resolved, view: View, samples: Samples
     back_at = time.monotonic()
     view.new_phase()
     stack.restore(holder)
+    stack.wait_speakers(since=back_at, names=[holder])
     time.sleep(phases.after_return)
     result = dataclasses.replace(result, rejoin_lost=count_lost(samples.snapshot(), back_at, time.monotonic()))
     view.note(f"{holder} is back: {result.rejoin_lost} requests lost while it rejoined")
@@ -183,6 +184,7 @@ def run_demo(*, live: bool, quick: bool, rounds: int = 1, workdir: str | None = 
             stack.start()
             client = lab.add_host("client", "10.94.0.50")
             stack.wait_holder(resolved.vip_addresses()[0])
+            stack.wait_speakers()
             view.note(f"haproxy on every controller; requests to http://{resolved.vip_addresses()[0]}:{PORT}/ "
                       "every 20 ms")
             samples = Samples()

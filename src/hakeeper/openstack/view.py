@@ -14,7 +14,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from hakeeper.openstack.stack import Event
+from hakeeper.openstack.stack import Event, speaker_role
 from hakeeper.openstack.timeline import Failover, Sample
 
 _COLOURS = ["cyan", "magenta", "yellow", "blue", "green"]
@@ -83,9 +83,9 @@ class View:
             self._add(e.t, f"{e.node}: {text}", "green" if low.endswith("added") else "")
             return
         if e.source == "vrrp":
-            for word, role in (("master state", "MASTER"), ("backup state", "BACKUP"), ("fault state", "FAULT")):
-                if word in low:
-                    self.roles[e.node] = role
+            role = speaker_role(text)
+            if role is not None:
+                self.roles[e.node] = role
             if "script" in low and "succeeded" in low:
                 return  # routine; failures are shown
         elif "crashed" in low:

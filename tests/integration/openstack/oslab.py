@@ -74,8 +74,15 @@ def stop_probe(p: subprocess.Popen[bytes]) -> list[dict[str, Any]]:
     return read_results(p)
 
 
+def speakers() -> list[str]:
+    """keepalived, and hakeeper's own VRRP speaker when this build has it (same tests for both)."""
+    from hakeeper.openstack.stack import hakeeper_speaker_available
+
+    return ["keepalived", "hakeeper"] if hakeeper_speaker_available() else ["keepalived"]
+
+
 @pytest.fixture(name="bed")
-def bed_fixture(tmp_path: Path) -> Iterator[Bed]:
+def bed_fixture(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Bed]:
     needs_root()
     needs_binary("haproxy")
     needs_binary("keepalived")
@@ -86,9 +93,10 @@ def bed_fixture(tmp_path: Path) -> Iterator[Bed]:
 
     resolved = parse_profile(PROFILE)
     with Lab(PREFIX, "10.93.1.0/24", tmp_path / "lab") as lab:
-        stack = Stack(lab, resolved, speaker="keepalived")
+        stack = Stack(lab, resolved, speaker=getattr(request, "param", "keepalived"))
         try:
             stack.start()
+            stack.wait_speakers()
             client = lab.add_host("client", "10.93.1.50")
             vip = resolved.vip_addresses()[0]
             stack.wait_holder(vip)

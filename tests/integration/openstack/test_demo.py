@@ -18,7 +18,7 @@ def test_demo_quick_measures_and_cleans_up() -> None:
     for b in ("haproxy", "keepalived", "curl"):
         needs_binary(b)
     r = subprocess.run([sys.executable, "-m", "hakeeper", "demo", "--no-live", "--quick"],
-                       capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": SRC})
+                       capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": SRC})
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     m = re.search(r"^RESULT outage_ms=(\S+) lost=(\d+) rounds=1 leftovers=(\d+) speaker=\S+$", r.stdout, re.M)
     assert m, r.stdout[-3000:]

@@ -5,7 +5,10 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from oslab import Bed, bed_fixture, read_results, stop_probe, sweep_leftovers  # noqa: F401 - fixtures
+import pytest
+from oslab import Bed, bed_fixture, read_results, speakers, stop_probe, sweep_leftovers  # noqa: F401 - fixtures
+
+both_speakers = pytest.mark.parametrize("bed", speakers(), indirect=True)
 
 
 def test_requests_spread_over_controllers(bed: Bed) -> None:
@@ -14,6 +17,7 @@ def test_requests_spread_over_controllers(bed: Bed) -> None:
     assert set(Counter(r["node"] for r in results)) == {"c1", "c2", "c3"}
 
 
+@both_speakers
 def test_killing_haproxy_on_the_holder_moves_the_vip(bed: Bed) -> None:
     holder = bed.stack.wait_holder(bed.vip)
     bed.stack.kill_haproxy(holder)
@@ -40,6 +44,7 @@ def test_a_stopped_backend_leaves_the_rotation(bed: Bed) -> None:
     assert stats.running()
 
 
+@both_speakers
 def test_requests_fail_only_during_the_failover(bed: Bed) -> None:
     holder = bed.stack.wait_holder(bed.vip)
     probe = bed.probe("--url", bed.url(), "--interval", "0.02", "--timeout", "0.25")

@@ -28,7 +28,7 @@ def test_seed_environment_to_haproxy_and_keepalived(tmp_path: Path) -> None:
                  "-o", str(profile))
     assert r.returncode == 0, r.stderr
     out = tmp_path / "out"
-    r = hakeeper("openstack", "render", str(profile), "-o", str(out))
+    r = hakeeper("openstack", "render", "--check", str(profile), "-o", str(out))
     assert r.returncode == 0, r.stderr
     cfg = out / "haproxy.cfg"
     # Point the runtime files somewhere writable so `-c` checks exactly this file.

@@ -155,3 +155,10 @@ def test_every_service_gets_one_listener_on_every_controller(picks: dict[str, in
         assert f"bind 10.93.1.{host}:{CATALOGUE[name].port}" in block
         assert block.count("    server ") == n
     assert set(r.vrids) == {ipaddress.IPv4Address(f"10.93.1.{h}") for h in picks.values()}
+
+
+def test_sub_second_adverts_need_vrrp_version_3() -> None:
+    msg = error_of(BASE + "vrrp: {advert-int: 0.1}\n")
+    assert "p.yaml:14: vrrp.advert-int: VRRP version 2 adverts in whole seconds" in msg
+    conf = render_keepalived(parse_profile(BASE + "vrrp: {advert-int: 0.1, version: 3}\n"), "c2")
+    assert "    advert_int 0.1\n    version 3\n" in conf
