@@ -107,8 +107,8 @@ def _new_rsc(prim: Primitive, rid: str, order: int, meta: MetaView, spec: Cluste
     rsc.target_role = meta.get("target_role")
     managed = meta.get("is_managed")
     rsc.managed = managed if managed is not None else True
-    if opts.maintenance_mode:
-        rsc.managed = False
+    if opts.maintenance_mode or _is_true(meta.get("maintenance") or False):
+        rsc.managed = False  # maintenance: the cluster leaves it alone
     rsc.priority = meta.get("priority") or 0
     rsc.requires_quorum = meta.get("requires") != "nothing"
     rsc.multiple_active = meta.get("multiple_active") or "stop_start"
@@ -250,6 +250,8 @@ def _apply_state(state: ClusterState, cluster: Cluster) -> FailTable:
             rsc.hard_failures.append(-1 if status.failure_kind == "fatal" else node)
         if node not in rsc.running_on:
             rsc.running_on.append(node)
+        if info.maintenance:
+            rsc.managed = False  # what runs on a node in maintenance is left alone
         role = status.role if status.role != "Stopped" else "Started"
         if role == "Promoted" or rsc.role in ("Stopped", "Started"):
             rsc.role = role
