@@ -42,6 +42,9 @@ class Act:
     quiet_after: list[Act] = field(default_factory=list)
     # "if I become unrunnable, these become unrunnable, for this reason"
     blocks_with: list[tuple[Act, str]] = field(default_factory=list)
+    # What blocked this action and its name in Pacemaker's words; the reason is worded at the
+    # end: "required X start" when X's start was required, "unrunnable X start" otherwise.
+    blocker: tuple[Act, str] | None = None
     index: int = -1
 
 
@@ -258,7 +261,8 @@ def add_orderings(spec: ClusterSpec, cluster: Cluster, acts: ActionSet) -> list[
                          and act.rsc.running_on == [act.node])]
         if not thens:
             continue
-        reason = f"unrunnable {name or _action_name(first, 'start')}"
+        what = name or _action_name(first, "start")
+        reason = f"unrunnable {what}"
         if _missing_start(first, acts, int(need)):
             for act in thens:
                 act.runnable = False
@@ -269,12 +273,12 @@ def add_orderings(spec: ClusterSpec, cluster: Cluster, acts: ActionSet) -> list[
         if isinstance(first, CloneE):
             gate = Act("running", -1, None, optional=False, pseudo=True, need=int(need))
             gate.gate_inputs = inputs
-            gate.blocks_with = [(t, reason) for t in thens]
+            gate.blocks_with = [(t, what) for t in thens]
             for act in inputs:
                 act.gates.append(gate)
         else:
             for act in inputs:
-                act.blocks_with += [(t, reason) for t in thens]
+                act.blocks_with += [(t, what) for t in thens]
     return blocked
 
 
@@ -397,10 +401,11 @@ def propagate(acts: ActionSet, blocked: list[tuple[Act, Act]]) -> None:
                 if other.task != "stop" and other.runnable:
                     other.runnable = False
                     todo.append(other)
-            for other, why in act.blocks_with:
+            for other, what in act.blocks_with:
                 if other.runnable:
                     other.runnable = False
-                    other.reason = other.reason or why
+                    if other.reason is None and other.blocker is None:
+                        other.blocker = (act, what)
                     todo.append(other)
             for gate in act.gates:
                 if gate.runnable and sum(i.runnable for i in gate.gate_inputs) < gate.need:
@@ -414,7 +419,7 @@ def propagate(acts: ActionSet, blocked: list[tuple[Act, Act]]) -> None:
             for other, reason in act.implies:
                 if other.optional:
                     other.optional = False
-                    if other.reason is None and reason is not None:
+                    if other.reason is None and other.blocker is None and reason is not None:
                         other.reason = reason
                     if other.runnable:
                         work.append(other)
@@ -425,7 +430,7 @@ def propagate(acts: ActionSet, blocked: list[tuple[Act, Act]]) -> None:
             for before in act.hard_after:
                 if not before.optional and not before.runnable:
                     act.runnable = False
-                    if act.reason is None and before.rsc is not None:
+                    if act.reason is None and act.blocker is None and before.rsc is not None:
                         act.reason = f"unrunnable {before.rsc.id} {before.task}"
                     changed = True
                     break
@@ -435,3 +440,11 @@ def propagate(acts: ActionSet, blocked: list[tuple[Act, Act]]) -> None:
                         act.runnable = False
                         changed = True
                         break
+    for act in every:
+        if act.reason is None and act.blocker is not None:
+            src, what = act.blocker
+            inputs = src.gate_inputs or [src]
+            # "required" when X was restarting (a required start of a running resource).
+            required = any(not i.optional and i.rsc is not None and i.rsc.running_on
+                           for i in inputs)
+            act.reason = f"{'required' if required else 'unrunnable'} {what}"
