@@ -428,7 +428,10 @@ def propagate(acts: ActionSet, blocked: list[tuple[Act, Act]]) -> None:
             if not act.runnable:
                 continue
             for before in act.hard_after:
-                if not before.optional and not before.runnable:
+                # (an unmanaged resource's stop never runs, required or not)
+                if not before.runnable and (not before.optional or (
+                        before.task == "stop" and before.rsc is not None
+                        and not before.rsc.managed)):
                     act.runnable = False
                     if act.reason is None and act.blocker is None and before.rsc is not None:
                         act.reason = f"unrunnable {before.rsc.id} {before.task}"
