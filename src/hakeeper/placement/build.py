@@ -38,8 +38,11 @@ class MetaView:
         self.metas = [m for m in metas if m is not None]
 
     def get(self, name: str) -> Any:
+        known = name in Meta.model_fields
         for meta in self.metas:
-            value = getattr(meta, name, None)
+            # Unknown meta (kept verbatim) lives in model_extra; getattr on a missing pydantic
+            # attribute is slow (it raises inside).
+            value = getattr(meta, name) if known else (meta.model_extra or {}).get(name)
             if value is not None:
                 return value
         return None
