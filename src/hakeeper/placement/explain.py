@@ -81,7 +81,7 @@ def explain_lines(spec: ClusterSpec, plan: Plan, resource: str) -> list[str]:
                     lines.append(f"      {format_score(c.score):>10}  {c.why}")
         for c in contribs:
             if c.node == "*":
-                lines.append(f"    every node: {format_score(c.score)}  {c.why}")
+                lines.append(f"    ({format_score(c.score)})  {c.why}")
         for group in spec.resources.groups:
             if rid.split(":")[0] in group.members:
                 i = group.members.index(rid.split(":")[0])
