@@ -234,11 +234,19 @@ def add_orderings(spec: ClusterSpec, cluster: Cluster, acts: ActionSet) -> list[
             for before, after in zip(entity.members, entity.members[1:], strict=False):
                 _order(before, "start", after, "start", "Mandatory", True, acts, pending)
                 _order(before, "promote", after, "promote", "Mandatory", True, acts, pending)
+    # A set with require-all=false: what follows needs one of its members ("one or more").
+    set_gates: dict[tuple[str, int, str], tuple[Entity, list[Entity]]] = {}
     for order in spec.constraints.order:
         for first_id, first_action, then_id, then_action in _expand(order):
+            first_id, _sep, gate_name = first_id.partition("\x00")
             first = cluster.entities.get(first_id)
             then = cluster.entities.get(then_id)
             if first is None or then is None or first is then:
+                continue
+            if gate_name:
+                _link(first, first_action, then, then_action, False, acts, False, True)
+                set_gates.setdefault((gate_name, id(then), then_action), (then, []))[1].append(
+                    first)
                 continue
             some = _one_or_more(order, first)
             if some is not None:
@@ -279,6 +287,21 @@ def add_orderings(spec: ClusterSpec, cluster: Cluster, acts: ActionSet) -> list[
         else:
             for act in inputs:
                 act.blocks_with += [(t, what) for t in thens]
+    for (gate_name, _key, ta), (then, firsts) in set_gates.items():
+        thens = _side(then, ta, acts, first=False)
+        what = f"one-or-more:{gate_name}"
+        if all(_missing_start(f, acts) for f in firsts):
+            for act in thens:
+                act.runnable = False
+                act.reason = act.reason or f"unrunnable {what}"
+                blocked.append((act, act))
+            continue
+        gate = Act("running", -1, None, optional=False, pseudo=True, need=1)
+        gate.gate_inputs = [a for f in firsts for leaf in leaf_primitives(f)
+                            for a in acts.get(leaf, "start")]
+        gate.blocks_with = [(t, what) for t in thens]
+        for act in gate.gate_inputs:
+            act.gates.append(gate)
     return blocked
 
 
@@ -326,6 +349,9 @@ def _expand(order: Order) -> list[tuple[str, str, str, str]]:
             for b, ba in members:
                 out.append((a, aa, b, ba))
         prev = members[-1:] if rset.sequential else members
+        if not rset.require_all and not rset.sequential:
+            # "One or more" of this set is enough for what follows: marked for a gate.
+            prev = [(f"{r}\x00{rset.id or order.id}", a) for r, a in members]
     return out
 
 
