@@ -16,6 +16,7 @@ from hakeeper.placement.cluster import (
     Rsc,
     first_member,
     last_member,
+    leaf_primitives,
 )
 from hakeeper.spec.model import ClusterSpec, ClusterState, Meta, Primitive, ResourceStatus
 from hakeeper.spec.values import INFINITY
@@ -232,7 +233,11 @@ def _apply_state(state: ClusterState, cluster: Cluster) -> FailTable:
             continue
         rsc = _locate(status, node, cluster, used)
         if rsc is None:
-            continue
+            if status.role == "Stopped" and not status.failed:
+                continue
+            rsc = _orphan(status, cluster)
+            if rsc is None:
+                continue
         key = (rsc.id, node)
         if status.fail_count:
             fail[key] = (status.fail_count, status.last_failure)
@@ -263,6 +268,46 @@ def _apply_state(state: ClusterState, cluster: Cluster) -> FailTable:
             if status.failed_op == "stop" and status.on_fail in (None, "fence"):
                 rsc.failed_stop = True
     return fail
+
+
+def _orphan(status: ResourceStatus, cluster: Cluster) -> Rsc | None:
+    """A resource the status knows but the configuration does not (any more): it is stopped.
+
+    A clone's surplus instance (beyond clone-max) becomes the clone's next-numbered instance;
+    anything else is a top-level orphan after the configured resources, as Pacemaker lists them.
+    """
+    base = status.resource.partition(":")[0]
+    clone = cluster.clone_of.get(base)
+    if clone is not None:
+        # The next number after the configured instances (and earlier orphans of this id).
+        taken = cluster.orphans.get(base, len(clone.instances) - 1) + 1
+        cluster.orphans[base] = taken
+        rid = f"{base}:{taken}"
+        if status.resource.partition(":")[2].isdigit() and clone.unique:
+            rid = status.resource
+    elif base in cluster.entities:
+        return None
+    else:
+        rid = status.resource
+    existing = cluster.entities.get(rid)
+    if isinstance(existing, Rsc):
+        return existing
+    order = len(cluster.top) if clone is None else clone.order
+    rsc = Rsc(id=rid, order=order, parent=clone, base=base, agent=status.agent or "",
+              weights=[NEG] * len(cluster.nodes))
+    rsc.next_role = "Stopped"
+    rsc.why = "it is no longer configured (orphan): stopped"
+    rsc.contributions.append((-1, NEG, "not in the configuration any more"))
+    cluster.entities[rid] = rsc
+    if clone is not None:
+        # Listed right after the clone's configured instances.
+        last = leaf_primitives(clone)[-1]
+        cluster.primitives.insert(cluster.primitives.index(last) + 1, rsc)
+        if clone.child_id == base:
+            clone.instances.append(rsc)
+    else:
+        cluster.primitives.append(rsc)
+    return rsc
 
 
 def _locate(status: ResourceStatus, node: int, cluster: Cluster,
@@ -300,6 +345,8 @@ def _locate(status: ResourceStatus, node: int, cluster: Cluster,
     index = used.setdefault(clone.id + "/" + base, {})
     on_node = index.get(node)
     if isinstance(on_node, Rsc) and node in on_node.running_on:
+        if index.get(-2 - node) not in (None, status.resource) and status.role != "Stopped":
+            return None  # a second copy active on the same node: an orphan instance
         return on_node
     start = index.get(-1, 0)
     for i in range(start, len(clone.instances)):
@@ -307,6 +354,7 @@ def _locate(status: ResourceStatus, node: int, cluster: Cluster,
         if target is not None and not target.running_on:
             index[-1] = i
             index[node] = target
+            index[-2 - node] = status.resource
             return target
     return None
 
