@@ -16,7 +16,6 @@ from hakeeper.placement.cluster import (
     Rsc,
     first_member,
     last_member,
-    leaf_primitives,
 )
 from hakeeper.spec.model import ClusterSpec, ClusterState, Meta, Primitive, ResourceStatus
 from hakeeper.spec.values import INFINITY
@@ -300,9 +299,10 @@ def _orphan(status: ResourceStatus, cluster: Cluster) -> Rsc | None:
     rsc.contributions.append((-1, NEG, "not in the configuration any more"))
     cluster.entities[rid] = rsc
     if clone is not None:
-        # Listed right after the clone's configured instances.
-        last = leaf_primitives(clone)[-1]
-        cluster.primitives.insert(cluster.primitives.index(last) + 1, rsc)
+        # Listed right after the clone's configured instances (and earlier orphans).
+        at = max((i for i, p in enumerate(cluster.primitives) if p.order <= clone.order),
+                 default=-1)
+        cluster.primitives.insert(at + 1, rsc)
         if clone.child_id == base:
             clone.instances.append(rsc)
     else:
@@ -342,6 +342,8 @@ def _locate(status: ResourceStatus, node: int, cluster: Cluster,
     # Anonymous: the number in the history means nothing (Pacemaker strips it). The instance
     # already active on this node is reused; otherwise the lowest-numbered instance not active
     # anywhere yet, in the order the status lists them (indexed: statuses come by thousands).
+    if clone.instances and isinstance(clone.instances[0], GroupE):
+        return _locate_in_group_clone(status, node, clone, base, used)
     index = used.setdefault(clone.id + "/" + base, {})
     on_node = index.get(node)
     if isinstance(on_node, Rsc) and node in on_node.running_on:
@@ -356,6 +358,26 @@ def _locate(status: ResourceStatus, node: int, cluster: Cluster,
             index[node] = target
             index[-2 - node] = status.resource
             return target
+    return None
+
+
+def _locate_in_group_clone(status: ResourceStatus, node: int, clone: CloneE, base: str,
+                           used: dict[str, dict[int, Any]]) -> Rsc | None:
+    """A cloned group's instance is chosen per node for the whole group: the members found on
+    one node belong to one instance (the one already there, else the lowest unused one)."""
+    index = used.setdefault(clone.id, {})
+    inst = index.get(node)
+    if isinstance(inst, GroupE):
+        member = _member(inst, base)
+        if member is not None and not (node in member.running_on and status.role != "Stopped"):
+            return member
+        return None  # a second copy of this member on the node: an orphan
+    claimed = {id(i) for k, i in index.items() if k >= 0}
+    for candidate in clone.instances:
+        if isinstance(candidate, GroupE) and id(candidate) not in claimed and not any(
+                m.running_on for m in candidate.members):
+            index[node] = candidate
+            return _member(candidate, base)
     return None
 
 
