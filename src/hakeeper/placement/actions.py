@@ -278,6 +278,22 @@ def add_orderings(spec: ClusterSpec, cluster: Cluster, acts: ActionSet) -> list[
                 blocked.append((act, act))
             continue
         inputs = [a for leaf in leaf_primitives(first) for a in acts.get(leaf, "start")]
+        if isinstance(first, CloneE) and isinstance(then, CloneE) and then.interleave \
+                and not name:
+            # Interleaved: each `then` instance needs the `first` instance on its own node.
+            for t in thens:
+                local = [a for a in inputs if a.node == t.node]
+                for a in local:
+                    if a.rsc is not None:
+                        a.blocks_with.append((t, f"{a.rsc.id} start"))
+                if not local:
+                    gate = Act("running", -1, None, optional=False, pseudo=True,
+                               need=int(need))
+                    gate.gate_inputs = inputs
+                    gate.blocks_with = [(t, what)]
+                    for a in inputs:
+                        a.gates.append(gate)
+            continue
         if isinstance(first, CloneE):
             gate = Act("running", -1, None, optional=False, pseudo=True, need=int(need))
             gate.gate_inputs = inputs
@@ -389,7 +405,10 @@ def _link(first: Entity, fa: str, then: Entity, ta: str, mandatory: bool, acts: 
                 # of a clone, only an instance restarting in place does (a new one does not).
                 if isinstance(first, CloneE) and (f.rsc is None or f.node not in f.rsc.running_on):
                     continue
-                f.implies.append((t, f"required {_action_name(first, fa)}"))
+                # Interleaved clones pair instances node by node: the reason names the instance.
+                name = f"{f.rsc.id} {f.task}" if interleave and f.rsc is not None \
+                    else _action_name(first, fa)
+                f.implies.append((t, f"required {name}"))
             else:
                 # Reversed half: `then` (e.g. first's stop) required → `first` (dependent's stop).
                 t.implies.append((f, None))

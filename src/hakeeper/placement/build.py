@@ -79,7 +79,9 @@ def build(spec: ClusterSpec, state: ClusterState | None) -> tuple[Cluster, FailT
     node_index = {n.name: n.index for n in nodes}
     opts = spec.cluster
     have_quorum = state.have_quorum
-    cluster = Cluster(nodes=nodes, node_index=node_index, top=[], entities={}, primitives=[],
+    cluster = Cluster(keep_orphans=opts.other.get("stop-orphan-resources", "true").lower()
+                      in ("false", "no", "0", "off"),
+                      nodes=nodes, node_index=node_index, top=[], entities={}, primitives=[],
                       stonith_enabled=opts.stonith_enabled, fencing=[], have_quorum=have_quorum,
                       no_quorum_policy=opts.no_quorum_policy, symmetric=opts.symmetric_cluster,
                       stop_all=opts.stop_all_resources, maintenance_mode=opts.maintenance_mode)
@@ -296,6 +298,9 @@ def _orphan(status: ResourceStatus, cluster: Cluster) -> Rsc | None:
               weights=[NEG] * len(cluster.nodes))
     rsc.next_role = "Stopped"
     rsc.why = "it is no longer configured (orphan): stopped"
+    if cluster.keep_orphans:
+        rsc.managed = False
+        rsc.why = "it is no longer configured (orphan); stop-orphan-resources is false"
     rsc.contributions.append((-1, NEG, "not in the configuration any more"))
     cluster.entities[rid] = rsc
     if clone is not None:
