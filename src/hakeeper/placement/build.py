@@ -298,7 +298,7 @@ def _orphan(status: ResourceStatus, cluster: Cluster) -> Rsc | None:
               weights=[NEG] * len(cluster.nodes))
     rsc.next_role = "Stopped"
     rsc.why = "it is no longer configured (orphan): stopped"
-    if cluster.keep_orphans:
+    if cluster.keep_orphans and clone is None:
         rsc.managed = False
         rsc.why = "it is no longer configured (orphan); stop-orphan-resources is false"
     rsc.contributions.append((-1, NEG, "not in the configuration any more"))
