@@ -245,8 +245,8 @@ def _apply_state(state: ClusterState, cluster: Cluster) -> FailTable:
         if status.role == "Stopped" and not status.failed:
             continue
         info = cluster.nodes[node]
-        if not info.online and not info.unclean:
-            continue  # a node that left cleanly runs nothing
+        if not info.online and not info.unclean and not info.maintenance:
+            continue  # a node that left cleanly runs nothing (unless in maintenance)
         if info.unclean and not cluster.stonith_enabled:
             continue  # without fencing, an unclean node's resources count as stopped
         if status.on_fail == "ignore":
