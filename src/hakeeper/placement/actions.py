@@ -42,6 +42,9 @@ class Act:
     quiet_after: list[Act] = field(default_factory=list)
     # "if I become unrunnable, these become unrunnable, for this reason"
     blocks_with: list[tuple[Act, str]] = field(default_factory=list)
+    # What blocked this action and its name in Pacemaker's words; the reason is worded at the
+    # end: "required X start" when X's start was required, "unrunnable X start" otherwise.
+    blocker: tuple[Act, str] | None = None
     index: int = -1
 
 
@@ -231,11 +234,19 @@ def add_orderings(spec: ClusterSpec, cluster: Cluster, acts: ActionSet) -> list[
             for before, after in zip(entity.members, entity.members[1:], strict=False):
                 _order(before, "start", after, "start", "Mandatory", True, acts, pending)
                 _order(before, "promote", after, "promote", "Mandatory", True, acts, pending)
+    # A set with require-all=false: what follows needs one of its members ("one or more").
+    set_gates: dict[tuple[str, int, str], tuple[Entity, list[Entity]]] = {}
     for order in spec.constraints.order:
         for first_id, first_action, then_id, then_action in _expand(order):
+            first_id, _sep, gate_name = first_id.partition("\x00")
             first = cluster.entities.get(first_id)
             then = cluster.entities.get(then_id)
             if first is None or then is None or first is then:
+                continue
+            if gate_name:
+                _link(first, first_action, then, then_action, False, acts, False, True)
+                set_gates.setdefault((gate_name, id(then), then_action), (then, []))[1].append(
+                    first)
                 continue
             some = _one_or_more(order, first)
             if some is not None:
@@ -258,7 +269,8 @@ def add_orderings(spec: ClusterSpec, cluster: Cluster, acts: ActionSet) -> list[
                          and act.rsc.running_on == [act.node])]
         if not thens:
             continue
-        reason = f"unrunnable {name or _action_name(first, 'start')}"
+        what = name or _action_name(first, "start")
+        reason = f"unrunnable {what}"
         if _missing_start(first, acts, int(need)):
             for act in thens:
                 act.runnable = False
@@ -266,15 +278,46 @@ def add_orderings(spec: ClusterSpec, cluster: Cluster, acts: ActionSet) -> list[
                 blocked.append((act, act))
             continue
         inputs = [a for leaf in leaf_primitives(first) for a in acts.get(leaf, "start")]
+        if isinstance(first, CloneE) and isinstance(then, CloneE) and then.interleave \
+                and not name:
+            # Interleaved: each `then` instance needs the `first` instance on its own node.
+            for t in thens:
+                local = [a for a in inputs if a.node == t.node]
+                for a in local:
+                    if a.rsc is not None:
+                        a.blocks_with.append((t, f"{a.rsc.id} start"))
+                if not local:
+                    gate = Act("running", -1, None, optional=False, pseudo=True,
+                               need=int(need))
+                    gate.gate_inputs = inputs
+                    gate.blocks_with = [(t, what)]
+                    for a in inputs:
+                        a.gates.append(gate)
+            continue
         if isinstance(first, CloneE):
             gate = Act("running", -1, None, optional=False, pseudo=True, need=int(need))
             gate.gate_inputs = inputs
-            gate.blocks_with = [(t, reason) for t in thens]
+            gate.blocks_with = [(t, what) for t in thens]
             for act in inputs:
                 act.gates.append(gate)
         else:
             for act in inputs:
-                act.blocks_with += [(t, reason) for t in thens]
+                act.blocks_with += [(t, what) for t in thens]
+    for (gate_name, _key, ta), (then, firsts) in set_gates.items():
+        thens = _side(then, ta, acts, first=False)
+        what = f"one-or-more:{gate_name}"
+        if all(_missing_start(f, acts) for f in firsts):
+            for act in thens:
+                act.runnable = False
+                act.reason = act.reason or f"unrunnable {what}"
+                blocked.append((act, act))
+            continue
+        gate = Act("running", -1, None, optional=False, pseudo=True, need=1)
+        gate.gate_inputs = [a for f in firsts for leaf in leaf_primitives(f)
+                            for a in acts.get(leaf, "start")]
+        gate.blocks_with = [(t, what) for t in thens]
+        for act in gate.gate_inputs:
+            act.gates.append(gate)
     return blocked
 
 
@@ -322,6 +365,9 @@ def _expand(order: Order) -> list[tuple[str, str, str, str]]:
             for b, ba in members:
                 out.append((a, aa, b, ba))
         prev = members[-1:] if rset.sequential else members
+        if not rset.require_all and not rset.sequential:
+            # "One or more" of this set is enough for what follows: marked for a gate.
+            prev = [(f"{r}\x00{rset.id or order.id}", a) for r, a in members]
     return out
 
 
@@ -359,7 +405,10 @@ def _link(first: Entity, fa: str, then: Entity, ta: str, mandatory: bool, acts: 
                 # of a clone, only an instance restarting in place does (a new one does not).
                 if isinstance(first, CloneE) and (f.rsc is None or f.node not in f.rsc.running_on):
                     continue
-                f.implies.append((t, f"required {_action_name(first, fa)}"))
+                # Interleaved clones pair instances node by node: the reason names the instance.
+                name = f"{f.rsc.id} {f.task}" if interleave and f.rsc is not None \
+                    else _action_name(first, fa)
+                f.implies.append((t, f"required {name}"))
             else:
                 # Reversed half: `then` (e.g. first's stop) required → `first` (dependent's stop).
                 t.implies.append((f, None))
@@ -397,10 +446,11 @@ def propagate(acts: ActionSet, blocked: list[tuple[Act, Act]]) -> None:
                 if other.task != "stop" and other.runnable:
                     other.runnable = False
                     todo.append(other)
-            for other, why in act.blocks_with:
+            for other, what in act.blocks_with:
                 if other.runnable:
                     other.runnable = False
-                    other.reason = other.reason or why
+                    if other.reason is None and other.blocker is None:
+                        other.blocker = (act, what)
                     todo.append(other)
             for gate in act.gates:
                 if gate.runnable and sum(i.runnable for i in gate.gate_inputs) < gate.need:
@@ -414,7 +464,7 @@ def propagate(acts: ActionSet, blocked: list[tuple[Act, Act]]) -> None:
             for other, reason in act.implies:
                 if other.optional:
                     other.optional = False
-                    if other.reason is None and reason is not None:
+                    if other.reason is None and other.blocker is None and reason is not None:
                         other.reason = reason
                     if other.runnable:
                         work.append(other)
@@ -423,9 +473,12 @@ def propagate(acts: ActionSet, blocked: list[tuple[Act, Act]]) -> None:
             if not act.runnable:
                 continue
             for before in act.hard_after:
-                if not before.optional and not before.runnable:
+                # (an unmanaged resource's stop never runs, required or not)
+                if not before.runnable and (not before.optional or (
+                        before.task == "stop" and before.rsc is not None
+                        and not before.rsc.managed)):
                     act.runnable = False
-                    if act.reason is None and before.rsc is not None:
+                    if act.reason is None and act.blocker is None and before.rsc is not None:
                         act.reason = f"unrunnable {before.rsc.id} {before.task}"
                     changed = True
                     break
@@ -435,3 +488,11 @@ def propagate(acts: ActionSet, blocked: list[tuple[Act, Act]]) -> None:
                         act.runnable = False
                         changed = True
                         break
+    for act in every:
+        if act.reason is None and act.blocker is not None:
+            src, what = act.blocker
+            inputs = src.gate_inputs or [src]
+            # "required" when X was restarting (a required start of a running resource).
+            required = any(not i.optional and i.rsc is not None and i.rsc.running_on
+                           for i in inputs)
+            act.reason = f"{'required' if required else 'unrunnable'} {what}"

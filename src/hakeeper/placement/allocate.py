@@ -207,7 +207,8 @@ class Allocator:
                 work[i] = kept[i]
             where = ", ".join(self.names[n] for n in sorted(nodes))
             rsc.contributions.append(
-                (-1, NEG, f"colocation {coloc.id}: must run where {who} runs ({where})"))
+                (-1, NEG, f"colocation {coloc.id}: must run where {who} runs ({where}), "
+                          "so every other node is out"))
         elif coloc.attribute == "#uname":
             for i in nodes:
                 work[i] = add_scores(score, work[i])

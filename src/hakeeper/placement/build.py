@@ -38,8 +38,11 @@ class MetaView:
         self.metas = [m for m in metas if m is not None]
 
     def get(self, name: str) -> Any:
+        known = name in Meta.model_fields
         for meta in self.metas:
-            value = getattr(meta, name, None)
+            # Unknown meta (kept verbatim) lives in model_extra; getattr on a missing pydantic
+            # attribute is slow (it raises inside).
+            value = getattr(meta, name) if known else (meta.model_extra or {}).get(name)
             if value is not None:
                 return value
         return None
@@ -76,7 +79,9 @@ def build(spec: ClusterSpec, state: ClusterState | None) -> tuple[Cluster, FailT
     node_index = {n.name: n.index for n in nodes}
     opts = spec.cluster
     have_quorum = state.have_quorum
-    cluster = Cluster(nodes=nodes, node_index=node_index, top=[], entities={}, primitives=[],
+    cluster = Cluster(keep_orphans=opts.other.get("stop-orphan-resources", "true").lower()
+                      in ("false", "no", "0", "off"),
+                      nodes=nodes, node_index=node_index, top=[], entities={}, primitives=[],
                       stonith_enabled=opts.stonith_enabled, fencing=[], have_quorum=have_quorum,
                       no_quorum_policy=opts.no_quorum_policy, symmetric=opts.symmetric_cluster,
                       stop_all=opts.stop_all_resources, maintenance_mode=opts.maintenance_mode)
@@ -107,8 +112,8 @@ def _new_rsc(prim: Primitive, rid: str, order: int, meta: MetaView, spec: Cluste
     rsc.target_role = meta.get("target_role")
     managed = meta.get("is_managed")
     rsc.managed = managed if managed is not None else True
-    if opts.maintenance_mode:
-        rsc.managed = False
+    if opts.maintenance_mode or _is_true(meta.get("maintenance") or False):
+        rsc.managed = False  # maintenance: the cluster leaves it alone
     rsc.priority = meta.get("priority") or 0
     rsc.requires_quorum = meta.get("requires") != "nothing"
     rsc.multiple_active = meta.get("multiple_active") or "stop_start"
@@ -229,15 +234,19 @@ def _apply_state(state: ClusterState, cluster: Cluster) -> FailTable:
             continue
         rsc = _locate(status, node, cluster, used)
         if rsc is None:
-            continue
+            if status.role == "Stopped" and not status.failed:
+                continue
+            rsc = _orphan(status, cluster)
+            if rsc is None:
+                continue
         key = (rsc.id, node)
         if status.fail_count:
             fail[key] = (status.fail_count, status.last_failure)
         if status.role == "Stopped" and not status.failed:
             continue
         info = cluster.nodes[node]
-        if not info.online and not info.unclean:
-            continue  # a node that left cleanly runs nothing
+        if not info.online and not info.unclean and not info.maintenance:
+            continue  # a node that left cleanly runs nothing (unless in maintenance)
         if info.unclean and not cluster.stonith_enabled:
             continue  # without fencing, an unclean node's resources count as stopped
         if status.on_fail == "ignore":
@@ -250,6 +259,8 @@ def _apply_state(state: ClusterState, cluster: Cluster) -> FailTable:
             rsc.hard_failures.append(-1 if status.failure_kind == "fatal" else node)
         if node not in rsc.running_on:
             rsc.running_on.append(node)
+        if info.maintenance:
+            rsc.managed = False  # what runs on a node in maintenance is left alone
         role = status.role if status.role != "Stopped" else "Started"
         if role == "Promoted" or rsc.role in ("Stopped", "Started"):
             rsc.role = role
@@ -258,6 +269,50 @@ def _apply_state(state: ClusterState, cluster: Cluster) -> FailTable:
             if status.failed_op == "stop" and status.on_fail in (None, "fence"):
                 rsc.failed_stop = True
     return fail
+
+
+def _orphan(status: ResourceStatus, cluster: Cluster) -> Rsc | None:
+    """A resource the status knows but the configuration does not (any more): it is stopped.
+
+    A clone's surplus instance (beyond clone-max) becomes the clone's next-numbered instance;
+    anything else is a top-level orphan after the configured resources, as Pacemaker lists them.
+    """
+    base = status.resource.partition(":")[0]
+    clone = cluster.clone_of.get(base)
+    if clone is not None:
+        # The next number after the configured instances (and earlier orphans of this id).
+        taken = cluster.orphans.get(base, len(clone.instances) - 1) + 1
+        cluster.orphans[base] = taken
+        rid = f"{base}:{taken}"
+        if status.resource.partition(":")[2].isdigit() and clone.unique:
+            rid = status.resource
+    elif base in cluster.entities:
+        return None
+    else:
+        rid = status.resource
+    existing = cluster.entities.get(rid)
+    if isinstance(existing, Rsc):
+        return existing
+    order = len(cluster.top) if clone is None else clone.order
+    rsc = Rsc(id=rid, order=order, parent=clone, base=base, agent=status.agent or "",
+              weights=[NEG] * len(cluster.nodes))
+    rsc.next_role = "Stopped"
+    rsc.why = "it is no longer configured (orphan): stopped"
+    if cluster.keep_orphans and clone is None:
+        rsc.managed = False
+        rsc.why = "it is no longer configured (orphan); stop-orphan-resources is false"
+    rsc.contributions.append((-1, NEG, "not in the configuration any more"))
+    cluster.entities[rid] = rsc
+    if clone is not None:
+        # Listed right after the clone's configured instances (and earlier orphans).
+        at = max((i for i, p in enumerate(cluster.primitives) if p.order <= clone.order),
+                 default=-1)
+        cluster.primitives.insert(at + 1, rsc)
+        if clone.child_id == base:
+            clone.instances.append(rsc)
+    else:
+        cluster.primitives.append(rsc)
+    return rsc
 
 
 def _locate(status: ResourceStatus, node: int, cluster: Cluster,
@@ -292,9 +347,13 @@ def _locate(status: ResourceStatus, node: int, cluster: Cluster,
     # Anonymous: the number in the history means nothing (Pacemaker strips it). The instance
     # already active on this node is reused; otherwise the lowest-numbered instance not active
     # anywhere yet, in the order the status lists them (indexed: statuses come by thousands).
+    if clone.instances and isinstance(clone.instances[0], GroupE):
+        return _locate_in_group_clone(status, node, clone, base, used)
     index = used.setdefault(clone.id + "/" + base, {})
     on_node = index.get(node)
     if isinstance(on_node, Rsc) and node in on_node.running_on:
+        if index.get(-2 - node) not in (None, status.resource) and status.role != "Stopped":
+            return None  # a second copy active on the same node: an orphan instance
         return on_node
     start = index.get(-1, 0)
     for i in range(start, len(clone.instances)):
@@ -302,7 +361,28 @@ def _locate(status: ResourceStatus, node: int, cluster: Cluster,
         if target is not None and not target.running_on:
             index[-1] = i
             index[node] = target
+            index[-2 - node] = status.resource
             return target
+    return None
+
+
+def _locate_in_group_clone(status: ResourceStatus, node: int, clone: CloneE, base: str,
+                           used: dict[str, dict[int, Any]]) -> Rsc | None:
+    """A cloned group's instance is chosen per node for the whole group: the members found on
+    one node belong to one instance (the one already there, else the lowest unused one)."""
+    index = used.setdefault(clone.id, {})
+    inst = index.get(node)
+    if isinstance(inst, GroupE):
+        member = _member(inst, base)
+        if member is not None and not (node in member.running_on and status.role != "Stopped"):
+            return member
+        return None  # a second copy of this member on the node: an orphan
+    claimed = {id(i) for k, i in index.items() if k >= 0}
+    for candidate in clone.instances:
+        if isinstance(candidate, GroupE) and id(candidate) not in claimed and not any(
+                m.running_on for m in candidate.members):
+            index[node] = candidate
+            return _member(candidate, base)
     return None
 
 

@@ -149,6 +149,8 @@ def set_roles(alloc: Allocator, clone: CloneE,
                     score = add_scores(score or 0, coloc.score)
                 elif nodes is not None and coloc.score >= INFINITY:
                     score = NEG
+        if score is None and leaf.role == "Promoted" and leaf.current == leaf.assigned:
+            score = 0  # promoted now and nothing says otherwise: it may stay promoted
         if score is None or score < 0:
             continue
         # Between equals, the instance already promoted stays promoted.

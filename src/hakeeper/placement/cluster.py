@@ -140,6 +140,8 @@ class Cluster:
     can_fence: bool = False
     # Primitive id -> the clone holding it (a cloned primitive or a member of a cloned group).
     clone_of: dict[str, CloneE] = field(default_factory=dict)
+    orphans: dict[str, int] = field(default_factory=dict)
+    keep_orphans: bool = False  # stop-orphan-resources=false  # last orphan instance number by id
 
 
 def leaf_primitives(entity: Entity) -> list[Rsc]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from hakeeper.errors import InputError, Problem
 from hakeeper.placement.engine import schedule
-from hakeeper.placement.explain import explain_json, explain_lines
+from hakeeper.placement.explain import explain_json, explain_lines, resolve
 from hakeeper.placement.simulate import initial_state, inject, render_status, state_from_plan
 from hakeeper.spec.loader import load_spec, load_state
 from hakeeper.spec.model import ClusterSpec
@@ -105,11 +105,9 @@ def _explain(args: argparse.Namespace) -> int:
         spec = spec.model_copy(update={"state": load_state(args.state)})
     state = initial_state(spec) if spec.state is not None else None
     plan = schedule(spec, state, explain=True)
-    if args.resource not in plan.scores:
-        known = [k for k in plan.scores if k.split(":")[0] == args.resource]
-        if not known:
-            raise InputError([Problem(f"unknown resource {args.resource!r}", args.file, None,
-                                      "resource")])
+    if not resolve(spec, plan, args.resource):
+        raise InputError([Problem(f"unknown resource {args.resource!r}", args.file, None,
+                                  "resource")])
     if args.json:
         print(json.dumps(explain_json(spec, plan, args.resource), indent=2))
     else:
