@@ -62,8 +62,9 @@ CompareOp = Literal["==", "!=", "<", ">"]
 class Compare:
     """One transaction guard, as etcd's Compare: target of `key` `op` operand.
 
-    A missing key has version 0, create/mod revision 0 and value b"" (etcd semantics), so
-    `Compare(k, "create", "==", 0)` means "k does not exist" — the basis of compare-and-set.
+    A missing key has version 0 and create/mod revision 0 (etcd semantics), so
+    `Compare(k, "create", "==", 0)` means "k does not exist" — the basis of compare-and-set. A value
+    compare on a missing key always fails, as in etcd.
     """
 
     key: str
@@ -74,7 +75,9 @@ class Compare:
     def holds(self, kv: KeyValue | None) -> bool:
         actual: bytes | int
         if self.target == "value":
-            actual = kv.value if kv else b""
+            if kv is None:
+                return False
+            actual = kv.value
         elif self.target == "version":
             actual = kv.version if kv else 0
         elif self.target == "create":
