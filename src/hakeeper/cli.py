@@ -22,6 +22,7 @@ COMMAND_MODULES: list[str] = [
     "hakeeper.importers.commands",
     "hakeeper.placement.commands",
     "hakeeper.openstack.commands",
+    "hakeeper.agent.commands",
 ]
 
 

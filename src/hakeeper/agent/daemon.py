@@ -67,6 +67,7 @@ class Agent:
         self.local_running: set[str] = set()  # what this agent believes it runs
         self.stopped = asyncio.Event()
         self.executed_epoch = 0
+        self.probed_ids: set[str] = set()
         self.executed: dict[int, bool] = {}
         self._probe_needed = asyncio.Event()
 
@@ -149,6 +150,8 @@ class Agent:
     async def _follow(self) -> None:
         async for update in follow(self.store, self.keys.prefix):
             self.mirror.apply(update)
+            if self.keys.reprobe + self.node in self.mirror.values:
+                self._probe_needed.set()  # `resource cleanup` asks for a fresh look
             self.metrics.revision.set(self.mirror.revision)
             self.wake()
 
@@ -172,6 +175,7 @@ class Agent:
                 ops.append(Delete(key))
             else:
                 ops.append(Put(key, st.dumps(self._status_doc(res, "monitor", ok=False))))
+        ops.append(Delete(self.keys.reprobe + self.node))
         lease = self.keeper.lease
         ops.append(
             Put(
@@ -206,13 +210,15 @@ class Agent:
             self.changed.clear()
             if self.quorum_lost or not self.keeper.lease:
                 continue
-            spec = self.spec()
-            if spec is None:
-                continue
+            spec = self.spec() or ClusterSpec()
             try:
-                if self._probe_needed.is_set():
+                # Probe after a new lease, on request, and when the configuration names resources
+                # this agent has not looked for yet.
+                ids = {p.id for p in spec.resources.primitives}
+                if self._probe_needed.is_set() or not ids <= self.probed_ids:
                     self._probe_needed.clear()
                     await self._probe(spec)
+                    self.probed_ids = ids
                 await self._execute(spec)
             except StoreError as exc:
                 log.warning("worker: %s", exc)

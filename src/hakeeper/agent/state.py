@@ -47,6 +47,7 @@ class Keys:
         self.events = p + "events/"
         self.running = p + "running/"
         self.claims = p + "claims"
+        self.reprobe = p + "reprobe/"
 
     def running_of(self, node: str) -> str:
         return self.running + node
@@ -117,6 +118,11 @@ def fail_counts(values: Values, keys: Keys) -> dict[tuple[str, str], dict[str, A
     return out
 
 
+def _is_stonith(spec: ClusterSpec, rsc: str) -> bool:
+    prim = primitive(spec, rsc)
+    return prim is not None and prim.agent.cls == "stonith"
+
+
 def active(doc: Mapping[str, Any]) -> bool:
     return doc.get("role", "Stopped") != "Stopped" or bool(doc.get("failed"))
 
@@ -138,7 +144,10 @@ def cluster_state(spec: ClusterSpec, values: Values, keys: Keys, now: float) -> 
     for node in spec.nodes:
         name = node.name
         doc = node_docs.get(name) or {}
-        lost_active = name not in joined and any(n == name and active(d) for (n, _), d in reports.items())
+        # A stonith resource is only a pointer to a device: its node needs no fencing for it.
+        lost_active = name not in joined and any(
+            n == name and active(d) and not _is_stonith(spec, r) for (n, r), d in reports.items()
+        )
         nodes[name] = NodeState(
             online=name in online,
             standby=bool(doc.get("standby")),

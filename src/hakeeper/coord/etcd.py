@@ -56,9 +56,7 @@ def _range_end(prefix: bytes) -> bytes:
 
 
 def _kv(kv: Any) -> KeyValue:
-    return KeyValue(
-        kv.key.decode(), bytes(kv.value), kv.create_revision, kv.mod_revision, kv.version, kv.lease
-    )
+    return KeyValue(kv.key.decode(), bytes(kv.value), kv.create_revision, kv.mod_revision, kv.version, kv.lease)
 
 
 def _unavailable(exc: BaseException) -> bool:
@@ -147,9 +145,7 @@ class EtcdStore(Store):
     @staticmethod
     def _request(op: Op) -> Any:
         if isinstance(op, Put):
-            return rpc.RequestOp(
-                request_put=rpc.PutRequest(key=op.key.encode(), value=op.value, lease=op.lease)
-            )
+            return rpc.RequestOp(request_put=rpc.PutRequest(key=op.key.encode(), value=op.value, lease=op.lease))
         key = op.key.encode()
         end = _range_end(key) if op.prefix else b""
         return rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key, range_end=end))
@@ -161,9 +157,7 @@ class EtcdStore(Store):
         cmp.op = _OPS[c.op]
         return cmp.build_message()
 
-    async def txn(
-        self, compares: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()
-    ) -> TxnResult:
+    async def txn(self, compares: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()) -> TxnResult:
         request = rpc.TxnRequest(
             compare=[self._compare(c) for c in compares],
             success=[self._request(o) for o in success],

@@ -17,15 +17,14 @@ log = logging.getLogger(__name__)
 
 
 class LeaseKeeper:
-    def __init__(
-        self, store: Store, ttl: int, on_grant: Callable[[int], Awaitable[None]] | None = None
-    ) -> None:
+    def __init__(self, store: Store, ttl: int, on_grant: Callable[[int], Awaitable[None]] | None = None) -> None:
         self.store = store
         self.ttl = ttl
         self.on_grant = on_grant
         self.lease = 0
         self.last_refresh = float("-inf")  # loop time of the last confirmed refresh or grant
         self.changed = asyncio.Event()
+        self._last_warning = float("-inf")
 
     def healthy(self, now: float, margin: float = 0.0) -> bool:
         """The lease is known alive at `now` (a refresh less than ttl - margin seconds ago)."""
@@ -53,7 +52,10 @@ class LeaseKeeper:
                 self.changed.set()
                 continue
             except StoreError as exc:
-                log.warning("lease %x: %s", self.lease, exc)
+                now = loop.time()
+                if now - self._last_warning > 5:  # an unreachable store: say so, not 10 times a second
+                    log.warning("store unreachable (lease %x): %s", self.lease, exc)
+                    self._last_warning = now
                 await asyncio.sleep(0.1)
                 continue
             await asyncio.sleep(max(0.1, self.ttl / 3))

@@ -137,9 +137,7 @@ class Store(abc.ABC):
         """All keys under prefix (sorted by key) and the store revision they were read at."""
 
     @abc.abstractmethod
-    async def txn(
-        self, compares: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()
-    ) -> TxnResult:
+    async def txn(self, compares: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()) -> TxnResult:
         """Apply `success` if every compare holds, else `failure`, atomically."""
 
     async def put(self, key: str, value: bytes, lease: int = 0) -> int:
