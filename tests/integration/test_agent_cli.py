@@ -97,7 +97,6 @@ def cluster(tmp_path: Path) -> Iterator[str]:
                 p.wait(15)
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
-        subprocess.run(["pkill", "-f", f"sleep 1000"], check=False) if False else None
 
 
 def status(sock: str) -> dict[str, Any]:
