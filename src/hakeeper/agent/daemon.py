@@ -67,6 +67,8 @@ class Agent:
         self.local_running: set[str] = set()  # what this agent believes it runs
         self.stopped = asyncio.Event()
         self.executed_epoch = 0
+        self.leaving = False
+        self.action_lock = asyncio.Lock()
         self.probed_ids: set[str] = set()
         self.executed: dict[int, bool] = {}
         self._probe_needed = asyncio.Event()
@@ -208,7 +210,7 @@ class Agent:
         while True:
             await self.changed.wait()
             self.changed.clear()
-            if self.quorum_lost or not self.keeper.lease:
+            if self.quorum_lost or self.leaving or not self.keeper.lease:
                 continue
             spec = self.spec() or ClusterSpec()
             try:
@@ -254,7 +256,10 @@ class Agent:
         )
         if not res.succeeded:
             return
-        await self._run_action(spec, epoch, action)
+        async with self.action_lock:
+            if self.leaving:
+                return
+            await self._run_action(spec, epoch, action)
         self.wake()  # the next ready action may already be waiting
 
     async def _run_action(self, spec: ClusterSpec, epoch: int, action: dict[str, Any]) -> None:
@@ -393,6 +398,9 @@ class Agent:
         """Leave cleanly: stop what runs here, withdraw its reports, revoke the lease (the member
         key goes, and leadership with it). Reports withdrawn means the node is not "lost": nobody
         fences it, the leader simply starts its resources elsewhere."""
+        self.leaving = True
+        async with self.action_lock:  # let an action in flight finish, start no other
+            pass
         spec = self.spec()
         if stop_resources and spec is not None:
             for rsc in list(self.monitors):
