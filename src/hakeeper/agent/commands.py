@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import faulthandler
 import json
 import logging
 import os
@@ -35,7 +36,12 @@ def _store_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--etcd", default=os.environ.get("HAKEEPER_ETCD"), help="etcd endpoints HOST:PORT[,HOST:PORT...]")
     p.add_argument("--store", default=os.environ.get("HAKEEPER_STORE"), help="embedded store socket (single host)")
     p.add_argument("--cluster", default=os.environ.get("HAKEEPER_CLUSTER", "hakeeper"), help="key prefix name")
-    p.add_argument("--timeout", type=float, default=2.0, help="store request timeout, seconds")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=2.0,
+        help="store request timeout per endpoint, seconds (an agent wants it well under its TTL)",
+    )
 
 
 def open_store(args: argparse.Namespace) -> Store:
@@ -71,6 +77,8 @@ def _agent(args: argparse.Namespace) -> int:
         level=getattr(logging, args.log_level.upper()),
         format=f"%(asctime)s {args.node} %(name)s %(levelname)s %(message)s",
     )
+    # `kill -USR1 <agent>` writes every thread's stack to the log: a stuck agent explains itself.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     metrics = Metrics(args.node)
     if args.metrics:
         metrics.serve(args.metrics)

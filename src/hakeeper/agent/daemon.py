@@ -357,9 +357,9 @@ class Agent:
 
     async def _quorum(self) -> None:
         loop = asyncio.get_running_loop()
-        # Lost when no refresh for 60% of the TTL: the stop must finish before the lease can expire
+        # Lost when no refresh for 75% of the TTL: the stop must finish before the lease can expire
         # in the store and another node may start the resources (after fencing this one).
-        margin = self.ttl * 0.4
+        margin = self.ttl * 0.25
         while True:
             await asyncio.sleep(0.05)
             healthy = self.keeper.healthy(loop.time(), margin)

@@ -56,7 +56,7 @@ class Leader:
     async def step(self) -> None:
         a = self.agent
         loop = asyncio.get_running_loop()
-        if a.quorum_lost or not a.keeper.lease or not a.keeper.healthy(loop.time(), a.ttl * 0.4):
+        if a.quorum_lost or not a.keeper.lease or not a.keeper.healthy(loop.time(), a.ttl * 0.25):
             self._set_leader(False)
             return
         holder = a.mirror.values.get(self.keys.leader)

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from hakeeper.coord.store import LeaseExpired, Store, StoreError
+from hakeeper.coord.store import LeaseExpired, Store, StoreError, bounded
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +36,15 @@ class LeaseKeeper:
             try:
                 if self.lease == 0:
                     sent = loop.time()
-                    self.lease = await self.store.grant(self.ttl)
+                    self.lease = await bounded(self.store.grant(self.ttl), max(1.0, float(self.ttl)))
                     self.last_refresh = sent
                     if self.on_grant is not None:
                         await self.on_grant(self.lease)
                     self.changed.set()
                 else:
                     sent = loop.time()
-                    await self.store.keepalive(self.lease)
+                    # Bounded here too: a refresh that does not come back in time is a failed one.
+                    await bounded(self.store.keepalive(self.lease), max(0.5, self.ttl / 2))
                     # The lease was refreshed no earlier than when we sent the request.
                     self.last_refresh = sent
             except LeaseExpired:
@@ -51,7 +52,7 @@ class LeaseKeeper:
                 self.lease = 0
                 self.changed.set()
                 continue
-            except StoreError as exc:
+            except (StoreError, TimeoutError) as exc:
                 now = loop.time()
                 if now - self._last_warning > 5:  # an unreachable store: say so, not 10 times a second
                     log.warning("store unreachable (lease %x): %s", self.lease, exc)

@@ -11,9 +11,24 @@ gone, and the resilient watch in `hakeeper.coord.watch` turns that into a full r
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
+
+T = TypeVar("T")
+
+
+async def bounded(aw: Awaitable[T], timeout: float) -> T:
+    """Like asyncio.wait_for, but never waits for a cancelled gRPC call to wind down: a call on a
+    wedged channel may take its time to honour cancellation, and the caller must move on now."""
+    task = asyncio.ensure_future(aw)
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        task.cancel()
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # never "never retrieved"
+        raise TimeoutError(f"no answer within {timeout:g}s")
+    return task.result()
 
 
 class StoreError(Exception):
