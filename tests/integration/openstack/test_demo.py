@@ -62,3 +62,18 @@ def test_demo_sweeps_leftovers_and_cleans_up_when_terminated(tmp_path: Path) -> 
     # No daemon of the demo survives: they all ran with configuration files under the workdir.
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(work) not in ps
+
+
+def test_a_second_demo_does_not_sweep_a_running_one() -> None:
+    needs_root()
+    from hakeeper.openstack.lab import exclusive
+
+    subprocess.run(["ip", "netns", "add", "hkd-alive"], check=True)
+    try:
+        with exclusive("hkd"):  # as a demo that is running now
+            r = subprocess.run([sys.executable, "-m", "hakeeper", "demo", "--no-live", "--quick"],
+                               capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": SRC})
+        assert r.returncode == 1 and "another demo is running" in r.stderr, r.stdout + r.stderr
+        assert "hkd-alive" in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    finally:
+        subprocess.run(["ip", "netns", "del", "hkd-alive"], check=False)
