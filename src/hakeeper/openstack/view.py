@@ -18,7 +18,8 @@ from hakeeper.openstack.stack import Event, speaker_role
 from hakeeper.openstack.timeline import Failover, Sample
 
 _COLOURS = ["cyan", "magenta", "yellow", "blue", "green"]
-_STAMP = re.compile(r"^\w{3} \w{3} +\d+ [\d:]+ \d{4}: ")  # keepalived's console time stamp
+# The speakers' own time stamps (keepalived's console, hakeeper's logging): the view has its own.
+_STAMP = re.compile(r"^(\w{3} \w{3} +\d+ [\d:]+ \d{4}: |\d{4}-\d\d-\d\d [\d:,]+ hakeeper-vrrp\[\d+\] \w+ )")
 
 
 class View:
