@@ -113,7 +113,11 @@ class Builder:
         role, new_role = role_of(rsc), next_role(rsc)
         current = rsc.current
         clean_active = [n for n in rsc.running_on if n not in self.fence_of]
-        multiply = len(rsc.running_on) > 1
+        # Active in several places: counting only clean nodes when the resource does not need
+        # fencing (its copy on a lost node is not a concern), as Pacemaker.
+        multiply = len(rsc.running_on if rsc.needs_fencing else [
+            n for n in rsc.running_on
+            if n not in self.fence_of and c.nodes[n].online and not c.nodes[n].unclean]) > 1
         moving = current is not None and nxt is not None and current != nxt
         need_stop = moving or multiply or (rsc.failed and not moving)
         stops: list[Act] = []
@@ -177,7 +181,8 @@ class Builder:
         if c.have_quorum or not rsc.requires_quorum:
             return
         policy = c.no_quorum_policy
-        if policy == "stop" or (policy == "demote" and role not in ("Promoted", "Unpromoted")):
+        if policy in ("stop", "suicide") or (
+                policy == "demote" and role not in ("Promoted", "Unpromoted")):
             start.runnable = False
             start.reason = "no quorum"
         elif policy == "freeze" and not rsc.running_on:

@@ -23,6 +23,14 @@ from hakeeper.spec.values import INFINITY
 FailTable = dict[tuple[str, int], tuple[int, float | None]]
 
 
+def _in_clone(entity: Entity | None) -> bool:
+    while entity is not None:
+        if isinstance(entity, CloneE):
+            return True
+        entity = entity.parent
+    return False
+
+
 class MetaView:
     """Meta attributes with the first set value winning: primitive over group over clone."""
 
@@ -89,6 +97,9 @@ def _new_rsc(prim: Primitive, rid: str, order: int, meta: MetaView, spec: Cluste
     rsc = Rsc(id=rid, order=order, parent=parent, base=prim.id, agent=str(prim.agent),
               weights=list(base))
     stickiness = meta.get("resource_stickiness")
+    if stickiness is None and "resource_stickiness" not in opts.model_fields_set \
+            and isinstance(parent, CloneE | GroupE) and _in_clone(parent):
+        stickiness = 1  # Pacemaker's default for clone instances
     rsc.stickiness = stickiness if stickiness is not None else opts.resource_stickiness
     threshold = meta.get("migration_threshold")
     rsc.migration_threshold = threshold if threshold is not None else opts.migration_threshold
@@ -101,6 +112,8 @@ def _new_rsc(prim: Primitive, rid: str, order: int, meta: MetaView, spec: Cluste
     rsc.priority = meta.get("priority") or 0
     rsc.requires_quorum = meta.get("requires") != "nothing"
     rsc.multiple_active = meta.get("multiple_active") or "stop_start"
+    rsc.needs_fencing = opts.stonith_enabled and prim.agent.cls != "stonith" and \
+        meta.get("requires") not in ("nothing", "quorum")
     rsc.allow_migrate = bool(meta.get("allow_migrate"))
     rsc.contributions = [(node, score, "the node's own score")
                          for node, score in enumerate(base) if score] if any(base) else []
@@ -144,6 +157,8 @@ def _build_resources(spec: ClusterSpec, cluster: Cluster) -> None:
             prim = prims[member]
             meta = _meta_chain(prim.meta, group.meta, outer)
             rsc = _new_rsc(prim, member + suffix, order, meta, spec, base, entity)
+            if isinstance(parent, CloneE):
+                cluster.clone_of[member] = parent
             entity.members.append(rsc)
             cluster.entities[rsc.id] = rsc
             cluster.primitives.append(rsc)
@@ -189,6 +204,7 @@ def _build_resources(spec: ClusterSpec, cluster: Cluster) -> None:
                 entity.instances.append(inst)
             # The unsuffixed child id names the clone's child for constraints.
             cluster.entities.setdefault(clone.child, entity)
+            cluster.clone_of.setdefault(clone.child, entity)
             cluster.top.append(entity)
         elif top in groups:
             g = make_group(top, "", order, None, None)
@@ -206,7 +222,7 @@ def _apply_state(state: ClusterState, cluster: Cluster) -> FailTable:
     fail: FailTable = {}
     # Anonymous clone instances found running get the lowest free instance numbers, in the
     # order the state lists them (Pacemaker numbers them as it reads the status section).
-    used: dict[str, set[int]] = {}
+    used: dict[str, dict[int, Any]] = {}
     for status in state.resources:
         node = cluster.node_index.get(status.node)
         if node is None:
@@ -239,21 +255,23 @@ def _apply_state(state: ClusterState, cluster: Cluster) -> FailTable:
             rsc.role = role
         if status.failed:
             rsc.failed = True
-            if status.failed_op == "stop":
+            if status.failed_op == "stop" and status.on_fail in (None, "fence"):
                 rsc.failed_stop = True
     return fail
 
 
 def _locate(status: ResourceStatus, node: int, cluster: Cluster,
-            used: dict[str, set[int]]) -> Rsc | None:
+            used: dict[str, dict[int, Any]]) -> Rsc | None:
     entity = cluster.entities.get(status.resource)
     if isinstance(entity, Rsc) and not isinstance(entity.parent, CloneE) and not (
             isinstance(entity.parent, GroupE) and isinstance(entity.parent.parent, CloneE)):
         return entity
     name = status.resource
     base, _, num = name.partition(":")
-    clone = None
+    clone = cluster.clone_of.get(base)
     for candidate in (cluster.entities.get(base), entity):
+        if clone is not None:
+            break
         if isinstance(candidate, CloneE):
             clone = candidate
         elif isinstance(candidate, Rsc) and candidate.parent is not None:
@@ -273,14 +291,17 @@ def _locate(status: ResourceStatus, node: int, cluster: Cluster,
         return None
     # Anonymous: the number in the history means nothing (Pacemaker strips it). The instance
     # already active on this node is reused; otherwise the lowest-numbered instance not active
-    # anywhere yet, in the order the status lists them.
-    for inst in clone.instances:
-        target = _member(inst, base)
-        if target is not None and node in target.running_on:
-            return target
-    for inst in clone.instances:
-        target = _member(inst, base)
+    # anywhere yet, in the order the status lists them (indexed: statuses come by thousands).
+    index = used.setdefault(clone.id + "/" + base, {})
+    on_node = index.get(node)
+    if isinstance(on_node, Rsc) and node in on_node.running_on:
+        return on_node
+    start = index.get(-1, 0)
+    for i in range(start, len(clone.instances)):
+        target = _member(clone.instances[i], base)
         if target is not None and not target.running_on:
+            index[-1] = i
+            index[node] = target
             return target
     return None
 

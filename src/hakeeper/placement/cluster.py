@@ -83,6 +83,7 @@ class Rsc(Entity):
     target_role: str | None = None
     requires_quorum: bool = True
     multiple_active: str = "stop_start"
+    needs_fencing: bool = True
     allow_migrate: bool = False
     # Nodes where a hard failure (not installed, ...) bans it; -1: a fatal one bans every node.
     hard_failures: list[int] = field(default_factory=list)
@@ -137,6 +138,8 @@ class Cluster:
     maintenance_mode: bool
     warnings: list[str] = field(default_factory=list)
     can_fence: bool = False
+    # Primitive id -> the clone holding it (a cloned primitive or a member of a cloned group).
+    clone_of: dict[str, CloneE] = field(default_factory=dict)
 
 
 def leaf_primitives(entity: Entity) -> list[Rsc]:

@@ -7,7 +7,7 @@ import gc
 from hakeeper.placement.actions import Act, ActionSet, Builder, add_orderings, next_role, propagate
 from hakeeper.placement.allocate import allocate
 from hakeeper.placement.build import ban_everywhere, build
-from hakeeper.placement.cluster import NEG, CloneE, Cluster, Rsc
+from hakeeper.placement.cluster import NEG, CloneE, Cluster, Rsc, leaf_primitives
 from hakeeper.placement.plan import Action, Contribution, Plan
 from hakeeper.placement.scores import apply_fail_counts, apply_locations, apply_stickiness
 from hakeeper.placement.summary import summarize
@@ -20,9 +20,9 @@ def prepare(spec: ClusterSpec, state: ClusterState | None = None) -> Cluster:
         state = spec.state
     cluster, fail = build(spec, state)
     promotion = apply_locations(spec, cluster)
-    for entity in cluster.entities.values():
+    for entity in set(cluster.top):
         if isinstance(entity, CloneE):
-            leaves = [r for r in cluster.primitives if _clone_of(r) is entity]
+            leaves = leaf_primitives(entity)
             if leaves:
                 entity.weights = list(leaves[0].weights)
             entity.promotion_locations = promotion.get(entity.id, [])
@@ -48,6 +48,11 @@ def prepare(spec: ClusterSpec, state: ClusterState | None = None) -> Cluster:
         elif len(rsc.running_on) > 1 and rsc.multiple_active == "block":
             rsc.managed = False
     _unavailable(cluster)
+    for rsc in cluster.primitives:
+        if len(rsc.running_on) > 1 and not rsc.needs_fencing:
+            # Without a need for fencing, the resource is "where it is" on its first clean node.
+            nodes = cluster.nodes
+            rsc.running_on.sort(key=lambda n: not (nodes[n].online and not nodes[n].unclean))
     return cluster
 
 
@@ -164,16 +169,22 @@ def _plan(cluster: Cluster, acts: ActionSet, explain: bool) -> Plan:
     for rsc in cluster.primitives:
         if rsc.running_on:
             plan.current[rsc.id] = [names[n] for n in rsc.running_on]
-        if rsc.assigned is not None:
-            # A resource that cannot be started where it is assigned stays where it was.
+        # Where it runs afterwards: where it runs now unless a stop there is carried out, plus
+        # where it is assigned when it is (or stays) started there.
+        final: list[int] = []
+        for node in rsc.running_on:
+            stop = acts.one(rsc, "stop", node)
+            if stop is None or stop.optional or not stop.runnable:
+                final.append(node)
+        if rsc.assigned is not None and rsc.assigned not in final:
             start = acts.one(rsc, "start", rsc.assigned)
-            if start is not None and not start.runnable:
-                continue
-            plan.placement[rsc.id] = [names[rsc.assigned]]
-            plan.roles[rsc.id] = next_role(rsc)
-        elif not rsc.managed and rsc.running_on:
-            plan.placement[rsc.id] = [names[n] for n in rsc.running_on]
-            plan.roles[rsc.id] = rsc.role
+            if start is not None and start.runnable and (
+                    not start.optional or rsc.assigned in rsc.running_on):
+                final.append(rsc.assigned)
+        if final:
+            plan.placement[rsc.id] = [names[n] for n in final]
+            plan.roles[rsc.id] = next_role(rsc) if rsc.assigned in final else (
+                rsc.role if rsc.role != "Stopped" else "Started")
         if explain:
             plan.scores[rsc.id] = {names[i]: w for i, w in enumerate(rsc.weights)}
             plan.contributions[rsc.id] = [

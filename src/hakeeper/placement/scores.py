@@ -150,8 +150,13 @@ def apply_locations(spec: ClusterSpec, cluster: Cluster) -> dict[str, list[tuple
                     promotion.setdefault(clone.id, []).extend(scores)
                 continue
             for rsc in _ban_targets(target):
+                # A constraint on a group scores its first member only (whose placement the
+                # others follow); the later members are merely allowed there, as in Pacemaker.
+                later = isinstance(rsc.parent, GroupE) and rsc.parent.members[0] is not rsc \
+                    and target is not rsc
                 for node, score, words in scores:
-                    _add(rsc, node, score, words)
+                    if not later:
+                        _add(rsc, node, score, words)
                     allowed.setdefault(id(rsc), set()).add(node)
     if not cluster.symmetric:
         # Opt-in cluster: a node no location constraint names is not allowed.
