@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from hakeeper.openstack.lab import Lab, leftovers, sweep
+from hakeeper.openstack.lab import Busy, Lab, exclusive, leftovers, sweep
 from hakeeper.openstack.profile import Resolved, parse_profile
 from hakeeper.openstack.stack import Stack, speaker_role
 from hakeeper.openstack.timeline import Failover, Sample, analyse, count_lost, median, summary_line
@@ -162,6 +162,15 @@ def run_demo(*, live: bool, quick: bool, rounds: int = 1, workdir: str | None = 
     if missing:
         print(f"hakeeper demo: missing programs: {', '.join(missing)} (see scripts/setup)", file=sys.stderr)
         return 1
+    try:
+        with exclusive(PREFIX):
+            return _run(live=live, quick=quick, rounds=rounds, workdir=workdir, speaker=speaker)
+    except Busy as exc:
+        print(f"hakeeper demo: another demo is running: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(*, live: bool, quick: bool, rounds: int, workdir: str | None, speaker: str) -> int:
     swept = sweep(PREFIX)
     resolved = parse_profile(PROFILE, "<demo profile>")
     phases = Phases.pick(quick)

@@ -10,12 +10,13 @@ it, its cable pulled) or stopped gracefully (SIGTERM first, so speakers withdraw
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import ipaddress
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,6 +24,40 @@ from hakeeper import netlab
 from hakeeper.netlab.lab import kill_namespace_processes, namespaces
 
 Out = int | IO[Any] | None
+
+
+class Busy(Exception):
+    """Another process holds the prefix: its namespaces are alive, not leftovers."""
+
+
+LOCK_DIR = Path("/run/lock") if Path("/run/lock").is_dir() else Path("/tmp")
+
+
+@contextlib.contextmanager
+def exclusive(prefix: str, wait: float = 0.0) -> Iterator[None]:
+    """Hold the prefix for this process (an flock, released if the process dies). Without it, a
+    second run would sweep the first one's namespaces as leftovers. Waits up to `wait` seconds."""
+    path = LOCK_DIR / f"hakeeper-lab-{prefix}.lock"
+    with open(path, "a+") as fh:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    fh.seek(0)
+                    holder = fh.read().strip() or "?"
+                    raise Busy(f"namespaces {prefix}-* are in use by process {holder}") from None
+                time.sleep(0.2)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def sweep(prefix: str) -> list[str]:

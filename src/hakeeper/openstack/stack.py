@@ -127,7 +127,8 @@ class Stack:
 
     def start_backends(self, name: str, services: list[str] | None = None) -> None:
         n = self.nodes[name]
-        listeners = [x for x in self.resolved.listeners if x.service.mode == "http" and x.service.check == "http"]
+        # The stand-in speaks HTTP on every port: it passes HTTP and TCP checks (not mysql-check).
+        listeners = [x for x in self.resolved.listeners if x.service.check in ("http", "tcp")]
         if services is not None:
             listeners = [x for x in listeners if x.name in services]
         args = [a for x in listeners for a in ("--listen", f"{n.host.address}:{x.service.port}:{x.name}")]
