@@ -155,7 +155,8 @@ def _pacemaker_summary(result: SimResult) -> list[str]:
     lines = [f"Fence {node}" for node in result.fenced]
     for act in result.actions:
         where = f"{act.source} -> {act.dest}" if act.source and act.dest else act.node or act.dest or act.source
-        lines.append(f"{act.action} {act.resource} ({where}){' blocked' if act.blocked else ''}")
+        why = f" due to {act.reason}" if act.reason else ""
+        lines.append(f"{act.action} {act.resource} ({where}){why}{' (blocked)' if act.blocked else ''}")
     return lines
 
 
