@@ -17,7 +17,13 @@ from hakeeper.errors import EXIT_BAD_INPUT, InputError
 
 # One line per part; a part's module defines register(subparsers).
 COMMAND_MODULES: list[str] = [
+    "hakeeper.spec.commands",
     "hakeeper.vrrp.commands",
+    "hakeeper.importers.commands",
+    "hakeeper.placement.commands",
+    "hakeeper.conformance.commands",
+    "hakeeper.openstack.commands",
+    "hakeeper.agent.commands",
 ]
 
 

@@ -1,0 +1,1 @@
+"""The node agent: membership, leader loop, monitors, plan execution, operator commands."""

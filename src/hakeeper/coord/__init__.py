@@ -1,0 +1,1 @@
+"""Coordination: a Store contract over etcd (aetcd) and an embedded backend."""

@@ -1,0 +1,266 @@
+"""The etcd backend, on aetcd (asyncio gRPC).
+
+aetcd talks to one endpoint per client. What it does not do, and this module adds: move to the
+next endpoint when a member stops answering, and notice a watch whose member died or lost
+quorum. A killed member usually resets the stream (aetcd then raises), but a member cut off by
+a dead link or a partition keeps the stream open and silent; so every watch runs a probe, a
+linearizable read through the same connection, and fails the watch when the probe does not come
+back in time. The resilient watch (`hakeeper.coord.watch`) then resumes on another endpoint from
+the last revision it saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Literal, TypeVar
+
+import aetcd
+import aetcd.exceptions as aexc
+from aetcd import rpc, transactions
+
+from hakeeper.coord.store import (
+    Compacted,
+    Compare,
+    Event,
+    KeyValue,
+    LeaseExpired,
+    Op,
+    Put,
+    Store,
+    StoreUnavailable,
+    TxnResult,
+    bounded,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_TARGETS = {
+    "value": transactions.Value,
+    "version": transactions.Version,
+    "create": transactions.Create,
+    "mod": transactions.Mod,
+}
+_OPS = {"==": rpc.Compare.EQUAL, "!=": rpc.Compare.NOT_EQUAL, "<": rpc.Compare.LESS, ">": rpc.Compare.GREATER}
+
+
+def _range_end(prefix: bytes) -> bytes:
+    s = bytearray(prefix)
+    for i in reversed(range(len(s))):
+        if s[i] < 0xFF:
+            s[i] += 1
+            return bytes(s[: i + 1])
+    return b"\0"
+
+
+def _kv(kv: Any) -> KeyValue:
+    return KeyValue(kv.key.decode(), bytes(kv.value), kv.create_revision, kv.mod_revision, kv.version, kv.lease)
+
+
+def _unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, aexc.ConnectionFailedError | aexc.ConnectionTimeoutError | asyncio.TimeoutError):
+        return True
+    if isinstance(exc, rpc.AioRpcError):
+        return exc.code() in (rpc.StatusCode.UNAVAILABLE, rpc.StatusCode.DEADLINE_EXCEEDED)
+    text = str(exc)
+    return "no leader" in text or "leader changed" in text or "timed out" in text
+
+
+def _lease_gone(exc: BaseException) -> bool:
+    return "lease not found" in str(exc)
+
+
+class EtcdStore(Store):
+    """etcd through aetcd, over a list of endpoints ("host:port"), failing over between them."""
+
+    def __init__(self, endpoints: Sequence[str], timeout: float = 2.0, probe_interval: float = 0.5) -> None:
+        if not endpoints:
+            raise ValueError("no etcd endpoints")
+        self.endpoints = list(endpoints)
+        self.timeout = timeout
+        self.probe_interval = probe_interval
+        self._index = 0
+        self._client: aetcd.Client | None = None
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    @property
+    def endpoint(self) -> str:
+        return self.endpoints[self._index]
+
+    async def _connected(self) -> aetcd.Client:
+        async with self._lock:
+            if self._closed:
+                raise StoreUnavailable("store closed")
+            if self._client is None:
+                host, _, port = self.endpoint.rpartition(":")
+                client = aetcd.Client(host=host, port=int(port), timeout=self.timeout)
+                await client.connect()
+                self._client = client
+            return self._client
+
+    async def _drop(self, client: Any) -> None:
+        """Forget a client that failed and move to the next endpoint (once per failure)."""
+        async with self._lock:
+            if self._client is not client:
+                return
+            self._client = None
+            self._index = (self._index + 1) % len(self.endpoints)
+            stale: Any = client
+            log.warning("etcd: moving to endpoint %s", self.endpoint)
+        with contextlib.suppress(Exception):
+            await bounded(stale.close(), self.timeout)
+
+    async def _call(self, fn: Callable[[aetcd.Client], Awaitable[T]]) -> T:
+        last: BaseException | None = None
+        for _ in range(len(self.endpoints)):
+            client = await self._connected()
+            try:
+                return await bounded(fn(client), self.timeout + 0.5)
+            except (TimeoutError, aexc.ClientError, rpc.AioRpcError) as exc:
+                if _lease_gone(exc):
+                    raise LeaseExpired(str(exc)) from exc
+                if not _unavailable(exc):
+                    raise
+                last = exc
+                await self._drop(client)
+        raise StoreUnavailable(f"no etcd endpoint answered ({self.endpoints}): {last}")
+
+    async def get(self, key: str) -> KeyValue | None:
+        async def op(c: aetcd.Client) -> KeyValue | None:
+            got = await c.get(key.encode())
+            return None if got is None else _kv(got)
+
+        return await self._call(op)
+
+    async def get_prefix(self, prefix: str) -> tuple[list[KeyValue], int]:
+        async def op(c: aetcd.Client) -> tuple[list[KeyValue], int]:
+            res = await c.get_prefix(prefix.encode(), sort_order="ascend")
+            return [_kv(kv) for kv in res], res.header.revision
+
+        return await self._call(op)
+
+    @staticmethod
+    def _request(op: Op) -> Any:
+        if isinstance(op, Put):
+            return rpc.RequestOp(request_put=rpc.PutRequest(key=op.key.encode(), value=op.value, lease=op.lease))
+        key = op.key.encode()
+        end = _range_end(key) if op.prefix else b""
+        return rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key, range_end=end))
+
+    @staticmethod
+    def _compare(c: Compare) -> Any:
+        cmp = _TARGETS[c.target](c.key)
+        cmp.value = c.operand
+        cmp.op = _OPS[c.op]
+        return cmp.build_message()
+
+    async def txn(self, compares: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()) -> TxnResult:
+        request = rpc.TxnRequest(
+            compare=[self._compare(c) for c in compares],
+            success=[self._request(o) for o in success],
+            failure=[self._request(o) for o in failure],
+        )
+
+        async def op(c: aetcd.Client) -> TxnResult:
+            resp = await c.kvstub.Txn(request, timeout=self.timeout, metadata=c.metadata)
+            return TxnResult(bool(resp.succeeded), resp.header.revision)
+
+        return await self._call(op)
+
+    async def grant(self, ttl: int) -> int:
+        async def op(c: aetcd.Client) -> int:
+            return int((await c.lease(ttl)).id)
+
+        return await self._call(op)
+
+    async def keepalive(self, lease: int) -> int:
+        async def op(c: aetcd.Client) -> int:
+            reply = await c.refresh_lease(lease)
+            return 0 if reply is None else int(reply.TTL)
+
+        ttl = await self._call(op)
+        if ttl <= 0:
+            raise LeaseExpired(f"lease {lease:x} not found")
+        return ttl
+
+    async def revoke(self, lease: int) -> None:
+        async def op(c: aetcd.Client) -> None:
+            await c.revoke_lease(lease)
+
+        with contextlib.suppress(LeaseExpired):
+            await self._call(op)
+
+    async def compact(self, revision: int) -> None:
+        async def op(c: aetcd.Client) -> None:
+            await c.compact(revision, physical=True)
+
+        await self._call(op)
+
+    def watch_prefix(self, prefix: str, start_revision: int) -> AsyncIterator[list[Event]]:
+        return self._watch(prefix, start_revision)
+
+    async def _watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[Event]]:
+        client = await self._connected()
+        try:
+            watch = await bounded(
+                client.watch_prefix(prefix.encode(), start_revision=start_revision), self.timeout + 0.5
+            )
+        except aexc.RevisionCompactedError as exc:
+            raise Compacted(exc.compacted_revision) from exc
+        except (TimeoutError, aexc.ClientError) as exc:
+            await self._drop(client)
+            raise StoreUnavailable(f"watch on {self.endpoint}: {exc}") from exc
+        queue: asyncio.Queue[list[Event] | BaseException] = asyncio.Queue()
+        tasks = [
+            asyncio.create_task(self._pump(watch, queue)),
+            asyncio.create_task(self._probe(client, queue)),
+        ]
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, BaseException):
+                    if isinstance(item, aexc.RevisionCompactedError):
+                        raise Compacted(item.compacted_revision)
+                    await self._drop(client)
+                    raise StoreUnavailable(f"watch lost: {item!r}")
+                yield item
+        finally:
+            for t in tasks:
+                t.cancel()
+            with contextlib.suppress(BaseException):
+                await bounded(watch.cancel(), 0.5)
+
+    @staticmethod
+    async def _pump(watch: Any, queue: asyncio.Queue[list[Event] | BaseException]) -> None:
+        try:
+            async for ev in watch:
+                kind: Literal["put", "delete"] = "put" if ev.kind == "PUT" else "delete"
+                queue.put_nowait([Event(kind, ev.kv.key.decode(), bytes(ev.kv.value), ev.kv.mod_revision)])
+            # aetcd ends the iterator quietly when its channel is closed: that is a lost watch too.
+            queue.put_nowait(StoreUnavailable("watch stream ended"))
+        except Exception as exc:
+            queue.put_nowait(exc)
+
+    async def _probe(self, client: aetcd.Client, queue: asyncio.Queue[list[Event] | BaseException]) -> None:
+        # A linearizable read needs the member to reach the raft leader: a member that is dead,
+        # unreachable or in a minority fails it, which a silent watch stream would not show.
+        try:
+            while True:
+                await asyncio.sleep(self.probe_interval)
+                await bounded(client.get(b"\0hakeeper-probe"), self.timeout)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            queue.put_nowait(StoreUnavailable(f"probe failed: {exc!r}"))
+
+    async def close(self) -> None:
+        async with self._lock:
+            self._closed = True
+            client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await bounded(client.close(), self.timeout)

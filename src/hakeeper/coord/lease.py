@@ -1,0 +1,62 @@
+"""Keeping a lease alive, and knowing when the store has stopped answering.
+
+The keeper refreshes every ttl/3. `healthy(now)` says whether the last refresh is recent enough
+that the lease surely still lives: the agent uses it as its quorum signal (a node cut off from the
+store cannot refresh, so it stops its resources before its lease can expire elsewhere).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from hakeeper.coord.store import LeaseExpired, Store, StoreError, bounded
+
+log = logging.getLogger(__name__)
+
+
+class LeaseKeeper:
+    def __init__(self, store: Store, ttl: int, on_grant: Callable[[int], Awaitable[None]] | None = None) -> None:
+        self.store = store
+        self.ttl = ttl
+        self.on_grant = on_grant
+        self.lease = 0
+        self.last_refresh = float("-inf")  # loop time of the last confirmed refresh or grant
+        self.changed = asyncio.Event()
+        self._last_warning = float("-inf")
+
+    def healthy(self, now: float, margin: float = 0.0) -> bool:
+        """The lease is known alive at `now` (a refresh less than ttl - margin seconds ago)."""
+        return self.lease != 0 and now - self.last_refresh < self.ttl - margin
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                if self.lease == 0:
+                    sent = loop.time()
+                    self.lease = await bounded(self.store.grant(self.ttl), max(1.0, float(self.ttl)))
+                    self.last_refresh = sent
+                    if self.on_grant is not None:
+                        await self.on_grant(self.lease)
+                    self.changed.set()
+                else:
+                    sent = loop.time()
+                    # Bounded here too: a refresh that does not come back in time is a failed one.
+                    await bounded(self.store.keepalive(self.lease), max(0.5, self.ttl / 2))
+                    # The lease was refreshed no earlier than when we sent the request.
+                    self.last_refresh = sent
+            except LeaseExpired:
+                log.warning("lease %x expired, granting a new one", self.lease)
+                self.lease = 0
+                self.changed.set()
+                continue
+            except (StoreError, TimeoutError) as exc:
+                now = loop.time()
+                if now - self._last_warning > 5:  # an unreachable store: say so, not 10 times a second
+                    log.warning("store unreachable (lease %x): %s", self.lease, exc)
+                    self._last_warning = now
+                await asyncio.sleep(0.1)
+                continue
+            await asyncio.sleep(max(0.1, self.ttl / 3))

@@ -1,0 +1,262 @@
+"""Pacemaker CIB XML → ClusterSpec with its state, in one streaming pass.
+
+The configuration section is built as a tree (it is small); the status section, which for a large
+cluster holds millions of operation records, is consumed element by element and freed as it goes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import IO, Any
+
+from lxml import etree
+
+from hakeeper.errors import InputError
+from hakeeper.importers.cib_constraints import ConstraintReader
+from hakeeper.importers.cib_defaults import DefaultSet, read_sets
+from hakeeper.importers.cib_resources import ResourceReader
+from hakeeper.importers.cib_status import StatusReader, is_true
+from hakeeper.importers.cib_xml import CibContext, Element, children, line
+from hakeeper.importers.located import SourceMap
+from hakeeper.spec.checks import find_problems
+from hakeeper.spec.model import ClusterOptions, ClusterSpec, Meta, Node
+
+# crm_config names that have a field of their own; everything else is kept in `other`.
+_OPTIONS = {"cluster-name": "name", "symmetric-cluster": "symmetric-cluster",
+            "stonith-enabled": "stonith-enabled", "no-quorum-policy": "no-quorum-policy",
+            "maintenance-mode": "maintenance-mode", "stop-all-resources": "stop-all-resources",
+            "start-failure-is-fatal": "start-failure-is-fatal",
+            "default-resource-stickiness": "resource-stickiness"}
+_RSC_DEFAULT_OPTIONS = ("resource-stickiness", "migration-threshold")
+_IGNORED_SECTIONS = frozenset({"acls", "alerts", "fencing-topology"})
+_TAGS = ("cib", "configuration", "status", "node_state")
+
+
+class _Builder:
+    def __init__(self, file: str, now: float | None) -> None:
+        self.now = now
+        self.ctx = CibContext(file)
+        self.source = SourceMap(file)
+        self.spec = ClusterSpec()
+        self.status: StatusReader | None = None
+        self.startup_fencing = True
+        self.node_attributes: dict[str, dict[str, str]] = {}
+        self.cib: dict[str, str] = {}
+        self.remote_typed: set[str] = set()
+
+    def configuration(self, config: Element) -> None:
+        self.ctx.index(config)
+        sections = {c.tag: c for c in children(config)}
+        for tag, elem in sections.items():
+            if tag not in ("crm_config", "nodes", "resources", "constraints", "rsc_defaults", "op_defaults",
+                           "tags") and tag not in _IGNORED_SECTIONS:
+                raise self.ctx.unsupported(f"configuration section <{tag}>", elem)
+        if "tags" in sections and children(sections["tags"]):
+            raise self.ctx.unsupported("a tag", children(sections["tags"])[0])
+        rsc_sets = read_sets(self.ctx, sections["rsc_defaults"]) if "rsc_defaults" in sections else []
+        op_sets = read_sets(self.ctx, sections["op_defaults"]) if "op_defaults" in sections else []
+        rsc_defaults = self._options(sections.get("crm_config"), sections.get("rsc_defaults"), rsc_sets)
+        for default in op_sets:
+            if default.condition is None:  # conditional ones are applied to the operations they match
+                for key, value in default.values.items():
+                    self.spec.cluster.other.setdefault(f"op-defaults.{key}", value)
+        if "nodes" in sections:
+            self._nodes(sections["nodes"])
+        resources = ResourceReader(self.ctx, self.source, op_sets)
+        if "resources" in sections:
+            resources.read(sections["resources"])
+        self._apply_conditional_defaults(resources, rsc_sets)
+        self._apply_rsc_defaults(resources, rsc_defaults)
+        resources.apply_inheritance(rsc_defaults)
+        self.spec.resources = resources.resources
+        remote = self._implicit_remote_nodes()
+        constraints = ConstraintReader(self.ctx, self.source)
+        if "constraints" in sections:
+            constraints.read(sections["constraints"])
+        self.spec.constraints = constraints.constraints
+        ids = {n.get("id") or "": n.get("uname") or "" for n in
+               (sections["nodes"].iterchildren("node") if "nodes" in sections else [])}
+        when = self.cib.get("execution-date")
+        if when is not None and when.isdigit():
+            self.now = float(when)  # the CIB says when it is to be evaluated: that wins
+        self.status = StatusReader(resources.info, self.spec.cluster.stonith_enabled, ids, remote_nodes=remote,
+                                   remote_typed=self.remote_typed, now=self.now,
+                                   migratable_ids={rid for rid, i in resources.info.items() if i.allow_migrate})
+
+    def _options(self, crm_config: Element | None, rsc_defaults_section: Element | None,
+                 rsc_sets: list[DefaultSet]) -> Meta:
+        options: dict[str, Any] = {}
+        other: dict[str, str] = {}
+        if crm_config is not None:
+            for name, value in self.ctx.sets(crm_config, "cluster_property_set").items():
+                if name in _OPTIONS:
+                    options[_OPTIONS[name]] = value
+                else:
+                    other[name] = value
+            self.startup_fencing = is_true(other.get("startup-fencing", "true"))
+        defaults: dict[str, str] = {}
+        if rsc_defaults_section is not None:
+            for default in rsc_sets:
+                if default.condition is None:
+                    for key, value in default.values.items():
+                        defaults.setdefault(key, value)
+            for name in _RSC_DEFAULT_OPTIONS:
+                if name in defaults:
+                    options[name] = defaults.pop(name)
+        options["other"] = other
+        where = crm_config if crm_config is not None else rsc_defaults_section
+        if where is not None:
+            self.spec.cluster = self.ctx.validate(ClusterOptions, options, where)
+        if rsc_defaults_section is None:
+            return Meta()
+        meta: Meta = self.ctx.validate(Meta, defaults, rsc_defaults_section)
+        return meta
+
+    def _apply_conditional_defaults(self, resources: ResourceReader, sets: list[DefaultSet]) -> None:
+        """Defaults for resources of one class/provider/type: set on the matching primitives, where
+        neither they nor a parent say otherwise and no earlier unconditional default covers them."""
+        covered: set[str] = set()
+        parents: dict[str, list[Meta]] = {}
+        r = resources.resources
+        clone_of = {c.child: c for c in r.clones}
+        for group in r.groups:
+            for member in group.members:
+                parents[member] = [group.meta] + ([clone_of[group.id].meta] if group.id in clone_of else [])
+        for prim in r.primitives:
+            parents.setdefault(prim.id, [clone_of[prim.id].meta] if prim.id in clone_of else [])
+        explicit = {p.id: [p.meta.model_dump(by_alias=True, exclude_none=True)]
+                    + [m.model_dump(by_alias=True, exclude_none=True) for m in parents[p.id]]
+                    for p in r.primitives}
+        for default in sets:
+            if default.condition is None:
+                covered |= default.values.keys()
+                continue
+            for prim in r.primitives:
+                if not default.condition.matches(prim.agent, None):
+                    continue
+                values = {k: v for k, v in default.values.items()
+                          if k not in covered and not any(k in m for m in explicit[prim.id])}
+                if values:
+                    mine = prim.meta.model_dump(by_alias=True, exclude_none=True)
+                    prim.meta = Meta.model_validate({**values, **mine})
+
+    def _apply_rsc_defaults(self, resources: ResourceReader, defaults: Meta) -> None:
+        # A default applies where the resource does not say; set on top-level resources only, so
+        # members keep inheriting through their group or clone exactly as before.
+        values = defaults.model_dump(by_alias=True, exclude_none=True)
+        if not values:
+            return
+        for rsc in resources.top_level:
+            mine = rsc.meta.model_dump(by_alias=True, exclude_none=True)
+            rsc.meta = Meta.model_validate({**values, **mine})
+
+    def _nodes(self, section: Element) -> None:
+        for elem in section.iterchildren("node"):
+            name = elem.get("uname") or elem.get("id")
+            attrs = self.ctx.sets(elem, "instance_attributes")
+            data: dict[str, Any] = {"name": name, "attributes": attrs,
+                                    "utilization": self.ctx.sets(elem, "utilization")}
+            if elem.get("score") is not None:
+                data["score"] = elem.get("score")
+            node: Node = self.ctx.validate(Node, data, elem)
+            self.source.record(("nodes", len(self.spec.nodes)), line(elem))
+            self.source.record(("state", "nodes", node.name), line(elem))
+            self.spec.nodes.append(node)
+            self.node_attributes[node.name] = attrs
+            if elem.get("type") == "remote":
+                self.remote_typed.add(node.name)
+
+    def _implicit_remote_nodes(self) -> dict[str, str]:
+        """Remote and guest nodes exist because a resource provides them, with or without <node>."""
+        known = {n.name for n in self.spec.nodes}
+        remote: dict[str, str] = {}
+        for prim in self.spec.resources.primitives:
+            name = None
+            if str(prim.agent) == "ocf:pacemaker:remote":
+                name = prim.id
+            extra = prim.meta.model_extra or {}
+            if "remote-node" in extra:
+                name = str(extra["remote-node"])
+            if name:
+                remote[name] = prim.id
+                if name not in known:
+                    known.add(name)
+                    self.spec.nodes.append(Node(name=name))
+        return remote
+
+    def finish(self) -> ClusterSpec:
+        if self.status is None:
+            raise InputError.at("the CIB has no <configuration> section", file=self.ctx.file, line=1)
+        names = [n.name for n in self.spec.nodes]
+        quorum = self.cib.get("have-quorum")
+        state = self.status.finish(
+            names, startup_fencing=self.startup_fencing,
+            have_quorum=True if quorum is None else is_true(quorum),
+            # suicide only applies with fencing and once the cluster had quorum (or no-quorum-panic).
+            suicide_without_quorum=(self.spec.cluster.no_quorum_policy == "suicide"
+                                    and self.spec.cluster.stonith_enabled
+                                    and is_true(self.cib.get("no-quorum-panic"))),
+            node_attributes=self.node_attributes,
+            ignore_quorum=self.spec.cluster.no_quorum_policy == "ignore")
+        dc = self.cib.get("dc-uuid")
+        if dc is not None:
+            state.dc = self.status.node_names_by_id.get(dc, dc) if dc in self.status.node_names_by_id else None
+        state.now = self.now
+        self.spec.state = state
+        problems = find_problems(self.spec)
+        if problems:
+            raise self.source.error(problems)
+        return self.spec
+
+
+def read_cib(source: str | Path | IO[bytes], file: str | None = None, *, now: float | None = None) -> ClusterSpec:
+    """Import a CIB from a path or a binary stream; InputError naming file and line if it is not one.
+
+    `now` (seconds since the epoch) is when the status is evaluated: failures older than a resource's
+    failure-timeout are forgotten. A CIB's own `execution-date` takes precedence; with neither,
+    failures never expire.
+    """
+    name = file or (str(source) if isinstance(source, str | Path) else "<input>")
+    builder = _Builder(name, now)
+    try:
+        events = etree.iterparse(source, events=("start", "end"), tag=_TAGS, huge_tree=True,
+                                 remove_comments=True, resolve_entities=False, no_network=True)
+        first = True
+        for event, elem in events:
+            if first:
+                first = False
+                if elem.tag != "cib":
+                    raise InputError.at(f"not a CIB: the root element is <{elem.tag}>, not <cib>",
+                                        file=name, line=line(elem))
+                builder.cib = dict(elem.attrib)
+            _handle(builder, event, elem)
+        if first:
+            raise InputError.at("not a CIB: no <cib> element", file=name, line=1)
+    except etree.XMLSyntaxError as exc:
+        raise InputError.at(f"not a CIB: {exc.msg}", file=name, line=exc.lineno or 1) from None
+    except OSError as exc:
+        raise InputError.at(f"cannot read: {exc.strerror or exc}", file=name) from None
+    return builder.finish()
+
+
+def _handle(builder: _Builder, event: str, elem: Element) -> None:
+    tag = elem.tag
+    if event == "start":
+        if tag == "node_state" and builder.status is None:
+            raise builder.ctx.unsupported("a status section before the configuration", elem)
+        return
+    if tag == "configuration":
+        builder.configuration(elem)
+    elif builder.status is None:
+        return
+    elif tag == "node_state":
+        builder.status.node_state_end(elem)
+        _free(elem)
+
+
+def _free(elem: Element) -> None:
+    # Drop what has been read so memory stays flat however large the status section is.
+    elem.clear()
+    parent = elem.getparent()
+    while parent is not None and elem.getprevious() is not None:
+        del parent[0]

@@ -1,0 +1,115 @@
+"""`hakeeper simulate` and `hakeeper explain`: the placement engine from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+from hakeeper.errors import InputError, Problem
+from hakeeper.placement.engine import schedule
+from hakeeper.placement.explain import explain_json, explain_lines, resolve
+from hakeeper.placement.simulate import initial_state, inject, render_status, state_from_plan
+from hakeeper.spec.loader import load_spec, load_state
+from hakeeper.spec.model import ClusterSpec
+
+
+def register(subparsers: Any) -> None:
+    sim = subparsers.add_parser(
+        "simulate", help="show what the cluster would do (Pacemaker's crm_simulate, natively)",
+        description="Schedule FILE's cluster and print the current status, the transition "
+                    "summary and the status afterwards. Without a state (none in FILE, no "
+                    "--state), the current status is the initial placement: everything is "
+                    "placed first, then the events given act on it (so --fail alice means "
+                    "'everything running, then alice dies').")
+    sim.add_argument("file", help="native spec (YAML) or Pacemaker CIB XML")
+    sim.add_argument("--state", help="a state file (the content of a spec's state: section)")
+    sim.add_argument("--fail", action="append", default=[], metavar="NODE",
+                     help="the node is lost (offline and unclean: fenced when stonith is on)")
+    sim.add_argument("--standby", action="append", default=[], metavar="NODE")
+    sim.add_argument("--op-fail", action="append", default=[], metavar="RSC:NODE",
+                     help="the resource's monitor failed on the node")
+    sim.add_argument("--json", action="store_true", help="print the plan as JSON")
+    sim.set_defaults(handler=_simulate)
+    exp = subparsers.add_parser(
+        "explain", help="why a resource is placed where it is: every node's score and its parts")
+    exp.add_argument("file")
+    exp.add_argument("resource")
+    exp.add_argument("--state")
+    exp.add_argument("--json", action="store_true")
+    exp.set_defaults(handler=_explain)
+
+
+def read_cluster(path: str) -> ClusterSpec:
+    file = Path(path)
+    try:
+        head = file.read_text(encoding="utf-8", errors="replace")[:4096]
+    except OSError as exc:
+        raise InputError([Problem(f"cannot read: {exc.strerror}", path, None, None)]) from exc
+    if "<cib" in head:
+        try:
+            cib: Any = importlib.import_module("hakeeper.importers.cib")
+        except ImportError as exc:
+            raise InputError([Problem("CIB XML needs the CIB importer (hakeeper.importers.cib)",
+                                      path, None, None)]) from exc
+        spec: ClusterSpec = cib.read_cib(path)
+        return spec
+    return load_spec(path)
+
+
+def _node_names(spec: ClusterSpec, names: list[str], path: str, option: str) -> None:
+    known = {n.name for n in spec.nodes}
+    for name in names:
+        if name not in known:
+            raise InputError([Problem(f"unknown node {name!r} (known: {', '.join(sorted(known))})",
+                                      path, None, option)])
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    spec = read_cluster(args.file)
+    if args.state:
+        spec = spec.model_copy(update={"state": load_state(args.state)})
+    _node_names(spec, args.fail, args.file, "--fail")
+    _node_names(spec, args.standby, args.file, "--standby")
+    op_fail: list[tuple[str, str]] = []
+    for item in args.op_fail:
+        rsc, sep, node = item.rpartition(":")
+        if not sep or not rsc:
+            raise InputError([Problem(f"--op-fail wants RSC:NODE, not {item!r}", args.file, None,
+                                      "--op-fail")])
+        _node_names(spec, [node], args.file, "--op-fail")
+        op_fail.append((rsc, node))
+    now = initial_state(spec)
+    state = inject(spec, now, args.fail, args.standby, op_fail)
+    plan = schedule(spec, state)
+    after = state_from_plan(spec, plan, state)
+    current = {k: v for k, v in plan.current.items()}
+    if args.json:
+        data = plan.as_json()
+        data["events"] = {"fail": args.fail, "standby": args.standby, "op_fail": args.op_fail}
+        print(json.dumps(data, indent=2))
+        return 0
+    roles_now = {s.resource: s.role for s in state.resources}
+    lines = ["Current cluster status:", *render_status(spec, state, current, roles_now)]
+    lines += ["", "Transition Summary:", *plan.summary]
+    lines += ["", "Revised Cluster Status:", *render_status(spec, after, plan.placement, plan.roles)]
+    print("\n".join(lines))
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    spec = read_cluster(args.file)
+    if args.state:
+        spec = spec.model_copy(update={"state": load_state(args.state)})
+    state = initial_state(spec) if spec.state is not None else None
+    plan = schedule(spec, state, explain=True)
+    if not resolve(spec, plan, args.resource):
+        raise InputError([Problem(f"unknown resource {args.resource!r}", args.file, None,
+                                  "resource")])
+    if args.json:
+        print(json.dumps(explain_json(spec, plan, args.resource), indent=2))
+    else:
+        print("\n".join(explain_lines(spec, plan, args.resource)))
+    return 0

@@ -1,0 +1,94 @@
+"""Fence devices: cut a node off for good before its resources start elsewhere.
+
+FenceAgent drives Debian's fence-agents scripts (/usr/sbin/fence_*) through their standard
+interface: options as key=value lines on stdin, exit status 0 on success. The node is passed as
+`plug` (mapped through `host_map` "node:plug;node2:plug2" as Pacemaker's pcmk_host_map).
+NamespaceFence is the test device: it kills every process of the node's network namespace and
+takes its links down.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from hakeeper.resources.runner import run
+
+
+@dataclass(frozen=True)
+class FenceResult:
+    ok: bool
+    output: str
+
+
+class FenceDevice(abc.ABC):
+    @abc.abstractmethod
+    async def fence(self, node: str, timeout: float) -> FenceResult: ...
+
+
+class FenceAgent(FenceDevice):
+    def __init__(self, agent: str, params: Mapping[str, str], action: str = "off") -> None:
+        self.path = agent if os.path.isabs(agent) else os.path.join("/usr/sbin", agent)
+        self.params = {k: v for k, v in params.items() if k != "host_map"}
+        self.host_map = dict(
+            item.split(":", 1) for item in params.get("host_map", "").replace(",", ";").split(";") if ":" in item
+        )
+        self.action = action
+
+    def stdin(self, node: str) -> str:
+        opts = {**self.params, "action": self.action, "plug": self.host_map.get(node, node)}
+        return "".join(f"{k}={v}\n" for k, v in opts.items())
+
+    async def fence(self, node: str, timeout: float) -> FenceResult:
+        if not os.access(self.path, os.X_OK):
+            return FenceResult(False, f"fence agent {self.path} not found")
+        done = await run([self.path], timeout, stdin=self.stdin(node))
+        if done.timed_out:
+            return FenceResult(False, f"{os.path.basename(self.path)} timed out after {timeout:g}s")
+        return FenceResult(done.rc == 0, f"rc={done.rc} {done.output.strip()}"[:2000])
+
+
+class NamespaceFence(FenceDevice):
+    """Fences node N by killing all processes in namespace `template.format(node=N)` and setting
+    all of its links down (pyroute2)."""
+
+    def __init__(self, template: str = "hka-{node}") -> None:
+        self.template = template
+
+    async def fence(self, node: str, timeout: float) -> FenceResult:
+        ns = self.template.format(node=node)
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(self._fence, ns), timeout)
+        except TimeoutError:
+            return FenceResult(False, f"fencing namespace {ns} timed out")
+
+    @staticmethod
+    def _fence(ns: str) -> FenceResult:
+        if not os.path.exists(f"/run/netns/{ns}"):
+            return FenceResult(False, f"no namespace {ns}")
+        pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, check=False).stdout.split()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid), signal.SIGKILL)
+        from pyroute2 import NetNS
+
+        down = []
+        with NetNS(ns) as ipr:
+            for link in ipr.get_links():
+                name = link.get_attr("IFLA_IFNAME")
+                if name != "lo":
+                    ipr.link("set", index=link["index"], state="down")
+                    down.append(name)
+        return FenceResult(True, f"killed {len(pids)} processes, links down: {', '.join(down)}")
+
+
+def make_device(kind: str, params: Mapping[str, str]) -> FenceDevice:
+    if kind == "netns":
+        return NamespaceFence(params.get("template", "hka-{node}"))
+    return FenceAgent(kind, params, params.get("action", "off"))

@@ -1,0 +1,86 @@
+"""OCF resource agents: the real scripts under /usr/lib/ocf/resource.d/PROVIDER/TYPE.
+
+The script gets the action as its argument and everything else from the environment: OCF_ROOT,
+OCF_RA_VERSION_*, OCF_RESOURCE_INSTANCE/TYPE/PROVIDER, one OCF_RESKEY_name per parameter and
+OCF_RESKEY_CRM_meta_timeout (milliseconds). HA_RSCTMP points at this node's state directory so
+several nodes on one host (the demo) keep separate state files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from hakeeper.resources.base import AgentName, ResourceAgent, register_class, timed_out
+from hakeeper.resources.result import Result
+from hakeeper.resources.runner import run
+
+
+def ocf_root() -> str:
+    """Where the agents live; HAKEEPER_OCF_ROOT points elsewhere (tests' own agents)."""
+    return os.environ.get("HAKEEPER_OCF_ROOT", "/usr/lib/ocf")
+
+
+class OcfAgent(ResourceAgent):
+    def __init__(self, rid: str, name: AgentName, params: Mapping[str, str], state_dir: str) -> None:
+        super().__init__(rid, name, params, state_dir)
+        self.root = ocf_root()
+        self.path = os.path.join(self.root, "resource.d", name.provider or "heartbeat", name.type)
+
+    def installed(self) -> str | None:
+        if not os.access(self.path, os.X_OK):
+            return f"OCF agent {self.name} not found at {self.path}"
+        return None
+
+    def env(self, action: str, timeout: float) -> dict[str, str]:
+        tmp = os.path.join(self.state_dir, "rsctmp")
+        os.makedirs(tmp, exist_ok=True)
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+            "OCF_ROOT": self.root,
+            "OCF_FUNCTIONS_DIR": os.path.join(self.root, "lib", "heartbeat"),
+            "OCF_RA_VERSION_MAJOR": "1",
+            "OCF_RA_VERSION_MINOR": "1",
+            "OCF_RESOURCE_INSTANCE": self.rid,
+            "OCF_RESOURCE_TYPE": self.name.type,
+            "OCF_RESOURCE_PROVIDER": self.name.provider or "",
+            "OCF_RESKEY_CRM_meta_timeout": str(int(timeout * 1000)),
+            "HA_RSCTMP": tmp,
+            "__OCF_ACTION": action,
+        }
+        env.update({f"OCF_RESKEY_{k}": str(v) for k, v in self.params.items()})
+        return env
+
+    async def _run(self, action: str, timeout: float) -> Result:
+        reason = self.installed()
+        if reason is not None:
+            return Result.from_ocf(5, reason)
+        done = await run([self.path, action], timeout, env=self.env(action, timeout))
+        if done.timed_out:
+            return timed_out(done)
+        return Result.from_ocf(done.rc, done.output, done.duration)
+
+    async def start(self, timeout: float) -> Result:
+        return await self._run("start", timeout)
+
+    async def stop(self, timeout: float) -> Result:
+        return await self._run("stop", timeout)
+
+    async def monitor(self, timeout: float) -> Result:
+        return await self._run("monitor", timeout)
+
+    async def promote(self, timeout: float) -> Result:
+        return await self._run("promote", timeout)
+
+    async def demote(self, timeout: float) -> Result:
+        return await self._run("demote", timeout)
+
+    async def meta_data(self) -> str:
+        if self.installed() is not None:
+            return ""
+        done = await run([self.path, "meta-data"], 10, env=self.env("meta-data", 10))
+        return done.output if done.rc == 0 else ""
+
+
+def register() -> None:
+    register_class("ocf", OcfAgent)

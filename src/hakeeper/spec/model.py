@@ -1,0 +1,329 @@
+"""hakeeper's native cluster spec: what the operator wants, plus optionally what is running now.
+
+The YAML form mirrors Pacemaker's vocabulary (hyphenated keys such as `resource-stickiness`), so an
+operator who knows a CIB reads it without a manual. Resources are declared flat and referenced by
+id, as crm shell does: primitives once, groups list primitive ids, a clone names one primitive or
+group. Cross-references (unknown ids, duplicates, order cycles) are checked in `checks.py`, where
+each problem keeps the path of the offending value so its line can be reported.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from hakeeper.spec.values import INFINITY, Agent, Duration, Score
+
+
+def _hyphenate(name: str) -> str:
+    return name.replace("_", "-")
+
+
+class SpecModel(BaseModel):
+    """Base: hyphenated keys in YAML, unknown keys refused (a typo must not pass silently)."""
+
+    model_config = ConfigDict(
+        alias_generator=_hyphenate, populate_by_name=True, extra="forbid", frozen=False
+    )
+
+
+Role = Literal["Started", "Stopped", "Promoted", "Unpromoted"]
+# Pacemaker's older role names are accepted and normalised.
+_ROLE_ALIASES = {"Master": "Promoted", "Slave": "Unpromoted", "master": "Promoted",
+                 "slave": "Unpromoted", "started": "Started", "stopped": "Stopped",
+                 "promoted": "Promoted", "unpromoted": "Unpromoted"}
+
+
+def normalise_role(value: Any) -> Any:
+    return _ROLE_ALIASES.get(value, value) if isinstance(value, str) else value
+
+
+class ClusterOptions(SpecModel):
+    name: str = "hakeeper"
+    symmetric_cluster: bool = True
+    stonith_enabled: bool = True
+    no_quorum_policy: Literal["stop", "freeze", "ignore", "demote", "suicide"] = "stop"
+    # Defaults for every resource (Pacemaker's rsc_defaults).
+    resource_stickiness: Score = 0
+    migration_threshold: Score = INFINITY
+    start_failure_is_fatal: bool = True
+    maintenance_mode: bool = False
+    stop_all_resources: bool = False
+    # Options hakeeper keeps but does not interpret (imported from a CIB), never dropped.
+    other: dict[str, str] = Field(default_factory=dict)
+
+
+class Node(SpecModel):
+    name: str
+    attributes: dict[str, str] = Field(default_factory=dict)
+    # A node-level preference added to every resource's score on it (CIB <node score=...>).
+    score: Score = 0
+    utilization: dict[str, int] = Field(default_factory=dict)
+
+
+class Operation(SpecModel):
+    name: str
+    interval: Duration = 0.0
+    timeout: Duration = 20.0
+    role: Role | None = None
+    on_fail: Literal["ignore", "block", "stop", "restart", "standby", "fence", "demote"] | None = None
+    enabled: bool = True
+
+    _role = field_validator("role", mode="before")(normalise_role)
+
+
+class Meta(SpecModel):
+    """Meta attributes of a resource; unset means 'inherit' (from the parent or cluster defaults)."""
+
+    model_config = ConfigDict(extra="allow")  # unknown meta is kept verbatim, never dropped
+
+    resource_stickiness: Score | None = None
+    migration_threshold: Score | None = None
+    failure_timeout: Duration | None = None
+    target_role: Role | None = None
+    is_managed: bool | None = None
+    priority: int | None = None
+    allow_migrate: bool | None = None
+    multiple_active: Literal["block", "stop_only", "stop_start", "stop_unexpected"] | None = None
+    requires: Literal["nothing", "quorum", "fencing", "unfencing"] | None = None
+    # Clone meta (used on clones only).
+    clone_max: int | None = None
+    clone_node_max: int | None = None
+    interleave: bool | None = None
+    ordered: bool | None = None
+    globally_unique: bool | None = None
+    notify: bool | None = None
+    promotable: bool | None = None
+    promoted_max: int | None = None
+    promoted_node_max: int | None = None
+
+    _role = field_validator("target_role", mode="before")(normalise_role)
+
+
+class Primitive(SpecModel):
+    id: str
+    agent: Agent
+    params: dict[str, str] = Field(default_factory=dict)
+    operations: list[Operation] = Field(default_factory=list)
+    meta: Meta = Field(default_factory=Meta)
+    utilization: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _params_are_strings(cls, value: Any) -> Any:
+        # Agents receive parameters as environment strings; accept YAML numbers and booleans.
+        if isinstance(value, dict):
+            return {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in value.items()}
+        return value
+
+
+class Group(SpecModel):
+    id: str
+    members: list[str]
+    meta: Meta = Field(default_factory=Meta)
+
+
+class Clone(SpecModel):
+    id: str
+    child: str  # a primitive or group id
+    meta: Meta = Field(default_factory=Meta)
+
+
+class Resources(SpecModel):
+    primitives: list[Primitive] = Field(default_factory=list)
+    groups: list[Group] = Field(default_factory=list)
+    clones: list[Clone] = Field(default_factory=list)
+
+
+class Expression(SpecModel):
+    attribute: str
+    operation: Literal["lt", "gt", "lte", "gte", "eq", "ne", "defined", "not_defined"]
+    value: str | None = None
+    type: Literal["string", "integer", "number", "version"] = "string"
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _value_is_string(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+class Rule(SpecModel):
+    id: str | None = None
+    score: Score | None = None
+    score_attribute: str | None = None
+    boolean_op: Literal["and", "or"] = "and"
+    role: Role | None = None
+    expressions: list[Expression | Rule] = Field(default_factory=list)
+
+    _role = field_validator("role", mode="before")(normalise_role)
+
+
+class ResourceSet(SpecModel):
+    id: str | None = None
+    resources: list[str]
+    sequential: bool = True
+    require_all: bool = True
+    action: Literal["start", "stop", "promote", "demote"] | None = None
+    role: Role | None = None
+
+    _role = field_validator("role", mode="before")(normalise_role)
+
+
+class Location(SpecModel):
+    id: str
+    resource: str | None = None
+    resource_pattern: str | None = None
+    node: str | None = None
+    score: Score | None = None
+    role: Role | None = None
+    rules: list[Rule] = Field(default_factory=list)
+    resource_discovery: Literal["always", "never", "exclusive"] = "always"
+    sets: list[ResourceSet] = Field(default_factory=list)
+
+    _role = field_validator("role", mode="before")(normalise_role)
+
+
+class Colocation(SpecModel):
+    id: str
+    resource: str | None = None  # the dependent resource: placed relative to `with`
+    with_resource: str | None = Field(default=None, alias="with")
+    score: Score = INFINITY
+    resource_role: Role | None = None
+    with_role: Role | None = None
+    node_attribute: str = "#uname"
+    sets: list[ResourceSet] = Field(default_factory=list)
+
+    _roles = field_validator("resource_role", "with_role", mode="before")(normalise_role)
+
+
+Action = Literal["start", "stop", "promote", "demote"]
+
+
+class Order(SpecModel):
+    id: str
+    first: str | None = None
+    first_action: Action = "start"
+    then: str | None = None
+    then_action: Action | None = None  # defaults to first-action, as in Pacemaker
+    kind: Literal["Mandatory", "Optional", "Serialize"] = "Mandatory"
+    symmetrical: bool | None = None  # defaults to true, except for Serialize
+    require_all: bool = True
+    sets: list[ResourceSet] = Field(default_factory=list)
+
+    @property
+    def effective_then_action(self) -> str:
+        return self.then_action or self.first_action
+
+    @property
+    def is_symmetrical(self) -> bool:
+        return self.symmetrical if self.symmetrical is not None else self.kind != "Serialize"
+
+
+class Constraints(SpecModel):
+    location: list[Location] = Field(default_factory=list)
+    colocation: list[Colocation] = Field(default_factory=list)
+    order: list[Order] = Field(default_factory=list)
+
+
+class NodeState(SpecModel):
+    """What the cluster knows about one node now (Pacemaker's `node_state` and its attributes).
+
+    `online`, `unclean` and `pending` are the conclusions a scheduler acts on; the membership fields
+    below them are the raw facts they were derived from, kept so a decision can be explained.
+    """
+
+    online: bool = True
+    standby: bool = False
+    maintenance: bool = False
+    # Lost without a clean shutdown: must be fenced before its resources run elsewhere.
+    unclean: bool = False
+    # Why the node is unclean (for explanations): "peer is no longer part of the cluster", ...
+    fence_reason: str | None = None
+    # Joined the membership but not yet accepted by the controller: runs nothing yet.
+    pending: bool = False
+    # The node asked to shut down (transient attribute `shutdown`): resources must move away.
+    shutdown: bool = False
+    # False when the status section has no entry for the node (never seen in this cluster's life);
+    # with startup-fencing such a node is unclean.
+    seen: bool = True
+    # Membership facts as recorded: in the cluster layer (corosync), controller process up, join
+    # phase (member, pending, down, banned), and what the controller expects (member or down).
+    # `expected` differing from the actual state tells a crash from a clean leave.
+    in_cluster: bool | None = None
+    controller_online: bool | None = None
+    join: str | None = None
+    expected: Literal["member", "down"] | None = None
+    # Transient attributes (Pacemaker's status section), merged over the node's own: standby,
+    # fail-count-RSC#OP_INTERVAL, last-failure-RSC#OP_INTERVAL, master-RSC / promotion scores, ...
+    attributes: dict[str, str] = Field(default_factory=dict)
+
+
+OnFail = Literal["ignore", "block", "stop", "restart", "standby", "fence", "demote", "migrate",
+                 "restart-container", "reset-remote"]
+
+
+class ResourceStatus(SpecModel):
+    """What the cluster knows about one resource (or clone instance) on one node.
+
+    Imported from the operation history: an entry exists when the resource is active on the node,
+    has failed there, has an operation in flight there or has a fail count there. A resource with
+    no entry for a node is stopped on it.
+    """
+
+    resource: str  # primitive id; `id:N` names an instance of a clone, kept as the CIB gives it
+    node: str
+    role: Literal["Started", "Promoted", "Unpromoted", "Stopped"] = "Started"
+    # The last operation failed: the resource must be recovered (stopped and started again).
+    failed: bool = False
+    fail_count: int = 0
+    last_failure: float | None = None  # seconds since the epoch, for failure-timeout
+    # The operation that failed (start, stop, monitor...): a failed stop means the node needs fencing.
+    failed_op: str | None = None
+    # The failed operation's interval (0 for start/stop/probe), its OCF exit code and its severity:
+    # "soft" may be retried on the node, "hard" bans the node (not installed, bad privileges),
+    # "fatal" bans every node (not configured).
+    failed_interval: Duration | None = None
+    failed_rc: int | None = None
+    failure_kind: Literal["soft", "hard", "fatal"] | None = None
+    # How the cluster responds to that failure (the failed op's on-fail, or Pacemaker's default:
+    # fence for a failed stop when fencing is enabled, block without fencing, restart otherwise).
+    on_fail: OnFail | None = None
+    # Nothing more may be done to it on this node (a failed stop without fencing, on-fail=block).
+    blocked: bool = False
+    # It can never run on this node: a probe found its agent missing or its parameters invalid
+    # (not a failure; the resource is simply kept away from the node, as with a hard failure).
+    banned: bool = False
+    # An operation that was started and has not reported yet (start, stop, promote, migrate_to...).
+    pending: str | None = None
+    # A live migration in progress: on the source, `migrating_to` names the target after a
+    # successful migrate_to without a matching migrate_from; on the target, `migrating_from` names
+    # the source after migrate_from. A partial migration needs a stop on both sides or a finish.
+    migrating_to: str | None = None
+    migrating_from: str | None = None
+    # Recorded in the status but absent from the configuration: must be stopped, then forgotten.
+    orphan: bool = False
+    # For orphans, the agent as the history records it (the configuration no longer says).
+    agent: str | None = None
+
+    _role = field_validator("role", mode="before")(normalise_role)
+
+
+class ClusterState(SpecModel):
+    nodes: dict[str, NodeState] = Field(default_factory=dict)
+    resources: list[ResourceStatus] = Field(default_factory=list)
+    have_quorum: bool = True
+    now: float | None = None  # the evaluation time, seconds since the epoch (for failure-timeout)
+    # The node that runs the controller's decisions (CIB `dc-uuid`, as a node name), if known.
+    dc: str | None = None
+
+
+class ClusterSpec(SpecModel):
+    cluster: ClusterOptions = Field(default_factory=ClusterOptions)
+    nodes: list[Node] = Field(default_factory=list)
+    resources: Resources = Field(default_factory=Resources)
+    constraints: Constraints = Field(default_factory=Constraints)
+    state: ClusterState | None = None
+
+
+Rule.model_rebuild()

@@ -1,0 +1,137 @@
+"""Scalar value types shared by the spec: scores, durations, agent references.
+
+Scores follow Pacemaker: integers clamped to ±INFINITY (1,000,000), written `INFINITY`, `+INFINITY`,
+`-INFINITY`, `inf` or `-inf` as crm and the CIB do. Durations accept Pacemaker's forms
+(`30s`, `2min`, `1h`, `500ms`, a bare number of seconds, ISO 8601 `PT1M`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer
+
+INFINITY = 1_000_000
+
+_SCORE_WORDS = {"infinity": INFINITY, "+infinity": INFINITY, "-infinity": -INFINITY,
+                "inf": INFINITY, "+inf": INFINITY, "-inf": -INFINITY}
+
+
+def parse_score(value: Any) -> int:
+    """A score as Pacemaker reads it; raises ValueError naming what was given."""
+    if isinstance(value, bool):
+        raise ValueError(f"score must be a number or ±INFINITY, not {value!r}")
+    if isinstance(value, int):
+        return max(-INFINITY, min(INFINITY, value))
+    if isinstance(value, float) and value.is_integer():
+        return parse_score(int(value))
+    if isinstance(value, str):
+        text = value.strip()
+        word = _SCORE_WORDS.get(text.lower())
+        if word is not None:
+            return word
+        if re.fullmatch(r"[+-]?\d+", text):
+            return parse_score(int(text))
+    raise ValueError(f"score must be a number or ±INFINITY, not {value!r}")
+
+
+def format_score(score: int) -> int | str:
+    if score >= INFINITY:
+        return "INFINITY"
+    if score <= -INFINITY:
+        return "-INFINITY"
+    return score
+
+
+def add_scores(a: int, b: int) -> int:
+    """Pacemaker's score arithmetic: -INFINITY wins over +INFINITY, both saturate."""
+    if a <= -INFINITY or b <= -INFINITY:
+        return -INFINITY
+    if a >= INFINITY or b >= INFINITY:
+        return INFINITY
+    return max(-INFINITY, min(INFINITY, a + b))
+
+
+Score = Annotated[int, BeforeValidator(parse_score), PlainSerializer(format_score)]
+
+_DURATION_UNITS = {"ms": 0.001, "msec": 0.001, "s": 1.0, "sec": 1.0, "": 1.0, "m": 60.0, "min": 60.0,
+                   "h": 3600.0, "hr": 3600.0, "d": 86400.0}
+_ISO = re.compile(r"P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?")
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a Pacemaker-style duration."""
+    if isinstance(value, bool):
+        raise ValueError(f"duration expected, not {value!r}")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"duration must not be negative: {value!r}")
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        iso = _ISO.fullmatch(text.upper()) if text.upper().startswith("P") else None
+        if iso:
+            parts = {k: float(v) for k, v in iso.groupdict().items() if v}
+            return (parts.get("d", 0) * 86400 + parts.get("h", 0) * 3600
+                    + parts.get("m", 0) * 60 + parts.get("s", 0))
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([a-zA-Z]*)", text)
+        if match and match.group(2).lower() in _DURATION_UNITS:
+            return float(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
+    raise ValueError(f"duration expected (such as 30s, 2min, 500ms), not {value!r}")
+
+
+def format_duration(seconds: float) -> str:
+    if seconds == int(seconds):
+        return f"{int(seconds)}s"
+    return f"{round(seconds * 1000)}ms"
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration)]
+
+AGENT_CLASSES = ("ocf", "systemd", "service", "upstart", "lsb", "process", "stonith", "vip")
+
+
+@dataclass(frozen=True)
+class AgentRef:
+    """Which resource agent runs a primitive: `ocf:PROVIDER:TYPE`, `systemd:UNIT`, `process`, ..."""
+
+    cls: str
+    provider: str | None
+    type: str
+
+    @classmethod
+    def parse(cls, text: str) -> AgentRef:
+        parts = text.split(":")
+        klass = parts[0]
+        if klass not in AGENT_CLASSES:
+            raise ValueError(
+                f"unknown agent class {klass!r} in {text!r}; known: {', '.join(AGENT_CLASSES)}")
+        if klass == "ocf":
+            if len(parts) != 3 or not all(parts[1:]):
+                raise ValueError(f"an OCF agent is written ocf:PROVIDER:TYPE, not {text!r}")
+            return cls("ocf", parts[1], parts[2])
+        if klass in ("process", "vip") and len(parts) == 1:
+            return cls(klass, None, klass)
+        if len(parts) != 2 or not parts[1]:
+            raise ValueError(f"an agent of class {klass} is written {klass}:NAME, not {text!r}")
+        return cls(klass, None, parts[1])
+
+    def __str__(self) -> str:
+        if self.cls == "ocf":
+            return f"ocf:{self.provider}:{self.type}"
+        if self.cls in ("process", "vip") and self.type == self.cls:
+            return self.cls
+        return f"{self.cls}:{self.type}"
+
+
+def _agent(value: Any) -> AgentRef:
+    if isinstance(value, AgentRef):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"agent must be a string such as ocf:heartbeat:IPaddr2, not {value!r}")
+    return AgentRef.parse(value)
+
+
+Agent = Annotated[AgentRef, BeforeValidator(_agent), PlainSerializer(str)]

@@ -1,0 +1,98 @@
+"""Real haproxy and VRRP on three controller namespaces, stand-in APIs, a client namespace."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+from oslab import Bed, bed_fixture, read_results, speakers, stop_probe, sweep_leftovers  # noqa: F401 - fixtures
+
+both_speakers = pytest.mark.parametrize("bed", speakers(), indirect=True)
+
+
+def test_requests_spread_over_controllers(bed: Bed) -> None:
+    results = read_results(bed.probe("--url", bed.url(), "--count", "30", "--interval", "0.01"))
+    assert all(r["ok"] for r in results), results
+    assert set(Counter(r["node"] for r in results)) == {"c1", "c2", "c3"}
+
+
+@both_speakers
+def test_killing_haproxy_on_the_holder_moves_the_vip(bed: Bed) -> None:
+    holder = bed.stack.wait_holder(bed.vip)
+    bed.stack.kill_haproxy(holder)
+    # The check fails twice (fall 2, every 0.5 s), the holder's priority drops below the others'.
+    deadline = time.monotonic() + 15
+    new = holder
+    while new == holder and time.monotonic() < deadline:
+        time.sleep(0.1)
+        new = bed.stack.wait_holder(bed.vip)
+    assert new != holder
+    results = read_results(bed.probe("--url", bed.url(), "--count", "10", "--interval", "0.01"))
+    assert all(r["ok"] for r in results), results
+
+
+def test_a_stopped_backend_leaves_the_rotation(bed: Bed) -> None:
+    bed.stack.stop_backends("c2")
+    # haproxy checks every 200 ms and needs two failures: give it generous time, then no request
+    # may reach c2 any more.
+    time.sleep(2.0)
+    results = read_results(bed.probe("--url", bed.url(), "--count", "30", "--interval", "0.01"))
+    assert all(r["ok"] for r in results), results
+    assert {r["node"] for r in results} == {"c1", "c3"}
+    stats = bed.stack.nodes[bed.stack.wait_holder(bed.vip)].haproxy
+    assert stats.running()
+
+
+@both_speakers
+def test_requests_fail_only_during_the_failover(bed: Bed) -> None:
+    holder = bed.stack.wait_holder(bed.vip)
+    probe = bed.probe("--url", bed.url(), "--interval", "0.02", "--timeout", "0.25")
+    time.sleep(1.5)
+    crashed_at = time.monotonic()
+    bed.stack.crash(holder)
+    new = bed.stack.wait_holder(bed.vip, exclude=holder)
+    moved_at = time.monotonic()
+    time.sleep(2.0)
+    results = stop_probe(probe)
+    assert new != holder
+    before = [r for r in results if r["t"] < crashed_at - 0.3]
+    after = [r for r in results if r["t"] > moved_at + 1.0]
+    assert before and all(r["ok"] for r in before)
+    assert after and all(r["ok"] for r in after), [r for r in after if not r["ok"]]
+    assert all(r["node"] != holder for r in after if r["ok"])
+    failed = [r for r in results if not r["ok"]]
+    # Every failure sits inside the failover window (generous bounds; speed is measured in bench).
+    assert all(crashed_at - 0.3 <= r["t"] <= moved_at + 1.0 for r in failed), failed
+
+
+def test_a_reload_under_load_drops_no_connection(bed: Bed) -> None:
+    holder = bed.stack.wait_holder(bed.vip)
+    node = bed.stack.nodes[holder]
+    slow = bed.probe("--url", bed.url("/slow?ms=1500"), "--concurrent", "20", "--timeout", "10")
+    steady = bed.probe("--url", bed.url(), "--interval", "0.01", "--timeout", "1")
+    time.sleep(0.5)  # the slow requests are established and waiting on their backends
+    workers_before = node.haproxy.workers()
+    config = bed.stack.haproxy_config(holder) + "# reloaded under load\n"
+    assert node.haproxy.apply(config) is True
+    assert node.haproxy.workers() != workers_before
+    time.sleep(0.5)
+    steady_results = stop_probe(steady)
+    slow_results = read_results(slow)
+    assert len(slow_results) == 20 and all(r["ok"] for r in slow_results), slow_results
+    assert steady_results and all(r["ok"] for r in steady_results), [r for r in steady_results if not r["ok"]]
+
+
+def test_mysql_goes_to_one_node_at_a_time_and_does_not_fail_back(bed: Bed) -> None:
+    mysql = bed.url(port=3306, vip="10.93.1.101")
+    first = read_results(bed.probe("--url", mysql, "--count", "20", "--interval", "0.01"))
+    assert all(r["ok"] for r in first) and {r["node"] for r in first} == {"c1"}, first
+    bed.stack.stop_backends("c1")
+    time.sleep(2.0)  # checks every 200 ms, fall 2: generous
+    second = read_results(bed.probe("--url", mysql, "--count", "20", "--interval", "0.01"))
+    assert all(r["ok"] for r in second) and {r["node"] for r in second} == {"c2"}, second
+    # c1 comes back: the writer stays on c2 (stick on dst), no second switch of the Galera writer.
+    bed.stack.start_backends("c1")
+    time.sleep(2.0)
+    third = read_results(bed.probe("--url", mysql, "--count", "20", "--interval", "0.01"))
+    assert all(r["ok"] for r in third) and {r["node"] for r in third} == {"c2"}, third
