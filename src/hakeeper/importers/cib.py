@@ -115,6 +115,8 @@ class _Builder:
     def _apply_conditional_defaults(self, resources: ResourceReader, sets: list[DefaultSet]) -> None:
         """Defaults for resources of one class/provider/type: set on the matching primitives, where
         neither they nor a parent say otherwise and no earlier unconditional default covers them."""
+        if all(default.condition is None for default in sets):
+            return  # the usual case: no per-agent defaults, nothing to work out per primitive
         covered: set[str] = set()
         parents: dict[str, list[Meta]] = {}
         r = resources.resources

@@ -23,6 +23,8 @@ _OP_FIELDS = {"name": "name", "interval": "interval", "timeout": "timeout", "rol
 
 def _iso_seconds(text: str) -> str:
     """Pacemaker also reads `P10S` (ISO 8601 without the T) as ten seconds."""
+    if not text.lstrip().startswith(("P", "p")):
+        return text  # the usual case (10s, 20000ms): no regular expression per operation
     match = re.fullmatch(r"[Pp](\d+)[Ss]", text.strip())
     return f"{match.group(1)}s" if match else text
 
