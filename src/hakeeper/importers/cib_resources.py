@@ -91,7 +91,7 @@ class ResourceReader:
                for op in children(self.ctx.deref(op)) if op.tag == "op"]
         data: dict[str, Any] = {
             "id": elem.get("id"), "agent": agent,
-            "params": self.ctx.sets(elem, "instance_attributes"),
+            "params": self.ctx.sets(elem, "instance_attributes", node_rules=False),
             "operations": ops,
             "meta": self._meta(elem),
             "utilization": self.ctx.sets(elem, "utilization"),
