@@ -24,6 +24,7 @@ from hakeeper.spec.model import (
     ClusterSpec,
     ClusterState,
     Colocation,
+    DateExpression,
     Expression,
     Location,
     Meta,
@@ -157,6 +158,19 @@ def _expression(parent: etree._Element, expr: Expression, eid: str) -> None:
     SE(parent, "expression", attrs)
 
 
+def _date_expression(parent: etree._Element, expr: DateExpression, eid: str) -> None:
+    attrs = {"id": expr.id or eid, "operation": expr.operation}
+    for name in ("start", "end"):
+        if getattr(expr, name) is not None:
+            attrs[name] = str(getattr(expr, name))
+    el = SE(parent, "date_expression", attrs)
+    for tag, part in (("duration", expr.duration), ("date_spec", expr.date_spec)):
+        if part is not None:
+            fields = part.model_dump(exclude_none=True)
+            fields.setdefault("id", f"{attrs['id']}-{tag}")
+            SE(el, tag, {k: str(v) for k, v in fields.items()})
+
+
 def _rule(parent: etree._Element, rule: Rule, rid: str) -> None:
     attrs = {"id": rule.id or rid, "boolean-op": rule.boolean_op}
     if rule.score is not None:
@@ -169,6 +183,8 @@ def _rule(parent: etree._Element, rule: Rule, rid: str) -> None:
     for i, item in enumerate(rule.expressions):
         if isinstance(item, Rule):
             _rule(el, item, f"{attrs['id']}-rule{i}")
+        elif isinstance(item, DateExpression):
+            _date_expression(el, item, f"{attrs['id']}-expr{i}")
         else:
             _expression(el, item, f"{attrs['id']}-expr{i}")
 

@@ -45,6 +45,10 @@ class _Builder:
         self.remote_typed: set[str] = set()
 
     def configuration(self, config: Element) -> None:
+        when = self.cib.get("execution-date")
+        if when is not None and when.isdigit():
+            self.now = float(when)  # the CIB says when it is to be evaluated: that wins
+        self.ctx.now = self.now
         self.ctx.index(config)
         sections = {c.tag: c for c in children(config)}
         for tag, elem in sections.items():
@@ -76,9 +80,6 @@ class _Builder:
         self.spec.constraints = constraints.constraints
         ids = {n.get("id") or "": n.get("uname") or "" for n in
                (sections["nodes"].iterchildren("node") if "nodes" in sections else [])}
-        when = self.cib.get("execution-date")
-        if when is not None and when.isdigit():
-            self.now = float(when)  # the CIB says when it is to be evaluated: that wins
         self.status = StatusReader(resources.info, self.spec.cluster.stonith_enabled, ids, remote_nodes=remote,
                                    remote_typed=self.remote_typed, now=self.now,
                                    migratable_ids={rid for rid, i in resources.info.items() if i.allow_migrate})
@@ -88,7 +89,8 @@ class _Builder:
         options: dict[str, Any] = {}
         other: dict[str, str] = {}
         if crm_config is not None:
-            for name, value in self.ctx.sets(crm_config, "cluster_property_set").items():
+            sets = self.ctx.sets(crm_config, "cluster_property_set", first="cib-bootstrap-options")
+            for name, value in sets.items():
                 if name in _OPTIONS:
                     options[_OPTIONS[name]] = value
                 else:
@@ -115,6 +117,8 @@ class _Builder:
     def _apply_conditional_defaults(self, resources: ResourceReader, sets: list[DefaultSet]) -> None:
         """Defaults for resources of one class/provider/type: set on the matching primitives, where
         neither they nor a parent say otherwise and no earlier unconditional default covers them."""
+        if all(default.condition is None for default in sets):
+            return  # the usual case: no per-agent defaults, nothing to work out per primitive
         covered: set[str] = set()
         parents: dict[str, list[Meta]] = {}
         r = resources.resources

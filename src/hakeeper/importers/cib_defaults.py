@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hakeeper.importers.cib_xml import CibContext, Element, children
-from hakeeper.spec.values import AgentRef, parse_duration
+from hakeeper.spec.dates import date_matches
+from hakeeper.spec.values import AgentRef, parse_duration, parse_score
 
 
 @dataclass
@@ -20,6 +21,8 @@ class Condition:
     boolean_op: str = "and"
     resources: list[dict[str, str]] = field(default_factory=list)
     operations: list[tuple[str | None, int | None]] = field(default_factory=list)
+    # Terms already decided at import (date expressions, evaluated at the import's `now`).
+    fixed: list[bool] = field(default_factory=list)
 
     def matches(self, agent: AgentRef, op: tuple[str, int] | None) -> bool:
         results = [all(want.get(k) in (None, have) for k, have in
@@ -27,6 +30,7 @@ class Condition:
                    for want in self.resources]
         results += [op is not None and name in (None, op[0]) and interval in (None, op[1])
                     for name, interval in self.operations]
+        results += self.fixed
         return all(results) if self.boolean_op == "and" else any(results)
 
 
@@ -48,22 +52,31 @@ def read_sets(ctx: CibContext, section: Element) -> list[DefaultSet]:
                 if condition is not None:
                     raise ctx.unsupported("more than one rule in a defaults set", item)
                 condition = _condition(ctx, ctx.deref(item))
+                if not condition.resources and not condition.operations:
+                    # Only dates: decided now. A set whose dates do not hold is not there at all.
+                    if not condition.fixed or all(condition.fixed) or (
+                            condition.boolean_op == "or" and any(condition.fixed)):
+                        condition = None
+                    else:
+                        condition = _NEVER
             elif item.tag == "nvpair":
                 pair = ctx.deref(item)
                 name = pair.get("name")
                 if name is None:
                     raise ctx.error("nvpair without a name", item, "name")
                 values.setdefault(name, pair.get("value") or "")
+        if condition is _NEVER:
+            continue
         score = nvset.get("score")
-        found.append((-_int(score), index, DefaultSet(values, condition)))
+        try:
+            weight = parse_score(score) if score is not None else 0
+        except ValueError as exc:
+            raise ctx.error(str(exc), nvset, "score") from None
+        found.append((-weight, index, DefaultSet(values, condition)))
     return [entry for _, _, entry in sorted(found, key=lambda t: (t[0], t[1]))]
 
 
-def _int(text: str | None) -> int:
-    try:
-        return int(text) if text else 0
-    except ValueError:
-        return 0
+_NEVER = Condition(fixed=[False])
 
 
 def _condition(ctx: CibContext, rule: Element) -> Condition:
@@ -80,6 +93,8 @@ def _condition(ctx: CibContext, rule: Element) -> Condition:
             except ValueError as exc:
                 raise ctx.error(str(exc), expr, "interval") from None
             cond.operations.append((expr.get("name"), ms))
+        elif expr.tag == "date_expression":
+            cond.fixed.append(date_matches(ctx.date_expression(expr), ctx.now))
         else:
             raise ctx.unsupported(f"a defaults rule with <{expr.tag}>", expr)
     return cond

@@ -23,6 +23,8 @@ _OP_FIELDS = {"name": "name", "interval": "interval", "timeout": "timeout", "rol
 
 def _iso_seconds(text: str) -> str:
     """Pacemaker also reads `P10S` (ISO 8601 without the T) as ten seconds."""
+    if not text.lstrip().startswith(("P", "p")):
+        return text  # the usual case (10s, 20000ms): no regular expression per operation
     match = re.fullmatch(r"[Pp](\d+)[Ss]", text.strip())
     return f"{match.group(1)}s" if match else text
 
@@ -89,7 +91,7 @@ class ResourceReader:
                for op in children(self.ctx.deref(op)) if op.tag == "op"]
         data: dict[str, Any] = {
             "id": elem.get("id"), "agent": agent,
-            "params": self.ctx.sets(elem, "instance_attributes"),
+            "params": self.ctx.sets(elem, "instance_attributes", node_rules=False),
             "operations": ops,
             "meta": self._meta(elem),
             "utilization": self.ctx.sets(elem, "utilization"),

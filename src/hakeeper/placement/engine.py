@@ -19,7 +19,7 @@ def prepare(spec: ClusterSpec, state: ClusterState | None = None) -> Cluster:
     if state is None:
         state = spec.state
     cluster, fail = build(spec, state)
-    promotion = apply_locations(spec, cluster)
+    promotion = apply_locations(spec, cluster, state.now if state is not None else None)
     for entity in set(cluster.top):
         if isinstance(entity, CloneE):
             leaves = leaf_primitives(entity)

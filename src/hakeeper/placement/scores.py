@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 
 from hakeeper.placement.cluster import NEG, CloneE, Cluster, Entity, GroupE, NodeInfo, Rsc, leaf_primitives
-from hakeeper.spec.model import ClusterSpec, Expression, Location, Rule
+from hakeeper.spec.dates import date_matches
+from hakeeper.spec.model import ClusterSpec, DateExpression, Expression, Location, Rule
 from hakeeper.spec.values import INFINITY, add_scores, parse_score
 
 
@@ -66,11 +67,14 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in re.findall(r"\d+", text))
 
 
-def rule_matches(rule: Rule, attrs: dict[str, str]) -> bool:
+def rule_matches(rule: Rule, attrs: dict[str, str], now: float | None = None) -> bool:
+    """Whether a rule holds on a node with `attrs`; date expressions are evaluated at `now`."""
     results = []
     for expr in rule.expressions:
         if isinstance(expr, Rule):
-            results.append(rule_matches(expr, attrs))
+            results.append(rule_matches(expr, attrs, now))
+        elif isinstance(expr, DateExpression):
+            results.append(date_matches(expr, now))
         else:
             results.append(_compare(expr, attrs.get(expr.attribute)))
     if not results:
@@ -78,9 +82,9 @@ def rule_matches(rule: Rule, attrs: dict[str, str]) -> bool:
     return all(results) if rule.boolean_op == "and" else any(results)
 
 
-def rule_score(rule: Rule, attrs: dict[str, str]) -> int | None:
+def rule_score(rule: Rule, attrs: dict[str, str], now: float | None = None) -> int | None:
     """The score a matching rule gives on a node, or None when it does not match."""
-    if not rule_matches(rule, attrs):
+    if not rule_matches(rule, attrs, now):
         return None
     if rule.score_attribute:
         raw = attrs.get(rule.score_attribute)
@@ -105,7 +109,7 @@ def location_targets(loc: Location, cluster: Cluster) -> list[Entity]:
     return [cluster.entities[i] for i in ids if i in cluster.entities]
 
 
-def location_scores(loc: Location, nodes: list[NodeInfo]) -> list[tuple[int, int, str]]:
+def location_scores(loc: Location, nodes: list[NodeInfo], now: float | None = None) -> list[tuple[int, int, str]]:
     """(node index, score, words) for every node the constraint speaks about."""
     out: list[tuple[int, int, str]] = []
     if loc.node is not None:
@@ -119,7 +123,7 @@ def location_scores(loc: Location, nodes: list[NodeInfo]) -> list[tuple[int, int
         best: int | None = None
         words = ""
         for i, rule in enumerate(loc.rules):
-            score = rule_score(rule, attrs)
+            score = rule_score(rule, attrs, now)
             if score is None:
                 continue
             # Several matching rules of one constraint: Pacemaker adds each.
@@ -134,14 +138,16 @@ def _ban_targets(entity: Entity) -> list[Rsc]:
     return leaf_primitives(entity)
 
 
-def apply_locations(spec: ClusterSpec, cluster: Cluster) -> dict[str, list[tuple[int, int, str]]]:
-    """Apply location constraints; returns promotion-role locations per clone id."""
+def apply_locations(spec: ClusterSpec, cluster: Cluster,
+                    now: float | None = None) -> dict[str, list[tuple[int, int, str]]]:
+    """Apply location constraints (date rules evaluated at `now`); returns promotion-role locations
+    per clone id."""
     promotion: dict[str, list[tuple[int, int, str]]] = {}
     allowed: dict[int, set[int]] = {}
     for loc in spec.constraints.location:
         role = loc.role or _rules_role(loc)
         for target in location_targets(loc, cluster):
-            scores = location_scores(loc, cluster.nodes)
+            scores = location_scores(loc, cluster.nodes, now)
             if role == "Promoted":
                 clone = target if isinstance(target, CloneE) else None
                 if clone is None and target.parent is not None and isinstance(target.parent, CloneE):

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from hakeeper.conformance import current_status as oracle
+from hakeeper.conformance.suite import default_suite_dir
 from hakeeper.errors import InputError
 from hakeeper.importers.cib import read_cib
 from hakeeper.spec.loader import dump_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "bench"))
-import import_conformance as oracle  # noqa: E402
 
 CIB = """<cib have-quorum="1" dc-uuid="1" validate-with="pacemaker-3.0">
   <configuration>
@@ -232,7 +232,7 @@ def test_ticket_constraints_are_refused() -> None:
 
 def test_suite_reproduction_rate_per_tier() -> None:
     """A floor under the measured rates (bench/import_conformance.py), so a regression cannot hide."""
-    suite = oracle.find_suite()
+    suite = default_suite_dir()
     if not (suite / "index.tsv").exists():
         pytest.skip(f"Pacemaker's scheduler suite is not at {suite}")
     import csv
@@ -287,7 +287,7 @@ SUITE_SAMPLE = [
 
 @pytest.mark.parametrize("name", SUITE_SAMPLE)
 def test_pacemaker_suite_current_status(name: str) -> None:
-    suite = oracle.find_suite()
+    suite = default_suite_dir()
     if not (suite / "xml" / f"{name}.xml").exists():
         pytest.skip(f"Pacemaker's scheduler suite is not at {suite}")
     verdict, detail = oracle.compare(name, suite)

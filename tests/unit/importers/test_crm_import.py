@@ -152,7 +152,9 @@ BASE = "node a\nprimitive p ocf:heartbeat:Dummy\nprimitive q ocf:heartbeat:Dummy
     ("rsc_ticket t T: p", "ticket constraint"),
     ("tag t p q", "tag"),
     ("primitive r @tmpl", "template"),
-    ("location l p rule 10: date gt 2020-01-01", "date expressions"),
+    ("location l p rule 10: date gt someday", "date expected"),
+    ("location l p rule 10: date between 2020-01-01 2021-01-01", "cannot read the date expression"),
+    ("location l p rule 10: date in start=2020-01-01 fortnights=2", "not permitted"),
     ("location l p rule 10: a eq 1 and b eq 2 or c eq 3", "mixing"),
     ("primitive r ocf:heartbeat:Dummy op monitor interval=10s frobnicate=1", "frobnicate"),
     ("primitive r ocf:heartbeat:Dummy bogus x=1", "bogus"),
@@ -222,3 +224,15 @@ def test_sets_split_where_the_role_or_action_changes() -> None:
     order = spec.constraints.order[0]
     assert [(s.resources, s.action, s.require_all) for s in order.sets] == [
         (["p"], None, True), (["q", "r"], "stop", True), (["s"], None, False)]
+
+
+def test_date_expressions() -> None:
+    spec = parse_crm(BASE + "location l p rule -inf: date lt 2020-01-01 or date gt \"2021-01-01 12:00 +02:00\"\n"
+                     "location m q rule 100: date in start=2005-001 months=2 and date spec hours=9-16 weekdays=1-5\n",
+                     "dates.crm")
+    first, second = (loc.rules[0].expressions for loc in spec.constraints.location)
+    assert [e.model_dump(by_alias=True, exclude_none=True) for e in first] == [
+        {"operation": "lt", "end": "2020-01-01"}, {"operation": "gt", "start": "2021-01-01 12:00 +02:00"}]
+    assert [e.model_dump(by_alias=True, exclude_none=True) for e in second] == [
+        {"operation": "in_range", "start": "2005-001", "duration": {"months": 2}},
+        {"operation": "date_spec", "date-spec": {"hours": "9-16", "weekdays": "1-5"}}]
