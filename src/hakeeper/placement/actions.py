@@ -461,7 +461,11 @@ def propagate(acts: ActionSet, blocked: list[tuple[Act, Act]]) -> None:
             act = work.pop()
             done_required.add(id(act))
             changed = True
+            migrating = act.task in ("start", "stop") and act.rsc is not None \
+                and act.rsc.migrating
             for other, reason in act.implies:
+                if migrating and other.rsc is not act.rsc:
+                    continue  # a live migration does not restart what is ordered after it
                 if other.optional:
                     other.optional = False
                     if other.reason is None and other.blocker is None and reason is not None:

@@ -85,6 +85,7 @@ class Rsc(Entity):
     multiple_active: str = "stop_start"
     needs_fencing: bool = True
     allow_migrate: bool = False
+    migrating: bool = False  # moves by live migration in this transition
     # Nodes where a hard failure (not installed, ...) bans it; -1: a fatal one bans every node.
     hard_failures: list[int] = field(default_factory=list)
     assigned: int | None = None

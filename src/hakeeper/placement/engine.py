@@ -132,6 +132,12 @@ def _schedule(spec: ClusterSpec, state: ClusterState | None, explain: bool) -> P
     for fence in acts.fences:
         if fence.node in fence_reasons:
             fence.reason = fence_reasons[fence.node]
+    for rsc in cluster.primitives:
+        rsc.migrating = (rsc.allow_migrate and not rsc.failed and rsc.managed
+                         and len(rsc.running_on) == 1 and rsc.assigned is not None
+                         and rsc.assigned != rsc.running_on[0]
+                         and rsc.running_on[0] not in cluster.fencing
+                         and cluster.nodes[rsc.running_on[0]].online)
     blocked = add_orderings(spec, cluster, acts)
     propagate(acts, blocked)
     return _plan(cluster, acts, explain)
