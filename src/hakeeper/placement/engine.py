@@ -85,6 +85,32 @@ def _clone_of(rsc: Rsc) -> CloneE | None:
     return parent
 
 
+def _moves(rsc: Rsc) -> bool:
+    return bool(rsc.running_on) and rsc.assigned is not None and rsc.assigned not in rsc.running_on
+
+
+def _no_migration_after_moves(cluster: Cluster, acts: ActionSet) -> None:
+    """A resource ordered after one that moves by stop and start cannot migrate live: it moves
+    too, "due to unrunnable X stop" (its migration would need X stopped first)."""
+    changed = True
+    while changed:
+        changed = False
+        for rsc in cluster.primitives:
+            if not rsc.migrating:
+                continue
+            start = acts.one(rsc, "start", rsc.assigned)
+            for before in start.hard_after if start is not None else []:
+                other = before.rsc
+                if before.task == "start" and other is not None and other is not rsc \
+                        and _moves(other) and not other.migrating:
+                    rsc.migrating = False
+                    stop = acts.one(rsc, "stop", rsc.running_on[0])
+                    if stop is not None and stop.reason is None:
+                        stop.reason = f"unrunnable {other.id} stop"
+                    changed = True
+                    break
+
+
 def _fence_failed_stops(cluster: Cluster) -> dict[int, str]:
     reasons: dict[int, str] = {}
     if not cluster.can_fence:
@@ -139,6 +165,7 @@ def _schedule(spec: ClusterSpec, state: ClusterState | None, explain: bool) -> P
                          and rsc.running_on[0] not in cluster.fencing
                          and cluster.nodes[rsc.running_on[0]].online)
     blocked = add_orderings(spec, cluster, acts)
+    _no_migration_after_moves(cluster, acts)
     propagate(acts, blocked)
     return _plan(cluster, acts, explain)
 

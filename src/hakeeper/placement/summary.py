@@ -75,17 +75,6 @@ def _item(cluster: Cluster, widths: _Widths, change: str, rsc: Rsc, origin: int 
     return line + (f"  {reason}" if reason else "")
 
 
-def _migrates(cluster: Cluster, rsc: Rsc, acts: ActionSet) -> bool:
-    """A live migration instead of stop and start (allow-migrate, Pacemaker's conditions)."""
-    if not rsc.allow_migrate or rsc.failed or len(rsc.running_on) != 1 or not rsc.managed:
-        return False
-    current = rsc.running_on[0]
-    if current in cluster.fencing or not cluster.nodes[current].online:
-        return False
-    stop = acts.one(rsc, "stop", current)
-    return stop is None or not stop.pseudo
-
-
 def _resource_lines(cluster: Cluster, acts: ActionSet, rsc: Rsc, widths: _Widths) -> list[str]:
     current, nxt = rsc.current, rsc.assigned
     if not rsc.managed or (current is None and nxt is None):
@@ -112,7 +101,7 @@ def _resource_lines(cluster: Cluster, acts: ActionSet, rsc: Rsc, widths: _Widths
         if not start.runnable:
             src: Act | None = stop if stop is not None and stop.reason else start
             return [item("Stop", rsc, current, None, stop, src)]
-        if moving and current is not None and _migrates(cluster, rsc, acts):
+        if moving and current is not None and rsc.migrating:
             return [item("Migrate", rsc, current, nxt, start, None)]
         if moving and current is not None:
             return [item("Recover" if rsc.failed else "Move", rsc, current, nxt, stop, None)]
