@@ -105,8 +105,10 @@ def _no_migration_after_moves(cluster: Cluster, acts: ActionSet) -> None:
                         and _moves(other) and not other.migrating:
                     rsc.migrating = False
                     stop = acts.one(rsc, "stop", rsc.running_on[0])
+                    clone = _clone_of(other)
+                    name = clone.id if clone is not None else other.id
                     if stop is not None and stop.reason is None:
-                        stop.reason = f"unrunnable {other.id} stop"
+                        stop.reason = f"unrunnable {name} stop"
                     changed = True
                     break
 
