@@ -31,6 +31,9 @@ def _in_clone(entity: Entity | None) -> bool:
     return False
 
 
+_META_FIELDS = frozenset(Meta.model_fields)
+
+
 class MetaView:
     """Meta attributes with the first set value winning: primitive over group over clone."""
 
@@ -38,7 +41,7 @@ class MetaView:
         self.metas = [m for m in metas if m is not None]
 
     def get(self, name: str) -> Any:
-        known = name in Meta.model_fields
+        known = name in _META_FIELDS
         for meta in self.metas:
             # Unknown meta (kept verbatim) lives in model_extra; getattr on a missing pydantic
             # attribute is slow (it raises inside).
