@@ -82,6 +82,7 @@ class Builder:
         self.c = cluster
         self.acts = ActionSet()
         self.fence_of: dict[int, Act] = {}
+        self.pending = any(n.pending for n in cluster.nodes)
 
     def add(self, rsc: Rsc, act: Act) -> Act:
         rsc.acts.setdefault(act.task, []).append(act)
@@ -143,6 +144,10 @@ class Builder:
                                       optional=not (current is None or need_stop
                                                     or nxt not in rsc.running_on)))
             self._runnable(rsc, start, role, new_role)
+            if self.pending and not start.optional:
+                # A start waits for the resource to be probed everywhere; a pending node cannot
+                # be probed yet, so the start is blocked (Pacemaker gives no reason).
+                start.runnable = False
             for stop in stops:
                 start.after.append(stop)
                 start.quiet_after.append(stop)

@@ -73,6 +73,7 @@ def build(spec: ClusterSpec, state: ClusterState | None) -> tuple[Cluster, FailT
             info.maintenance, info.unclean = ns.maintenance, ns.unclean
             # A node shutting down or not yet accepted by the controller runs nothing new.
             info.shutdown = ns.shutdown or ns.pending
+            info.pending = ns.pending
             info.fence_reason = ns.fence_reason
         if _is_true(attrs.get("standby", "false")):
             info.standby = True

@@ -28,6 +28,7 @@ class NodeInfo:
     maintenance: bool = False
     unclean: bool = False
     shutdown: bool = False
+    pending: bool = False  # joined but not yet accepted: cannot be probed yet
     fence_reason: str | None = None
     # Resources assigned so far: Pacemaker's tie-breaker between nodes of equal score.
     count: int = 0
