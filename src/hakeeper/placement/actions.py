@@ -135,6 +135,8 @@ class Builder:
                 stop.after.append(self.fence_of[node])
             if nxt is None:
                 stop.reason = "node availability"
+            elif multiply and rsc.multiple_active == "stop_unexpected" and node != nxt:
+                stop.reason = "being multiply active"
             if not fenced and (c.nodes[node].unclean or not c.nodes[node].online):
                 stop.runnable = False  # the node is gone and cannot be fenced: blocked
             stops.append(stop)
