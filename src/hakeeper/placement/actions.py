@@ -13,8 +13,17 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from hakeeper.placement.cluster import CloneE, Cluster, Entity, GroupE, Rsc, leaf_primitives
+from hakeeper.placement.cluster import (
+    CloneE,
+    Cluster,
+    Entity,
+    GroupE,
+    Rsc,
+    first_member,
+    leaf_primitives,
+)
 from hakeeper.spec.model import ClusterSpec, Order
+from hakeeper.spec.values import INFINITY
 
 STARTED_ROLES = ("Started", "Unpromoted", "Promoted")
 
@@ -439,6 +448,20 @@ def propagate(acts: ActionSet, blocked: list[tuple[Act, Act]]) -> None:
             act = todo.pop()
             done_blocked.add(id(act))
             changed = True
+            if act.task == "start" and act.rsc is not None:
+                # What must run with it (mandatory colocation) cannot start there either.
+                for coloc in act.rsc.with_this:
+                    if coloc.score < INFINITY or coloc.id.startswith("group:"):
+                        continue
+                    dep = first_member(coloc.dependent)
+                    if not isinstance(dep, Rsc):
+                        continue
+                    for other in acts.get(dep, "start"):
+                        if other.node == act.node and other.runnable:
+                            other.runnable = False
+                            if other.reason is None and other.blocker is None:
+                                other.reason = f"colocation with {coloc.primary.id}"
+                            todo.append(other)
             if act.task == "start" and act.rsc is not None and act.rsc.managed:
                 for stop in acts.get(act.rsc, "stop"):
                     if stop.optional:
