@@ -106,6 +106,7 @@ def _crm(cib: Path, work: Path, timeout: float, primitives: list[str]) -> tuple[
                        env={**os.environ, "LC_ALL": "C", "CIB_shadow_dir": str(shadow)})
     if run.timed_out:
         row.crm_note = f"did not finish in {timeout:g} s"
+        row.crm_kib = run.max_rss_kib  # reached when it was stopped
         return None, row
     row.crm_s, row.crm_kib = run.seconds, run.max_rss_kib
     if run.returncode != 0:
@@ -155,8 +156,10 @@ def _s(value: float | None, note: str) -> str:
     return f"{value:.2f} s" if value is not None and not note else (note or "-")
 
 
-def _mib(kib: int | None) -> str:
-    return f"{kib / 1024:.0f} MiB" if kib is not None else "-"
+def _mib(kib: int | None, stopped: bool = False) -> str:
+    if kib is None:
+        return "-"
+    return f"{'>' if stopped else ''}{kib / 1024:.0f} MiB"
 
 
 def _ratio(a: float | None, b: float | None) -> str:
@@ -169,7 +172,8 @@ def print_table(rows: list[Row]) -> None:
     table = [header]
     for r in rows:
         table.append([
-            r.size, r.situation, f"{r.cib_mib:.1f} MiB", _s(r.crm_s, r.crm_note), _mib(r.crm_kib),
+            r.size, r.situation, f"{r.cib_mib:.1f} MiB", _s(r.crm_s, r.crm_note),
+            _mib(r.crm_kib, "did not finish" in r.crm_note),
             _s(r.ours_s, r.ours_note), _s(r.sched_s, r.ours_note), _mib(r.ours_kib),
             f"{r.sched_traced / 2**20:.0f} MiB" if r.sched_traced is not None else "-",
             _ratio(r.crm_s, r.ours_s) if not r.crm_note else "-",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -126,7 +127,8 @@ def trial(c: Cluster, impl: str, failure: str, advert: str, tmp: Path) -> tuple[
                             master_ip], stdout=subprocess.PIPE)
     assert probe.stdout is not None
     probe.stdout.readline()  # ready
-    time.sleep(0.2)
+    # Let the probe hear at least one advert, and fail at a random phase of the advert cycle.
+    time.sleep(float(advert) + 0.2 + random.uniform(0, float(advert)))
     t0 = time.monotonic()
     if failure == "link":
         master.host.cut("eth0")

@@ -23,6 +23,7 @@ COMMAND_MODULES: list[str] = [
     "hakeeper.placement.commands",
     "hakeeper.conformance.commands",
     "hakeeper.openstack.commands",
+    "hakeeper.agent.commands",
 ]
 
 

@@ -10,7 +10,6 @@ compared as the set of nodes running the clone, since instance numbers may legit
 
 from __future__ import annotations
 
-import importlib
 import io
 import time
 import traceback
@@ -20,6 +19,8 @@ from dataclasses import dataclass, field
 from hakeeper.conformance.cibgen import Knobs, generate
 from hakeeper.conformance.cibxml import render_cib
 from hakeeper.conformance.crmsim import Placement, SimResult, base_id, run_crm_simulate
+from hakeeper.importers.cib import read_cib
+from hakeeper.placement import schedule
 from hakeeper.spec.model import ClusterSpec
 from hakeeper.spec.values import INFINITY
 
@@ -34,11 +35,8 @@ def normalise(placement: Mapping[str, Iterable[str]], primitives: Iterable[str] 
 
 def hakeeper_placement(cib: bytes, primitives: Iterable[str] = ()) -> tuple[Placement, list[str]]:
     """Import the CIB and schedule it: hakeeper's final placement and its transition summary."""
-    # Imported late, by name: the importer and the scheduler are built on other branches.
-    importer = importlib.import_module("hakeeper.importers.cib")
-    scheduler = importlib.import_module("hakeeper.placement")
-    spec = importer.read_cib(io.BytesIO(cib), file="generated.xml")
-    plan = scheduler.schedule(spec, spec.state)
+    spec = read_cib(io.BytesIO(cib), file="generated.xml")
+    plan = schedule(spec, spec.state)
     return normalise(plan.placement, primitives), list(plan.summary)
 
 
@@ -157,7 +155,8 @@ def _pacemaker_summary(result: SimResult) -> list[str]:
     lines = [f"Fence {node}" for node in result.fenced]
     for act in result.actions:
         where = f"{act.source} -> {act.dest}" if act.source and act.dest else act.node or act.dest or act.source
-        lines.append(f"{act.action} {act.resource} ({where}){' blocked' if act.blocked else ''}")
+        why = f" due to {act.reason}" if act.reason else ""
+        lines.append(f"{act.action} {act.resource} ({where}){why}{' (blocked)' if act.blocked else ''}")
     return lines
 
 

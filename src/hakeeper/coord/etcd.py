@@ -32,6 +32,7 @@ from hakeeper.coord.store import (
     Store,
     StoreUnavailable,
     TxnResult,
+    bounded,
 )
 
 log = logging.getLogger(__name__)
@@ -56,9 +57,7 @@ def _range_end(prefix: bytes) -> bytes:
 
 
 def _kv(kv: Any) -> KeyValue:
-    return KeyValue(
-        kv.key.decode(), bytes(kv.value), kv.create_revision, kv.mod_revision, kv.version, kv.lease
-    )
+    return KeyValue(kv.key.decode(), bytes(kv.value), kv.create_revision, kv.mod_revision, kv.version, kv.lease)
 
 
 def _unavailable(exc: BaseException) -> bool:
@@ -113,14 +112,14 @@ class EtcdStore(Store):
             stale: Any = client
             log.warning("etcd: moving to endpoint %s", self.endpoint)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(stale.close(), self.timeout)
+            await bounded(stale.close(), self.timeout)
 
     async def _call(self, fn: Callable[[aetcd.Client], Awaitable[T]]) -> T:
         last: BaseException | None = None
         for _ in range(len(self.endpoints)):
             client = await self._connected()
             try:
-                return await asyncio.wait_for(fn(client), self.timeout + 0.5)
+                return await bounded(fn(client), self.timeout + 0.5)
             except (TimeoutError, aexc.ClientError, rpc.AioRpcError) as exc:
                 if _lease_gone(exc):
                     raise LeaseExpired(str(exc)) from exc
@@ -147,9 +146,7 @@ class EtcdStore(Store):
     @staticmethod
     def _request(op: Op) -> Any:
         if isinstance(op, Put):
-            return rpc.RequestOp(
-                request_put=rpc.PutRequest(key=op.key.encode(), value=op.value, lease=op.lease)
-            )
+            return rpc.RequestOp(request_put=rpc.PutRequest(key=op.key.encode(), value=op.value, lease=op.lease))
         key = op.key.encode()
         end = _range_end(key) if op.prefix else b""
         return rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key, range_end=end))
@@ -161,9 +158,7 @@ class EtcdStore(Store):
         cmp.op = _OPS[c.op]
         return cmp.build_message()
 
-    async def txn(
-        self, compares: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()
-    ) -> TxnResult:
+    async def txn(self, compares: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()) -> TxnResult:
         request = rpc.TxnRequest(
             compare=[self._compare(c) for c in compares],
             success=[self._request(o) for o in success],
@@ -211,7 +206,7 @@ class EtcdStore(Store):
     async def _watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[Event]]:
         client = await self._connected()
         try:
-            watch = await asyncio.wait_for(
+            watch = await bounded(
                 client.watch_prefix(prefix.encode(), start_revision=start_revision), self.timeout + 0.5
             )
         except aexc.RevisionCompactedError as exc:
@@ -237,7 +232,7 @@ class EtcdStore(Store):
             for t in tasks:
                 t.cancel()
             with contextlib.suppress(BaseException):
-                await asyncio.wait_for(watch.cancel(), 0.5)
+                await bounded(watch.cancel(), 0.5)
 
     @staticmethod
     async def _pump(watch: Any, queue: asyncio.Queue[list[Event] | BaseException]) -> None:
@@ -256,7 +251,7 @@ class EtcdStore(Store):
         try:
             while True:
                 await asyncio.sleep(self.probe_interval)
-                await asyncio.wait_for(client.get(b"\0hakeeper-probe"), self.timeout)
+                await bounded(client.get(b"\0hakeeper-probe"), self.timeout)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
@@ -268,4 +263,4 @@ class EtcdStore(Store):
             client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.close(), self.timeout)
+                await bounded(client.close(), self.timeout)

@@ -11,21 +11,20 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from hakeeper.coord.store import LeaseExpired, Store, StoreError
+from hakeeper.coord.store import LeaseExpired, Store, StoreError, bounded
 
 log = logging.getLogger(__name__)
 
 
 class LeaseKeeper:
-    def __init__(
-        self, store: Store, ttl: int, on_grant: Callable[[int], Awaitable[None]] | None = None
-    ) -> None:
+    def __init__(self, store: Store, ttl: int, on_grant: Callable[[int], Awaitable[None]] | None = None) -> None:
         self.store = store
         self.ttl = ttl
         self.on_grant = on_grant
         self.lease = 0
         self.last_refresh = float("-inf")  # loop time of the last confirmed refresh or grant
         self.changed = asyncio.Event()
+        self._last_warning = float("-inf")
 
     def healthy(self, now: float, margin: float = 0.0) -> bool:
         """The lease is known alive at `now` (a refresh less than ttl - margin seconds ago)."""
@@ -37,14 +36,15 @@ class LeaseKeeper:
             try:
                 if self.lease == 0:
                     sent = loop.time()
-                    self.lease = await self.store.grant(self.ttl)
+                    self.lease = await bounded(self.store.grant(self.ttl), max(1.0, float(self.ttl)))
                     self.last_refresh = sent
                     if self.on_grant is not None:
                         await self.on_grant(self.lease)
                     self.changed.set()
                 else:
                     sent = loop.time()
-                    await self.store.keepalive(self.lease)
+                    # Bounded here too: a refresh that does not come back in time is a failed one.
+                    await bounded(self.store.keepalive(self.lease), max(0.5, self.ttl / 2))
                     # The lease was refreshed no earlier than when we sent the request.
                     self.last_refresh = sent
             except LeaseExpired:
@@ -52,8 +52,11 @@ class LeaseKeeper:
                 self.lease = 0
                 self.changed.set()
                 continue
-            except StoreError as exc:
-                log.warning("lease %x: %s", self.lease, exc)
+            except (StoreError, TimeoutError) as exc:
+                now = loop.time()
+                if now - self._last_warning > 5:  # an unreachable store: say so, not 10 times a second
+                    log.warning("store unreachable (lease %x): %s", self.lease, exc)
+                    self._last_warning = now
                 await asyncio.sleep(0.1)
                 continue
             await asyncio.sleep(max(0.1, self.ttl / 3))

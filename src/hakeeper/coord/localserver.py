@@ -148,8 +148,7 @@ class LocalServer:
         try:
             async for batch in self.store.watch_prefix(r["prefix"], int(r["start"])):
                 writer.write(
-                    json.dumps({"events": [[e.kind, e.key, _b(e.value), e.revision] for e in batch]}).encode()
-                    + b"\n"
+                    json.dumps({"events": [[e.kind, e.key, _b(e.value), e.revision] for e in batch]}).encode() + b"\n"
                 )
                 await writer.drain()
         except Compacted as exc:
@@ -201,9 +200,7 @@ class RemoteStore(Store):
         d = await self._request({"op": "get_prefix", "prefix": prefix})
         return [_kv_from(kv) for kv in d["kvs"]], int(d["revision"])
 
-    async def txn(
-        self, compares: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()
-    ) -> TxnResult:
+    async def txn(self, compares: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()) -> TxnResult:
         d = await self._request(
             {
                 "op": "txn",
@@ -235,9 +232,7 @@ class RemoteStore(Store):
         except OSError as exc:
             raise StoreUnavailable(f"local store {self.path}: {exc!r}") from exc
         try:
-            writer.write(
-                json.dumps({"op": "watch", "prefix": prefix, "start": start_revision}).encode() + b"\n"
-            )
+            writer.write(json.dumps({"op": "watch", "prefix": prefix, "start": start_revision}).encode() + b"\n")
             await writer.drain()
             while line := await reader.readline():
                 d = json.loads(line)

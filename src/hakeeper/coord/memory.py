@@ -60,9 +60,7 @@ class MemoryStore(Store):
         kvs = sorted((kv for k, kv in self._data.items() if k.startswith(prefix)), key=lambda kv: kv.key)
         return kvs, self._revision
 
-    async def txn(
-        self, compares: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()
-    ) -> TxnResult:
+    async def txn(self, compares: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()) -> TxnResult:
         self._check()
         ok = all(c.holds(self._data.get(c.key)) for c in compares)
         ops = success if ok else failure

@@ -11,9 +11,24 @@ gone, and the resilient watch in `hakeeper.coord.watch` turns that into a full r
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
+
+T = TypeVar("T")
+
+
+async def bounded(aw: Awaitable[T], timeout: float) -> T:
+    """Like asyncio.wait_for, but never waits for a cancelled gRPC call to wind down: a call on a
+    wedged channel may take its time to honour cancellation, and the caller must move on now."""
+    task = asyncio.ensure_future(aw)
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        task.cancel()
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # never "never retrieved"
+        raise TimeoutError(f"no answer within {timeout:g}s")
+    return task.result()
 
 
 class StoreError(Exception):
@@ -62,8 +77,9 @@ CompareOp = Literal["==", "!=", "<", ">"]
 class Compare:
     """One transaction guard, as etcd's Compare: target of `key` `op` operand.
 
-    A missing key has version 0, create/mod revision 0 and value b"" (etcd semantics), so
-    `Compare(k, "create", "==", 0)` means "k does not exist" — the basis of compare-and-set.
+    A missing key has version 0 and create/mod revision 0 (etcd semantics), so
+    `Compare(k, "create", "==", 0)` means "k does not exist" — the basis of compare-and-set. A value
+    compare on a missing key always fails, as in etcd.
     """
 
     key: str
@@ -74,7 +90,9 @@ class Compare:
     def holds(self, kv: KeyValue | None) -> bool:
         actual: bytes | int
         if self.target == "value":
-            actual = kv.value if kv else b""
+            if kv is None:
+                return False
+            actual = kv.value
         elif self.target == "version":
             actual = kv.version if kv else 0
         elif self.target == "create":
@@ -134,9 +152,7 @@ class Store(abc.ABC):
         """All keys under prefix (sorted by key) and the store revision they were read at."""
 
     @abc.abstractmethod
-    async def txn(
-        self, compares: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()
-    ) -> TxnResult:
+    async def txn(self, compares: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()) -> TxnResult:
         """Apply `success` if every compare holds, else `failure`, atomically."""
 
     async def put(self, key: str, value: bytes, lease: int = 0) -> int:

@@ -13,6 +13,7 @@ from lxml import etree
 
 from hakeeper.errors import InputError
 from hakeeper.importers.cib_constraints import ConstraintReader
+from hakeeper.importers.cib_defaults import DefaultSet, read_sets
 from hakeeper.importers.cib_resources import ResourceReader
 from hakeeper.importers.cib_status import StatusReader, is_true
 from hakeeper.importers.cib_xml import CibContext, Element, children, line
@@ -52,16 +53,19 @@ class _Builder:
                 raise self.ctx.unsupported(f"configuration section <{tag}>", elem)
         if "tags" in sections and children(sections["tags"]):
             raise self.ctx.unsupported("a tag", children(sections["tags"])[0])
-        rsc_defaults = self._options(sections.get("crm_config"), sections.get("rsc_defaults"))
-        op_defaults: dict[str, str] = {}
-        if "op_defaults" in sections:
-            op_defaults = self.ctx.sets(sections["op_defaults"], "meta_attributes")
-            self.spec.cluster.other.update({f"op-defaults.{k}": v for k, v in op_defaults.items()})
+        rsc_sets = read_sets(self.ctx, sections["rsc_defaults"]) if "rsc_defaults" in sections else []
+        op_sets = read_sets(self.ctx, sections["op_defaults"]) if "op_defaults" in sections else []
+        rsc_defaults = self._options(sections.get("crm_config"), sections.get("rsc_defaults"), rsc_sets)
+        for default in op_sets:
+            if default.condition is None:  # conditional ones are applied to the operations they match
+                for key, value in default.values.items():
+                    self.spec.cluster.other.setdefault(f"op-defaults.{key}", value)
         if "nodes" in sections:
             self._nodes(sections["nodes"])
-        resources = ResourceReader(self.ctx, self.source, op_defaults)
+        resources = ResourceReader(self.ctx, self.source, op_sets)
         if "resources" in sections:
             resources.read(sections["resources"])
+        self._apply_conditional_defaults(resources, rsc_sets)
         self._apply_rsc_defaults(resources, rsc_defaults)
         resources.apply_inheritance(rsc_defaults)
         self.spec.resources = resources.resources
@@ -79,7 +83,8 @@ class _Builder:
                                    remote_typed=self.remote_typed, now=self.now,
                                    migratable_ids={rid for rid, i in resources.info.items() if i.allow_migrate})
 
-    def _options(self, crm_config: Element | None, rsc_defaults_section: Element | None) -> Meta:
+    def _options(self, crm_config: Element | None, rsc_defaults_section: Element | None,
+                 rsc_sets: list[DefaultSet]) -> Meta:
         options: dict[str, Any] = {}
         other: dict[str, str] = {}
         if crm_config is not None:
@@ -91,7 +96,10 @@ class _Builder:
             self.startup_fencing = is_true(other.get("startup-fencing", "true"))
         defaults: dict[str, str] = {}
         if rsc_defaults_section is not None:
-            defaults = self.ctx.sets(rsc_defaults_section, "meta_attributes")
+            for default in rsc_sets:
+                if default.condition is None:
+                    for key, value in default.values.items():
+                        defaults.setdefault(key, value)
             for name in _RSC_DEFAULT_OPTIONS:
                 if name in defaults:
                     options[name] = defaults.pop(name)
@@ -103,6 +111,34 @@ class _Builder:
             return Meta()
         meta: Meta = self.ctx.validate(Meta, defaults, rsc_defaults_section)
         return meta
+
+    def _apply_conditional_defaults(self, resources: ResourceReader, sets: list[DefaultSet]) -> None:
+        """Defaults for resources of one class/provider/type: set on the matching primitives, where
+        neither they nor a parent say otherwise and no earlier unconditional default covers them."""
+        covered: set[str] = set()
+        parents: dict[str, list[Meta]] = {}
+        r = resources.resources
+        clone_of = {c.child: c for c in r.clones}
+        for group in r.groups:
+            for member in group.members:
+                parents[member] = [group.meta] + ([clone_of[group.id].meta] if group.id in clone_of else [])
+        for prim in r.primitives:
+            parents.setdefault(prim.id, [clone_of[prim.id].meta] if prim.id in clone_of else [])
+        explicit = {p.id: [p.meta.model_dump(by_alias=True, exclude_none=True)]
+                    + [m.model_dump(by_alias=True, exclude_none=True) for m in parents[p.id]]
+                    for p in r.primitives}
+        for default in sets:
+            if default.condition is None:
+                covered |= default.values.keys()
+                continue
+            for prim in r.primitives:
+                if not default.condition.matches(prim.agent, None):
+                    continue
+                values = {k: v for k, v in default.values.items()
+                          if k not in covered and not any(k in m for m in explicit[prim.id])}
+                if values:
+                    mine = prim.meta.model_dump(by_alias=True, exclude_none=True)
+                    prim.meta = Meta.model_validate({**values, **mine})
 
     def _apply_rsc_defaults(self, resources: ResourceReader, defaults: Meta) -> None:
         # A default applies where the resource does not say; set on top-level resources only, so

@@ -195,7 +195,8 @@ class StatusReader:
         table = info.on_fail if info else {}
         outcome = replay(ops, lambda task, ms: table.get((task, ms)), stonith_enabled=self.stonith_enabled,
                          promotable=info.promotable if info else False,
-                         managed=info.managed if info else True, expired=expired)
+                         managed=info.managed if info else True, expired=expired,
+                         in_container=info.in_container if info else False)
         if outcome.active or outcome.failed_op is not None or outcome.banned or outcome.pending:
             self.outcomes.append((rid, uname, outcome, agent))
 
@@ -230,7 +231,8 @@ class StatusReader:
             lookup = _lookup(info.on_fail if info else {})
             outcomes = {uname: replay(ops, lookup,
                                       stonith_enabled=self.stonith_enabled,
-                                      managed=info.managed if info else True, expired=self._expiry(rid, uname))
+                                      managed=info.managed if info else True, expired=self._expiry(rid, uname),
+                                      in_container=info.in_container if info else False)
                         for uname, (ops, _) in histories.items()}
             migration.resolve({u: ops for u, (ops, _) in histories.items()}, outcomes, online)
             agent = next(iter(histories.values()))[1]
@@ -295,8 +297,11 @@ class StatusReader:
             failed = any(e.failed for e in entries)
             up = any(e.role != "Stopped" for e in entries) and not failed
             if provider != name:
-                # A guest also needs its implicit connection (history under the guest's name) up.
-                up = up and self.guest_connections.get(name, False)
+                # A guest also needs its implicit connection (history under the guest's name) up,
+                # and is lost with a host that has to be fenced.
+                hosts = [state.nodes.get(e.node) for e in entries if e.role != "Stopped"]
+                host_lost = any(h is not None and h.unclean and not h.online for h in hosts)
+                up = up and self.guest_connections.get(name, False) and not host_lost
             # Membership fields mean nothing for a remote node: its connection decides.
             node = NodeState(online=up, seen=raw is not None, attributes=attrs,
                              standby=is_true(attrs.get("standby")), maintenance=is_true(attrs.get("maintenance")))
@@ -312,11 +317,21 @@ class StatusReader:
             if name not in self.remote_nodes and name in state.nodes:
                 # A stale remote node entry whose connection resource is gone: simply offline.
                 state.nodes[name] = NodeState(online=False, seen=name in self.nodes)
+        lost_guests: set[str] = set()
         for rid, uname, outcome, agent in history:
             node = state.nodes[uname]
             # History of a remote node is read once its connection is up, or (with fencing) at the end.
             if node.online or self.stonith_enabled:
-                state.resources.append(self._resource(rid, uname, node, outcome, agent))
+                status = self._resource(rid, uname, node, outcome, agent)
+                state.resources.append(status)
+                if status.failed and not node.online and self.remote_nodes[uname] != uname:
+                    lost_guests.add(uname)
+        for name in lost_guests:
+            # Fencing a guest means recovering its container: the container counts as failed.
+            for entry in conn.get(self.remote_nodes[name], []):
+                if entry.role != "Stopped":
+                    entry.failed = True
+                    entry.on_fail = entry.on_fail or "restart"
 
     def _membership(self, raw: RawNode, attrs: dict[str, str]) -> NodeState:
         shutdown = attrs.get("shutdown", "0") not in ("0", "")
@@ -397,7 +412,7 @@ class StatusReader:
             failed_op=op.task if op else None, failed_interval=op.interval_ms / 1000 if op else None,
             failed_rc=op.rc if op else None, failure_kind=outcome.failure_kind,
             on_fail=outcome.on_fail if op or outcome.on_fail != "ignore" else None,
-            blocked=blocked, pending=outcome.pending,
+            blocked=blocked, pending=outcome.pending, banned=outcome.banned or outcome.failure_kind == "hard",
             migrating_to=outcome.migrating_to, migrating_from=outcome.migrating_from,
             orphan=info is None, agent=agent if info is None else None)
 

@@ -88,10 +88,14 @@ class Outcome:
 OnFailLookup = Callable[[str, int], str | None]
 
 
-def default_on_fail(task: str, configured: str | None, stonith_enabled: bool) -> str:
+def default_on_fail(task: str, configured: str | None, stonith_enabled: bool, in_container: bool = False) -> str:
     """Pacemaker's response to a failed operation when (or after) the configuration says."""
     if task == "stop" and configured in ("standby", "demote", "stop"):
         configured = None  # not allowed for stop: back to the default
+    if configured == "restart-container" and not in_container:
+        configured = None
+    if configured is None and in_container:
+        return "restart-container"  # a resource inside a container is recovered with it
     if configured == "fence" and not stonith_enabled:
         return "stop"
     if configured == "nothing":
@@ -111,7 +115,7 @@ def _sort_key(op: OpRecord) -> tuple[int, int, float]:
 
 def replay(ops: list[OpRecord], on_fail_for: OnFailLookup, *, stonith_enabled: bool,
            promotable: bool = False, managed: bool = True,
-           expired: Callable[[OpRecord], bool] | None = None) -> Outcome:
+           expired: Callable[[OpRecord], bool] | None = None, in_container: bool = False) -> Outcome:
     """Replay one resource's history on one node.
 
     `expired(op)` says whether a failure recorded by `op` is older than the resource's
@@ -167,7 +171,7 @@ def replay(ops: list[OpRecord], on_fail_for: OnFailLookup, *, stonith_enabled: b
         out.failed_op = op
         out.failure_kind = ("fatal" if status == EXEC_ERROR_FATAL
                             else "hard" if status in (EXEC_ERROR_HARD, EXEC_NOT_INSTALLED) else "soft")
-        escalate(default_on_fail(op.task, on_fail_for(*op.key), stonith_enabled))
+        escalate(default_on_fail(op.task, on_fail_for(*op.key), stonith_enabled, in_container))
         if op.task == "stop":
             out.stop_failed = True
         elif op.task == "promote":
@@ -222,11 +226,16 @@ def replay(ops: list[OpRecord], on_fail_for: OnFailLookup, *, stonith_enabled: b
             continue
         if status in (EXEC_NO_FENCE_DEVICE, EXEC_NO_SECRETS):
             status = EXEC_ERROR_HARD
-        response = default_on_fail(op.task, on_fail_for(*op.key), stonith_enabled)
+        response = default_on_fail(op.task, on_fail_for(*op.key), stonith_enabled, in_container)
         if status == EXEC_NOT_INSTALLED and response == "ignore":
             out.on_fail = "migrate"  # an agent that does not exist cannot be ignored
         if response == "ignore" and status != EXEC_NOT_INSTALLED:
             succeeded(op, op.target_rc)  # on-fail=ignore: pretend it worked
+            continue
+        if response == "restart-container" and op.task == "stop":
+            # The container's recovery stops it anyway: count the stop as done, recover the container.
+            succeeded(op, op.target_rc)
+            escalate(response)
             continue
         failed(op, rc, status)
     if out.role == UNKNOWN:

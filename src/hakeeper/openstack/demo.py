@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from hakeeper.openstack.lab import Lab, leftovers, sweep
+from hakeeper.openstack.lab import Busy, Lab, exclusive, leftovers, sweep
 from hakeeper.openstack.profile import Resolved, parse_profile
-from hakeeper.openstack.stack import Stack
+from hakeeper.openstack.stack import Stack, speaker_role
 from hakeeper.openstack.timeline import Failover, Sample, analyse, count_lost, median, summary_line
 from hakeeper.openstack.view import View
 
@@ -131,7 +131,7 @@ def _one_failover(stack: Stack, resolved: Resolved, view: View, samples: Samples
     new = stack.wait_holder(vip, timeout=30, exclude=holder)
     moved_at = view.moved_at(new, crash_at) or time.monotonic()
     detected_at = next((e.t for e in stack.events if e.t >= crash_at and e.node != holder
-                        and e.source == "vrrp" and "master" in e.text.lower()), None)
+                        and e.source == "vrrp" and speaker_role(e.text) == "MASTER"), None)
     # Wait for traffic to flow again, then a while longer so the window holds the recovery.
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -146,6 +146,7 @@ def _one_failover(stack: Stack, resolved: Resolved, view: View, samples: Samples
     back_at = time.monotonic()
     view.new_phase()
     stack.restore(holder)
+    stack.wait_speakers(since=back_at, names=[holder])
     time.sleep(phases.after_return)
     result = dataclasses.replace(result, rejoin_lost=count_lost(samples.snapshot(), back_at, time.monotonic()))
     view.note(f"{holder} is back: {result.rejoin_lost} requests lost while it rejoined")
@@ -161,6 +162,15 @@ def run_demo(*, live: bool, quick: bool, rounds: int = 1, workdir: str | None = 
     if missing:
         print(f"hakeeper demo: missing programs: {', '.join(missing)} (see scripts/setup)", file=sys.stderr)
         return 1
+    try:
+        with exclusive(PREFIX):
+            return _run(live=live, quick=quick, rounds=rounds, workdir=workdir, speaker=speaker)
+    except Busy as exc:
+        print(f"hakeeper demo: another demo is running: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(*, live: bool, quick: bool, rounds: int, workdir: str | None, speaker: str) -> int:
     swept = sweep(PREFIX)
     resolved = parse_profile(PROFILE, "<demo profile>")
     phases = Phases.pick(quick)
@@ -183,6 +193,7 @@ def run_demo(*, live: bool, quick: bool, rounds: int = 1, workdir: str | None = 
             stack.start()
             client = lab.add_host("client", "10.94.0.50")
             stack.wait_holder(resolved.vip_addresses()[0])
+            stack.wait_speakers()
             view.note(f"haproxy on every controller; requests to http://{resolved.vip_addresses()[0]}:{PORT}/ "
                       "every 20 ms")
             samples = Samples()

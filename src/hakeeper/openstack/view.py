@@ -14,11 +14,12 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from hakeeper.openstack.stack import Event
+from hakeeper.openstack.stack import Event, speaker_role
 from hakeeper.openstack.timeline import Failover, Sample
 
 _COLOURS = ["cyan", "magenta", "yellow", "blue", "green"]
-_STAMP = re.compile(r"^\w{3} \w{3} +\d+ [\d:]+ \d{4}: ")  # keepalived's console time stamp
+# The speakers' own time stamps (keepalived's console, hakeeper's logging): the view has its own.
+_STAMP = re.compile(r"^(\w{3} \w{3} +\d+ [\d:]+ \d{4}: |\d{4}-\d\d-\d\d [\d:,]+ hakeeper-vrrp\[\d+\] \w+ )")
 
 
 class View:
@@ -29,7 +30,7 @@ class View:
         self.start = time.monotonic()
         self.lock = threading.Lock()
         self.timeline: list[tuple[float, str, str]] = []
-        self.recent: deque[Sample] = deque(maxlen=90)
+        self.recent: deque[Sample] = deque(maxlen=400)
         self.sent = 0
         self.lost = 0
         self.served: dict[str, int] = dict.fromkeys(controllers, 0)
@@ -83,9 +84,9 @@ class View:
             self._add(e.t, f"{e.node}: {text}", "green" if low.endswith("added") else "")
             return
         if e.source == "vrrp":
-            for word, role in (("master state", "MASTER"), ("backup state", "BACKUP"), ("fault state", "FAULT")):
-                if word in low:
-                    self.roles[e.node] = role
+            role = speaker_role(text)
+            if role is not None:
+                self.roles[e.node] = role
             if "script" in low and "succeeded" in low:
                 return  # routine; failures are shown
         elif "crashed" in low:
@@ -141,7 +142,7 @@ class View:
     def render(self) -> Group:
         with self.lock:
             recent = list(self.recent)
-            timeline = sorted(self.timeline)[-14:]
+            timeline = sorted(self.timeline)[-18:]
             holders = list(self.holders)
         nodes = Table(box=None, expand=False, pad_edge=False)
         for col in ("controller", "VRRP", "VIP", "served"):
@@ -150,7 +151,7 @@ class View:
             nodes.add_row(Text(name, style=self._colour(name)), self.roles.get(name, "?"),
                           "● holds" if name in holders else "", str(self.served.get(name, 0)))
         strip = Text()
-        for s in recent:
+        for s in recent[-max(10, self.console.width - 4):]:
             if s.ok:
                 strip.append((s.node or "?")[-1], style=self._colour(s.node))
             else:
@@ -160,8 +161,15 @@ class View:
         for t, text, style in timeline:
             lines.append(f"{t - self.start:8.3f}s  ", style="dim")
             lines.append(text + "\n", style=style)
-        return Group(
+        parts = [
             Panel(nodes, title=f"hakeeper demo: VIP {self.vip}, haproxy on every controller"),
             Panel(Group(strip, stats), title="requests through the VIP (newest right), one every 20 ms"),
             Panel(lines, title="timeline"),
-        )
+        ]
+        if self.results:
+            done = Text()
+            for i, r in enumerate(self.results, 1):
+                done.append(f"round {i}: {r.crashed} killed → VIP on {r.new_holder} {r.at(r.moved_at)}; "
+                            f"outage {r.outage_ms:.0f} ms, {r.lost} requests lost\n", style="bold")
+            parts.append(Panel(done, title="failovers"))
+        return Group(*parts)

@@ -121,7 +121,7 @@ def _load_builtin() -> None:
     if _CLASSES:
         return
     # Imported here so each class module can import this one.
-    from hakeeper.resources import ocf, process, systemd, vip
+    from hakeeper.resources import ocf, process, stonith, systemd, vip
 
-    for mod in (ocf, process, systemd, vip):
+    for mod in (ocf, process, stonith, systemd, vip):
         mod.register()

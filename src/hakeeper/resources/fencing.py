@@ -37,9 +37,7 @@ class FenceAgent(FenceDevice):
         self.path = agent if os.path.isabs(agent) else os.path.join("/usr/sbin", agent)
         self.params = {k: v for k, v in params.items() if k != "host_map"}
         self.host_map = dict(
-            item.split(":", 1)
-            for item in params.get("host_map", "").replace(",", ";").split(";")
-            if ":" in item
+            item.split(":", 1) for item in params.get("host_map", "").replace(",", ";").split(";") if ":" in item
         )
         self.action = action
 
@@ -74,9 +72,7 @@ class NamespaceFence(FenceDevice):
     def _fence(ns: str) -> FenceResult:
         if not os.path.exists(f"/run/netns/{ns}"):
             return FenceResult(False, f"no namespace {ns}")
-        pids = subprocess.run(
-            ["ip", "netns", "pids", ns], capture_output=True, text=True, check=False
-        ).stdout.split()
+        pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, check=False).stdout.split()
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid), signal.SIGKILL)

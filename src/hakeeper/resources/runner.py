@@ -40,9 +40,7 @@ async def run(
     except OSError as exc:
         return Completed(127, f"cannot run {argv[0]}: {exc}", time.monotonic() - start)
     try:
-        out, _ = await asyncio.wait_for(
-            proc.communicate(stdin.encode() if stdin is not None else None), timeout
-        )
+        out, _ = await asyncio.wait_for(proc.communicate(stdin.encode() if stdin is not None else None), timeout)
     except TimeoutError:
         _killpg(proc.pid, signal.SIGTERM)
         try:

@@ -291,6 +291,9 @@ class ResourceStatus(SpecModel):
     on_fail: OnFail | None = None
     # Nothing more may be done to it on this node (a failed stop without fencing, on-fail=block).
     blocked: bool = False
+    # It can never run on this node: a probe found its agent missing or its parameters invalid
+    # (not a failure; the resource is simply kept away from the node, as with a hard failure).
+    banned: bool = False
     # An operation that was started and has not reported yet (start, stop, promote, migrate_to...).
     pending: str | None = None
     # A live migration in progress: on the source, `migrating_to` names the target after a

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sys
 
-from hakeeper.errors import InputError
 from hakeeper.vrrp.config import Config, check_host
 
 
@@ -63,9 +63,7 @@ def main(args: argparse.Namespace) -> int:
         held = withdraw(cfg)
         print(f"withdrew addresses of {', '.join(held) if held else 'no instance'}", file=sys.stderr)
         return 0
-    links = host_links()
-    # Stale addresses hakeeper itself may have left look like ownership; ignore VIPs for the check.
-    check_host(cfg, links)
+    check_host(cfg, host_links())
     if args.check:
         print(f"ok: {len(cfg.instances)} instance(s)", file=sys.stderr)
         return 0
@@ -79,12 +77,8 @@ def main(args: argparse.Namespace) -> int:
         if args.speaker_pid_file:
             with open(args.speaker_pid_file, "w") as fh:
                 fh.write(f"{os.getpid()}\n")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve(cfg, args.state_file))
-        except InputError:
-            raise
-        except KeyboardInterrupt:
-            return 0
         return 0
 
     try:

@@ -70,6 +70,7 @@ class Runner:
     group: tuple[SyncGroup, Group] | None = None
     sent: int = 0
     received: int = 0
+    packets: dict[tuple[int, IPAddr], bytes] = field(default_factory=dict)
 
 
 def _group_addr(family: int) -> IPAddr:
@@ -209,16 +210,21 @@ class Speaker:
 
     def _send(self, r: Runner, priority: int) -> None:
         inst = r.inst
-        adv = Advert(inst.version, inst.vrid, priority, inst.interval_cs,
-                     tuple(v.address.ip for v in inst.vips), inst.auth_type, inst.auth_pass)
         for dst in r.dsts:
-            payload = encode(adv, r.src, dst)
+            # An instance's adverts differ only in priority: build each packet once.
+            packet = r.packets.get((priority, dst))
+            if packet is None:
+                adv = Advert(inst.version, inst.vrid, priority, inst.interval_cs,
+                             tuple(v.address.ip for v in inst.vips), inst.auth_type, inst.auth_pass)
+                packet = encode(adv, r.src, dst)
+                if inst.family == 4:
+                    assert isinstance(r.src, ipaddress.IPv4Address) and isinstance(dst, ipaddress.IPv4Address)
+                    packet = ipv4_header(r.src, dst, len(packet)) + packet
+                r.packets[(priority, dst)] = packet
             if inst.family == 4:
-                assert isinstance(r.src, ipaddress.IPv4Address) and isinstance(dst, ipaddress.IPv4Address)
-                packet = ipv4_header(r.src, dst, len(payload)) + payload
                 ok = netio.send_quietly(r.sock, packet, (str(dst), 0))
             else:
-                ok = netio.send_v6(r.sock, payload, r.src, dst, r.link.index)
+                ok = netio.send_v6(r.sock, packet, r.src, dst, r.link.index)
             r.sent += ok
 
     def _transition(self, r: Runner, t: Transition) -> None:

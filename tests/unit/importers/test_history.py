@@ -157,3 +157,8 @@ def test_migration_followed_by_stop_on_source() -> None:
     out = _resolve({"n1": [op("start", 1, when=10.0), _mig("migrate_to", 2, 20.0), op("stop", 3, when=30.0)],
                     "n2": [op("stop", 9, when=15.0)]})
     assert out["n1"].role == STOPPED and out["n2"].role == STARTED
+
+
+def test_failed_stop_inside_a_container_recovers_the_container() -> None:
+    out = replay([op("start", 1), op("stop", 2, 1)], lambda t, i: None, stonith_enabled=True, in_container=True)
+    assert out.role == STOPPED and out.on_fail == "restart-container" and not out.stop_failed

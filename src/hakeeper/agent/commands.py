@@ -1,0 +1,311 @@
+"""`hakeeper agent|status|node|resource|config|events|store`: the node agent and operator commands.
+
+Every command reaches the store through --etcd HOST:PORT[,...] (or $HAKEEPER_ETCD) or, for
+single-host setups, --store PATH (a `hakeeper store serve` Unix socket, or $HAKEEPER_STORE).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import faulthandler
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from hakeeper.agent import operator as op
+from hakeeper.agent import state as st
+from hakeeper.coord.etcd import EtcdStore
+from hakeeper.coord.localserver import LocalServer, RemoteStore
+from hakeeper.coord.store import Store, StoreError
+from hakeeper.coord.watch import Mirror, follow
+from hakeeper.errors import InputError
+from hakeeper.spec.loader import spec_from_document
+from hakeeper.yamlsource import load_yaml
+
+EXIT_UNAVAILABLE = 3
+
+
+def _store_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--etcd", default=os.environ.get("HAKEEPER_ETCD"), help="etcd endpoints HOST:PORT[,HOST:PORT...]")
+    p.add_argument("--store", default=os.environ.get("HAKEEPER_STORE"), help="embedded store socket (single host)")
+    p.add_argument("--cluster", default=os.environ.get("HAKEEPER_CLUSTER", "hakeeper"), help="key prefix name")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=2.0,
+        help="store request timeout per endpoint, seconds (an agent wants it well under its TTL)",
+    )
+
+
+def open_store(args: argparse.Namespace) -> Store:
+    if args.store:
+        return RemoteStore(args.store, timeout=args.timeout)
+    if args.etcd:
+        return EtcdStore([e.strip() for e in args.etcd.split(",") if e.strip()], timeout=args.timeout)
+    raise InputError.at("no store given: use --etcd HOST:PORT[,...] or --store SOCKET", field="--etcd")
+
+
+def _run(args: argparse.Namespace, body: Callable[[Store, st.Keys], Awaitable[int]]) -> int:
+    async def main() -> int:
+        store = open_store(args)
+        try:
+            return await body(store, st.Keys(args.cluster))
+        except StoreError as exc:
+            print(f"error: store unavailable: {exc}", file=sys.stderr)
+            return EXIT_UNAVAILABLE
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+# ----- agent and store server -----
+
+
+def _agent(args: argparse.Namespace) -> int:
+    from hakeeper.agent.daemon import Agent
+    from hakeeper.agent.metrics import Metrics
+
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format=f"%(asctime)s {args.node} %(name)s %(levelname)s %(message)s",
+    )
+    # `kill -USR1 <agent>` writes every thread's stack to the log: a stuck agent explains itself.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    metrics = Metrics(args.node)
+    if args.metrics:
+        metrics.serve(args.metrics)
+
+    async def body(store: Store, keys: st.Keys) -> int:
+        agent = Agent(
+            store, args.node, cluster=args.cluster, ttl=args.lease_ttl, state_dir=args.state_dir, metrics=metrics
+        )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(agent.shutdown()))
+        await agent.run()
+        return 0
+
+    return _run(args, body)
+
+
+def _store_serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO)
+
+    async def main() -> int:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(args.socket)
+        server = LocalServer(args.socket)
+        await server.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        print(f"embedded store serving on {args.socket}", flush=True)
+        await stop.wait()
+        await server.close()
+        return 0
+
+    return asyncio.run(main())
+
+
+# ----- status and events -----
+
+
+def _status(args: argparse.Namespace) -> int:
+    async def body(store: Store, keys: st.Keys) -> int:
+        if not args.watch:
+            kvs, _ = await store.get_prefix(keys.prefix)
+            _print_status({kv.key: kv.value for kv in kvs}, keys, args.json)
+            return 0
+        mirror = Mirror()
+        async for update in follow(store, keys.prefix):
+            mirror.apply(update)
+            if not args.json:
+                print("\033[2J\033[H", end="")
+            _print_status(mirror.values, keys, args.json)
+        return 0
+
+    return _run(args, body)
+
+
+def _print_status(values: dict[str, bytes], keys: st.Keys, as_json: bool) -> None:
+    view = op.status_view(values, keys, time.time())
+    print(json.dumps(view, indent=2, sort_keys=True) if as_json else op.render_status(view), flush=True)
+
+
+def _events(args: argparse.Namespace) -> int:
+    async def body(store: Store, keys: st.Keys) -> int:
+        kvs, rev = await store.get_prefix(keys.events)
+        for kv in kvs[-args.last :]:
+            _print_event(st.loads(kv.value), args.json)
+        if args.follow:
+            async for batch in store.watch_prefix(keys.events, rev + 1):
+                for e in batch:
+                    if e.kind == "put":
+                        _print_event(st.loads(e.value), args.json)
+        return 0
+
+    return _run(args, body)
+
+
+def _print_event(doc: Any, as_json: bool) -> None:
+    if not isinstance(doc, dict):
+        return
+    if as_json:
+        print(json.dumps(doc, sort_keys=True), flush=True)
+        return
+    at = doc.get("at") or 0
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at)) + f".{int(at * 1000) % 1000:03d}"
+    rsc = f" {doc['rsc']}" if doc.get("rsc") else ""
+    print(f"{when} {doc.get('node')} {doc.get('kind')}{rsc}: {doc.get('message')}", flush=True)
+
+
+# ----- configuration, nodes, resources -----
+
+
+def _config_apply(args: argparse.Namespace) -> int:
+    doc = load_yaml(args.file)
+    spec = spec_from_document(doc)
+    op.check_agents(spec, doc, args.file)
+
+    async def body(store: Store, keys: st.Keys) -> int:
+        raw, version, _ = await op.current_config(store, keys)
+        print(f"Transition this configuration causes (version {version} -> {version + 1}):")
+        for line in await op.preview(store, keys, spec):
+            print(f"  {line.strip()}")
+        if args.dry_run:
+            print("dry run: nothing applied")
+            return 0
+        if not await op.write_config(store, keys, raw, spec, version, os.path.abspath(args.file)):
+            print("error: the configuration changed while applying; nothing applied, try again", file=sys.stderr)
+            return 1
+        print(f"applied configuration version {version + 1}")
+        return 0
+
+    return _run(args, body)
+
+
+def _node(args: argparse.Namespace) -> int:
+    async def body(store: Store, keys: st.Keys) -> int:
+        _, _, spec = await op.current_config(store, keys)
+        if spec is not None and args.node not in {n.name for n in spec.nodes}:
+            raise InputError.at(f"no node {args.node!r} in the configuration", field="node")
+        await store.put(keys.node(args.node), st.dumps({"standby": args.action == "standby", "at": time.time()}))
+        print(f"{args.node}: {args.action}")
+        return 0
+
+    return _run(args, body)
+
+
+def _resource(args: argparse.Namespace) -> int:
+    async def body(store: Store, keys: st.Keys) -> int:
+        rsc, node, src = args.resource, args.node, f"hakeeper resource {args.action}"
+        if args.action == "move":
+            if node is None:
+                raise InputError.at("move needs a target node", field="node")
+            version = await op.edit_config(store, keys, op.prefer(rsc, node), src)
+        elif args.action == "ban":
+            if node is None:
+                raise InputError.at("ban needs a node", field="node")
+            version = await op.edit_config(store, keys, op.ban(rsc, node), src)
+        elif args.action == "clear":
+            version = await op.edit_config(store, keys, op.clear(rsc), src)
+        elif args.action == "cleanup":
+            nodes = await op.cleanup(store, keys, rsc, node)
+            print(f"{rsc}: cleaned up on {', '.join(nodes) or 'no node'}")
+            return 0
+        else:
+            return await _restart(store, keys, rsc, args.wait)
+        print(f"{rsc}: {args.action} applied as configuration version {version}")
+        return 0
+
+    return _run(args, body)
+
+
+async def _restart(store: Store, keys: st.Keys, rsc: str, wait: float) -> int:
+    _, _, spec = await op.current_config(store, keys)
+    original = None
+    if spec is not None:
+        original = next((x.meta.target_role for x in op.all_resources(spec) if x.id == rsc), None)
+    await op.edit_config(store, keys, op.target_role(rsc, "Stopped"), "hakeeper resource restart")
+    deadline = time.monotonic() + wait
+    members = _members_of(spec, rsc)
+    while time.monotonic() < deadline:
+        kvs, _ = await store.get_prefix(keys.status)
+        if not any(kv.key.rsplit("/", 1)[-1] in members for kv in kvs):
+            break
+        await asyncio.sleep(0.2)
+    else:
+        print(f"warning: {rsc} did not stop within {wait:g}s; starting it again anyway", file=sys.stderr)
+    await op.edit_config(store, keys, op.target_role(rsc, original), "hakeeper resource restart")
+    print(f"{rsc}: restarted")
+    return 0
+
+
+def _members_of(spec: Any, rsc: str) -> set[str]:
+    if spec is None:
+        return {rsc}
+    for g in spec.resources.groups:
+        if g.id == rsc:
+            return set(g.members)
+    return {rsc}
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("agent", help="run the node agent (membership, monitors, plan execution)")
+    _store_args(p)
+    p.add_argument("--node", required=True, help="this node's name, as in the configuration")
+    p.add_argument("--lease-ttl", type=int, default=2, help="membership lease TTL, seconds (etcd minimum 2)")
+    p.add_argument("--state-dir", default="/run/hakeeper", help="pidfiles and OCF state (per node below it)")
+    p.add_argument("--metrics", help="serve Prometheus metrics on HOST:PORT")
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(handler=_agent)
+
+    p = subparsers.add_parser("store", help="the embedded store for single-host clusters")
+    sub = p.add_subparsers(dest="store_command", required=True)
+    s = sub.add_parser("serve", help="serve an embedded store on a Unix socket")
+    s.add_argument("--socket", required=True)
+    s.set_defaults(handler=_store_serve)
+
+    p = subparsers.add_parser("status", help="nodes, resources, failures and the leader (like crm_mon)")
+    _store_args(p)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--watch", action="store_true", help="print again on every change")
+    p.set_defaults(handler=_status)
+
+    p = subparsers.add_parser("events", help="what happened, when and why")
+    _store_args(p)
+    p.add_argument("--last", type=int, default=50)
+    p.add_argument("--follow", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_events)
+
+    p = subparsers.add_parser("config", help="the cluster configuration in the store")
+    sub = p.add_subparsers(dest="config_command", required=True)
+    a = sub.add_parser("apply", help="validate a spec, show the transition it causes, apply it atomically")
+    _store_args(a)
+    a.add_argument("file")
+    a.add_argument("--dry-run", action="store_true", help="validate and show the transition only")
+    a.set_defaults(handler=_config_apply)
+
+    p = subparsers.add_parser("node", help="put a node in standby or back online")
+    _store_args(p)
+    p.add_argument("action", choices=["standby", "online"])
+    p.add_argument("node")
+    p.set_defaults(handler=_node)
+
+    p = subparsers.add_parser("resource", help="move, ban, clear, cleanup or restart a resource")
+    _store_args(p)
+    p.add_argument("action", choices=["move", "ban", "clear", "cleanup", "restart"])
+    p.add_argument("resource")
+    p.add_argument("node", nargs="?")
+    p.add_argument("--wait", type=float, default=60.0, help="restart: how long to wait for the stop")
+    p.set_defaults(handler=_resource)

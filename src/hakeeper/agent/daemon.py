@@ -1,0 +1,422 @@
+"""The node agent: keeps its node's lease, probes and monitors the resources it hosts, carries out
+its part of the leader's plan in order, and stops everything when it loses the store.
+
+Tasks, all on one asyncio loop:
+  lease     LeaseKeeper: grant, refresh every ttl/3; a new lease re-registers and re-probes
+  follow    the whole prefix mirrored through a resilient watch; every change wakes the others
+  worker    runs this node's ready plan actions, one at a time, in plan order
+  monitors  one task per hosted resource with a monitor operation
+  quorum    no refresh for too long: apply no-quorum-policy (stop = stop every local resource)
+  leader    (leader.py) campaigns, and while leader, decides and fences
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from hakeeper.agent import state as st
+from hakeeper.agent.metrics import Metrics
+from hakeeper.coord import election
+from hakeeper.coord.lease import LeaseKeeper
+from hakeeper.coord.store import Compare, Delete, Put, Store, StoreError
+from hakeeper.coord.watch import Mirror, follow
+from hakeeper.placement import Plan, schedule
+from hakeeper.resources.base import ResourceAgent, make_agent
+from hakeeper.resources.result import Result, Status
+from hakeeper.spec import ClusterSpec, ClusterState
+
+log = logging.getLogger("hakeeper.agent")
+
+Decide = Callable[[ClusterSpec, ClusterState], Plan]
+
+
+class Agent:
+    def __init__(
+        self,
+        store: Store,
+        node: str,
+        cluster: str = "hakeeper",
+        ttl: int = 2,
+        state_dir: str = "/run/hakeeper",
+        decide: Decide = schedule,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.node = node
+        self.keys = st.Keys(cluster)
+        self.ttl = ttl
+        self.state_dir = os.path.join(state_dir, node)
+        self.decide = decide
+        self.metrics = metrics or Metrics(node)
+        self.clock = clock
+        self.mirror = Mirror()
+        self.listeners: list[asyncio.Event] = []
+        self.changed = self.subscribe()
+        self.keeper = LeaseKeeper(store, ttl, on_grant=self._registered)
+        self.probed = False
+        self.quorum_lost = False
+        self.monitors: dict[str, asyncio.Task[None]] = {}
+        self.agents: dict[str, ResourceAgent] = {}
+        self.local_running: set[str] = set()  # what this agent believes it runs
+        self.stopped = asyncio.Event()
+        self.executed_epoch = 0
+        self.leaving = False
+        self.action_lock = asyncio.Lock()
+        self.probed_ids: set[str] = set()
+        self.executed: dict[int, bool] = {}
+        self._probe_needed = asyncio.Event()
+
+    # ----- shared helpers -----
+
+    def spec(self) -> ClusterSpec | None:
+        found = st.config_of(self.mirror.values, self.keys)
+        return None if found is None else found[1]
+
+    def wake(self) -> None:
+        for ev in self.listeners:
+            ev.set()
+
+    def subscribe(self) -> asyncio.Event:
+        ev = asyncio.Event()
+        self.listeners.append(ev)
+        return ev
+
+    async def event(self, kind: str, message: str, rsc: str | None = None) -> None:
+        now = self.clock()
+        doc = {"at": now, "node": self.node, "kind": kind, "rsc": rsc, "message": message}
+        log.info("%s: %s%s", kind, f"{rsc}: " if rsc else "", message)
+        with contextlib.suppress(StoreError):
+            await self.store.put(self.keys.event(time.time_ns(), self.node), st.dumps(doc))
+
+    def agent_for(self, spec: ClusterSpec, rsc: str) -> ResourceAgent | None:
+        prim = st.primitive(spec, rsc)
+        if prim is None:
+            return None
+        current = self.agents.get(rsc)
+        if current is None or str(current.name) != str(prim.agent) or current.params != prim.params:
+            try:
+                current = make_agent(rsc, str(prim.agent), prim.params, self.state_dir)
+            except ValueError as exc:
+                log.error("%s: %s", rsc, exc)
+                return None
+            self.agents[rsc] = current
+        return current
+
+    # ----- lifecycle -----
+
+    async def run(self) -> None:
+        from hakeeper.agent.leader import Leader
+
+        os.makedirs(self.state_dir, exist_ok=True)
+        leader = Leader(self)
+        tasks = [
+            asyncio.create_task(self.keeper.run(), name="lease"),
+            asyncio.create_task(self._follow(), name="follow"),
+            asyncio.create_task(self._worker(), name="worker"),
+            asyncio.create_task(self._quorum(), name="quorum"),
+            asyncio.create_task(leader.run(), name="leader"),
+        ]
+        try:
+            done, _ = await asyncio.wait(
+                [*tasks, asyncio.create_task(self.stopped.wait())], return_when=asyncio.FIRST_COMPLETED
+            )
+            for t in done:
+                if t in tasks and t.exception() is not None:
+                    raise t.exception()  # type: ignore[misc]
+        finally:
+            for t in [*tasks, *self.monitors.values()]:
+                t.cancel()
+            await asyncio.gather(*tasks, *self.monitors.values(), return_exceptions=True)
+
+    async def _registered(self, lease: int) -> None:
+        """A new lease: a new incarnation of this node. Register, then probe before acting."""
+        self.probed = False
+        await election.register(
+            self.store,
+            self.keys.members,
+            self.node,
+            lease,
+            {"pid": os.getpid(), "started": self.clock(), "probed": False},
+        )
+        self.metrics.lease_grants.inc()
+        self._probe_needed.set()
+        self.wake()
+
+    async def _follow(self) -> None:
+        async for update in follow(self.store, self.keys.prefix):
+            self.mirror.apply(update)
+            if self.keys.reprobe + self.node in self.mirror.values:
+                self._probe_needed.set()  # `resource cleanup` asks for a fresh look
+            self.metrics.revision.set(self.mirror.revision)
+            self.wake()
+
+    # ----- probing and plan execution -----
+
+    async def _probe(self, spec: ClusterSpec) -> None:
+        """Find out what runs here (after a (re)start or a new lease): one monitor per resource."""
+        ops: list[Any] = []
+        for prim in spec.resources.primitives:
+            ra = self.agent_for(spec, prim.id)
+            if ra is None:
+                continue
+            res = await ra.action("monitor", st.op_timeout(prim, "monitor"))
+            key = self.keys.status_of(self.node, prim.id)
+            if res.running:
+                self.local_running.add(prim.id)
+                ops.append(Put(key, st.dumps(self._status_doc(res, "monitor", ok=True))))
+                self._start_monitor(spec, prim.id)
+            elif res.stopped:
+                self.local_running.discard(prim.id)
+                ops.append(Delete(key))
+            else:
+                ops.append(Put(key, st.dumps(self._status_doc(res, "monitor", ok=False))))
+        ops.append(Delete(self.keys.reprobe + self.node))
+        lease = self.keeper.lease
+        ops.append(
+            Put(
+                self.keys.member(self.node),
+                st.dumps({"pid": os.getpid(), "started": self.clock(), "probed": True}),
+                lease,
+            )
+        )
+        await self.store.txn([], ops)
+        self.probed = True
+        await self.event(
+            "probe", f"probed {len(spec.resources.primitives)} resources, {len(self.local_running)} running here"
+        )
+
+    def _status_doc(self, res: Result, op: str, ok: bool, role: str = "Started") -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "role": role if res.running or (ok and op != "stop") else "Stopped",
+            "op": op,
+            "rc": res.rc,
+            "at": self.clock(),
+            "result": res.status.value,
+        }
+        if res.status is Status.PROMOTED:
+            doc["role"] = "Promoted"
+        if not ok:
+            doc.update({"failed": True, "kind": st.failure_kind(res), "role": "Started", "output": res.output[-500:]})
+        return doc
+
+    async def _worker(self) -> None:
+        while True:
+            await self.changed.wait()
+            self.changed.clear()
+            if self.quorum_lost or self.leaving or not self.keeper.lease:
+                continue
+            spec = self.spec() or ClusterSpec()
+            try:
+                # Probe after a new lease, on request, and when the configuration names resources
+                # this agent has not looked for yet.
+                ids = {p.id for p in spec.resources.primitives}
+                if self._probe_needed.is_set() or not ids <= self.probed_ids:
+                    self._probe_needed.clear()
+                    await self._probe(spec)
+                    self.probed_ids = ids
+                await self._execute(spec)
+            except StoreError as exc:
+                log.warning("worker: %s", exc)
+                if not self.probed:
+                    self._probe_needed.set()
+                await asyncio.sleep(0.2)
+                self.wake()
+
+    async def _execute(self, spec: ClusterSpec) -> None:
+        raw = self.mirror.values.get(self.keys.plan)
+        doc = st.loads(raw)
+        if raw is None or not isinstance(doc, dict):
+            return
+        epoch = int(doc.get("epoch", 0))
+        # Our own results count at once: the store's copy of them may not have come back yet.
+        if self.executed_epoch != epoch:
+            self.executed_epoch, self.executed = epoch, {}
+        done = {**st.done_marks(self.mirror.values, self.keys, epoch), **self.executed}
+        todo = st.ready(doc, done, self.node, ("stop", "demote", "start", "promote"))
+        if not todo:
+            return
+        action = todo[0]
+        # Claim the action, only if the plan is still the one we read. The claim also rewrites
+        # the `claims` key, which the leader's publish compares: so either the leader sees the
+        # claim and waits for it, or its new plan wins and the claim fails. Never both.
+        claim = f"{self.node}:{epoch}:{action['id']}".encode()
+        res = await self.store.txn(
+            [Compare(self.keys.plan, "value", "==", raw)],
+            [
+                Put(self.keys.running_of(self.node), st.dumps({"epoch": epoch, "id": action["id"]}), self.keeper.lease),
+                Put(self.keys.claims, claim),
+            ],
+        )
+        if not res.succeeded:
+            return
+        async with self.action_lock:
+            if self.leaving:
+                return
+            await self._run_action(spec, epoch, action)
+        self.wake()  # the next ready action may already be waiting
+
+    async def _run_action(self, spec: ClusterSpec, epoch: int, action: dict[str, Any]) -> None:
+        rsc, task = action["resource"], action["task"]
+        prim = st.primitive(spec, rsc)
+        ra = self.agent_for(spec, rsc)
+        if task in ("stop", "demote"):
+            self._stop_monitor(rsc)
+        if ra is None or prim is None:
+            res = Result(Status.NOT_CONFIGURED, 6, f"no resource {rsc} in the configuration")
+        else:
+            res = await ra.action(task, st.op_timeout(prim, task))
+        ok = res.ok_for(task)
+        self.metrics.actions.labels(task, "ok" if ok else res.status.value).inc()
+        key = self.keys.status_of(self.node, rsc)
+        ops: list[Any] = [
+            Put(self.keys.done_of(epoch, action["id"]), st.dumps({"ok": ok, "rc": res.rc, "status": res.status.value}))
+        ]
+        if ok and task == "stop":
+            ops.append(Delete(key))
+            self.local_running.discard(rsc)
+        elif ok:
+            role = "Promoted" if task == "promote" else "Started"
+            ops.append(Put(key, st.dumps(self._status_doc(res, task, ok=True, role=role))))
+            self.local_running.add(rsc)
+        else:
+            ops.append(Put(key, st.dumps(self._status_doc(res, task, ok=False))))
+            ops += await self._fail_count_ops(spec, rsc, task)
+        ops.append(Delete(self.keys.running_of(self.node)))
+        await self.store.txn([], ops)
+        if self.executed_epoch == epoch:
+            self.executed[action["id"]] = ok
+        await self.event(
+            task if ok else f"{task}-failed",
+            f"{task} on {self.node}: {res.describe()} "
+            f"in {res.duration:.2f}s{'' if ok else ' ' + res.output.strip()[-200:]}",
+            rsc,
+        )
+        if ok and task in ("start", "promote"):
+            self._start_monitor(spec, rsc)
+
+    async def _fail_count_ops(self, spec: ClusterSpec, rsc: str, op: str) -> list[Any]:
+        old = st.loads(self.mirror.values.get(self.keys.fail_of(self.node, rsc))) or {}
+        count = st.next_fail_count(spec, op, int(old.get("count", 0)))
+        self.metrics.failures.labels(rsc, op).inc()
+        return [Put(self.keys.fail_of(self.node, rsc), st.dumps({"count": count, "last": self.clock()}))]
+
+    # ----- monitors -----
+
+    def _start_monitor(self, spec: ClusterSpec, rsc: str) -> None:
+        prim = st.primitive(spec, rsc)
+        interval = st.monitor_interval(prim) if prim is not None else None
+        if interval is None or prim is None:
+            return
+        self._stop_monitor(rsc)
+        self.monitors[rsc] = asyncio.create_task(self._monitor(rsc, interval, st.op_timeout(prim, "monitor")))
+
+    def _stop_monitor(self, rsc: str) -> None:
+        task = self.monitors.pop(rsc, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def _monitor(self, rsc: str, interval: float, timeout: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            spec = self.spec()
+            ra = self.agent_for(spec, rsc) if spec is not None else None
+            if ra is None or spec is None:
+                return
+            res = await ra.action("monitor", timeout)
+            self.metrics.monitors.labels(rsc, res.status.value).inc()
+            if res.running:
+                continue
+            # Expected running, found otherwise: a failure (a clean "not running" included).
+            self.monitors.pop(rsc, None)
+            self.local_running.discard(rsc)
+            doc = self._status_doc(res, "monitor", ok=False)
+            doc["interval"] = interval
+            ops = [
+                Put(self.keys.status_of(self.node, rsc), st.dumps(doc)),
+                *await self._fail_count_ops(spec, rsc, "monitor"),
+            ]
+            while True:
+                try:
+                    await self.store.txn([], ops)
+                    break
+                except StoreError:
+                    await asyncio.sleep(0.2)
+            await self.event(
+                "monitor-failed", f"monitor on {self.node}: {res.describe()} {res.output.strip()[-200:]}", rsc
+            )
+            return
+
+    # ----- quorum -----
+
+    async def _quorum(self) -> None:
+        loop = asyncio.get_running_loop()
+        # Lost when no refresh for 75% of the TTL: the stop must finish before the lease can expire
+        # in the store and another node may start the resources (after fencing this one).
+        margin = self.ttl * 0.25
+        while True:
+            await asyncio.sleep(0.05)
+            healthy = self.keeper.healthy(loop.time(), margin)
+            self.metrics.quorum.set(1 if healthy else 0)
+            if not healthy and not self.quorum_lost and self.keeper.last_refresh > float("-inf"):
+                self.quorum_lost = True
+                await self._lost_quorum()
+            elif healthy and self.quorum_lost:
+                self.quorum_lost = False
+                self._probe_needed.set()
+                log.warning("store reachable again: probing before acting")
+                self.wake()
+
+    async def _lost_quorum(self) -> None:
+        spec = self.spec()
+        policy = spec.cluster.no_quorum_policy if spec is not None else "stop"
+        log.error("cut off from the store; no-quorum-policy=%s", policy)
+        if policy in ("freeze", "ignore") or spec is None:
+            return
+        for rsc in list(self.monitors):
+            self._stop_monitor(rsc)
+        # Stop in reverse definition order, which for a group is its stop order.
+        order = [p.id for p in spec.resources.primitives]
+        for rsc in sorted(self.local_running, key=lambda r: -order.index(r) if r in order else 0):
+            ra = self.agent_for(spec, rsc)
+            prim = st.primitive(spec, rsc)
+            if ra is not None and prim is not None:
+                res = await ra.action("stop", st.op_timeout(prim, "stop"))
+                log.error("no quorum: stopped %s: %s", rsc, res.describe())
+        self.local_running.clear()
+        self.metrics.quorum_stops.inc()
+        if policy == "suicide":
+            self.stopped.set()
+
+    async def shutdown(self, stop_resources: bool = True) -> None:
+        """Leave cleanly: stop what runs here, withdraw its reports, revoke the lease (the member
+        key goes, and leadership with it). Reports withdrawn means the node is not "lost": nobody
+        fences it, the leader simply starts its resources elsewhere."""
+        self.leaving = True
+        async with self.action_lock:  # let an action in flight finish, start no other
+            pass
+        spec = self.spec()
+        if stop_resources and spec is not None:
+            for rsc in list(self.monitors):
+                self._stop_monitor(rsc)
+            order = [p.id for p in spec.resources.primitives]
+            for rsc in sorted(self.local_running, key=lambda r: -order.index(r) if r in order else 0):
+                ra, prim = self.agent_for(spec, rsc), st.primitive(spec, rsc)
+                if ra is not None and prim is not None:
+                    await ra.action("stop", st.op_timeout(prim, "stop"))
+            with contextlib.suppress(StoreError):
+                await asyncio.wait_for(self.store.delete_prefix(f"{self.keys.status}{self.node}/"), 2)
+        self.stopped.set()
+        if self.keeper.lease:
+            with contextlib.suppress(StoreError):
+                await asyncio.wait_for(self.store.revoke(self.keeper.lease), 2)
+
+
+def compare_leader(keys: st.Keys, node: str) -> Compare:
+    return Compare(keys.leader, "value", "==", node.encode())

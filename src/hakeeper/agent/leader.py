@@ -1,0 +1,173 @@
+"""The leader loop, Patroni style: snapshot → decide → compare-and-set publish.
+
+Every agent runs this loop; the one holding the leader key (bound to its lease) acts. On each
+change in the store it builds the ClusterState from the mirror, calls the scheduler (the narrow
+`Decide` function, `hakeeper.placement.schedule` by default) and publishes a new plan epoch only
+if the work it computes differs from the work still outstanding in the current plan. Publishing
+is a transaction guarded by "I am still the leader" and "the plan is what I read", so a deposed
+leader can never overwrite its successor's plan. The leader also runs the plan's fence actions:
+a lost node's resources start elsewhere only after its fencing succeeded and its reports were
+withdrawn in the same transaction that marks the fence action done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from hakeeper.agent import state as st
+from hakeeper.coord import election
+from hakeeper.coord.store import Compare, Delete, Put, StoreError, absent
+from hakeeper.resources.stonith import device_for
+
+if TYPE_CHECKING:
+    from hakeeper.agent.daemon import Agent
+
+log = logging.getLogger("hakeeper.leader")
+FENCE_RETRY = 3.0
+FENCE_TIMEOUT = 60.0
+
+
+class Leader:
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.keys = agent.keys
+        self.is_leader = False
+        self.fencing: dict[str, asyncio.Task[None]] = {}
+        self.fence_retry: dict[str, float] = {}
+        self.last_decide = 0.0  # seconds the last scheduler run took (for the benchmark)
+
+    async def run(self) -> None:
+        ev = self.agent.subscribe()
+        while True:
+            # Also wake every second: failure-timeout expiry and fence retries are driven by time.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ev.wait(), 1.0)
+            ev.clear()
+            try:
+                await self.step()
+            except StoreError as exc:
+                log.warning("leader: %s", exc)
+                await asyncio.sleep(0.1)
+
+    async def step(self) -> None:
+        a = self.agent
+        loop = asyncio.get_running_loop()
+        if a.quorum_lost or not a.keeper.lease or not a.keeper.healthy(loop.time(), a.ttl * 0.25):
+            self._set_leader(False)
+            return
+        holder = a.mirror.values.get(self.keys.leader)
+        if holder is None or not self.is_leader:
+            won = await election.campaign(a.store, self.keys.leader, a.node, a.keeper.lease)
+            if won and not self.is_leader:
+                await a.event("leader", f"{a.node} is the leader")
+            self._set_leader(won)
+        elif holder != a.node.encode():
+            self._set_leader(False)
+        if self.is_leader:
+            await self.lead()
+
+    def _set_leader(self, value: bool) -> None:
+        if self.is_leader and not value:
+            for task in self.fencing.values():
+                task.cancel()
+            self.fencing.clear()
+        self.is_leader = value
+        self.agent.metrics.leader.set(1 if value else 0)
+
+    async def lead(self) -> None:
+        a = self.agent
+        values = dict(a.mirror.values)
+        found = st.config_of(values, self.keys)
+        if found is None:
+            return
+        spec = found[1]
+        now = a.clock()
+        expired = st.expired_fail_counts(spec, values, self.keys, now)
+        if expired:
+            await a.store.txn([self._still_leader()], [Delete(k) for k in expired])
+            await a.event("failure-timeout", f"expired fail counts: {', '.join(k.split('/', 4)[-1] for k in expired)}")
+            return
+        state = st.cluster_state(spec, values, self.keys, now)
+        t0 = time.perf_counter()
+        plan = await asyncio.to_thread(a.decide, spec, state)
+        self.last_decide = time.perf_counter() - t0
+        a.metrics.decide_seconds.set(self.last_decide)
+        raw = values.get(self.keys.plan)
+        current = st.loads(raw) if raw is not None else None
+        epoch = int(current.get("epoch", 0)) if isinstance(current, dict) else 0
+        done = st.done_marks(values, self.keys, epoch)
+        doc = st.plan_doc(plan, epoch + 1, a.node, now)
+        new_work = st.work(doc)
+        outstanding = st.remaining(current, done) if isinstance(current, dict) else set()
+        failed = any(not ok for ok in done.values())
+        in_flight = any(k.startswith(self.keys.running) for k in values)
+        if new_work and (new_work != outstanding or failed) and not in_flight:
+            # Like a DC, wait for actions in flight to finish before changing the plan.
+            guard = Compare(self.keys.plan, "value", "==", raw) if raw is not None else absent(self.keys.plan)
+            claims = values.get(self.keys.claims)
+            claims_guard = (
+                Compare(self.keys.claims, "value", "==", claims) if claims is not None else absent(self.keys.claims)
+            )
+            res = await a.store.txn(
+                [self._still_leader(), guard, claims_guard],
+                [Put(self.keys.plan, st.dumps(doc)), Delete(self.keys.done, prefix=True)],
+            )
+            if res.succeeded:
+                a.metrics.plans.inc()
+                await a.event(
+                    "plan",
+                    f"epoch {epoch + 1}: "
+                    + ("; ".join(plan.summary) or ", ".join(sorted(" ".join(w) for w in new_work))),
+                )
+            return
+        if isinstance(current, dict):
+            self._fence(spec, current, done)
+
+    def _still_leader(self) -> Compare:
+        return Compare(self.keys.leader, "value", "==", self.agent.node.encode())
+
+    def _fence(self, spec: Any, plan: dict[str, Any], done: dict[int, bool]) -> None:
+        now = time.monotonic()
+        for action in plan.get("actions", []):
+            victim = action["node"]
+            if action["task"] != "fence" or action["id"] in done:
+                continue
+            if victim in self.fencing or self.fence_retry.get(victim, 0) > now:
+                continue
+            self.fencing[victim] = asyncio.create_task(self._fence_one(spec, victim, int(plan["epoch"]), action["id"]))
+
+    async def _fence_one(self, spec: Any, victim: str, epoch: int, action_id: int) -> None:
+        a = self.agent
+        try:
+            devices = st.stonith_devices(spec, victim)
+            if not devices:
+                await a.event("fence-failed", f"no fence device can fence {victim}; its resources stay where they were")
+            for prim in devices:
+                device = device_for(prim.agent.type, prim.params)
+                t0 = time.perf_counter()
+                res = await device.fence(victim, FENCE_TIMEOUT)
+                took = time.perf_counter() - t0
+                a.metrics.fencing.labels(victim, "ok" if res.ok else "failed").inc()
+                if not res.ok:
+                    await a.event("fence-failed", f"{prim.id} could not fence {victim}: {res.output}")
+                    continue
+                record = {"at": a.clock(), "ok": True, "device": prim.id, "output": res.output, "seconds": took}
+                await a.store.txn(
+                    [self._still_leader()],
+                    [
+                        Put(f"{self.keys.fence}{victim}", st.dumps(record)),
+                        Delete(f"{self.keys.status}{victim}/", prefix=True),
+                        Put(self.keys.done_of(epoch, action_id), st.dumps({"ok": True, "fenced": victim})),
+                    ],
+                )
+                await a.event("fenced", f"{victim} fenced by {prim.id} in {took:.2f}s: {res.output}")
+                self.fence_retry.pop(victim, None)
+                return
+            self.fence_retry[victim] = time.monotonic() + FENCE_RETRY
+        finally:
+            self.fencing.pop(victim, None)
+            a.wake()

@@ -1,0 +1,195 @@
+"""A three-node hakeeper cluster in network namespaces, for the integration tests and the
+failover benchmark: per node an etcd member (Debian's etcd-server) and an agent, all on one
+bridge; the group VIP + HTTP service + OCF Dummy, fenced by the namespace device.
+
+Node cN lives in namespace hka-<tag>N at 10.92.<subnet>.N; the bridge holds .254 so the root
+namespace (the test) reaches every node and the VIP (.100).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from hakeeper.agent import nslab
+from hakeeper.coord.etcdproc import Cluster, Member
+
+SRC = str(Path(__file__).resolve().parents[2])
+
+
+def group_spec(subnet: int, tag: str, nodes: list[str], docroot: str, monitor: str = "1s", threshold: int = 2) -> str:
+    vip = f"10.92.{subnet}.100"
+    names = ", ".join(f"{{name: {n}}}" for n in nodes)
+    return f"""\
+cluster:
+  name: {tag}
+  stonith-enabled: true
+  no-quorum-policy: stop
+  resource-stickiness: 100
+nodes: [{names}]
+resources:
+  primitives:
+    - id: fence
+      agent: stonith:netns
+      params: {{template: "hka-{{node}}"}}
+    - id: vip
+      agent: vip
+      params: {{ip: "{vip}/16", nic: eth0}}
+      operations: [{{name: monitor, interval: {monitor}, timeout: 5s}}]
+    - id: web
+      agent: process
+      params: {{command: "{sys.executable} -m http.server 8080 --bind 0.0.0.0", cwd: "{docroot}"}}
+      meta: {{migration-threshold: {threshold}}}
+      operations: [{{name: monitor, interval: {monitor}, timeout: 5s}}]
+    - id: dummy
+      agent: ocf:heartbeat:Dummy
+      operations: [{{name: monitor, interval: {monitor}, timeout: 10s}}]
+  groups:
+    - id: svc
+      members: [vip, web, dummy]
+"""
+
+
+class NsCluster:
+    def __init__(self, workdir: str, tag: str = "c", subnet: int = 10, size: int = 3, ttl: int = 2) -> None:
+        self.workdir = workdir
+        self.tag = tag
+        self.subnet = subnet
+        self.ttl = ttl
+        self.names = [f"{tag}{i}" for i in range(1, size + 1)]
+        self.vip = f"10.92.{subnet}.100"
+        nslab.sweep(f"{nslab.PREFIX}-{tag}")
+        self.lab = nslab.Lab(tag, subnet)
+        nslab.ip("addr", "add", f"10.92.{subnet}.254/16", "dev", self.lab.bridge)
+        self.hosts = {name: self.lab.add_host(name[len(tag) :]) for name in self.names}
+        self.members = {
+            name: Member(name, h.ip, 2379, 2380, os.path.join(workdir, f"{name}.etcd"), netns=h.ns)
+            for name, h in self.hosts.items()
+        }
+        self.etcd = Cluster(list(self.members.values()), token=f"hka-{tag}")
+        self.agents: dict[str, subprocess.Popen[bytes]] = {}
+        self.docroot = os.path.join(workdir, "www")
+        os.makedirs(self.docroot, exist_ok=True)
+        Path(self.docroot, "index.html").write_text("hakeeper\n")
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "PYTHONPATH": SRC, "HAKEEPER_CLUSTER": self.tag, "no_proxy": "*"}
+
+    def endpoints(self, first: str | None = None) -> str:
+        names = sorted(self.names, key=lambda n: n != first)
+        return ",".join(self.members[n].endpoint for n in names)
+
+    def start(self) -> None:
+        self.etcd.start(timeout=30)
+        for name in self.names:
+            self.start_agent(name)
+
+    def start_agent(self, name: str) -> None:
+        log = os.path.join(self.workdir, f"{name}.agent.log")
+        self.agents[name] = self.hosts[name].spawn(
+            [
+                sys.executable,
+                "-m",
+                "hakeeper",
+                "agent",
+                "--node",
+                name,
+                "--etcd",
+                self.endpoints(name),
+                "--lease-ttl",
+                str(self.ttl),
+                "--timeout",
+                "0.5",
+                "--state-dir",
+                os.path.join(self.workdir, "state"),
+                "--log-level",
+                "info",
+            ],
+            env=self.env,
+            log=log,
+        )
+
+    def start_member(self, name: str) -> None:
+        m = self.members[name]
+        m.start(self.etcd.initial_cluster, self.etcd.token)
+        deadline = time.monotonic() + 20
+        while not m.healthy() and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def hk(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        out = subprocess.run(
+            [sys.executable, "-m", "hakeeper", *args, "--etcd", self.endpoints()],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if check and out.returncode != 0:
+            raise RuntimeError(f"hakeeper {' '.join(args)}: {out.stderr}")
+        return out
+
+    def apply(self, text: str) -> None:
+        path = os.path.join(self.workdir, "cluster.yaml")
+        Path(path).write_text(text)
+        self.hk("config", "apply", path)
+
+    def status(self) -> dict[str, Any]:
+        return json.loads(self.hk("status", "--json").stdout)  # type: ignore[no-any-return]
+
+    def group_on(self, view: dict[str, Any] | None = None) -> str | None:
+        view = view or self.status()
+        where = [view["resources"].get(r, {}).get("running_on", []) for r in ("vip", "web", "dummy")]
+        return where[0][0] if all(w == where[0] and len(w) == 1 for w in where) else None
+
+    def answers(self, timeout: float = 0.3) -> bool:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(f"http://{self.vip}:8080/index.html", timeout=timeout) as r:
+                return bool(r.read() == b"hakeeper\n")
+        except OSError:
+            return False
+
+    def kill_node(self, name: str) -> None:
+        """Node death: every process of the namespace killed, its link down."""
+        host = self.hosts[name]
+        host.link_down()
+        nslab.kill_ns(host.ns)
+        self.members[name].proc = None
+        self.agents.pop(name, None)
+
+    def revive_node(self, name: str) -> None:
+        self.hosts[name].link_up()
+        self.start_member(name)
+        self.start_agent(name)
+
+    def kill_agent(self, name: str) -> None:
+        proc = self.agents.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+    def events(self) -> list[dict[str, Any]]:
+        out = self.hk("events", "--json", "--last", "1000").stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def close(self) -> None:
+        for proc in list(self.agents.values()):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.agents.values():
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+        self.etcd.stop()
+        self.lab.close()

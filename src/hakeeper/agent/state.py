@@ -1,0 +1,319 @@
+"""The cluster's shared state under one key prefix, and the pure decisions made on it.
+
+Layout under /hakeeper/<cluster>/ (values are JSON):
+  config                  {"version": n, "spec": ClusterSpec}           written by `config apply`
+  members/<node>          {"pid", "started"}  bound to the node's lease  membership
+  leader                  "<node>"            bound to the leader's lease
+  nodes/<node>            {"standby": bool}                              operator
+  status/<node>/<rsc>     {"role", "failed", "op", "rc", "kind", "at"}   the node's agent
+  fail/<node>/<rsc>       {"count", "last"}                              the node's agent
+  plan                    {"epoch", "leader", "actions", "edges", ...}  the leader, by CAS
+  done/<epoch>/<index>    {"ok", "rc", "output"}                         whoever ran the action
+  running/<node>          {"epoch", "id"}  bound to the node's lease   an action in flight
+  claims                  "<node>:<epoch>:<id>" of the last claim       serialises claims and plans
+  fence/<node>            {"at", "ok", "device", "output"}               the leader
+  events/<ns>-<node>      {"at", "node", "kind", "rsc", "message"}       everyone
+
+Everything here is pure: time comes in as an argument.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from hakeeper.placement import Plan
+from hakeeper.resources.result import Result, Status
+from hakeeper.spec import ClusterSpec, ClusterState, NodeState, Primitive, ResourceStatus
+from hakeeper.spec.values import INFINITY
+
+Values = Mapping[str, bytes]
+
+
+class Keys:
+    def __init__(self, cluster: str) -> None:
+        self.prefix = f"/hakeeper/{cluster}/"
+        p = self.prefix
+        self.config = p + "config"
+        self.leader = p + "leader"
+        self.plan = p + "plan"
+        self.members = p + "members/"
+        self.nodes = p + "nodes/"
+        self.status = p + "status/"
+        self.fail = p + "fail/"
+        self.done = p + "done/"
+        self.fence = p + "fence/"
+        self.events = p + "events/"
+        self.running = p + "running/"
+        self.claims = p + "claims"
+        self.reprobe = p + "reprobe/"
+
+    def running_of(self, node: str) -> str:
+        return self.running + node
+
+    def member(self, node: str) -> str:
+        return self.members + node
+
+    def node(self, node: str) -> str:
+        return self.nodes + node
+
+    def status_of(self, node: str, rsc: str) -> str:
+        return f"{self.status}{node}/{rsc}"
+
+    def fail_of(self, node: str, rsc: str) -> str:
+        return f"{self.fail}{node}/{rsc}"
+
+    def done_of(self, epoch: int, index: int) -> str:
+        return f"{self.done}{epoch}/{index}"
+
+    def event(self, at_ns: int, node: str) -> str:
+        return f"{self.events}{at_ns:020d}-{node}"
+
+
+def loads(raw: bytes | None) -> Any:
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _children(values: Values, prefix: str) -> dict[str, Any]:
+    """{rest-of-key: decoded value} for keys under prefix."""
+    return {k[len(prefix) :]: loads(v) for k, v in values.items() if k.startswith(prefix)}
+
+
+def config_of(values: Values, keys: Keys) -> tuple[int, ClusterSpec] | None:
+    doc = loads(values.get(keys.config))
+    if not isinstance(doc, dict) or "spec" not in doc:
+        return None
+    return int(doc.get("version", 0)), ClusterSpec.model_validate(doc["spec"])
+
+
+def members(values: Values, keys: Keys) -> set[str]:
+    return set(_children(values, keys.members))
+
+
+def statuses(values: Values, keys: Keys) -> dict[tuple[str, str], dict[str, Any]]:
+    out = {}
+    for rest, doc in _children(values, keys.status).items():
+        node, _, rsc = rest.partition("/")
+        if isinstance(doc, dict):
+            out[(node, rsc)] = doc
+    return out
+
+
+def fail_counts(values: Values, keys: Keys) -> dict[tuple[str, str], dict[str, Any]]:
+    out = {}
+    for rest, doc in _children(values, keys.fail).items():
+        node, _, rsc = rest.partition("/")
+        if isinstance(doc, dict):
+            out[(node, rsc)] = doc
+    return out
+
+
+def _is_stonith(spec: ClusterSpec, rsc: str) -> bool:
+    prim = primitive(spec, rsc)
+    return prim is not None and prim.agent.cls == "stonith"
+
+
+def active(doc: Mapping[str, Any]) -> bool:
+    return doc.get("role", "Stopped") != "Stopped" or bool(doc.get("failed"))
+
+
+def cluster_state(spec: ClusterSpec, values: Values, keys: Keys, now: float) -> ClusterState:
+    """What the scheduler needs to know, from the store's current values.
+
+    A node is online while its member key (bound to its lease) exists. A node without a member key
+    that still has active resources reported is unclean: it was lost, not shut down, and must be
+    fenced (the leader deletes its reports once fencing succeeded, which makes it clean-offline).
+    """
+    joined = _children(values, keys.members)
+    # A member that has not finished probing is present (not lost) but runs nothing new yet.
+    online = {n for n, doc in joined.items() if not isinstance(doc, dict) or doc.get("probed", True)}
+    reports = statuses(values, keys)
+    fails = fail_counts(values, keys)
+    node_docs = _children(values, keys.nodes)
+    nodes: dict[str, NodeState] = {}
+    for node in spec.nodes:
+        name = node.name
+        doc = node_docs.get(name) or {}
+        # A stonith resource is only a pointer to a device: its node needs no fencing for it.
+        lost_active = name not in joined and any(
+            n == name and active(d) and not _is_stonith(spec, r) for (n, r), d in reports.items()
+        )
+        nodes[name] = NodeState(
+            online=name in online,
+            standby=bool(doc.get("standby")),
+            unclean=lost_active,
+            fence_reason="its lease expired while it ran resources" if lost_active else None,
+            in_cluster=name in online,
+        )
+    # A fail count without a status report (the resource was stopped since) still counts.
+    entries = dict(reports)
+    for key in fails:
+        entries.setdefault(key, {"role": "Stopped"})
+    resources: list[ResourceStatus] = []
+    for (node, rsc), doc in sorted(entries.items()):
+        fail = fails.get((node, rsc)) or {}
+        failed = bool(doc.get("failed"))
+        resources.append(
+            ResourceStatus(
+                resource=rsc,
+                node=node,
+                role=doc.get("role", "Stopped"),
+                failed=failed,
+                fail_count=int(fail.get("count", 0)),
+                last_failure=fail.get("last"),
+                failed_op=doc.get("op") if failed else None,
+                failed_rc=doc.get("rc") if failed else None,
+                failure_kind=doc.get("kind") if failed else None,
+            )
+        )
+    return ClusterState(nodes=nodes, resources=resources, have_quorum=True, now=now)
+
+
+# ----- plans -----
+
+
+def plan_doc(plan: Plan, epoch: int, leader: str, now: float) -> dict[str, Any]:
+    doc = plan.as_json()
+    doc.update({"epoch": epoch, "leader": leader, "created": now})
+    return doc
+
+
+def work(doc: Mapping[str, Any]) -> set[tuple[str, str, str]]:
+    """The real steps of a plan (pseudo steps happen by themselves): (task, resource, node)."""
+    return {(a["task"], a.get("resource") or "", a["node"]) for a in doc.get("actions", []) if not a.get("pseudo")}
+
+
+def done_marks(values: Values, keys: Keys, epoch: int) -> dict[int, bool]:
+    out = {}
+    for rest, doc in _children(values, f"{keys.done}{epoch}/").items():
+        if rest.isdigit() and isinstance(doc, dict):
+            out[int(rest)] = bool(doc.get("ok"))
+    return out
+
+
+def remaining(doc: Mapping[str, Any], done: Mapping[int, bool]) -> set[tuple[str, str, str]]:
+    return {
+        (a["task"], a.get("resource") or "", a["node"])
+        for a in doc.get("actions", [])
+        if not a.get("pseudo") and a["id"] not in done
+    }
+
+
+def completed(doc: Mapping[str, Any], done: Mapping[int, bool]) -> set[int]:
+    """Actions that count as finished: done markers with ok, plus pseudo actions whose
+    predecessors are all finished (computed to a fixed point, in plan order)."""
+    preds: dict[int, list[int]] = {}
+    for a, b in doc.get("edges", doc.get("orderings", [])):
+        preds.setdefault(b, []).append(a)
+    finished = {i for i, ok in done.items() if ok}
+    changed = True
+    while changed:
+        changed = False
+        for a in doc.get("actions", []):
+            i = a["id"]
+            if a.get("pseudo") and i not in finished and all(p in finished for p in preds.get(i, [])):
+                finished.add(i)
+                changed = True
+    return finished
+
+
+def ready(doc: Mapping[str, Any], done: Mapping[int, bool], node: str, tasks: Iterable[str]) -> list[dict[str, Any]]:
+    """This node's actions of the given tasks whose predecessors have all finished, in plan order."""
+    finished = completed(doc, done)
+    preds: dict[int, list[int]] = {}
+    for a, b in doc.get("edges", doc.get("orderings", [])):
+        preds.setdefault(b, []).append(a)
+    wanted = set(tasks)
+    return [
+        a
+        for a in doc.get("actions", [])
+        if a["node"] == node
+        and a["task"] in wanted
+        and not a.get("pseudo")
+        and a["id"] not in done
+        and all(p in finished for p in preds.get(a["id"], []))
+    ]
+
+
+# ----- resources on a node -----
+
+
+def primitive(spec: ClusterSpec, rsc: str) -> Primitive | None:
+    base = rsc.split(":", 1)[0] if ":" in rsc and not any(p.id == rsc for p in spec.resources.primitives) else rsc
+    for p in spec.resources.primitives:
+        if p.id == base:
+            return p
+    # A clone instance child:N of a primitive, or the clone's own id.
+    for c in spec.resources.clones:
+        if c.id == base:
+            return primitive(spec, c.child)
+    return None
+
+
+def op_timeout(prim: Primitive, name: str, default: float = 20.0) -> float:
+    for op in prim.operations:
+        if op.name == name and (name != "monitor" or op.interval > 0):
+            return float(op.timeout)
+    return default
+
+
+def monitor_interval(prim: Primitive) -> float | None:
+    for op in prim.operations:
+        if op.name == "monitor" and op.interval > 0 and op.enabled and op.role in (None, "Started", "Unpromoted"):
+            return float(op.interval)
+    return None
+
+
+def failure_kind(result: Result) -> str:
+    if result.status is Status.NOT_CONFIGURED:
+        return "fatal"
+    if result.status is Status.NOT_INSTALLED:
+        return "hard"
+    return "soft"
+
+
+def next_fail_count(spec: ClusterSpec, op: str, old: int) -> int:
+    """A failed start counts as INFINITY when start-failure-is-fatal (Pacemaker's default)."""
+    if op == "start" and spec.cluster.start_failure_is_fatal:
+        return INFINITY
+    return min(INFINITY, old + 1)
+
+
+def expired_fail_counts(spec: ClusterSpec, values: Values, keys: Keys, now: float) -> list[str]:
+    """Fail-count keys whose last failure is older than the resource's failure-timeout."""
+    out = []
+    for (node, rsc), doc in fail_counts(values, keys).items():
+        prim = primitive(spec, rsc)
+        timeout = prim.meta.failure_timeout if prim is not None else None
+        last = doc.get("last")
+        if timeout and last is not None and last + timeout <= now:
+            out.append(keys.fail_of(node, rsc))
+    return out
+
+
+def stonith_devices(spec: ClusterSpec, victim: str) -> list[Primitive]:
+    """Stonith primitives able to fence `victim` (pcmk_host_list / pcmk_host_map, else any)."""
+    out = []
+    for p in spec.resources.primitives:
+        if p.agent.cls != "stonith":
+            continue
+        hosts = p.params.get("pcmk_host_list", "").replace(",", " ").split()
+        mapped = [
+            item.split(":", 1)[0]
+            for item in p.params.get("pcmk_host_map", "").replace(",", ";").split(";")
+            if ":" in item
+        ]
+        if (hosts or mapped) and victim not in hosts and victim not in mapped:
+            continue
+        out.append(p)
+    return out

@@ -1,0 +1,61 @@
+"""Stonith resources: a fence device configured as a primitive (`stonith:fence_xxx`,
+`stonith:netns`). Starting one checks that the device can run on this node and marks it started;
+the leader fences through `fencing.make_device` with the primitive's params, wherever it runs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Mapping
+
+from hakeeper.resources.base import ResourceAgent, register_class
+from hakeeper.resources.fencing import FenceDevice, make_device
+from hakeeper.resources.result import Result, Status
+
+
+def device_for(agent_type: str, params: Mapping[str, str]) -> FenceDevice:
+    """The device, with Pacemaker's pcmk_* options kept for placement, not passed to the agent."""
+    own = {k: v for k, v in params.items() if not k.startswith("pcmk_")}
+    if "pcmk_host_map" in params:
+        own["host_map"] = params["pcmk_host_map"]
+    return make_device(agent_type, own)
+
+
+def device_missing(agent_type: str) -> str | None:
+    if agent_type == "netns":
+        return None
+    path = agent_type if os.path.isabs(agent_type) else os.path.join("/usr/sbin", agent_type)
+    return None if os.access(path, os.X_OK) else f"fence agent {path} not found"
+
+
+class StonithAgent(ResourceAgent):
+    @property
+    def marker(self) -> str:
+        return os.path.join(self.state_dir, f"{self.rid}.stonith")
+
+    def installed(self) -> str | None:
+        return device_missing(self.name.type)
+
+    async def start(self, timeout: float) -> Result:
+        reason = self.installed()
+        if reason is not None:
+            return Result(Status.NOT_INSTALLED, 5, reason)
+        os.makedirs(self.state_dir, exist_ok=True)
+        with open(self.marker, "w"):
+            pass
+        return Result(Status.SUCCESS, 0)
+
+    async def stop(self, timeout: float) -> Result:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.marker)
+        return Result(Status.SUCCESS, 0)
+
+    async def monitor(self, timeout: float) -> Result:
+        if not os.path.exists(self.marker):
+            return Result(Status.NOT_RUNNING, 7)
+        reason = self.installed()
+        return Result(Status.SUCCESS, 0) if reason is None else Result(Status.NOT_INSTALLED, 5, reason)
+
+
+def register() -> None:
+    register_class("stonith", StonithAgent)

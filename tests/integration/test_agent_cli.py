@@ -1,0 +1,155 @@
+"""The operator commands and agents as real processes on one host, over the embedded store's
+Unix socket: config apply (valid, invalid, missing agent), status --json, move, standby, cleanup,
+events."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+ENV = {**os.environ, "PYTHONPATH": SRC, "HAKEEPER_CLUSTER": "cli"}
+
+SPEC = """\
+cluster:
+  name: cli
+  stonith-enabled: false
+  resource-stickiness: 100
+nodes: [{name: n1}, {name: n2}]
+resources:
+  primitives:
+    - id: web
+      agent: process
+      params: {command: "sleep 1000"}
+      operations: [{name: monitor, interval: 1s, timeout: 10s}]
+    - id: marker
+      agent: ocf:heartbeat:Dummy
+      operations: [{name: monitor, interval: 1s, timeout: 10s}]
+  groups:
+    - id: grp
+      members: [web, marker]
+"""
+
+
+def hk(*args: str, store: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    out = subprocess.run(
+        [sys.executable, "-m", "hakeeper", *args, "--store", store], env=ENV, capture_output=True, text=True, timeout=60
+    )
+    if check:
+        assert out.returncode == 0, out.stderr
+    return out
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[str]:
+    sock = str(tmp_path / "store.sock")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "hakeeper", "store", "serve", "--socket", sock],
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    ]
+    try:
+        for _ in range(100):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.05)
+        for node in ("n1", "n2"):
+            log = open(tmp_path / f"{node}.log", "wb")  # noqa: SIM115
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "hakeeper",
+                        "agent",
+                        "--node",
+                        node,
+                        "--store",
+                        sock,
+                        "--state-dir",
+                        str(tmp_path / "state"),
+                    ],
+                    env=ENV,
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
+                )
+            )
+        yield sock
+    finally:
+        for p in reversed(procs):
+            os.killpg(p.pid, signal.SIGTERM)
+        for p in reversed(procs):
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+
+
+def status(sock: str) -> dict[str, Any]:
+    return json.loads(hk("status", "--json", store=sock).stdout)  # type: ignore[no-any-return]
+
+
+def wait_for(sock: str, cond: Any, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        view = status(sock)
+        if cond(view):
+            return view
+        if time.monotonic() > deadline:
+            raise AssertionError(json.dumps(view, indent=1))
+        time.sleep(0.2)
+
+
+def on(view: dict[str, Any], rsc: str) -> list[str]:
+    return view["resources"].get(rsc, {}).get("running_on", [])  # type: ignore[no-any-return]
+
+
+def test_operator_commands(cluster: str, tmp_path: Path) -> None:
+    sock = cluster
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SPEC.replace("ocf:heartbeat:Dummy", "ocf:heartbeat:NoSuchAgent"))
+    out = hk("config", "apply", str(bad), store=sock, check=False)
+    assert out.returncode == 2 and "NoSuchAgent" in out.stderr and "bad.yaml:13" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(SPEC.replace("members: [web, marker]", "members: [web, mraker]"))
+    out = hk("config", "apply", str(typo), store=sock, check=False)
+    assert out.returncode == 2 and "typo.yaml" in out.stderr
+    assert status(sock)["config_version"] is None  # nothing was applied
+
+    good = tmp_path / "good.yaml"
+    good.write_text(SPEC)
+    out = hk("config", "apply", str(good), store=sock)
+    assert "Start" in out.stdout and "version 1" in out.stdout
+    view = wait_for(sock, lambda v: len(on(v, "web")) == 1 and on(v, "web") == on(v, "marker"))
+    first = on(view, "web")[0]
+    other = "n2" if first == "n1" else "n1"
+    assert view["leader"] in ("n1", "n2")
+
+    hk("resource", "move", "grp", other, store=sock)
+    wait_for(sock, lambda v: on(v, "web") == [other] and on(v, "marker") == [other])
+    hk("resource", "clear", "grp", store=sock)
+    hk("node", "standby", other, store=sock)
+    wait_for(sock, lambda v: on(v, "web") == [first] and on(v, "marker") == [first])
+    hk("node", "online", other, store=sock)
+
+    out = hk("resource", "move", "nosuch", "n1", store=sock, check=False)
+    assert out.returncode == 2 and "nosuch" in out.stderr
+    text = hk("status", store=sock).stdout
+    assert "Leader:" in text and "web" in text
+    events = hk("events", store=sock).stdout
+    assert "start" in events and "plan" in events

@@ -1,0 +1,175 @@
+"""Three agents on one embedded store, in one process, with the real scheduler and real resource
+agents (OCF Dummy, processes): placement, monitor failure → restart → move, clean leave,
+leader takeover."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from hakeeper.agent import state as st
+from hakeeper.agent.daemon import Agent
+from hakeeper.coord.memory import MemoryStore
+from hakeeper.spec import parse_spec
+
+SPEC = """
+cluster: {name: t, stonith-enabled: false, resource-stickiness: 100}
+nodes: [{name: n1}, {name: n2}, {name: n3}]
+resources:
+  primitives:
+    - id: dummy
+      agent: ocf:heartbeat:Dummy
+      operations: [{name: monitor, interval: 1s, timeout: 10s}]
+    - id: svc
+      agent: process
+      params: {command: "sleep 1000"}
+      meta: {migration-threshold: 2}
+      operations: [{name: monitor, interval: 1s, timeout: 10s}]
+  groups:
+    - id: grp
+      members: [dummy, svc]
+"""
+
+
+class Harness:
+    def __init__(self, tmp: Path) -> None:
+        self.store = MemoryStore()
+        self.keys = st.Keys("t")
+        self.tmp = tmp
+        self.agents: dict[str, Agent] = {}
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+
+    def start(self, node: str) -> Agent:
+        agent = Agent(self.store, node, cluster="t", ttl=2, state_dir=str(self.tmp))
+        self.agents[node] = agent
+        self.tasks[node] = asyncio.create_task(agent.run())
+        return agent
+
+    async def apply(self, text: str) -> None:
+        spec = parse_spec(text)
+        await self.store.put(self.keys.config, st.dumps({"version": 1, "spec": spec.model_dump(mode="json")}))
+
+    async def where(self) -> dict[str, list[str]]:
+        kvs, _ = await self.store.get_prefix(self.keys.status)
+        out: dict[str, list[str]] = {}
+        for kv in kvs:
+            node, rsc = kv.key[len(self.keys.status) :].split("/")
+            doc = st.loads(kv.value)
+            if doc.get("role") == "Started" and not doc.get("failed"):
+                out.setdefault(rsc, []).append(node)
+        return out
+
+    async def until(self, cond: Callable[[], Awaitable[bool]], timeout: float = 30) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not await cond():
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"timed out; status: {await self.where()}")
+            await asyncio.sleep(0.1)
+
+    async def group_on(self) -> str | None:
+        w = await self.where()
+        d, s = w.get("dummy", []), w.get("svc", [])
+        return d[0] if len(d) == 1 and d == s else None
+
+    async def close(self) -> None:
+        for node, agent in self.agents.items():
+            if not self.tasks[node].done():
+                await agent.shutdown()
+        for t in self.tasks.values():
+            t.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        await self.store.close()
+
+
+def run(tmp: Path, body: Callable[[Harness], Awaitable[None]]) -> None:
+    async def main() -> None:
+        h = Harness(tmp)
+        try:
+            await asyncio.wait_for(body(h), 120)
+        finally:
+            await h.close()
+
+    asyncio.run(main())
+
+
+def svc_pid(tmp: Path, node: str) -> int:
+    return int((tmp / node / "svc.pid").read_text().split()[0])
+
+
+def test_group_placed_restarted_then_moved(tmp_path: Path) -> None:
+    async def body(h: Harness) -> None:
+        for n in ("n1", "n2", "n3"):
+            h.start(n)
+        await h.apply(SPEC)
+        await h.until(lambda: _some(h.group_on()))
+        first = await h.group_on()
+        assert first is not None
+        leader = (await h.store.get(h.keys.leader)).value.decode()  # type: ignore[union-attr]
+        assert leader in h.agents
+        # First monitor failure: restarted on the same node (fail count 1 < threshold 2).
+        os.kill(svc_pid(h.tmp, first), signal.SIGKILL)
+        await h.until(lambda: _fail_count(h, first, 1))
+        await h.until(lambda: _eq(h.group_on(), first))
+        # Second failure reaches migration-threshold: the whole group moves.
+        await asyncio.sleep(0.5)
+        os.kill(svc_pid(h.tmp, first), signal.SIGKILL)
+        await h.until(lambda: _fail_count(h, first, 2))
+        await h.until(lambda: _ne_none(h.group_on(), first))
+        second = await h.group_on()
+        assert second not in (None, first)
+        # Exactly one copy: the old node stopped its Dummy.
+        kvs, _ = await h.store.get_prefix(h.keys.events)
+        assert any(st.loads(kv.value)["kind"] == "monitor-failed" for kv in kvs)
+
+    run(tmp_path, body)
+
+
+def test_clean_leave_moves_group_and_leader_takeover(tmp_path: Path) -> None:
+    async def body(h: Harness) -> None:
+        for n in ("n1", "n2", "n3"):
+            h.start(n)
+        await h.apply(SPEC)
+        await h.until(lambda: _some(h.group_on()))
+        first = await h.group_on()
+        assert first is not None
+        leader = (await h.store.get(h.keys.leader)).value.decode()  # type: ignore[union-attr]
+        # The node running the group leaves cleanly: the group restarts on another node.
+        await h.agents[first].shutdown()
+        await h.until(lambda: _ne_none(h.group_on(), first))
+        if leader != first:
+            await h.agents[leader].shutdown()
+
+        # A new leader is elected among the remaining agents and nothing else moves.
+        async def new_leader() -> bool:
+            kv = await h.store.get(h.keys.leader)
+            return kv is not None and kv.value.decode() not in (leader, first)
+
+        await h.until(new_leader)
+
+    run(tmp_path, body)
+
+
+async def _some(x: Awaitable[Any]) -> bool:
+    return await x is not None
+
+
+async def _eq(x: Awaitable[Any], v: Any) -> bool:
+    return await x == v
+
+
+async def _ne_none(x: Awaitable[Any], v: Any) -> bool:
+    got = await x
+    return got is not None and got != v
+
+
+async def _fail_count(h: Harness, node: str, n: int) -> bool:
+    doc = st.loads((await h.store.get(h.keys.fail_of(node, "svc")) or _Empty()).value)
+    return bool(doc) and doc.get("count", 0) >= n
+
+
+class _Empty:
+    value = b"null"
