@@ -162,8 +162,10 @@ class Builder:
             for stop in stops:
                 start.after.append(stop)
                 start.quiet_after.append(stop)
-                # A required stop (same node) means a restart: the start is required too.
-                stop.implies.append((start, None))
+                # A required stop on the same node means a restart: the start is required too
+                # (a copy stopped elsewhere, or on a fenced node, does not restart this one).
+                if stop.node == nxt or not stop.pseudo:
+                    stop.implies.append((start, None))
                 if stop.node == nxt:
                     start.implies.append((stop, None))
                     start.blocks.append(stop)  # placeholder, handled in _unrunnable
