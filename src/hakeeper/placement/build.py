@@ -246,6 +246,9 @@ def _apply_state(state: ClusterState, cluster: Cluster) -> FailTable:
         key = (rsc.id, node)
         if status.fail_count:
             fail[key] = (status.fail_count, status.last_failure)
+        if status.failure_kind in ("hard", "fatal") and status.on_fail != "ignore":
+            # Not installed, not configured...: banned there (or everywhere), running or not.
+            rsc.hard_failures.append(-1 if status.failure_kind == "fatal" else node)
         if status.role == "Stopped" and not status.failed:
             continue
         info = cluster.nodes[node]
@@ -259,8 +262,6 @@ def _apply_state(state: ClusterState, cluster: Cluster) -> FailTable:
             rsc.managed = False  # nothing more may be done to it until it is cleaned up
         if status.failed and status.on_fail == "stop":
             rsc.target_role = "Stopped"
-        if status.failed and status.failure_kind in ("hard", "fatal"):
-            rsc.hard_failures.append(-1 if status.failure_kind == "fatal" else node)
         if node not in rsc.running_on:
             rsc.running_on.append(node)
         if info.maintenance:
