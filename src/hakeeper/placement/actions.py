@@ -25,8 +25,6 @@ from hakeeper.placement.cluster import (
 from hakeeper.spec.model import ClusterSpec, Order
 from hakeeper.spec.values import INFINITY
 
-STARTED_ROLES = ("Started", "Unpromoted", "Promoted")
-
 
 @dataclass(eq=False, slots=True)
 class Act:
@@ -125,7 +123,6 @@ class Builder:
         nxt = rsc.assigned
         role, new_role = role_of(rsc), next_role(rsc)
         current = rsc.current
-        clean_active = [n for n in rsc.running_on if n not in self.fence_of]
         # Active in several places: counting only clean nodes when the resource does not need
         # fencing (its copy on a lost node is not a concern), as Pacemaker.
         multiply = len(rsc.running_on if rsc.needs_fencing else [
@@ -168,7 +165,6 @@ class Builder:
                     stop.implies.append((start, None))
                 if stop.node == nxt:
                     start.implies.append((stop, None))
-                    start.blocks.append(stop)  # placeholder, handled in _unrunnable
             for node in self.fence_of:
                 if node in rsc.running_on:
                     start.after.append(self.fence_of[node])
@@ -195,7 +191,6 @@ class Builder:
             demote_act = self.acts.one(rsc, "demote")
             if demote_act is not None:
                 demote_act.implies.append((promote, None))
-        del clean_active, c
 
     def _runnable(self, rsc: Rsc, start: Act, role: str, new_role: str) -> None:
         c = self.c

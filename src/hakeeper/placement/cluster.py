@@ -90,7 +90,6 @@ class Rsc(Entity):
     # Nodes where a hard failure (not installed, ...) bans it; -1: a fatal one bans every node.
     hard_failures: list[int] = field(default_factory=list)
     assigned: int | None = None
-    promotion_score: int = 0
     acts: dict[str, list[Any]] = field(default_factory=dict)  # this resource's actions by task
     # What moved each score, for `explain`: (node index or -1 for all nodes, score, words).
     contributions: list[tuple[int, int, str]] = field(default_factory=list)

@@ -14,10 +14,6 @@ from hakeeper.spec.model import ClusterSpec, Expression, Location, Rule
 from hakeeper.spec.values import INFINITY, add_scores, parse_score
 
 
-def node_attributes(node: NodeInfo) -> dict[str, str]:
-    return node.attributes
-
-
 def _compare(expr: Expression, actual: str | None) -> bool:
     op = expr.operation
     if op == "defined":
