@@ -64,7 +64,10 @@ def build(spec: ClusterSpec, state: ClusterState | None) -> tuple[Cluster, FailT
     nodes: list[NodeInfo] = []
     for i, node in enumerate(spec.nodes):
         ns = state.nodes.get(node.name)
-        attrs = {"#uname": node.name, "#id": node.name, "#kind": "cluster"}
+        # Pacemaker's built-in node attributes.
+        attrs = {"#uname": node.name, "#id": node.name, "#kind": "cluster",
+                 "#is_dc": "true" if state.dc == node.name else "false",
+                 "#cluster-name": spec.cluster.name}
         attrs.update(node.attributes)
         info = NodeInfo(i, node.name, attrs)
         if ns is not None:
