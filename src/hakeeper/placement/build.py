@@ -38,17 +38,20 @@ class MetaView:
     """Meta attributes with the first set value winning: primitive over group over clone."""
 
     def __init__(self, *metas: Meta | None) -> None:
-        self.metas = [m for m in metas if m is not None]
+        # Only the attributes actually given matter (most primitives give none): resolve them
+        # once, outermost first so the innermost wins.
+        self.values: dict[str, Any] = {}
+        for meta in reversed([m for m in metas if m is not None]):
+            for name in meta.model_fields_set:
+                value = getattr(meta, name) if name in _META_FIELDS else None
+                if value is not None:
+                    self.values[name] = value
+            for name, value in (meta.model_extra or {}).items():
+                if value is not None:
+                    self.values[name] = value
 
     def get(self, name: str) -> Any:
-        known = name in _META_FIELDS
-        for meta in self.metas:
-            # Unknown meta (kept verbatim) lives in model_extra; getattr on a missing pydantic
-            # attribute is slow (it raises inside).
-            value = getattr(meta, name) if known else (meta.model_extra or {}).get(name)
-            if value is not None:
-                return value
-        return None
+        return self.values.get(name)
 
 
 def _meta_chain(*metas: Meta | None) -> MetaView:
