@@ -417,8 +417,14 @@ def _build_colocations(spec: ClusterSpec, cluster: Cluster) -> None:
             pairs.append((col.resource, col.with_resource, col.resource_role, col.with_role))
         sets = col.sets
         for rset in sets:
-            if rset.sequential:
-                for a, b in zip(rset.resources, rset.resources[1:], strict=False):
+            if rset.sequential and col.score < 0:
+                # Anti-colocation: each member with every member before it, so no two of the
+                # set share a node (as Pacemaker).
+                for i, later in enumerate(rset.resources):
+                    for earlier in rset.resources[:i]:
+                        pairs.append((later, earlier, rset.role, rset.role))
+            elif rset.sequential:
+                for a, b in itertools.pairwise(rset.resources):
                     pairs.append((b, a, rset.role, rset.role))
         for s1, s2 in itertools.pairwise(sets):
             # Resources of an earlier set are placed relative to the later set.
