@@ -428,8 +428,12 @@ def _build_colocations(spec: ClusterSpec, cluster: Cluster) -> None:
                     pairs.append((b, a, rset.role, rset.role))
         for s1, s2 in itertools.pairwise(sets):
             # Resources of an earlier set are placed relative to the later set.
-            for dep_name in s1.resources:
-                for prim_name in s2.resources[:1]:
+            # As Pacemaker: the first member of an ordered earlier set (else each member) with
+            # the last member of an ordered later set (else each member).
+            deps = s1.resources[:1] if s1.sequential else s1.resources
+            prims = s2.resources[-1:] if s2.sequential else s2.resources
+            for dep_name in deps:
+                for prim_name in prims:
                     pairs.append((dep_name, prim_name, s1.role, s2.role))
         for dep_id, prim_id, dep_role, prim_role in pairs:
             dep = cluster.entities.get(dep_id)
