@@ -423,7 +423,10 @@ def _link(first: Entity, fa: str, then: Entity, ta: str, mandatory: bool, acts: 
                     else _action_name(first, fa)
                 f.implies.append((t, f"required {name}"))
             else:
-                # Reversed half: `then` (e.g. first's stop) required → `first` (dependent's stop).
+                # Reversed half: `then` (e.g. first's stop) required → `first` (dependent's stop);
+                # of a clone, only an instance restarting in place does (one that goes does not).
+                if isinstance(then, CloneE) and t.rsc is not None and t.rsc.assigned != t.node:
+                    continue
                 t.implies.append((f, None))
 
 
