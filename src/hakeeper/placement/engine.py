@@ -128,11 +128,15 @@ def _fence_failed_stops(cluster: Cluster) -> dict[int, str]:
     return reasons
 
 
-def schedule(spec: ClusterSpec, state: ClusterState | None = None, explain: bool = False) -> Plan:
+def schedule(spec: ClusterSpec, state: ClusterState | None = None, explain: bool = False,
+             fencing_device_required: bool = False) -> Plan:
     """Where every resource runs next and the actions that take it there.
 
     `state` defaults to the spec's own state section (None: nothing runs yet). With `explain`, the
     plan also carries every resource's final node scores and what contributed to them.
+    `fencing_device_required` applies Pacemaker's rule for a CIB: with stonith-enabled but no
+    fencing device configured, no resource is managed (hakeeper's native specs fence through
+    hakeeper itself, so they need no device).
     """
     # The working model is a few objects per resource and action, all alive until the plan is
     # made; the cyclic garbage collector would only rescan them again and again (a third of the
@@ -140,14 +144,20 @@ def schedule(spec: ClusterSpec, state: ClusterState | None = None, explain: bool
     paused = gc.isenabled()
     gc.disable()
     try:
-        return _schedule(spec, state, explain)
+        return _schedule(spec, state, explain, fencing_device_required)
     finally:
         if paused:
             gc.enable()
 
 
-def _schedule(spec: ClusterSpec, state: ClusterState | None, explain: bool) -> Plan:
+def _schedule(spec: ClusterSpec, state: ClusterState | None, explain: bool,
+              fencing_device_required: bool) -> Plan:
     cluster = prepare(spec, state)
+    if fencing_device_required and cluster.stonith_enabled and not any(
+            p.agent.cls == "stonith" for p in spec.resources.primitives):
+        for rsc in cluster.primitives:
+            rsc.managed = False
+            rsc.why = "stonith-enabled without a fencing device: Pacemaker manages nothing"
     fence_reasons = _fence_failed_stops(cluster)
     fenced = set(cluster.fencing)
     for rsc in cluster.primitives:
