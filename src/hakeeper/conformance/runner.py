@@ -64,7 +64,7 @@ def run_case(case: Case, loader: Any | None = None) -> Result:
         state = spec.state or ClusterState()
         if state.now is None:
             state = state.model_copy(update={"now": _now(case)})
-        plan = schedule(spec, state)
+        plan = schedule(spec, state, fencing_device_required=True)
         result.got = plan.summary
     except InputError as exc:
         result.reason = f"unsupported: {str(exc).splitlines()[0] if str(exc) else 'input'}"

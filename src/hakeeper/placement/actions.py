@@ -13,10 +13,17 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from hakeeper.placement.cluster import CloneE, Cluster, Entity, GroupE, Rsc, leaf_primitives
+from hakeeper.placement.cluster import (
+    CloneE,
+    Cluster,
+    Entity,
+    GroupE,
+    Rsc,
+    first_member,
+    leaf_primitives,
+)
 from hakeeper.spec.model import ClusterSpec, Order
-
-STARTED_ROLES = ("Started", "Unpromoted", "Promoted")
+from hakeeper.spec.values import INFINITY
 
 
 @dataclass(eq=False, slots=True)
@@ -82,6 +89,7 @@ class Builder:
         self.c = cluster
         self.acts = ActionSet()
         self.fence_of: dict[int, Act] = {}
+        self.pending = any(n.pending for n in cluster.nodes)
 
     def add(self, rsc: Rsc, act: Act) -> Act:
         rsc.acts.setdefault(act.task, []).append(act)
@@ -115,7 +123,6 @@ class Builder:
         nxt = rsc.assigned
         role, new_role = role_of(rsc), next_role(rsc)
         current = rsc.current
-        clean_active = [n for n in rsc.running_on if n not in self.fence_of]
         # Active in several places: counting only clean nodes when the resource does not need
         # fencing (its copy on a lost node is not a concern), as Pacemaker.
         multiply = len(rsc.running_on if rsc.needs_fencing else [
@@ -134,6 +141,8 @@ class Builder:
                 stop.after.append(self.fence_of[node])
             if nxt is None:
                 stop.reason = "node availability"
+            elif multiply and rsc.multiple_active == "stop_unexpected" and node != nxt:
+                stop.reason = "being multiply active"
             if not fenced and (c.nodes[node].unclean or not c.nodes[node].online):
                 stop.runnable = False  # the node is gone and cannot be fenced: blocked
             stops.append(stop)
@@ -143,14 +152,19 @@ class Builder:
                                       optional=not (current is None or need_stop
                                                     or nxt not in rsc.running_on)))
             self._runnable(rsc, start, role, new_role)
+            if self.pending and not start.optional:
+                # A start waits for the resource to be probed everywhere; a pending node cannot
+                # be probed yet, so the start is blocked (Pacemaker gives no reason).
+                start.runnable = False
             for stop in stops:
                 start.after.append(stop)
                 start.quiet_after.append(stop)
-                # A required stop (same node) means a restart: the start is required too.
-                stop.implies.append((start, None))
+                # A required stop on the same node means a restart: the start is required too
+                # (a copy stopped elsewhere, or on a fenced node, does not restart this one).
+                if stop.node == nxt or not stop.pseudo:
+                    stop.implies.append((start, None))
                 if stop.node == nxt:
                     start.implies.append((stop, None))
-                    start.blocks.append(stop)  # placeholder, handled in _unrunnable
             for node in self.fence_of:
                 if node in rsc.running_on:
                     start.after.append(self.fence_of[node])
@@ -177,7 +191,6 @@ class Builder:
             demote_act = self.acts.one(rsc, "demote")
             if demote_act is not None:
                 demote_act.implies.append((promote, None))
-        del clean_active, c
 
     def _runnable(self, rsc: Rsc, start: Act, role: str, new_role: str) -> None:
         c = self.c
@@ -410,7 +423,10 @@ def _link(first: Entity, fa: str, then: Entity, ta: str, mandatory: bool, acts: 
                     else _action_name(first, fa)
                 f.implies.append((t, f"required {name}"))
             else:
-                # Reversed half: `then` (e.g. first's stop) required → `first` (dependent's stop).
+                # Reversed half: `then` (e.g. first's stop) required → `first` (dependent's stop);
+                # of a clone, only an instance restarting in place does (one that goes does not).
+                if isinstance(then, CloneE) and t.rsc is not None and t.rsc.assigned != t.node:
+                    continue
                 t.implies.append((f, None))
 
 
@@ -432,6 +448,20 @@ def propagate(acts: ActionSet, blocked: list[tuple[Act, Act]]) -> None:
             act = todo.pop()
             done_blocked.add(id(act))
             changed = True
+            if act.task == "start" and act.rsc is not None:
+                # What must run with it (mandatory colocation) cannot start there either.
+                for coloc in act.rsc.with_this:
+                    if coloc.score < INFINITY or coloc.id.startswith("group:"):
+                        continue
+                    dep = first_member(coloc.dependent)
+                    if not isinstance(dep, Rsc):
+                        continue
+                    for other in acts.get(dep, "start"):
+                        if other.node == act.node and other.runnable:
+                            other.runnable = False
+                            if other.reason is None and other.blocker is None:
+                                other.reason = f"colocation with {coloc.primary.id}"
+                            todo.append(other)
             if act.task == "start" and act.rsc is not None and act.rsc.managed:
                 for stop in acts.get(act.rsc, "stop"):
                     if stop.optional:
@@ -461,7 +491,11 @@ def propagate(acts: ActionSet, blocked: list[tuple[Act, Act]]) -> None:
             act = work.pop()
             done_required.add(id(act))
             changed = True
+            migrating = act.task in ("start", "stop") and act.rsc is not None \
+                and act.rsc.migrating
             for other, reason in act.implies:
+                if migrating and other.rsc is not act.rsc:
+                    continue  # a live migration does not restart what is ordered after it
                 if other.optional:
                     other.optional = False
                     if other.reason is None and other.blocker is None and reason is not None:

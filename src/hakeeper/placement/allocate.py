@@ -22,7 +22,6 @@ from hakeeper.placement.cluster import (
     Rsc,
     first_member,
     last_member,
-    leaf_primitives,
 )
 from hakeeper.spec.values import INFINITY, add_scores
 
@@ -373,6 +372,3 @@ def allocate(cluster: Cluster) -> Allocator:
             alloc.assign(rsc)
     return alloc
 
-
-def leaves(entity: Entity) -> list[Rsc]:
-    return leaf_primitives(entity)

@@ -31,21 +31,27 @@ def _in_clone(entity: Entity | None) -> bool:
     return False
 
 
+_META_FIELDS = frozenset(Meta.model_fields)
+
+
 class MetaView:
     """Meta attributes with the first set value winning: primitive over group over clone."""
 
     def __init__(self, *metas: Meta | None) -> None:
-        self.metas = [m for m in metas if m is not None]
+        # Only the attributes actually given matter (most primitives give none): resolve them
+        # once, outermost first so the innermost wins.
+        self.values: dict[str, Any] = {}
+        for meta in reversed([m for m in metas if m is not None]):
+            for name in meta.model_fields_set:
+                value = getattr(meta, name) if name in _META_FIELDS else None
+                if value is not None:
+                    self.values[name] = value
+            for name, value in (meta.model_extra or {}).items():
+                if value is not None:
+                    self.values[name] = value
 
     def get(self, name: str) -> Any:
-        known = name in Meta.model_fields
-        for meta in self.metas:
-            # Unknown meta (kept verbatim) lives in model_extra; getattr on a missing pydantic
-            # attribute is slow (it raises inside).
-            value = getattr(meta, name) if known else (meta.model_extra or {}).get(name)
-            if value is not None:
-                return value
-        return None
+        return self.values.get(name)
 
 
 def _meta_chain(*metas: Meta | None) -> MetaView:
@@ -61,7 +67,10 @@ def build(spec: ClusterSpec, state: ClusterState | None) -> tuple[Cluster, FailT
     nodes: list[NodeInfo] = []
     for i, node in enumerate(spec.nodes):
         ns = state.nodes.get(node.name)
-        attrs = {"#uname": node.name, "#id": node.name, "#kind": "cluster"}
+        # Pacemaker's built-in node attributes.
+        attrs = {"#uname": node.name, "#id": node.name, "#kind": "cluster",
+                 "#is_dc": "true" if state.dc == node.name else "false",
+                 "#cluster-name": spec.cluster.name}
         attrs.update(node.attributes)
         info = NodeInfo(i, node.name, attrs)
         if ns is not None:
@@ -70,6 +79,7 @@ def build(spec: ClusterSpec, state: ClusterState | None) -> tuple[Cluster, FailT
             info.maintenance, info.unclean = ns.maintenance, ns.unclean
             # A node shutting down or not yet accepted by the controller runs nothing new.
             info.shutdown = ns.shutdown or ns.pending
+            info.pending = ns.pending
             info.fence_reason = ns.fence_reason
         if _is_true(attrs.get("standby", "false")):
             info.standby = True
@@ -242,6 +252,9 @@ def _apply_state(state: ClusterState, cluster: Cluster) -> FailTable:
         key = (rsc.id, node)
         if status.fail_count:
             fail[key] = (status.fail_count, status.last_failure)
+        if status.failure_kind in ("hard", "fatal") and status.on_fail != "ignore":
+            # Not installed, not configured...: banned there (or everywhere), running or not.
+            rsc.hard_failures.append(-1 if status.failure_kind == "fatal" else node)
         if status.role == "Stopped" and not status.failed:
             continue
         info = cluster.nodes[node]
@@ -255,8 +268,6 @@ def _apply_state(state: ClusterState, cluster: Cluster) -> FailTable:
             rsc.managed = False  # nothing more may be done to it until it is cleaned up
         if status.failed and status.on_fail == "stop":
             rsc.target_role = "Stopped"
-        if status.failed and status.failure_kind in ("hard", "fatal"):
-            rsc.hard_failures.append(-1 if status.failure_kind == "fatal" else node)
         if node not in rsc.running_on:
             rsc.running_on.append(node)
         if info.maintenance:
@@ -406,13 +417,23 @@ def _build_colocations(spec: ClusterSpec, cluster: Cluster) -> None:
             pairs.append((col.resource, col.with_resource, col.resource_role, col.with_role))
         sets = col.sets
         for rset in sets:
-            if rset.sequential:
-                for a, b in zip(rset.resources, rset.resources[1:], strict=False):
+            if rset.sequential and col.score < 0:
+                # Anti-colocation: each member with every member before it, so no two of the
+                # set share a node (as Pacemaker).
+                for i, later in enumerate(rset.resources):
+                    for earlier in rset.resources[:i]:
+                        pairs.append((later, earlier, rset.role, rset.role))
+            elif rset.sequential:
+                for a, b in itertools.pairwise(rset.resources):
                     pairs.append((b, a, rset.role, rset.role))
         for s1, s2 in itertools.pairwise(sets):
             # Resources of an earlier set are placed relative to the later set.
-            for dep_name in s1.resources:
-                for prim_name in s2.resources[:1]:
+            # As Pacemaker: the first member of an ordered earlier set (else each member) with
+            # the last member of an ordered later set (else each member).
+            deps = s1.resources[:1] if s1.sequential else s1.resources
+            prims = s2.resources[-1:] if s2.sequential else s2.resources
+            for dep_name in deps:
+                for prim_name in prims:
                     pairs.append((dep_name, prim_name, s1.role, s2.role))
         for dep_id, prim_id, dep_role, prim_role in pairs:
             dep = cluster.entities.get(dep_id)

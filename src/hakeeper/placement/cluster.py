@@ -28,6 +28,7 @@ class NodeInfo:
     maintenance: bool = False
     unclean: bool = False
     shutdown: bool = False
+    pending: bool = False  # joined but not yet accepted: cannot be probed yet
     fence_reason: str | None = None
     # Resources assigned so far: Pacemaker's tie-breaker between nodes of equal score.
     count: int = 0
@@ -85,10 +86,10 @@ class Rsc(Entity):
     multiple_active: str = "stop_start"
     needs_fencing: bool = True
     allow_migrate: bool = False
+    migrating: bool = False  # moves by live migration in this transition
     # Nodes where a hard failure (not installed, ...) bans it; -1: a fatal one bans every node.
     hard_failures: list[int] = field(default_factory=list)
     assigned: int | None = None
-    promotion_score: int = 0
     acts: dict[str, list[Any]] = field(default_factory=dict)  # this resource's actions by task
     # What moved each score, for `explain`: (node index or -1 for all nodes, score, words).
     contributions: list[tuple[int, int, str]] = field(default_factory=list)

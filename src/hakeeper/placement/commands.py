@@ -59,6 +59,13 @@ def read_cluster(path: str) -> ClusterSpec:
     return load_spec(path)
 
 
+def _is_cib(path: str) -> bool:
+    try:
+        return "<cib" in Path(path).read_text(encoding="utf-8", errors="replace")[:4096]
+    except OSError:
+        return False
+
+
 def _node_names(spec: ClusterSpec, names: list[str], path: str, option: str) -> None:
     known = {n.name for n in spec.nodes}
     for name in names:
@@ -83,7 +90,7 @@ def _simulate(args: argparse.Namespace) -> int:
         op_fail.append((rsc, node))
     now = initial_state(spec)
     state = inject(spec, now, args.fail, args.standby, op_fail)
-    plan = schedule(spec, state)
+    plan = schedule(spec, state, fencing_device_required=_is_cib(args.file))
     after = state_from_plan(spec, plan, state)
     current = {k: v for k, v in plan.current.items()}
     if args.json:
@@ -104,7 +111,7 @@ def _explain(args: argparse.Namespace) -> int:
     if args.state:
         spec = spec.model_copy(update={"state": load_state(args.state)})
     state = initial_state(spec) if spec.state is not None else None
-    plan = schedule(spec, state, explain=True)
+    plan = schedule(spec, state, explain=True, fencing_device_required=_is_cib(args.file))
     if not resolve(spec, plan, args.resource):
         raise InputError([Problem(f"unknown resource {args.resource!r}", args.file, None,
                                   "resource")])

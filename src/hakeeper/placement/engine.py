@@ -85,6 +85,34 @@ def _clone_of(rsc: Rsc) -> CloneE | None:
     return parent
 
 
+def _moves(rsc: Rsc) -> bool:
+    return bool(rsc.running_on) and rsc.assigned is not None and rsc.assigned not in rsc.running_on
+
+
+def _no_migration_after_moves(cluster: Cluster, acts: ActionSet) -> None:
+    """A resource ordered after one that moves by stop and start cannot migrate live: it moves
+    too, "due to unrunnable X stop" (its migration would need X stopped first)."""
+    changed = True
+    while changed:
+        changed = False
+        for rsc in cluster.primitives:
+            if not rsc.migrating:
+                continue
+            start = acts.one(rsc, "start", rsc.assigned)
+            for before in start.hard_after if start is not None else []:
+                other = before.rsc
+                if before.task == "start" and other is not None and other is not rsc \
+                        and _moves(other) and not other.migrating:
+                    rsc.migrating = False
+                    stop = acts.one(rsc, "stop", rsc.running_on[0])
+                    clone = _clone_of(other)
+                    name = clone.id if clone is not None else other.id
+                    if stop is not None and stop.reason is None:
+                        stop.reason = f"unrunnable {name} stop"
+                    changed = True
+                    break
+
+
 def _fence_failed_stops(cluster: Cluster) -> dict[int, str]:
     reasons: dict[int, str] = {}
     if not cluster.can_fence:
@@ -100,11 +128,15 @@ def _fence_failed_stops(cluster: Cluster) -> dict[int, str]:
     return reasons
 
 
-def schedule(spec: ClusterSpec, state: ClusterState | None = None, explain: bool = False) -> Plan:
+def schedule(spec: ClusterSpec, state: ClusterState | None = None, explain: bool = False,
+             fencing_device_required: bool = False) -> Plan:
     """Where every resource runs next and the actions that take it there.
 
     `state` defaults to the spec's own state section (None: nothing runs yet). With `explain`, the
     plan also carries every resource's final node scores and what contributed to them.
+    `fencing_device_required` applies Pacemaker's rule for a CIB: with stonith-enabled but no
+    fencing device configured, no resource is managed (hakeeper's native specs fence through
+    hakeeper itself, so they need no device).
     """
     # The working model is a few objects per resource and action, all alive until the plan is
     # made; the cyclic garbage collector would only rescan them again and again (a third of the
@@ -112,14 +144,20 @@ def schedule(spec: ClusterSpec, state: ClusterState | None = None, explain: bool
     paused = gc.isenabled()
     gc.disable()
     try:
-        return _schedule(spec, state, explain)
+        return _schedule(spec, state, explain, fencing_device_required)
     finally:
         if paused:
             gc.enable()
 
 
-def _schedule(spec: ClusterSpec, state: ClusterState | None, explain: bool) -> Plan:
+def _schedule(spec: ClusterSpec, state: ClusterState | None, explain: bool,
+              fencing_device_required: bool) -> Plan:
     cluster = prepare(spec, state)
+    if fencing_device_required and cluster.stonith_enabled and not any(
+            p.agent.cls == "stonith" for p in spec.resources.primitives):
+        for rsc in cluster.primitives:
+            rsc.managed = False
+            rsc.why = "stonith-enabled without a fencing device: Pacemaker manages nothing"
     fence_reasons = _fence_failed_stops(cluster)
     fenced = set(cluster.fencing)
     for rsc in cluster.primitives:
@@ -132,7 +170,14 @@ def _schedule(spec: ClusterSpec, state: ClusterState | None, explain: bool) -> P
     for fence in acts.fences:
         if fence.node in fence_reasons:
             fence.reason = fence_reasons[fence.node]
+    for rsc in cluster.primitives:
+        rsc.migrating = (rsc.allow_migrate and not rsc.failed and rsc.managed
+                         and len(rsc.running_on) == 1 and rsc.assigned is not None
+                         and rsc.assigned != rsc.running_on[0]
+                         and rsc.running_on[0] not in cluster.fencing
+                         and cluster.nodes[rsc.running_on[0]].online)
     blocked = add_orderings(spec, cluster, acts)
+    _no_migration_after_moves(cluster, acts)
     propagate(acts, blocked)
     return _plan(cluster, acts, explain)
 

@@ -15,10 +15,6 @@ from hakeeper.spec.model import ClusterSpec, DateExpression, Expression, Locatio
 from hakeeper.spec.values import INFINITY, add_scores, parse_score
 
 
-def node_attributes(node: NodeInfo) -> dict[str, str]:
-    return node.attributes
-
-
 def _compare(expr: Expression, actual: str | None) -> bool:
     op = expr.operation
     if op == "defined":
