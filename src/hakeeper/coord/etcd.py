@@ -29,7 +29,9 @@ from hakeeper.coord.store import (
     LeaseExpired,
     Op,
     Put,
+    StaleWatch,
     Store,
+    StoreError,
     StoreUnavailable,
     TxnResult,
     bounded,
@@ -124,7 +126,7 @@ class EtcdStore(Store):
                 if _lease_gone(exc):
                     raise LeaseExpired(str(exc)) from exc
                 if not _unavailable(exc):
-                    raise
+                    raise StoreError(f"etcd {self.endpoint}: {exc}") from exc
                 last = exc
                 await self._drop(client)
         raise StoreUnavailable(f"no etcd endpoint answered ({self.endpoints}): {last}")
@@ -215,9 +217,10 @@ class EtcdStore(Store):
             await self._drop(client)
             raise StoreUnavailable(f"watch on {self.endpoint}: {exc}") from exc
         queue: asyncio.Queue[list[Event] | BaseException] = asyncio.Queue()
+        seen = [start_revision - 1]  # the last revision delivered, shared with the probe
         tasks = [
             asyncio.create_task(self._pump(watch, queue)),
-            asyncio.create_task(self._probe(client, queue)),
+            asyncio.create_task(self._probe(client, queue, prefix.encode(), seen)),
         ]
         try:
             while True:
@@ -226,7 +229,10 @@ class EtcdStore(Store):
                     if isinstance(item, aexc.RevisionCompactedError):
                         raise Compacted(item.compacted_revision)
                     await self._drop(client)
+                    if isinstance(item, StaleWatch):
+                        raise item
                     raise StoreUnavailable(f"watch lost: {item!r}")
+                seen[0] = max(seen[0], item[-1].revision)
                 yield item
         finally:
             for t in tasks:
@@ -245,13 +251,31 @@ class EtcdStore(Store):
         except Exception as exc:
             queue.put_nowait(exc)
 
-    async def _probe(self, client: aetcd.Client, queue: asyncio.Queue[list[Event] | BaseException]) -> None:
-        # A linearizable read needs the member to reach the raft leader: a member that is dead,
-        # unreachable or in a minority fails it, which a silent watch stream would not show.
+    async def _probe(
+        self, client: aetcd.Client, queue: asyncio.Queue[list[Event] | BaseException], prefix: bytes, seen: list[int]
+    ) -> None:
+        """Fail the watch when its member is gone or the stream went quiet while changes happened.
+
+        The read is linearizable, so it needs the member to reach the raft leader: a member that is
+        dead, unreachable or in a minority fails it, which its silent stream would not show. It
+        counts the keys under the prefix modified after the last revision the watch delivered: if
+        such changes stay undelivered across two probes, the stream is stale (seen with aetcd
+        after a member restart) and the watch resumes elsewhere from the last revision + 1.
+        """
+        behind = 0
         try:
             while True:
                 await asyncio.sleep(self.probe_interval)
-                await bounded(client.get(b"\0hakeeper-probe"), self.timeout)
+                request = rpc.RangeRequest(
+                    key=prefix, range_end=_range_end(prefix), count_only=True, min_mod_revision=seen[0] + 1
+                )
+                resp = await bounded(
+                    client.kvstub.Range(request, timeout=self.timeout, metadata=client.metadata), self.timeout
+                )
+                behind = behind + 1 if resp.count > 0 else 0
+                if behind >= 2:
+                    queue.put_nowait(StaleWatch(f"watch stream stale: changes after revision {seen[0]}"))
+                    return
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
