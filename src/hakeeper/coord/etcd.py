@@ -14,6 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+
+# The agent forks resource agents all the time. gRPC's fork handlers pause and resume its threads
+# around every fork(), which with the asyncio engine stalls the event loop and starves watch
+# streams; the agent never uses gRPC in a child, so it needs no fork support.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Literal, TypeVar
 
