@@ -45,6 +45,7 @@ from hakeeper.coord.store import (
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+STALE_PROBES = 4
 
 _TARGETS = {
     "value": transactions.Value,
@@ -92,12 +93,18 @@ class EtcdStore(Store):
         self.probe_interval = probe_interval
         self._index = 0
         self._client: aetcd.Client | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._watch_index = 0
         self._lock = asyncio.Lock()
         self._closed = False
 
     @property
     def endpoint(self) -> str:
         return self.endpoints[self._index]
+
+    @property
+    def watch_endpoint(self) -> str:
+        return self.endpoints[self._watch_index % len(self.endpoints)]
 
     async def _connected(self) -> aetcd.Client:
         async with self._lock:
@@ -117,10 +124,24 @@ class EtcdStore(Store):
                 return
             self._client = None
             self._index = (self._index + 1) % len(self.endpoints)
-            stale: Any = client
             log.warning("etcd: moving to endpoint %s", self.endpoint)
-        with contextlib.suppress(Exception):
-            await bounded(stale.close(), self.timeout)
+        self._retire(client)
+
+    def _retire(self, client: Any) -> None:
+        """Close a client later, not now: calls of other tasks may still be on its channel, and
+        closing a gRPC channel under them can wedge the loop. Their own deadlines end them first."""
+
+        async def close() -> None:
+            await asyncio.sleep(self.timeout * 3)
+            with contextlib.suppress(Exception):
+                await bounded(client.close(), self.timeout)
+
+        try:
+            task = asyncio.get_running_loop().create_task(close())
+        except RuntimeError:  # no loop any more (interpreter shutdown): nothing left to protect
+            return
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     async def _call(self, fn: Callable[[aetcd.Client], Awaitable[T]]) -> T:
         last: BaseException | None = None
@@ -212,16 +233,30 @@ class EtcdStore(Store):
         return self._watch(prefix, start_revision)
 
     async def _watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[Event]]:
-        client = await self._connected()
+        # Each watch has its own channel (and its own endpoint rotation), so a watch given up
+        # never disturbs the requests of other tasks.
+        if self._closed:
+            raise StoreUnavailable("store closed")
+        endpoint = self.endpoints[self._watch_index % len(self.endpoints)]
+        host, _, port = endpoint.rpartition(":")
+        client = aetcd.Client(host=host, port=int(port), timeout=self.timeout)
+
+        def rotate(why: object) -> StoreUnavailable:
+            self._watch_index += 1
+            log.warning("etcd watch: %s; moving to %s", why, self.endpoints[self._watch_index % len(self.endpoints)])
+            self._retire(client)
+            return StoreUnavailable(f"watch on {endpoint}: {why}")
+
         try:
+            await client.connect()
             watch = await bounded(
                 client.watch_prefix(prefix.encode(), start_revision=start_revision), self.timeout + 0.5
             )
         except aexc.RevisionCompactedError as exc:
+            self._retire(client)
             raise Compacted(exc.compacted_revision) from exc
         except (TimeoutError, aexc.ClientError) as exc:
-            await self._drop(client)
-            raise StoreUnavailable(f"watch on {self.endpoint}: {exc}") from exc
+            raise rotate(exc) from exc
         queue: asyncio.Queue[list[Event] | BaseException] = asyncio.Queue()
         seen = [start_revision - 1]  # the last revision delivered, shared with the probe
         tasks = [
@@ -233,11 +268,12 @@ class EtcdStore(Store):
                 item = await queue.get()
                 if isinstance(item, BaseException):
                     if isinstance(item, aexc.RevisionCompactedError):
+                        self._retire(client)
                         raise Compacted(item.compacted_revision)
-                    await self._drop(client)
+                    lost = rotate(item)
                     if isinstance(item, StaleWatch):
                         raise item
-                    raise StoreUnavailable(f"watch lost: {item!r}")
+                    raise lost
                 seen[0] = max(seen[0], item[-1].revision)
                 yield item
         finally:
@@ -245,6 +281,7 @@ class EtcdStore(Store):
                 t.cancel()
             with contextlib.suppress(BaseException):
                 await bounded(watch.cancel(), 0.5)
+            self._retire(client)
 
     @staticmethod
     async def _pump(watch: Any, queue: asyncio.Queue[list[Event] | BaseException]) -> None:
@@ -268,7 +305,7 @@ class EtcdStore(Store):
         such changes stay undelivered across two probes, the stream is stale (seen with aetcd
         after a member restart) and the watch resumes elsewhere from the last revision + 1.
         """
-        behind = 0
+        behind, stuck_at = 0, seen[0]
         try:
             while True:
                 await asyncio.sleep(self.probe_interval)
@@ -278,8 +315,13 @@ class EtcdStore(Store):
                 resp = await bounded(
                     client.kvstub.Range(request, timeout=self.timeout, metadata=client.metadata), self.timeout
                 )
-                behind = behind + 1 if resp.count > 0 else 0
-                if behind >= 2:
+                # Stale only if undelivered changes persist and nothing was delivered meanwhile
+                # for STALE_PROBES probes: a busy member may lag a little behind its reads.
+                if resp.count > 0 and seen[0] == stuck_at:
+                    behind += 1
+                else:
+                    behind, stuck_at = 0, seen[0]
+                if behind >= STALE_PROBES:
                     queue.put_nowait(StaleWatch(f"watch stream stale: changes after revision {seen[0]}"))
                     return
         except asyncio.CancelledError:
@@ -291,6 +333,8 @@ class EtcdStore(Store):
         async with self._lock:
             self._closed = True
             client, self._client = self._client, None
+        for task in list(self._retiring):
+            task.cancel()
         if client is not None:
             with contextlib.suppress(Exception):
                 await bounded(client.close(), self.timeout)
