@@ -301,23 +301,24 @@ class EtcdStore(Store):
 
         The read is linearizable, so it needs the member to reach the raft leader: a member that is
         dead, unreachable or in a minority fails it, which its silent stream would not show. It
-        counts the keys under the prefix modified after the last revision the watch delivered: if
-        such changes stay undelivered across two probes, the stream is stale (seen with aetcd
-        after a member restart) and the watch resumes elsewhere from the last revision + 1.
+        lists (keys only; not count_only, whose count etcd takes before the revision filter) the
+        keys under the prefix modified after the last revision the watch delivered: if such
+        changes stay undelivered for STALE_PROBES probes, the stream is stale and the consumer
+        reads everything again.
         """
         behind, stuck_at = 0, seen[0]
         try:
             while True:
                 await asyncio.sleep(self.probe_interval)
                 request = rpc.RangeRequest(
-                    key=prefix, range_end=_range_end(prefix), count_only=True, min_mod_revision=seen[0] + 1
+                    key=prefix, range_end=_range_end(prefix), keys_only=True, min_mod_revision=seen[0] + 1
                 )
                 resp = await bounded(
                     client.kvstub.Range(request, timeout=self.timeout, metadata=client.metadata), self.timeout
                 )
                 # Stale only if undelivered changes persist and nothing was delivered meanwhile
                 # for STALE_PROBES probes: a busy member may lag a little behind its reads.
-                if resp.count > 0 and seen[0] == stuck_at:
+                if len(resp.kvs) > 0 and seen[0] == stuck_at:
                     behind += 1
                 else:
                     behind, stuck_at = 0, seen[0]
