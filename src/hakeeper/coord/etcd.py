@@ -14,6 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+
+# The agent forks resource agents all the time. gRPC's fork handlers pause and resume its threads
+# around every fork(), which with the asyncio engine stalls the event loop and starves watch
+# streams; the agent never uses gRPC in a child, so it needs no fork support.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Literal, TypeVar
 
@@ -29,7 +35,9 @@ from hakeeper.coord.store import (
     LeaseExpired,
     Op,
     Put,
+    StaleWatch,
     Store,
+    StoreError,
     StoreUnavailable,
     TxnResult,
     bounded,
@@ -37,6 +45,7 @@ from hakeeper.coord.store import (
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+STALE_PROBES = 4
 
 _TARGETS = {
     "value": transactions.Value,
@@ -84,12 +93,18 @@ class EtcdStore(Store):
         self.probe_interval = probe_interval
         self._index = 0
         self._client: aetcd.Client | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._watch_index = 0
         self._lock = asyncio.Lock()
         self._closed = False
 
     @property
     def endpoint(self) -> str:
         return self.endpoints[self._index]
+
+    @property
+    def watch_endpoint(self) -> str:
+        return self.endpoints[self._watch_index % len(self.endpoints)]
 
     async def _connected(self) -> aetcd.Client:
         async with self._lock:
@@ -109,10 +124,24 @@ class EtcdStore(Store):
                 return
             self._client = None
             self._index = (self._index + 1) % len(self.endpoints)
-            stale: Any = client
             log.warning("etcd: moving to endpoint %s", self.endpoint)
-        with contextlib.suppress(Exception):
-            await bounded(stale.close(), self.timeout)
+        self._retire(client)
+
+    def _retire(self, client: Any) -> None:
+        """Close a client later, not now: calls of other tasks may still be on its channel, and
+        closing a gRPC channel under them can wedge the loop. Their own deadlines end them first."""
+
+        async def close() -> None:
+            await asyncio.sleep(self.timeout * 3)
+            with contextlib.suppress(Exception):
+                await bounded(client.close(), self.timeout)
+
+        try:
+            task = asyncio.get_running_loop().create_task(close())
+        except RuntimeError:  # no loop any more (interpreter shutdown): nothing left to protect
+            return
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     async def _call(self, fn: Callable[[aetcd.Client], Awaitable[T]]) -> T:
         last: BaseException | None = None
@@ -124,7 +153,7 @@ class EtcdStore(Store):
                 if _lease_gone(exc):
                     raise LeaseExpired(str(exc)) from exc
                 if not _unavailable(exc):
-                    raise
+                    raise StoreError(f"etcd {self.endpoint}: {exc}") from exc
                 last = exc
                 await self._drop(client)
         raise StoreUnavailable(f"no etcd endpoint answered ({self.endpoints}): {last}")
@@ -204,35 +233,55 @@ class EtcdStore(Store):
         return self._watch(prefix, start_revision)
 
     async def _watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[Event]]:
-        client = await self._connected()
+        # Each watch has its own channel (and its own endpoint rotation), so a watch given up
+        # never disturbs the requests of other tasks.
+        if self._closed:
+            raise StoreUnavailable("store closed")
+        endpoint = self.endpoints[self._watch_index % len(self.endpoints)]
+        host, _, port = endpoint.rpartition(":")
+        client = aetcd.Client(host=host, port=int(port), timeout=self.timeout)
+
+        def rotate(why: object) -> StoreUnavailable:
+            self._watch_index += 1
+            log.warning("etcd watch: %s; moving to %s", why, self.endpoints[self._watch_index % len(self.endpoints)])
+            self._retire(client)
+            return StoreUnavailable(f"watch on {endpoint}: {why}")
+
         try:
+            await client.connect()
             watch = await bounded(
                 client.watch_prefix(prefix.encode(), start_revision=start_revision), self.timeout + 0.5
             )
         except aexc.RevisionCompactedError as exc:
+            self._retire(client)
             raise Compacted(exc.compacted_revision) from exc
         except (TimeoutError, aexc.ClientError) as exc:
-            await self._drop(client)
-            raise StoreUnavailable(f"watch on {self.endpoint}: {exc}") from exc
+            raise rotate(exc) from exc
         queue: asyncio.Queue[list[Event] | BaseException] = asyncio.Queue()
+        seen = [start_revision - 1]  # the last revision delivered, shared with the probe
         tasks = [
             asyncio.create_task(self._pump(watch, queue)),
-            asyncio.create_task(self._probe(client, queue)),
+            asyncio.create_task(self._probe(client, queue, prefix.encode(), seen)),
         ]
         try:
             while True:
                 item = await queue.get()
                 if isinstance(item, BaseException):
                     if isinstance(item, aexc.RevisionCompactedError):
+                        self._retire(client)
                         raise Compacted(item.compacted_revision)
-                    await self._drop(client)
-                    raise StoreUnavailable(f"watch lost: {item!r}")
+                    lost = rotate(item)
+                    if isinstance(item, StaleWatch):
+                        raise item
+                    raise lost
+                seen[0] = max(seen[0], item[-1].revision)
                 yield item
         finally:
             for t in tasks:
                 t.cancel()
             with contextlib.suppress(BaseException):
                 await bounded(watch.cancel(), 0.5)
+            self._retire(client)
 
     @staticmethod
     async def _pump(watch: Any, queue: asyncio.Queue[list[Event] | BaseException]) -> None:
@@ -245,13 +294,37 @@ class EtcdStore(Store):
         except Exception as exc:
             queue.put_nowait(exc)
 
-    async def _probe(self, client: aetcd.Client, queue: asyncio.Queue[list[Event] | BaseException]) -> None:
-        # A linearizable read needs the member to reach the raft leader: a member that is dead,
-        # unreachable or in a minority fails it, which a silent watch stream would not show.
+    async def _probe(
+        self, client: aetcd.Client, queue: asyncio.Queue[list[Event] | BaseException], prefix: bytes, seen: list[int]
+    ) -> None:
+        """Fail the watch when its member is gone or the stream went quiet while changes happened.
+
+        The read is linearizable, so it needs the member to reach the raft leader: a member that is
+        dead, unreachable or in a minority fails it, which its silent stream would not show. It
+        lists (keys only; not count_only, whose count etcd takes before the revision filter) the
+        keys under the prefix modified after the last revision the watch delivered: if such
+        changes stay undelivered for STALE_PROBES probes, the stream is stale and the consumer
+        reads everything again.
+        """
+        behind, stuck_at = 0, seen[0]
         try:
             while True:
                 await asyncio.sleep(self.probe_interval)
-                await bounded(client.get(b"\0hakeeper-probe"), self.timeout)
+                request = rpc.RangeRequest(
+                    key=prefix, range_end=_range_end(prefix), keys_only=True, min_mod_revision=seen[0] + 1
+                )
+                resp = await bounded(
+                    client.kvstub.Range(request, timeout=self.timeout, metadata=client.metadata), self.timeout
+                )
+                # Stale only if undelivered changes persist and nothing was delivered meanwhile
+                # for STALE_PROBES probes: a busy member may lag a little behind its reads.
+                if len(resp.kvs) > 0 and seen[0] == stuck_at:
+                    behind += 1
+                else:
+                    behind, stuck_at = 0, seen[0]
+                if behind >= STALE_PROBES:
+                    queue.put_nowait(StaleWatch(f"watch stream stale: changes after revision {seen[0]}"))
+                    return
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
@@ -261,6 +334,8 @@ class EtcdStore(Store):
         async with self._lock:
             self._closed = True
             client, self._client = self._client, None
+        for task in list(self._retiring):
+            task.cancel()
         if client is not None:
             with contextlib.suppress(Exception):
                 await bounded(client.close(), self.timeout)

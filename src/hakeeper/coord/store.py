@@ -39,6 +39,10 @@ class StoreUnavailable(StoreError):
     """The backend could not be reached (no endpoint answered, or it has no quorum)."""
 
 
+class StaleWatch(StoreUnavailable):
+    """A watch stream stayed silent while changes under its prefix happened: read everything again."""
+
+
 class Compacted(StoreError):
     """A watch asked for a revision older than the store still keeps."""
 

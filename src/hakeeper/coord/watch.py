@@ -2,8 +2,9 @@
 
 `follow` first reads the whole prefix (a Snapshot at revision R), then watches from R+1. When the
 connection is lost it watches again from the last revision it delivered + 1 (the backend moves to
-another endpoint); when that revision has been compacted away it reads the whole prefix again and
-delivers a fresh Snapshot. Consumers apply both to a `Mirror` and never miss or repeat a change.
+another endpoint); when that revision has been compacted away, or the backend found the stream
+stale (silent while changes happened), it reads the whole prefix again and delivers a fresh
+Snapshot. Consumers apply both to a `Mirror` and never miss or repeat a change.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from hakeeper.coord.store import Compacted, Event, Store, StoreUnavailable
+from hakeeper.coord.store import Compacted, Event, StaleWatch, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,10 @@ async def follow(store: Store, prefix: str, retry_delay: float = 0.2) -> AsyncIt
             async for batch in store.watch_prefix(prefix, revision + 1):
                 revision = batch[-1].revision
                 yield Changes(batch, revision)
-        except Compacted as exc:
+        except (Compacted, StaleWatch) as exc:
             log.warning("watch %s: %s, resynchronising", prefix, exc)
             revision = None
-        except StoreUnavailable as exc:
+        except StoreError as exc:  # unavailable, or any other answer than events: retry, never end
             log.warning(
                 "watch %s: %s, resuming from revision %s",
                 prefix,
