@@ -127,10 +127,31 @@ class CaseResult:
     error: str | None = None  # hakeeper raised: the traceback
     pacemaker_seconds: float = 0.0
     our_seconds: float = 0.0
+    cloned: set[str] = field(default_factory=set)  # primitives inside a clone
 
     @property
     def agrees(self) -> bool:
         return self.error is None and not self.differences
+
+    @property
+    def category(self) -> str:
+        """A rough first sorting of a mismatch, to point at the part of the scheduler to read."""
+        if self.error:
+            return "hakeeper error"
+        if not self.differences:
+            return "agrees"
+        ids = {d.resource for d in self.differences}
+        if ids <= self.cloned:
+            return "clone instances (count or nodes)"
+        if ids == {"fencing"}:
+            return "fencing device node"
+        stopped_by_them = {d.resource for d in self.differences if not d.pacemaker}
+        if any(line.split(" ")[1].split(":")[0] in stopped_by_them and "due to" in line
+               for line in self.pacemaker_summary if line.startswith("stop ")):
+            return "stop of a dependent (colocation/order with an unrunnable resource)"
+        if any(d.kind != "different nodes" for d in self.differences):
+            return "runs or not"
+        return "node choice"
 
     def report(self, *, with_cib: bool = True) -> str:
         lines = [f"seed {self.seed}: features {', '.join(sorted(self.features))}"]
@@ -160,6 +181,12 @@ def _pacemaker_summary(result: SimResult) -> list[str]:
     return lines
 
 
+def _cloned(spec: ClusterSpec) -> set[str]:
+    children = {c.child for c in spec.resources.clones}
+    members = {m for g in spec.resources.groups if g.id in children for m in g.members}
+    return (children | members) - {g.id for g in spec.resources.groups}
+
+
 def run_case(seed: int, knobs: Knobs | None = None, *, binary: str = "crm_simulate",
              timeout: float = 120.0) -> CaseResult:
     spec = generate(seed, knobs)
@@ -168,7 +195,8 @@ def run_case(seed: int, knobs: Knobs | None = None, *, binary: str = "crm_simula
     theirs = run_crm_simulate(cib, primitives=primitives, binary=binary, timeout=timeout)
     result = CaseResult(seed=seed, cib=cib, pacemaker=theirs.placement, ours=None, differences=[],
                         features=features(spec), pacemaker_summary=_pacemaker_summary(theirs),
-                        pacemaker_seconds=theirs.seconds)
+                        pacemaker_seconds=theirs.seconds,
+                        cloned=_cloned(spec))
     start = time.perf_counter()
     try:
         ours, summary = hakeeper_placement(cib, primitives)
