@@ -32,7 +32,7 @@ vrrp_instance inside {{
     priority {prio}
     advert_int 1
     virtual_ipaddress {{
-        10.91.3.100/24
+        10.91.4.100/24 brd 10.91.4.255 scope link
     }}
 }}
 """
@@ -51,10 +51,12 @@ def test_sync_group_moves_together(tmp_path: Path) -> None:
         a, b = nodes["a"], nodes["b"]
 
         def holds(n: Node) -> tuple[bool, bool]:
-            return n.host.has_address("eth0", "10.91.2.100"), n.host.has_address("eth1", "10.91.3.100")
+            return n.host.has_address("eth0", "10.91.2.100"), n.host.has_address("eth1", "10.91.4.100")
 
         wait_for(lambda: holds(a) == (True, True) and holds(b) == (False, False), 15, "a to hold both")
         assert "eth0:out" in a.host.ip("addr", "show", "dev", "eth0").stdout
+        inside = a.host.ip("addr", "show", "dev", "eth1").stdout
+        assert "inet 10.91.4.100/24 brd 10.91.4.255 scope link" in inside, inside
         a.host.cut("eth1")  # only the inside link fails...
         # ...and the outside VIP follows it, so traffic never enters one node and leaves another.
         wait_for(lambda: holds(b) == (True, True), 8, "b to hold both")

@@ -70,6 +70,8 @@ def inst(vrid: int = 1, prio: int = 100, adv: str = "1", extra: str = "", head: 
         ("vrrp_instance vi {\n interface eth0\n", 1, "never closed"),
         ("vrrp_instanse vi {\n}\n", 1, "unknown keyword"),
         (inst(extra="track_script {\n nope\n }"), 6, "no vrrp_script 'nope'"),
+        (INST.format(vrid=1, prio=100, adv="1", extra="").replace("label eth0:vip", "scope galaxy"), 7,
+         "scope 'galaxy'"),
     ],
 )
 def test_bad_input_names_file_and_line(tmp_path: Path, text: str, line: int, needle: str) -> None:

@@ -54,6 +54,8 @@ def main(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), stream=sys.stderr,
         format="%(asctime)s hakeeper-vrrp[%(process)d] %(levelname)s %(message)s",
     )
+    # pyroute2 logs every netlink message at debug level: far too much next to ours.
+    logging.getLogger("pyroute2").setLevel(max(logging.WARNING, logging.getLogger().level))
     cfg = load(args)
     for w in cfg.warnings:
         print(f"warning: {w}", file=sys.stderr)

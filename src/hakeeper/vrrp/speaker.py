@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyroute2 import AsyncIPRoute
+from pyroute2.netlink.exceptions import NetlinkError
 
 from hakeeper.vrrp import netio
-from hakeeper.vrrp.config import Config, Group, Instance
+from hakeeper.vrrp.config import SCOPES, Config, Group, Instance
 from hakeeper.vrrp.effects import Notifier, ScriptStatus, StateFile, track_loop
 from hakeeper.vrrp.machine import (
     Action,
@@ -264,12 +265,14 @@ class Speaker:
                 link = self.links.get(vip.dev or r.inst.interface, r.link)
                 try:
                     if add:
-                        await netio.add_address(self.ipr, link.index, vip.address, vip.label, vip.brd)
+                        scope = SCOPES[vip.scope] if vip.scope else None
+                        await netio.add_address(self.ipr, link.index, vip.address, vip.label, vip.brd, scope)
                     else:
                         await netio.del_address(self.ipr, link.index, vip.address)
-                except OSError as exc:  # NetlinkError is an OSError
+                except (OSError, NetlinkError) as exc:
+                    # One address that cannot be set must not keep the others from being set.
                     verb = "add" if add else "remove"
-                    log.error("%s: cannot %s %s: %s", r.inst.name, verb, vip.address, exc)
+                    log.error("%s: cannot %s %s on %s: %s", r.inst.name, verb, vip.address, link.name, exc)
 
     async def _garp(self, r: Runner) -> None:
         """keepalived's schedule: a burst at takeover, another after garp_master_delay, then refreshes."""

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 
 from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
 
 from hakeeper.vrrp import netio
 from hakeeper.vrrp.config import Config, Instance
@@ -50,7 +51,7 @@ def withdraw(cfg: Config) -> list[str]:
             for vip in inst.vips + inst.excluded_vips:
                 dev = links.get(vip.dev or inst.interface)
                 if dev is not None:
-                    with contextlib.suppress(OSError):
+                    with contextlib.suppress(OSError, NetlinkError):
                         held = netio.del_address_sync(ipr, dev.index, vip.address) or held
             if held:
                 held_by.append(inst.name)
