@@ -6,6 +6,7 @@ cluster holds millions of operation records, is consumed element by element and 
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import IO, Any
 
@@ -16,6 +17,7 @@ from hakeeper.importers.cib_constraints import ConstraintReader
 from hakeeper.importers.cib_defaults import DefaultSet, read_sets
 from hakeeper.importers.cib_resources import ResourceReader
 from hakeeper.importers.cib_status import StatusReader, is_true
+from hakeeper.importers.cib_stream import StatusTarget
 from hakeeper.importers.cib_xml import CibContext, Element, children, line
 from hakeeper.importers.located import SourceMap
 from hakeeper.spec.checks import find_problems
@@ -219,23 +221,26 @@ def read_cib(source: str | Path | IO[bytes], file: str | None = None, *, now: fl
     `now` (seconds since the epoch) is when the status is evaluated: failures older than a resource's
     failure-timeout are forgotten. A CIB's own `execution-date` takes precedence; with neither,
     failures never expire.
+
+    Two passes: the configuration as a tree with line numbers (stopping where it ends), then the
+    status section as parser events without a tree (`cib_stream`), which is what keeps a CIB with
+    hundreds of thousands of histories fast and small.
     """
     name = file or (str(source) if isinstance(source, str | Path) else "<input>")
     builder = _Builder(name, now)
+    if not isinstance(source, str | Path) and not _seekable(source):
+        source = io.BytesIO(source.read())  # read twice: the configuration, then the status
     try:
-        events = etree.iterparse(source, events=("start", "end"), tag=_TAGS, huge_tree=True,
-                                 remove_comments=True, resolve_entities=False, no_network=True)
-        first = True
-        for event, elem in events:
-            if first:
-                first = False
-                if elem.tag != "cib":
-                    raise InputError.at(f"not a CIB: the root element is <{elem.tag}>, not <cib>",
-                                        file=name, line=line(elem))
-                builder.cib = dict(elem.attrib)
-            _handle(builder, event, elem)
-        if first:
-            raise InputError.at("not a CIB: no <cib> element", file=name, line=1)
+        start = source.tell() if not isinstance(source, str | Path) else 0
+        _configuration_pass(builder, source, name)
+        if builder.status is not None:
+            if not isinstance(source, str | Path):
+                source.seek(start)
+            # lxml's stubs type a target's attributes as str | bytes; with str input they are str.
+            target: Any = StatusTarget(builder.status)
+            parser = etree.XMLParser(target=target, huge_tree=True, remove_comments=True,
+                                     resolve_entities=False, no_network=True)
+            etree.parse(str(source) if isinstance(source, Path) else source, parser)
     except etree.XMLSyntaxError as exc:
         raise InputError.at(f"not a CIB: {exc.msg}", file=name, line=exc.lineno or 1) from None
     except OSError as exc:
@@ -243,24 +248,31 @@ def read_cib(source: str | Path | IO[bytes], file: str | None = None, *, now: fl
     return builder.finish()
 
 
-def _handle(builder: _Builder, event: str, elem: Element) -> None:
-    tag = elem.tag
-    if event == "start":
-        if tag == "node_state" and builder.status is None:
-            raise builder.ctx.unsupported("a status section before the configuration", elem)
-        return
-    if tag == "configuration":
-        builder.configuration(elem)
-    elif builder.status is None:
-        return
-    elif tag == "node_state":
-        builder.status.node_state_end(elem)
-        _free(elem)
+def _seekable(stream: IO[bytes]) -> bool:
+    try:
+        return stream.seekable()
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
-def _free(elem: Element) -> None:
-    # Drop what has been read so memory stays flat however large the status section is.
-    elem.clear()
-    parent = elem.getparent()
-    while parent is not None and elem.getprevious() is not None:
-        del parent[0]
+def _configuration_pass(builder: _Builder, source: str | Path | IO[bytes], name: str) -> None:
+    events = etree.iterparse(source, events=("start", "end"), tag=_TAGS, huge_tree=True,
+                             remove_comments=True, resolve_entities=False, no_network=True)
+    first = True
+    for event, elem in events:
+        if first:
+            first = False
+            if elem.tag != "cib":
+                raise InputError.at(f"not a CIB: the root element is <{elem.tag}>, not <cib>",
+                                    file=name, line=line(elem))
+            builder.cib = dict(elem.attrib)
+        tag = elem.tag
+        if event == "start":
+            if tag == "node_state" and builder.status is None:
+                raise builder.ctx.unsupported("a status section before the configuration", elem)
+            if tag == "status" and builder.status is not None:
+                return  # the rest is the second pass's
+        elif tag == "configuration":
+            builder.configuration(elem)
+    if first:
+        raise InputError.at("not a CIB: no <cib> element", file=name, line=1)
