@@ -21,7 +21,7 @@ from hakeeper.importers.cib_stream import StatusTarget
 from hakeeper.importers.cib_xml import CibContext, Element, children, line
 from hakeeper.importers.located import SourceMap
 from hakeeper.spec.checks import find_problems
-from hakeeper.spec.model import ClusterOptions, ClusterSpec, Meta, Node
+from hakeeper.spec.model import ClusterOptions, ClusterSpec, ClusterState, Meta, Node, Primitive
 
 # crm_config names that have a field of their own; everything else is kept in `other`.
 _OPTIONS = {"cluster-name": "name", "symmetric-cluster": "symmetric-cluster",
@@ -45,6 +45,8 @@ class _Builder:
         self.node_attributes: dict[str, dict[str, str]] = {}
         self.cib: dict[str, str] = {}
         self.remote_typed: set[str] = set()
+        self.remote_names: set[str] = set()
+        self.per_node_params: list[tuple[Primitive, Element]] = []
 
     def configuration(self, config: Element) -> None:
         when = self.cib.get("execution-date")
@@ -75,7 +77,9 @@ class _Builder:
         self._apply_rsc_defaults(resources, rsc_defaults)
         resources.apply_inheritance(rsc_defaults)
         self.spec.resources = resources.resources
+        self.per_node_params = resources.per_node_params
         remote = self._implicit_remote_nodes()
+        self.remote_names = set(remote) | self.remote_typed
         constraints = ConstraintReader(self.ctx, self.source)
         if "constraints" in sections:
             constraints.read(sections["constraints"])
@@ -190,6 +194,18 @@ class _Builder:
                     self.spec.nodes.append(Node(name=name))
         return remote
 
+    def _node_params(self, state: ClusterState) -> None:
+        """Parameters chosen by rules on node attributes, per node (the state's attributes: the
+        configured ones with the transient ones over them, plus #uname, #id and #kind)."""
+        for prim, elem in self.per_node_params:
+            for name, node in state.nodes.items():
+                attrs = {**node.attributes, "#uname": name, "#id": name,
+                         "#kind": "remote" if name in self.remote_names else "cluster"}
+                values = self.ctx.sets(elem, "instance_attributes", node=attrs)
+                changed = {k: v for k, v in values.items() if prim.params.get(k) != v}
+                if changed:
+                    prim.node_params[name] = changed
+
     def finish(self) -> ClusterSpec:
         if self.status is None:
             raise InputError.at("the CIB has no <configuration> section", file=self.ctx.file, line=1)
@@ -209,6 +225,7 @@ class _Builder:
             state.dc = self.status.node_names_by_id.get(dc, dc) if dc in self.status.node_names_by_id else None
         state.now = self.now
         self.spec.state = state
+        self._node_params(state)
         problems = find_problems(self.spec)
         if problems:
             raise self.source.error(problems)
