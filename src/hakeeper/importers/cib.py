@@ -6,6 +6,7 @@ cluster holds millions of operation records, is consumed element by element and 
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import IO, Any
 
@@ -16,10 +17,11 @@ from hakeeper.importers.cib_constraints import ConstraintReader
 from hakeeper.importers.cib_defaults import DefaultSet, read_sets
 from hakeeper.importers.cib_resources import ResourceReader
 from hakeeper.importers.cib_status import StatusReader, is_true
+from hakeeper.importers.cib_stream import StatusTarget
 from hakeeper.importers.cib_xml import CibContext, Element, children, line
 from hakeeper.importers.located import SourceMap
 from hakeeper.spec.checks import find_problems
-from hakeeper.spec.model import ClusterOptions, ClusterSpec, Meta, Node
+from hakeeper.spec.model import ClusterOptions, ClusterSpec, ClusterState, Meta, Node, Primitive
 
 # crm_config names that have a field of their own; everything else is kept in `other`.
 _OPTIONS = {"cluster-name": "name", "symmetric-cluster": "symmetric-cluster",
@@ -43,6 +45,8 @@ class _Builder:
         self.node_attributes: dict[str, dict[str, str]] = {}
         self.cib: dict[str, str] = {}
         self.remote_typed: set[str] = set()
+        self.remote_names: set[str] = set()
+        self.per_node_params: list[tuple[Primitive, Element]] = []
 
     def configuration(self, config: Element) -> None:
         when = self.cib.get("execution-date")
@@ -73,7 +77,9 @@ class _Builder:
         self._apply_rsc_defaults(resources, rsc_defaults)
         resources.apply_inheritance(rsc_defaults)
         self.spec.resources = resources.resources
+        self.per_node_params = resources.per_node_params
         remote = self._implicit_remote_nodes()
+        self.remote_names = set(remote) | self.remote_typed
         constraints = ConstraintReader(self.ctx, self.source)
         if "constraints" in sections:
             constraints.read(sections["constraints"])
@@ -188,6 +194,18 @@ class _Builder:
                     self.spec.nodes.append(Node(name=name))
         return remote
 
+    def _node_params(self, state: ClusterState) -> None:
+        """Parameters chosen by rules on node attributes, per node (the state's attributes: the
+        configured ones with the transient ones over them, plus #uname, #id and #kind)."""
+        for prim, elem in self.per_node_params:
+            for name, node in state.nodes.items():
+                attrs = {**node.attributes, "#uname": name, "#id": name,
+                         "#kind": "remote" if name in self.remote_names else "cluster"}
+                values = self.ctx.sets(elem, "instance_attributes", node=attrs)
+                changed = {k: v for k, v in values.items() if prim.params.get(k) != v}
+                if changed:
+                    prim.node_params[name] = changed
+
     def finish(self) -> ClusterSpec:
         if self.status is None:
             raise InputError.at("the CIB has no <configuration> section", file=self.ctx.file, line=1)
@@ -207,6 +225,7 @@ class _Builder:
             state.dc = self.status.node_names_by_id.get(dc, dc) if dc in self.status.node_names_by_id else None
         state.now = self.now
         self.spec.state = state
+        self._node_params(state)
         problems = find_problems(self.spec)
         if problems:
             raise self.source.error(problems)
@@ -219,23 +238,26 @@ def read_cib(source: str | Path | IO[bytes], file: str | None = None, *, now: fl
     `now` (seconds since the epoch) is when the status is evaluated: failures older than a resource's
     failure-timeout are forgotten. A CIB's own `execution-date` takes precedence; with neither,
     failures never expire.
+
+    Two passes: the configuration as a tree with line numbers (stopping where it ends), then the
+    status section as parser events without a tree (`cib_stream`), which is what keeps a CIB with
+    hundreds of thousands of histories fast and small.
     """
     name = file or (str(source) if isinstance(source, str | Path) else "<input>")
     builder = _Builder(name, now)
+    if not isinstance(source, str | Path) and not _seekable(source):
+        source = io.BytesIO(source.read())  # read twice: the configuration, then the status
     try:
-        events = etree.iterparse(source, events=("start", "end"), tag=_TAGS, huge_tree=True,
-                                 remove_comments=True, resolve_entities=False, no_network=True)
-        first = True
-        for event, elem in events:
-            if first:
-                first = False
-                if elem.tag != "cib":
-                    raise InputError.at(f"not a CIB: the root element is <{elem.tag}>, not <cib>",
-                                        file=name, line=line(elem))
-                builder.cib = dict(elem.attrib)
-            _handle(builder, event, elem)
-        if first:
-            raise InputError.at("not a CIB: no <cib> element", file=name, line=1)
+        start = source.tell() if not isinstance(source, str | Path) else 0
+        _configuration_pass(builder, source, name)
+        if builder.status is not None:
+            if not isinstance(source, str | Path):
+                source.seek(start)
+            # lxml's stubs type a target's attributes as str | bytes; with str input they are str.
+            target: Any = StatusTarget(builder.status)
+            parser = etree.XMLParser(target=target, huge_tree=True, remove_comments=True,
+                                     resolve_entities=False, no_network=True)
+            etree.parse(str(source) if isinstance(source, Path) else source, parser)
     except etree.XMLSyntaxError as exc:
         raise InputError.at(f"not a CIB: {exc.msg}", file=name, line=exc.lineno or 1) from None
     except OSError as exc:
@@ -243,24 +265,31 @@ def read_cib(source: str | Path | IO[bytes], file: str | None = None, *, now: fl
     return builder.finish()
 
 
-def _handle(builder: _Builder, event: str, elem: Element) -> None:
-    tag = elem.tag
-    if event == "start":
-        if tag == "node_state" and builder.status is None:
-            raise builder.ctx.unsupported("a status section before the configuration", elem)
-        return
-    if tag == "configuration":
-        builder.configuration(elem)
-    elif builder.status is None:
-        return
-    elif tag == "node_state":
-        builder.status.node_state_end(elem)
-        _free(elem)
+def _seekable(stream: IO[bytes]) -> bool:
+    try:
+        return stream.seekable()
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
-def _free(elem: Element) -> None:
-    # Drop what has been read so memory stays flat however large the status section is.
-    elem.clear()
-    parent = elem.getparent()
-    while parent is not None and elem.getprevious() is not None:
-        del parent[0]
+def _configuration_pass(builder: _Builder, source: str | Path | IO[bytes], name: str) -> None:
+    events = etree.iterparse(source, events=("start", "end"), tag=_TAGS, huge_tree=True,
+                             remove_comments=True, resolve_entities=False, no_network=True)
+    first = True
+    for event, elem in events:
+        if first:
+            first = False
+            if elem.tag != "cib":
+                raise InputError.at(f"not a CIB: the root element is <{elem.tag}>, not <cib>",
+                                    file=name, line=line(elem))
+            builder.cib = dict(elem.attrib)
+        tag = elem.tag
+        if event == "start":
+            if tag == "node_state" and builder.status is None:
+                raise builder.ctx.unsupported("a status section before the configuration", elem)
+            if tag == "status" and builder.status is not None:
+                return  # the rest is the second pass's
+        elif tag == "configuration":
+            builder.configuration(elem)
+    if first:
+        raise InputError.at("not a CIB: no <cib> element", file=name, line=1)

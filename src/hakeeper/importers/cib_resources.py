@@ -53,6 +53,8 @@ class ResourceReader:
     info: dict[str, RscInfo] = field(default_factory=dict)
     # Top-level resources (not inside a group or clone), where rsc_defaults apply.
     top_level: list[Primitive | Group | Clone] = field(default_factory=list)
+    # Primitives whose parameters depend on the node (a rule on node attributes), with their element.
+    per_node_params: list[tuple[Primitive, Element]] = field(default_factory=list)
 
     def read(self, section: Element) -> None:
         for elem in children(section):
@@ -91,7 +93,7 @@ class ResourceReader:
                for op in children(self.ctx.deref(op)) if op.tag == "op"]
         data: dict[str, Any] = {
             "id": elem.get("id"), "agent": agent,
-            "params": self.ctx.sets(elem, "instance_attributes", node_rules=False),
+            "params": self.ctx.sets(elem, "instance_attributes"),
             "operations": ops,
             "meta": self._meta(elem),
             "utilization": self.ctx.sets(elem, "utilization"),
@@ -105,6 +107,8 @@ class ResourceReader:
             if op.on_fail is not None:
                 info.on_fail[(op.name, round(op.interval * 1000))] = op.on_fail
         self.info[prim.id] = info
+        if self.ctx.node_dependent(elem, "instance_attributes"):
+            self.per_node_params.append((prim, elem))  # resolved once every node's attributes are known
         return prim
 
     def _operation(self, elem: Element, agent: AgentRef | None) -> Operation:

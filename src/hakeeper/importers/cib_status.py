@@ -11,18 +11,15 @@ are kept.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
-
-from lxml import etree
 
 from hakeeper.importers import migration
 from hakeeper.importers.cib_resources import RscInfo
-from hakeeper.importers.cib_xml import Element
 from hakeeper.importers.history import ROLE_NAMES, OpRecord, Outcome, replay
 from hakeeper.spec.model import ClusterState, NodeState, ResourceStatus
 
+Attrs = Mapping[str, str]  # an element's attributes, as the parser hands them over
 _TRUE = frozenset({"true", "on", "yes", "y", "1"})
 _FAIL_ATTR = re.compile(r"(fail-count|last-failure)-(.+?)(?:#(.+)_(\d+))?$")
 
@@ -45,37 +42,16 @@ def _count(value: str) -> int:
     return 1_000_000 if value.upper().lstrip("+") in ("INFINITY", "INF") else max(0, _int(value, 0))
 
 
-_HISTORIES = etree.XPath("lrm/lrm_resources/lrm_resource")
-
-
-def _nontrivial(node_state: Element) -> list[Element]:
-    """The histories that say more than "probed: not running" (most of a big cluster's are that).
-
-    A plain loop over `len` and `get` beats an XPath predicate on the attributes by about 2.5x:
-    libxml2 builds a node set and a string per attribute comparison. Anything unusual (another
-    child, a second record) is kept; `lrm_resource` looks at it properly.
-    """
-    kept = []
-    for rsc in cast(list[Element], _HISTORIES(node_state)):
-        if len(rsc) == 1:
-            get = rsc[0].get
-            if (get("rc-code") == "7" and get("operation") == "monitor" and get("op-status") == "0"
-                    and get("interval", "0") == "0"):
-                continue
-        kept.append(rsc)
-    return kept
-
-
 def _lookup(table: dict[tuple[str, int], str]) -> Callable[[str, int], str | None]:
     return lambda task, ms: table.get((task, ms))
 
 
-def _agent(elem: Element) -> str:
-    klass, provider, kind = elem.get("class"), elem.get("provider"), elem.get("type")
+def _agent(attrs: Attrs) -> str:
+    klass, provider, kind = attrs.get("class"), attrs.get("provider"), attrs.get("type")
     return f"{klass}:{provider}:{kind}" if provider else f"{klass}:{kind}"
 
 
-def _op_record(a: Any) -> OpRecord:
+def _op_record(a: Attrs) -> OpRecord:
     key = a.get("transition-key")
     target = -1
     if key:
@@ -87,6 +63,15 @@ def _op_record(a: Any) -> OpRecord:
                     status=_int(a.get("op-status"), 0), target_rc=target,
                     last_change=float(change) if change and change.isdigit() else None,
                     migrate_source=a.get("migrate_source"), migrate_target=a.get("migrate_target"))
+
+
+def is_trivial(op: Attrs) -> bool:
+    """A probe that found the resource stopped: never a failure, never active, nothing to keep.
+
+    On a big cluster nearly every history is just that, so this is checked before anything else.
+    """
+    return (op.get("rc-code") == "7" and op.get("operation") == "monitor" and op.get("op-status") == "0"
+            and op.get("interval", "0") == "0")
 
 
 def is_true(value: str | None) -> bool:
@@ -139,44 +124,28 @@ class StatusReader:
     # Every history of resources that may live-migrate: resource → node → (history, agent).
     migratable: dict[str, dict[str, tuple[list[OpRecord], str]]] = field(default_factory=dict)
 
-    def node_state(self, elem: Element) -> None:
-        uname = elem.get("uname") or self.node_names_by_id.get(elem.get("id") or "", elem.get("id") or "")
-        self.current = RawNode(uname, elem.get("in_ccm"), elem.get("crmd"), elem.get("join"),
-                               elem.get("expected"), is_true(elem.get("remote_node")))
+    def node_state(self, attrs: Attrs) -> None:
+        """A <node_state> begins: its membership (its attributes and history follow)."""
+        ident = attrs.get("id") or ""
+        uname = attrs.get("uname") or self.node_names_by_id.get(ident, ident)
+        self.current = RawNode(uname, attrs.get("in_ccm"), attrs.get("crmd"), attrs.get("join"),
+                               attrs.get("expected"), is_true(attrs.get("remote_node")))
         self.nodes[uname] = self.current
 
-    def node_state_end(self, elem: Element) -> None:
-        """A whole <node_state> has been read: its attributes and resource history."""
-        self.node_state(elem)
-        for attrs in elem.iterchildren("transient_attributes"):
-            self.transient_attributes(attrs)
-        special = self.remote_nodes.keys() | self.migratable_ids
-        if special:
-            # Some histories matter even when trivial (migrations span nodes; guest connections).
-            for rsc in elem.iterfind("lrm/lrm_resources/lrm_resource"):
-                self.lrm_resource(rsc)
-        else:
-            for rsc in _nontrivial(elem):
-                self.lrm_resource(rsc)
+    def transient_attribute(self, pair: Attrs) -> None:
+        """An nvpair inside the current node's <transient_attributes>."""
+        name = pair.get("name")
+        if self.current is not None and name is not None:
+            self.current.attributes[name] = pair.get("value") or ""
 
-    def transient_attributes(self, elem: Element) -> None:
-        if self.current is None:
+    def lrm_resource(self, attrs: Attrs, children: list[Attrs]) -> None:
+        """One <lrm_resource> of the current node with its <lrm_rsc_op> records."""
+        if self.current is None or not children:
             return
-        for pair in elem.iter("nvpair"):
-            name = pair.get("name")
-            if name is not None:
-                self.current.attributes[name] = pair.get("value") or ""
-
-    def lrm_resource(self, elem: Element) -> None:
-        if self.current is None:
-            return
-        children = [op for op in elem if op.tag == "lrm_rsc_op"]
-        if not children:
-            return
-        rid = elem.get("id") or ""
+        rid = attrs.get("id") or ""
         if rid in self.remote_nodes and self.remote_nodes[rid] != rid:
             # The implicit connection to a guest node: it decides whether the guest is up.
-            ops = [_op_record(op.attrib) for op in children]
+            ops = [_op_record(op) for op in children]
             conn = replay(ops, lambda task, ms: None, stonith_enabled=self.stonith_enabled)
             up = conn.active and not conn.failed
             self.guest_connections[rid] = self.guest_connections.get(rid, False) or up
@@ -184,20 +153,13 @@ class StatusReader:
         info = self.info.get(rid.split(":", 1)[0])
         if info is not None and info.allow_migrate:
             # Migration spans nodes: keep every history of a migratable resource for `finish`.
-            ops = [_op_record(op.attrib) for op in children]
-            self.migratable.setdefault(rid, {})[self.current.uname] = (ops, _agent(elem))
+            ops = [_op_record(op) for op in children]
+            self.migratable.setdefault(rid, {})[self.current.uname] = (ops, _agent(attrs))
             return
-        if len(children) == 1:
-            # The common case on a big cluster: a single probe that found the resource stopped.
-            # Never a failure, never active: nothing to keep.
-            only = children[0].attrib
-            if (only.get("operation") == "monitor" and only.get("rc-code") == "7"
-                    and only.get("op-status") == "0" and only.get("interval", "0") == "0"):
-                return
-        ops = [_op_record(op.attrib) for op in children]
-        if not ops:
+        if len(children) == 1 and is_trivial(children[0]):
             return
-        agent = _agent(elem)
+        ops = [_op_record(op) for op in children]
+        agent = _agent(attrs)
         if (info is not None and info.failure_timeout > 0 and self.now is not None
                 and any(op.rc != op.target_rc or op.status not in (0, -1) for op in ops)):
             self.deferred.append((rid, self.current.uname, ops, agent))

@@ -53,14 +53,14 @@ class CibContext:
         return target
 
     def sets(self, parent: Element, tag: str, *, first: str | None = None,
-             node_rules: bool = True) -> dict[str, str]:
+             node: dict[str, str] | None = None) -> dict[str, str]:
         """Values from the `<tag>` children of `parent` whose rules hold, as Pacemaker merges them:
         sets in order of their `score` (higher first; the set with id `first` before all), and
         the first set to name a value wins.
 
-        Rules are resolved here, at `now`. As in Pacemaker 2.1 they see no node attributes (the
-        sets of nodes, resources' meta and cluster options are unpacked without a node); where a
-        node would matter (`node_rules=False`: resource parameters), a node expression is refused.
+        Rules are resolved here, at `now`, on the attributes of `node`. Without one they see no
+        node attributes, as in Pacemaker 2.1 (the sets of nodes, resources' meta and cluster
+        options are unpacked without a node); resource parameters are also resolved per node.
         """
         found: list[tuple[tuple[bool, int, int], Element]] = []
         for index, raw in enumerate(parent.iterchildren(tag)):
@@ -69,7 +69,7 @@ class CibContext:
             found.append(((not leads, -self._set_score(nvset), index), nvset))
         values: dict[str, str] = {}
         for _, nvset in sorted(found, key=lambda t: t[0]):
-            if not self._rules_hold(nvset, node_rules):
+            if not self._rules_hold(nvset, node or {}):
                 continue
             for key, value in self.nvset(nvset).items():
                 values.setdefault(key, value)
@@ -84,16 +84,15 @@ class CibContext:
         except ValueError as exc:
             raise self.error(str(exc), nvset, "score") from None
 
-    def _rules_hold(self, nvset: Element, node_rules: bool) -> bool:
+    def _rules_hold(self, nvset: Element, node: dict[str, str]) -> bool:
         rules = [self.rule(item) for item in nvset.iterchildren("rule")]
-        if not rules:
-            return True
-        if not node_rules:
-            for item, rule in zip(nvset.iterchildren("rule"), rules, strict=True):
-                if _mentions_nodes(rule):
-                    raise self.unsupported("a node attribute rule inside resource parameters", item)
         # Any rule that holds applies the set (Pacemaker's pe_evaluate_rules).
-        return any(rule_matches(rule, {}, self.now) for rule in rules)
+        return not rules or any(rule_matches(rule, node, self.now) for rule in rules)
+
+    def node_dependent(self, parent: Element, tag: str) -> bool:
+        """Whether a rule in one of the `<tag>` sets looks at node attributes."""
+        return any(mentions_nodes(self.rule(item)) for raw in parent.iterchildren(tag)
+                   for item in self.deref(raw).iterchildren("rule"))
 
     def date_expression(self, raw: Element) -> DateExpression:
         elem = self.deref(raw)
@@ -173,8 +172,8 @@ def _attributes(ctx: CibContext, elem: Element, names: dict[str, str], allowed: 
     return data
 
 
-def _mentions_nodes(rule: Rule) -> bool:
-    return any(_mentions_nodes(e) if isinstance(e, Rule) else isinstance(e, Expression) for e in rule.expressions)
+def mentions_nodes(rule: Rule) -> bool:
+    return any(mentions_nodes(e) if isinstance(e, Rule) else isinstance(e, Expression) for e in rule.expressions)
 
 
 def children(elem: Element) -> list[Element]:

@@ -109,6 +109,9 @@ class Primitive(SpecModel):
     operations: list[Operation] = Field(default_factory=list)
     meta: Meta = Field(default_factory=Meta)
     utilization: dict[str, int] = Field(default_factory=dict)
+    # Parameters that differ on some nodes (a CIB rule on node attributes): node → the values that
+    # replace or add to `params` there. `params` holds what applies where no node rule holds.
+    node_params: dict[str, dict[str, str]] = Field(default_factory=dict)
 
     @field_validator("params", mode="before")
     @classmethod

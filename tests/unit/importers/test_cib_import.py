@@ -332,3 +332,31 @@ def test_defaults_with_resource_and_operation_rules() -> None:
     assert [(o.name, o.timeout) for o in prims["d"].operations] == [("monitor", 8.0), ("start", 30.0)]
     assert [(o.name, o.timeout) for o in prims["ip"].operations] == [("monitor", 30.0)]
     assert spec.cluster.other == {"op-defaults.timeout": "30s"}
+
+
+class _OneWay(io.RawIOBase):
+    """A stream that cannot seek (a pipe): the import reads it once and keeps the bytes."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
+        return self._data.readinto(buffer)
+
+
+def test_status_read_from_a_stream_that_cannot_seek() -> None:
+    piped = read_cib(io.BufferedReader(_OneWay(CIB.encode())), file="pipe.xml")
+    assert piped == read_cib(io.BytesIO(CIB.encode()), file="test.xml")
+    assert piped.state is not None and piped.state.resources
+
+
+def test_bad_xml_inside_the_status_is_located() -> None:
+    head = CIB.split("<status>", 1)[0]
+    broken = head + "<status>\n<node_state id='1' uname='alpha'>\n<lrm><lrm_resources>\n<lrm_resource id='x'>" \
+        + "</lrm_resources></lrm></node_state>\n</status></cib>"
+    with pytest.raises(InputError, match="not a CIB") as err:
+        _import(broken)
+    assert err.value.problems[0].line == head.count("\n") + 4

@@ -11,6 +11,7 @@ from hakeeper.errors import InputError
 from hakeeper.importers.cib import read_cib
 from hakeeper.placement import schedule
 from hakeeper.spec.dates import parse_time
+from hakeeper.spec.loader import dump_spec, parse_spec
 from hakeeper.spec.model import ClusterSpec, DateExpression
 
 WINDOW = ('<rule id="w" score="INFINITY">\n'
@@ -127,11 +128,32 @@ def test_bad_date_expressions_are_located(fragment: str, line: int, field: str) 
     assert problem.field is not None and problem.field.startswith(field), problem
 
 
-def test_parameters_chosen_per_node_are_refused_with_their_line() -> None:
+def test_parameters_chosen_per_node() -> None:
+    resources = ('<primitive id="d" class="ocf" provider="pacemaker" type="Dummy">\n'
+                 '<instance_attributes id="p1"><nvpair id="p1a" name="interface" value="eth1"/>\n'
+                 '<rule id="r1" score="0"><expression id="e1" attribute="#uname" operation="eq" value="n1"/>'
+                 '</rule></instance_attributes>'
+                 '<instance_attributes id="p2"><nvpair id="p2a" name="interface" value="eth2"/>\n'
+                 '<rule id="r2" score="0"><expression id="e2" attribute="rack" operation="eq" value="r2"/>'
+                 '</rule></instance_attributes>'
+                 '<instance_attributes id="p3"><nvpair id="p3a" name="interface" value="lo"/>'
+                 '<nvpair id="p3b" name="mtu" value="1500"/></instance_attributes></primitive>')
+    # n2's rack comes from the status (a transient attribute), so it is resolved after the status.
+    status = ('<node_state id="2" uname="n2" in_ccm="true" crmd="online" join="member" expected="member">'
+              '<transient_attributes id="t2"><instance_attributes id="t2i"><nvpair id="t2r" name="rack" '
+              'value="r2"/></instance_attributes></transient_attributes></node_state>')
+    spec = _read(_cib(resources=resources, status=status), INSIDE)
+    prim = spec.resources.primitives[0]
+    assert prim.params == {"interface": "lo", "mtu": "1500"}  # where no node rule holds
+    assert prim.node_params == {"n1": {"interface": "eth1"}, "n2": {"interface": "eth2"}}
+    assert parse_spec(dump_spec(spec)) == spec
+
+
+def test_bad_rule_in_parameters_is_located() -> None:
     resources = ('<primitive id="d" class="ocf" provider="pacemaker" type="Dummy">\n'
                  '<instance_attributes id="p"><nvpair id="p1" name="interface" value="eth1"/>\n'
-                 '<rule id="r" score="0"><expression id="e" attribute="#uname" operation="eq" value="n1"/>'
+                 '<rule id="r" score="0"><expression id="e" attribute="#uname" operation="matches" value="n1"/>'
                  '</rule></instance_attributes></primitive>')
-    with pytest.raises(InputError, match="not supported yet") as err:
+    with pytest.raises(InputError) as err:
         _read(_cib(resources=resources), INSIDE)
     assert err.value.problems[0].line == 10
