@@ -425,7 +425,10 @@ class StatusReader:
             resource=rid, node=uname, role=ROLE_NAMES[outcome.role],
             failed=outcome.active and on_fail != "ignore",
             failed_op=op.task if op else None, failed_interval=op.interval_ms / 1000 if op else None,
-            failed_rc=op.rc if op else None, failure_kind=outcome.failure_kind,
+            failed_rc=op.rc if op else None,
+            # A probe that found the agent missing or misconfigured bans the node for good
+            # (Pacemaker's hard error), even though the resource counts as stopped there.
+            failure_kind=outcome.failure_kind or ("hard" if outcome.banned else None),
             on_fail=outcome.on_fail if op or outcome.on_fail != "ignore" else None,
             blocked=blocked, pending=outcome.pending, banned=outcome.banned or outcome.failure_kind == "hard",
             migrating_to=outcome.migrating_to, migrating_from=outcome.migrating_from,
