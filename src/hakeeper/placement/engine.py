@@ -6,7 +6,7 @@ import gc
 
 from hakeeper.placement.actions import Act, ActionSet, Builder, add_orderings, next_role, propagate
 from hakeeper.placement.allocate import allocate
-from hakeeper.placement.build import ban_everywhere, build
+from hakeeper.placement.build import ban_everywhere, build, fenceable
 from hakeeper.placement.cluster import NEG, CloneE, Cluster, Rsc, leaf_primitives
 from hakeeper.placement.plan import Action, Contribution, Plan
 from hakeeper.placement.scores import apply_fail_counts, apply_locations, apply_stickiness
@@ -115,12 +115,12 @@ def _no_migration_after_moves(cluster: Cluster, acts: ActionSet) -> None:
 
 def _fence_failed_stops(cluster: Cluster) -> dict[int, str]:
     reasons: dict[int, str] = {}
-    if not cluster.can_fence:
+    if not cluster.stonith_enabled:
         return reasons
     for rsc in cluster.primitives:
         if rsc.failed_stop:
             for node in rsc.running_on:
-                if node not in cluster.fencing:
+                if node not in cluster.fencing and fenceable(cluster, node):
                     cluster.fencing.append(node)
                     cluster.nodes[node].unclean = True
                     reasons[node] = f"{rsc.id} failed there"
