@@ -56,7 +56,7 @@ def _child(cib: Path, out: Path, trace: bool) -> None:
     imported = time.perf_counter()
     if trace:
         tracemalloc.start()
-    plan = scheduler.schedule(spec, spec.state)
+    plan = scheduler.schedule_cib(spec, spec.state)
     done = time.perf_counter()
     traced = tracemalloc.get_traced_memory()[1] if trace else None
     out.write_text(json.dumps({

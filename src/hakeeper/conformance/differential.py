@@ -20,7 +20,7 @@ from hakeeper.conformance.cibgen import Knobs, generate
 from hakeeper.conformance.cibxml import render_cib
 from hakeeper.conformance.crmsim import Placement, SimResult, base_id, run_crm_simulate
 from hakeeper.importers.cib import read_cib
-from hakeeper.placement import schedule
+from hakeeper.placement import schedule_cib
 from hakeeper.spec.model import ClusterSpec
 from hakeeper.spec.values import INFINITY
 
@@ -36,7 +36,7 @@ def normalise(placement: Mapping[str, Iterable[str]], primitives: Iterable[str] 
 def hakeeper_placement(cib: bytes, primitives: Iterable[str] = ()) -> tuple[Placement, list[str]]:
     """Import the CIB and schedule it: hakeeper's final placement and its transition summary."""
     spec = read_cib(io.BytesIO(cib), file="generated.xml")
-    plan = schedule(spec, spec.state)
+    plan = schedule_cib(spec, spec.state)
     return normalise(plan.placement, primitives), list(plan.summary)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from hakeeper.conformance.suite import Case, action_key, normalise, transition_summary
 from hakeeper.errors import InputError
-from hakeeper.placement import schedule
+from hakeeper.placement import schedule_cib
 from hakeeper.spec.model import ClusterSpec, ClusterState
 
 
@@ -64,7 +64,7 @@ def run_case(case: Case, loader: Any | None = None) -> Result:
         state = spec.state or ClusterState()
         if state.now is None:
             state = state.model_copy(update={"now": _now(case)})
-        plan = schedule(spec, state, fencing_device_required=True)
+        plan = schedule_cib(spec, state)
         result.got = plan.summary
     except InputError as exc:
         result.reason = f"unsupported: {str(exc).splitlines()[0] if str(exc) else 'input'}"

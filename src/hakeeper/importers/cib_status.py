@@ -123,6 +123,8 @@ class StatusReader:
     deferred: list[tuple[str, str, list[OpRecord], str]] = field(default_factory=list)
     # Every history of resources that may live-migrate: resource → node → (history, agent).
     migratable: dict[str, dict[str, tuple[list[OpRecord], str]]] = field(default_factory=dict)
+    # (resource, node) whose failures were all on-fail=ignore. Set by `finish`.
+    ignored: set[tuple[str, str]] = field(default_factory=set)
 
     def node_state(self, attrs: Attrs) -> None:
         """A <node_state> begins: its membership (its attributes and history follow)."""
@@ -241,6 +243,9 @@ class StatusReader:
             state.nodes[name] = node
         self._replay_deferred(lambda name: name in state.nodes and state.nodes[name].online)
         kept = []
+        # Histories whose every failure was configured on-fail=ignore: their fail count is void.
+        self.ignored = {(rid, uname) for rid, uname, outcome, _ in self.outcomes
+                        if outcome.failures and outcome.failures == outcome.ignored_failures}
         for rid, uname, outcome, agent in self.outcomes:
             where = state.nodes.get(uname)
             if where is None:
@@ -387,11 +392,21 @@ class StatusReader:
             resource=rid, node=uname, role=ROLE_NAMES[outcome.role],
             failed=outcome.active and on_fail != "ignore",
             failed_op=op.task if op else None, failed_interval=op.interval_ms / 1000 if op else None,
-            failed_rc=op.rc if op else None, failure_kind=outcome.failure_kind,
+            failed_rc=op.rc if op else None,
+            # A probe that found the agent missing or misconfigured bans the node for good
+            # (Pacemaker's hard error), even though the resource counts as stopped there.
+            failure_kind=outcome.failure_kind or ("hard" if outcome.banned else None),
             on_fail=outcome.on_fail if op or outcome.on_fail != "ignore" else None,
             blocked=blocked, pending=outcome.pending, banned=outcome.banned or outcome.failure_kind == "hard",
             migrating_to=outcome.migrating_to, migrating_from=outcome.migrating_from,
             orphan=info is None, agent=agent if info is None else None)
+
+    def _ignored_count(self, rid: str, uname: str, task: str | None, interval: str | None) -> bool:
+        """Whether a fail-count attribute belongs to failures configured on-fail=ignore."""
+        if task is not None and interval is not None:
+            info = self.info.get(rid.split(":", 1)[0])
+            return info is not None and info.on_fail.get((task, _int(interval, -1))) == "ignore"
+        return (rid, uname) in self.ignored
 
     def _fail_counts(self, state: ClusterState) -> None:
         index = {(s.resource, s.node): s for s in state.resources}
@@ -401,6 +416,8 @@ class StatusReader:
                 if match is None:
                     continue
                 kind, rid = match.group(1), match.group(2)
+                if self._ignored_count(rid, uname, match.group(3), match.group(4)):
+                    continue
                 status = index.get((rid, uname))
                 if status is None:
                     if rid.split(":", 1)[0] not in self.info:

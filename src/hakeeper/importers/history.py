@@ -73,6 +73,10 @@ class Outcome:
     migrating_to: str | None = None
     migrating_from: str | None = None
     stop_failed: bool = False
+    # Failures seen, and how many of them were configured on-fail=ignore (their fail count
+    # does not count either).
+    failures: int = 0
+    ignored_failures: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -229,7 +233,9 @@ def replay(ops: list[OpRecord], on_fail_for: OnFailLookup, *, stonith_enabled: b
         response = default_on_fail(op.task, on_fail_for(*op.key), stonith_enabled, in_container)
         if status == EXEC_NOT_INSTALLED and response == "ignore":
             out.on_fail = "migrate"  # an agent that does not exist cannot be ignored
+        out.failures += 1
         if response == "ignore" and status != EXEC_NOT_INSTALLED:
+            out.ignored_failures += 1
             succeeded(op, op.target_rc)  # on-fail=ignore: pretend it worked
             continue
         if response == "restart-container" and op.task == "stop":

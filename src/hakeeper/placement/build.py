@@ -96,14 +96,19 @@ def build(spec: ClusterSpec, state: ClusterState | None) -> tuple[Cluster, FailT
                       no_quorum_policy=opts.no_quorum_policy, symmetric=opts.symmetric_cluster,
                       stop_all=opts.stop_all_resources, maintenance_mode=opts.maintenance_mode)
     # A node is fenced when it is unclean and fencing is enabled; without quorum only under
-    # no-quorum-policy=ignore (a partition without quorum must not shoot the others).
+    # no-quorum-policy=ignore (a partition without quorum must not shoot the others), or when
+    # the node is still in our own membership (online), as Pacemaker's pe_can_fence allows.
     cluster.can_fence = opts.stonith_enabled and (have_quorum or opts.no_quorum_policy == "ignore")
-    if cluster.can_fence:
-        cluster.fencing = [n.index for n in nodes if n.unclean]
+    cluster.fencing = [n.index for n in nodes if n.unclean and fenceable(cluster, n.index)]
     _build_resources(spec, cluster)
     fail = _apply_state(state, cluster)
     _build_colocations(spec, cluster)
     return cluster, fail
+
+
+def fenceable(cluster: Cluster, node: int) -> bool:
+    """Whether `node` may be fenced: always with quorum (or ignore), else only a member we see."""
+    return cluster.can_fence or (cluster.stonith_enabled and cluster.nodes[node].online)
 
 
 def _new_rsc(prim: Primitive, rid: str, order: int, meta: MetaView, spec: ClusterSpec,

@@ -6,8 +6,8 @@ import gc
 
 from hakeeper.placement.actions import Act, ActionSet, Builder, add_orderings, next_role, propagate
 from hakeeper.placement.allocate import allocate
-from hakeeper.placement.build import ban_everywhere, build
-from hakeeper.placement.cluster import NEG, CloneE, Cluster, Rsc, leaf_primitives
+from hakeeper.placement.build import ban_everywhere, build, fenceable
+from hakeeper.placement.cluster import NEG, CloneE, Cluster, GroupE, Rsc, leaf_primitives
 from hakeeper.placement.plan import Action, Contribution, Plan
 from hakeeper.placement.scores import apply_fail_counts, apply_locations, apply_stickiness
 from hakeeper.placement.summary import summarize
@@ -47,6 +47,11 @@ def prepare(spec: ClusterSpec, state: ClusterState | None = None) -> Cluster:
             ban_everywhere(rsc, "active on several nodes and multiple-active is stop_only")
         elif len(rsc.running_on) > 1 and rsc.multiple_active == "block":
             rsc.managed = False
+            if isinstance(rsc.parent, GroupE):
+                # A group with multiple-active=block is blocked as a whole (members inherit it).
+                for member in rsc.parent.members:
+                    if member.multiple_active == "block":
+                        member.managed = False
     _unavailable(cluster)
     for rsc in cluster.primitives:
         if len(rsc.running_on) > 1 and not rsc.needs_fencing:
@@ -115,12 +120,12 @@ def _no_migration_after_moves(cluster: Cluster, acts: ActionSet) -> None:
 
 def _fence_failed_stops(cluster: Cluster) -> dict[int, str]:
     reasons: dict[int, str] = {}
-    if not cluster.can_fence:
+    if not cluster.stonith_enabled:
         return reasons
     for rsc in cluster.primitives:
         if rsc.failed_stop:
             for node in rsc.running_on:
-                if node not in cluster.fencing:
+                if node not in cluster.fencing and fenceable(cluster, node):
                     cluster.fencing.append(node)
                     cluster.nodes[node].unclean = True
                     reasons[node] = f"{rsc.id} failed there"
@@ -148,6 +153,16 @@ def schedule(spec: ClusterSpec, state: ClusterState | None = None, explain: bool
     finally:
         if paused:
             gc.enable()
+
+
+def schedule_cib(spec: ClusterSpec, state: ClusterState | None = None, explain: bool = False) -> Plan:
+    """`schedule` for a spec read from a Pacemaker CIB: Pacemaker's own rules for what it manages.
+
+    A CIB is a Pacemaker cluster's configuration, so it gets exactly what crm_simulate does with
+    it: with stonith-enabled and no fencing device, nothing is managed. The conformance runner, the
+    differential harness and the benchmark schedule their CIBs through this one function.
+    """
+    return schedule(spec, state, explain, fencing_device_required=True)
 
 
 def _schedule(spec: ClusterSpec, state: ClusterState | None, explain: bool,
