@@ -88,9 +88,9 @@ class Agent:
         self.listeners.append(ev)
         return ev
 
-    async def event(self, kind: str, message: str, rsc: str | None = None) -> None:
+    async def event(self, kind: str, message: str, rsc: str | None = None, **extra: Any) -> None:
         now = self.clock()
-        doc = {"at": now, "node": self.node, "kind": kind, "rsc": rsc, "message": message}
+        doc = {"at": now, "node": self.node, "kind": kind, "rsc": rsc, "message": message, **extra}
         log.info("%s: %s%s", kind, f"{rsc}: " if rsc else "", message)
         with contextlib.suppress(StoreError):
             await self.store.put(self.keys.event(time.time_ns(), self.node), st.dumps(doc))

@@ -122,6 +122,9 @@ class Leader:
                     "plan",
                     f"epoch {epoch + 1}: "
                     + ("; ".join(plan.summary) or ", ".join(sorted(" ".join(w) for w in new_work))),
+                    epoch=epoch + 1,
+                    decide=self.last_decide,
+                    fence=sorted({a.node for a in plan.actions if a.task == "fence"}),
                 )
             return
         if isinstance(current, dict):
@@ -164,7 +167,9 @@ class Leader:
                         Put(self.keys.done_of(epoch, action_id), st.dumps({"ok": True, "fenced": victim})),
                     ],
                 )
-                await a.event("fenced", f"{victim} fenced by {prim.id} in {took:.2f}s: {res.output}")
+                await a.event(
+                    "fenced", f"{victim} fenced by {prim.id} in {took:.2f}s: {res.output}", victim=victim, seconds=took
+                )
                 self.fence_retry.pop(victim, None)
                 return
             self.fence_retry[victim] = time.monotonic() + FENCE_RETRY

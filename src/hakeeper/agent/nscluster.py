@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -167,7 +168,12 @@ class NsCluster:
         self.agents.pop(name, None)
 
     def revive_node(self, name: str) -> None:
-        self.hosts[name].link_up()
+        """The node boots again: its volatile state (/run: pidfiles, OCF state, addresses) is gone."""
+        host = self.hosts[name]
+        shutil.rmtree(os.path.join(self.workdir, "state", name), ignore_errors=True)
+        nslab.ip("-n", host.ns, "addr", "flush", "dev", host.ifname, check=False)
+        nslab.ip("-n", host.ns, "addr", "add", host.address, "dev", host.ifname, check=False)
+        host.link_up()
         self.start_member(name)
         self.start_agent(name)
 
