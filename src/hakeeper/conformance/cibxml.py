@@ -98,6 +98,14 @@ def _primitive(parent: etree._Element, prim: Primitive) -> None:
         attrs["provider"] = agent.provider
     el = SE(parent, "primitive", attrs)
     _nvset(el, "instance_attributes", f"{prim.id}-instance_attributes", prim.params)
+    for i, (node, values) in enumerate(prim.node_params.items()):
+        # Per-node parameters: a set chosen by a #uname rule, scored to win over the plain one.
+        set_id = f"{prim.id}-node-params-{i}"
+        holder = SE(el, "instance_attributes", id=set_id, score="1")
+        rule = SE(holder, "rule", id=f"{set_id}-rule", score="0")
+        SE(rule, "expression", id=f"{set_id}-expr", attribute="#uname", operation="eq", value=node)
+        for name, value in values.items():
+            SE(holder, "nvpair", id=f"{set_id}-{name}", name=name, value=value)
     if prim.operations:
         ops = SE(el, "operations")
         for op in prim.operations:

@@ -7,6 +7,7 @@ import io
 
 import pytest
 
+from hakeeper.conformance.cibxml import render_cib
 from hakeeper.errors import InputError
 from hakeeper.importers.cib import read_cib
 from hakeeper.placement import schedule
@@ -157,3 +158,19 @@ def test_bad_rule_in_parameters_is_located() -> None:
     with pytest.raises(InputError) as err:
         _read(_cib(resources=resources), INSIDE)
     assert err.value.problems[0].line == 10
+
+
+def test_date_rules_and_node_params_survive_a_rendered_cib() -> None:
+    text = _cib(resources=('<primitive id="d" class="ocf" provider="pacemaker" type="Dummy">'
+                           '<instance_attributes id="p1"><nvpair id="p1a" name="interface" value="eth1"/>'
+                           '<rule id="r1" score="0"><expression id="e1" attribute="#uname" operation="eq" '
+                           'value="n1"/></rule></instance_attributes></primitive>'),
+                constraints=('<rsc_location id="l" rsc="d">\n<rule id="r" score="100">\n'
+                             '<date_expression id="de" operation="in_range" start="2005-001">'
+                             '<duration id="du" months="2"/></date_expression>\n'
+                             '<date_expression id="ds" operation="date_spec"><date_spec id="dss" hours="9-16"/>'
+                             '</date_expression></rule></rsc_location>'))
+    spec = _read(text, INSIDE)
+    again = read_cib(io.BytesIO(render_cib(spec)), file="rendered.xml", now=INSIDE)
+    assert again.resources.primitives[0].node_params == {"n1": {"interface": "eth1"}}
+    assert again.constraints.location[0].rules[0].expressions == spec.constraints.location[0].rules[0].expressions
