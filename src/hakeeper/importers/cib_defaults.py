@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hakeeper.importers.cib_xml import CibContext, Element, children
+from hakeeper.placement.scores import rule_matches
 from hakeeper.spec.dates import date_matches
 from hakeeper.spec.values import AgentRef, parse_duration, parse_score
 
@@ -47,18 +48,19 @@ def read_sets(ctx: CibContext, section: Element) -> list[DefaultSet]:
         nvset = ctx.deref(raw)
         values: dict[str, str] = {}
         condition: Condition | None = None
+        ruled = False
         for item in children(nvset):
             if item.tag == "rule":
-                if condition is not None:
+                if ruled:
                     raise ctx.unsupported("more than one rule in a defaults set", item)
-                condition = _condition(ctx, ctx.deref(item))
-                if not condition.resources and not condition.operations:
-                    # Only dates: decided now. A set whose dates do not hold is not there at all.
-                    if not condition.fixed or all(condition.fixed) or (
-                            condition.boolean_op == "or" and any(condition.fixed)):
-                        condition = None
-                    else:
-                        condition = _NEVER
+                ruled = True
+                rule = ctx.deref(item)
+                if any(c.tag in ("rsc_expression", "op_expression") for c in children(rule)):
+                    condition = _condition(ctx, rule)
+                elif not rule_matches(ctx.rule(rule), {}, ctx.now):
+                    # Dates (and node attributes, which defaults never see, as in Pacemaker) are
+                    # decided now: a set whose rule does not hold is not there at all.
+                    condition = _NEVER
             elif item.tag == "nvpair":
                 pair = ctx.deref(item)
                 name = pair.get("name")

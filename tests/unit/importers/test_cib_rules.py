@@ -174,3 +174,13 @@ def test_date_rules_and_node_params_survive_a_rendered_cib() -> None:
     again = read_cib(io.BytesIO(render_cib(spec)), file="rendered.xml", now=INSIDE)
     assert again.resources.primitives[0].node_params == {"n1": {"interface": "eth1"}}
     assert again.constraints.location[0].rules[0].expressions == spec.constraints.location[0].rules[0].expressions
+
+
+@pytest.mark.parametrize(("operation", "applied"), [("eq", False), ("not_defined", True)])
+def test_defaults_rule_on_node_attributes_sees_no_node(operation: str, applied: bool) -> None:
+    extra = ('<rsc_defaults><meta_attributes id="d1"><nvpair id="d1a" name="is-managed" value="false"/>'
+             f'<rule id="r" score="0"><expression id="e" attribute="#uname" operation="{operation}" value="n1"/>'
+             '</rule></meta_attributes></rsc_defaults>\n')
+    resources = '<primitive id="d" class="ocf" provider="pacemaker" type="Dummy"/>'
+    meta = _read(_cib(resources=resources, extra=extra), INSIDE).resources.primitives[0].meta
+    assert meta.is_managed is (False if applied else None)
