@@ -61,7 +61,7 @@ def distribute(alloc: Allocator, clone: CloneE) -> None:
             continue
         if counts[cur] >= loop_max:
             continue
-        if _allocate_instance(alloc, inst, cur, per_host, counts) is not None:
+        if _allocate_instance(alloc, clone, inst, cur, per_host, counts) is not None:
             allocated += 1
     for inst in order:
         if not _provisional(inst):
@@ -73,19 +73,23 @@ def distribute(alloc: Allocator, clone: CloneE) -> None:
                 leaf.why = f"clone {clone.id} already has clone-max ({limit}) instances placed"
             alloc.assign(inst)
             continue
-        if _allocate_instance(alloc, inst, None, per_host, counts) is not None:
+        if _allocate_instance(alloc, clone, inst, None, per_host, counts) is not None:
             allocated += 1
     if clone.promotable:
         set_roles(alloc, clone)
 
 
-def _allocate_instance(alloc: Allocator, inst: Entity, prefer: int | None, per_host: int,
-                       counts: list[int]) -> int | None:
+def _allocate_instance(alloc: Allocator, clone: CloneE, inst: Entity, prefer: int | None,
+                       per_host: int, counts: list[int]) -> int | None:
     leaves = leaf_primitives(inst)
     if prefer is not None and leaves and leaves[0].weights[prefer] < 0:
         return None
     nodes = alloc.c.nodes
-    full = [n.index for n in nodes if not n.available or counts[n.index] >= per_host]
+    # An instance may not run where the clone itself scores below zero, whatever the instance's
+    # own stickiness says (Pacemaker checks the clone's score, not the instance's).
+    own = clone.weights
+    full = [n.index for n in nodes
+            if not n.available or counts[n.index] >= per_host or own[n.index] < 0]
     for leaf in leaves:
         # Weights lists are replaced, not changed in place (the allocator caches by list).
         weights = list(leaf.weights)
