@@ -102,12 +102,15 @@ def _allocate_instance(alloc: Allocator, clone: CloneE, inst: Entity, prefer: in
     backup = [(leaf, list(leaf.weights), len(leaf.contributions)) for leaf in leaves]
     chosen = alloc.assign(inst, prefer)
     if chosen is not None and prefer is not None and chosen != prefer:
+        if isinstance(inst, GroupE):
+            # Pacemaker 2.1.5 rolls back only the group's own scores here: its members stay
+            # where they were just placed, uncounted against clone-node-max and clone-max, so a
+            # later instance may land on the same node. Reproduced so plans agree with it.
+            return None
         for leaf, weights, ncontrib in backup:
             alloc.unassign(leaf)
             leaf.weights = weights
             del leaf.contributions[ncontrib:]
-        if isinstance(inst, GroupE):
-            inst.provisional = True
         return None
     if chosen is not None:
         counts[chosen] += 1
