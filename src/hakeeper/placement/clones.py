@@ -47,8 +47,16 @@ def distribute(alloc: Allocator, clone: CloneE) -> None:
         if isinstance(tail, Rsc):
             tail.with_this = tail.with_this + [
                 c for c in clone.with_this if all_coloc or c.score < 0 or c.score >= INFINITY]
-    order = sorted(clone.instances,
-                   key=lambda i: (0 if _current(i) is not None and not _failed(i) else 1))
+    own = clone.weights
+
+    def rank(inst: Entity) -> int:
+        cur = _current(inst)
+        if cur is None or _failed(inst):
+            return 1
+        # Running where the clone itself may not run: placed after the instances not running.
+        return 2 if own and own[cur] < 0 else 0
+
+    order = sorted(clone.instances, key=rank)
     allocated = 0
     for inst in order:
         if allocated >= limit:
@@ -59,6 +67,8 @@ def distribute(alloc: Allocator, clone: CloneE) -> None:
         leaf = first_member(inst)
         if not nodes[cur].available or not isinstance(leaf, Rsc) or leaf.weights[cur] < 0:
             continue
+        if isinstance(inst, GroupE) and own and own[cur] < 0:
+            continue  # a group instance's own score there (the clone's, no stickiness) is negative
         if counts[cur] >= loop_max:
             continue
         if _allocate_instance(alloc, clone, inst, cur, per_host, counts) is not None:
