@@ -38,7 +38,10 @@ def prepare(spec: ClusterSpec, state: ClusterState | None = None) -> Cluster:
     for rsc in cluster.primitives:
         if rsc.target_role == "Stopped":
             rsc.next_role = "Stopped"
-            ban_everywhere(rsc, "target-role is Stopped")
+            # Not a ban of every node: the scores stay as they are until the resource itself is
+            # assigned (nowhere), so resources colocated with it still see its preferences, as
+            # in Pacemaker.
+            rsc.contributions.append((-1, NEG, "target-role is Stopped"))
             rsc.why = "target-role is Stopped"
         elif rsc.failed_stop and not cluster.stonith_enabled:
             rsc.managed = False  # a failed stop without fencing: blocked until cleaned up

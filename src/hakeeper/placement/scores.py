@@ -214,11 +214,17 @@ def _ban_failed(rsc: Rsc, node: int, entry: tuple[int, float | None], now: float
         return
     words = f"failed {count} time(s) here, migration-threshold is {rsc.migration_threshold}"
     targets: list[Rsc] = [rsc]
-    if isinstance(rsc.parent, CloneE) and not rsc.parent.unique:
-        # An anonymous clone's failure bans every instance from the node.
-        targets = leaf_primitives(rsc.parent)
-    elif isinstance(rsc.parent, GroupE) and isinstance(rsc.parent.parent, CloneE):
-        targets = [m for inst in rsc.parent.parent.instances
-                   for m in leaf_primitives(inst) if m.base == rsc.base]
+    clone = rsc.parent if isinstance(rsc.parent, CloneE) else (
+        rsc.parent.parent if isinstance(rsc.parent, GroupE) and isinstance(rsc.parent.parent, CloneE)
+        else None)
+    if clone is not None and not clone.unique:
+        # An anonymous clone's failure bans the clone itself (Pacemaker bans the top resource):
+        # every member of every instance.
+        targets = leaf_primitives(clone)
+        if clone.weights:
+            clone.weights = list(clone.weights)  # replaced, not changed in place (cached lists)
+            clone.weights[node] = NEG
+    elif clone is not None and isinstance(rsc.parent, GroupE):
+        targets = [m for inst in clone.instances for m in leaf_primitives(inst) if m.base == rsc.base]
     for target in targets:
         _add(target, node, -INFINITY, words)
