@@ -173,3 +173,39 @@ async def _fail_count(h: Harness, node: str, n: int) -> bool:
 
 class _Empty:
     value = b"null"
+
+
+FENCED_SPEC = SPEC.replace("stonith-enabled: false", "stonith-enabled: true").replace(
+    "  groups:",
+    """    - id: fencer
+      agent: stonith:fence_dummy
+      params: {type: fail}
+  groups:""",
+)
+
+
+def test_failed_fencing_keeps_resources_where_they_were(tmp_path: Path) -> None:
+    """A node lost while running the group, and a fence device that fails: the group is not
+    started anywhere else (no two copies), and the events say why."""
+
+    async def body(h: Harness) -> None:
+        for n in ("n1", "n2", "n3"):
+            h.start(n)
+        await h.apply(FENCED_SPEC)
+        await h.until(lambda: _some(h.group_on()))
+        victim = await h.group_on()
+        assert victim is not None
+        h.tasks[victim].cancel()  # the agent dies without a word: its lease runs out
+        await asyncio.gather(h.tasks[victim], return_exceptions=True)
+
+        async def fence_failed() -> bool:
+            kvs, _ = await h.store.get_prefix(h.keys.events)
+            return any(st.loads(kv.value)["kind"] == "fence-failed" for kv in kvs)
+
+        await h.until(fence_failed, 30)
+        await asyncio.sleep(3)
+        where = await h.where()
+        # Still reported on the lost node only; never started on another.
+        assert where.get("svc") == [victim] and where.get("dummy") == [victim], where
+
+    run(tmp_path, body)
