@@ -31,18 +31,15 @@ _CLONED_GROUP = ("cloned group: where instances land after Pacemaker 2.1.5's par
                  "group instance (members left placed, uncounted) still differs")
 _CLONE_COUNT = "clone instance count: Pacemaker runs one instance fewer (not diagnosed)"
 KNOWN_DIVERGENT: dict[int, str] = {
-    23: _CLONED_GROUP,
     128: _INTERLEAVE,
     168: _NO_QUORUM_STOP,
     169: _CLONED_GROUP,
     182: _TIE,
-    258: _CLONE_COUNT,
     328: _CLONED_GROUP,
     350: _CLONE_COUNT,
     381: _CLONED_GROUP,
     384: _CLONED_GROUP,
     398: _CLONED_GROUP,
-    408: _TIE,
     493: _TIE,
 }
 
