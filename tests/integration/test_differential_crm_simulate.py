@@ -40,7 +40,6 @@ KNOWN_DIVERGENT: dict[int, str] = {
     381: _CLONED_GROUP,
     384: _CLONED_GROUP,
     398: _CLONED_GROUP,
-    493: _TIE,
 }
 
 

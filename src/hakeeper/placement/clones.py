@@ -60,6 +60,7 @@ def distribute(alloc: Allocator, clone: CloneE) -> None:
         return 2 if own and own[cur] < 0 else 0
 
     order = sorted(clone.instances, key=rank)
+    clone.placed_order = order
     allocated = 0
     for inst in order:
         if allocated >= limit:
