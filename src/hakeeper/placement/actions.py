@@ -299,7 +299,13 @@ def add_orderings(spec: ClusterSpec, cluster: Cluster, acts: ActionSet) -> list[
                 for a in local:
                     if a.rsc is not None:
                         a.blocks_with.append((t, f"{a.rsc.id} start"))
-                if not local:
+                if not local and not any(leaf.assigned == t.node for leaf in leaf_primitives(first)):
+                    # No instance of `first` will be on this node at all: Pacemaker keeps the
+                    # `then` instance from becoming active here.
+                    t.runnable = False
+                    t.reason = t.reason or reason
+                    blocked.append((t, t))
+                elif not local:
                     gate = Act("running", -1, None, optional=False, pseudo=True,
                                need=int(need))
                     gate.gate_inputs = inputs

@@ -171,7 +171,7 @@ class Allocator:
             for inst in primary.instances:
                 leaf = last_member(inst)
                 if isinstance(leaf, Rsc) and leaf.assigned is not None:
-                    if coloc.primary_role == "Promoted" and leaf.next_role != "Promoted":
+                    if not _role_matches(coloc, leaf):
                         continue
                     out.add(leaf.assigned)
             return out
@@ -208,6 +208,15 @@ class Allocator:
             rsc.contributions.append(
                 (-1, NEG, f"colocation {coloc.id}: must run where {who} runs ({where}), "
                           "so every other node is out"))
+        elif coloc.attribute == "#uname" and isinstance(coloc.primary, CloneE) and score > NEG:
+            # Pacemaker applies a finite colocation with a clone instance by instance, in
+            # instance order, and drops an instance's share when it would leave no node usable.
+            for i in self._instance_nodes(coloc.primary, coloc, nodes):
+                trial = list(work)
+                trial[i] = add_scores(score, trial[i])
+                if self.any_available(trial):
+                    work = trial
+                    rsc.contributions.append((i, score, f"colocation {coloc.id} with {who}"))
         elif coloc.attribute == "#uname":
             for i in nodes:
                 work[i] = add_scores(score, work[i])
@@ -225,6 +234,25 @@ class Allocator:
                         (i, -score, f"colocation {coloc.id}: must run where {who} runs"))
         if score <= NEG or score >= INFINITY or self.any_available(work):
             rsc.weights = work
+
+    def _instance_nodes(self, clone: CloneE, coloc: Coloc, nodes: set[int]) -> list[int]:
+        """The nodes of `clone`'s instances counted by `primary_nodes`, in instance order."""
+        out = []
+        # Pacemaker's sorted children put instances whose current node cannot run anything after
+        # the others (our placement order does not, yet: see clones.distribute).
+        def unusable(inst: Entity) -> bool:
+            leaf = first_member(inst)
+            cur = leaf.current if isinstance(leaf, Rsc) else None
+            return cur is not None and not self.avail[cur]
+
+        ordered = sorted(clone.placed_order or clone.instances, key=unusable)
+        for inst in ordered:
+            leaf = last_member(inst)
+            if isinstance(leaf, Rsc) and leaf.assigned is not None and leaf.assigned in nodes:
+                if not _role_matches(coloc, leaf):
+                    continue
+                out.append(leaf.assigned)
+        return out
 
     # -- assignment ----------------------------------------------------------------------------
     def assign(self, entity: Entity, prefer: int | None = None) -> int | None:
@@ -361,6 +389,15 @@ class Allocator:
         distribute(self, clone)
         clone.allocating = False
         clone.provisional = False
+
+
+def _role_matches(coloc: Coloc, leaf: Rsc) -> bool:
+    """Whether a clone instance counts for a colocation with the clone in a given role."""
+    if coloc.primary_role == "Promoted":
+        return leaf.next_role == "Promoted"
+    if coloc.primary_role == "Unpromoted":
+        return leaf.next_role != "Promoted"  # roles are chosen when the clone is placed
+    return True
 
 
 def allocate(cluster: Cluster) -> Allocator:

@@ -38,15 +38,18 @@ def distribute(alloc: Allocator, clone: CloneE) -> None:
     per_host = clone.clone_node_max
     all_coloc = limit < available
     loop_max = max(1, limit // available) if available else 1
-    # The clone's own colocations act on every instance.
+    # The clone's own colocations act on every instance. The resources colocated with the clone
+    # were merged into the clone's scores (`_assign_clone`), which bound where instances may go;
+    # each instance's own scores see again only those that keep it away (negative), and the
+    # positive ones (INFINITY too) only when not every node gets an instance. This is what
+    # Pacemaker 2.1.5 does, as crm_simulate shows on the differential cases.
     for inst in clone.instances:
         head = first_member(inst)
         tail = last_member(inst)
         if isinstance(head, Rsc):
             head.this_with = list(clone.this_with) + head.this_with
         if isinstance(tail, Rsc):
-            tail.with_this = tail.with_this + [
-                c for c in clone.with_this if all_coloc or c.score < 0 or c.score >= INFINITY]
+            tail.with_this = tail.with_this + [c for c in clone.with_this if all_coloc or c.score < 0]
     own = clone.weights
 
     def rank(inst: Entity) -> int:
@@ -57,6 +60,7 @@ def distribute(alloc: Allocator, clone: CloneE) -> None:
         return 2 if own and own[cur] < 0 else 0
 
     order = sorted(clone.instances, key=rank)
+    clone.placed_order = order
     allocated = 0
     for inst in order:
         if allocated >= limit:

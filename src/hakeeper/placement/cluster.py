@@ -121,6 +121,9 @@ class CloneE(Entity):
     clone_min: int = 0
     # Location constraints with role Promoted: (node, score, words), for promotion scores.
     promotion_locations: list[tuple[int, int, str]] = field(default_factory=list)
+    # The instances in the order they were placed (Pacemaker sorts its list of children so, and
+    # later walks it in that order, e.g. for colocations with the clone).
+    placed_order: list[Entity] = field(default_factory=list)
 
 
 @dataclass
