@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(result)
         if not result.agrees:
             print(result.report(with_cib=args.show) if args.show or args.seed is not None
-                  else f"seed {seed}: " + "; ".join(
+                  else f"seed {seed} [{result.category}]: " + "; ".join(
                       f"{d.resource} ours {d.ours} pacemaker {d.pacemaker}" for d in result.differences)
                   + (" hakeeper raised " + (result.error or "").strip().splitlines()[-1] if result.error else ""))
             if args.save:
@@ -55,6 +55,9 @@ def _summary(results: list[CaseResult], elapsed: float) -> None:
     ours = sum(r.our_seconds for r in results)
     print(f"time per case: crm_simulate -R {1000 * theirs / max(1, len(results)):.1f} ms, "
           f"hakeeper import+schedule {1000 * ours / max(1, len(results) - errors):.1f} ms")
+    categories = Counter(r.category for r in results if not r.agrees)
+    if categories:
+        print("mismatching cases by category: " + ", ".join(f"{k}: {n}" for k, n in categories.most_common()))
     kinds = Counter(d.kind for r in results for d in r.differences)
     if kinds:
         print("differences by kind (primitives): " + ", ".join(f"{k}: {n}" for k, n in kinds.most_common()))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -46,10 +47,16 @@ while True:
 """
 
 PROBE = """
-import select, socket, sys, time
+import select, socket, struct, sys, time
 vip, port, want, timeout = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode(), float(sys.argv[4])
+master = socket.inet_aton(sys.argv[5])
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setblocking(False)
+# Also listen to VRRP: the time of the master's last advert (priority > 0) before it died.
+a = socket.socket(socket.AF_INET, socket.SOCK_RAW, 112)
+mreqn = socket.inet_aton("224.0.0.18") + bytes(4) + struct.pack("@i", socket.if_nametoindex("eth0"))
+a.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+last = 0.0
 end = time.monotonic() + timeout
 nxt = time.monotonic()
 print("ready", flush=True)
@@ -61,14 +68,19 @@ while time.monotonic() < end:
         except OSError:
             pass
         nxt += 0.01
-    r, _, _ = select.select([s], [], [], max(0.0, nxt - time.monotonic()))
-    if r:
+    r, _, _ = select.select([s, a], [], [], max(0.0, nxt - time.monotonic()))
+    if a in r:
+        pkt = a.recv(2048)
+        ihl = (pkt[0] & 15) * 4
+        if pkt[12:16] == master and len(pkt) > ihl + 2 and pkt[ihl + 2] > 0:
+            last = time.monotonic()
+    if s in r:
         try:
             data = s.recv(64)
         except OSError:
             continue
         if data == want:
-            print(f"{time.monotonic():.6f}", flush=True)
+            print(f"{time.monotonic():.6f} {last:.6f}", flush=True)
             sys.exit(0)
 print("timeout", flush=True)
 """
@@ -95,7 +107,9 @@ def stop_all(c: Cluster) -> None:
         n.host.restore("eth0")
 
 
-def trial(c: Cluster, impl: str, failure: str, advert: str, tmp: Path) -> float | None:
+def trial(c: Cluster, impl: str, failure: str, advert: str, tmp: Path) -> tuple[float, float] | None:
+    """One failover: seconds from the failure, and from the master's last advert, to the backup's
+    first answer."""
     master, backup = c.nodes[MASTER], c.nodes[BACKUP]
     stop_all(c)
     time.sleep(0.3)
@@ -108,11 +122,13 @@ def trial(c: Cluster, impl: str, failure: str, advert: str, tmp: Path) -> float 
     bound = master_down_interval(3, 100, round(float(advert) * 100))
     probe_file = tmp / "probe.py"
     probe_file.write_text(PROBE)
-    probe = c.client.spawn([sys.executable, str(probe_file), VIP, str(PORT), BACKUP, str(3 * bound + 3)],
-                           stdout=subprocess.PIPE)
+    master_ip = "172.16.9.192"
+    probe = c.client.spawn([sys.executable, str(probe_file), VIP, str(PORT), BACKUP, str(3 * bound + 3),
+                            master_ip], stdout=subprocess.PIPE)
     assert probe.stdout is not None
     probe.stdout.readline()  # ready
-    time.sleep(0.2)
+    # Let the probe hear at least one advert, and fail at a random phase of the advert cycle.
+    time.sleep(float(advert) + 0.2 + random.uniform(0, float(advert)))
     t0 = time.monotonic()
     if failure == "link":
         master.host.cut("eth0")
@@ -123,7 +139,10 @@ def trial(c: Cluster, impl: str, failure: str, advert: str, tmp: Path) -> float 
         master.kill_parent(signal.SIGKILL)
     line = probe.stdout.readline().decode().strip()
     probe.wait(10)
-    return None if line in ("timeout", "") else float(line) - t0
+    if line in ("timeout", ""):
+        return None
+    answered, last_advert = (float(x) for x in line.split())
+    return answered - t0, answered - last_advert
 
 
 def main() -> int:
@@ -149,6 +168,7 @@ def main() -> int:
             bound = master_down_interval(version, 100, round(float(advert) * 100))
             for failure in ("sigkill", "link"):
                 times: dict[str, list[float]] = {"hakeeper": [], "keepalived": []}
+                since_adv: dict[str, list[float]] = {"hakeeper": [], "keepalived": []}
                 misses = {"hakeeper": 0, "keepalived": 0}
                 for _ in range(args.trials):
                     for impl in ("hakeeper", "keepalived"):
@@ -156,23 +176,31 @@ def main() -> int:
                         if got is None:
                             misses[impl] += 1
                         else:
-                            times[impl].append(got)
-                        print(f"  v{version} {advert}s {failure:7} {impl:10} "
-                              f"{'timeout' if got is None else f'{got:.3f}s'}", flush=True)
+                            times[impl].append(got[0])
+                            since_adv[impl].append(got[1])
+                        shown = "timeout" if got is None else f"{got[0]:.3f}s ({got[1]:.3f}s after advert)"
+                        print(f"  v{version} {advert}s {failure:7} {impl:10} {shown}", flush=True)
                 stop_all(c)
                 med = {k: statistics.median(v) if v else float("nan") for k, v in times.items()}
+                adv = {k: statistics.median(v) if v else float("nan") for k, v in since_adv.items()}
                 rows.append((version, advert, failure, bound, med["hakeeper"], med["keepalived"],
-                             len(times["hakeeper"]), misses["hakeeper"] + misses["keepalived"]))
+                             adv["hakeeper"], adv["keepalived"], len(times["hakeeper"]),
+                             misses["hakeeper"] + misses["keepalived"]))
     print()
-    print("| VRRP | advert_int | failure | RFC bound | hakeeper (median) | keepalived (median) | "
-          "hakeeper/keepalived | n |")
-    print("|---|---|---|---|---|---|---|---|")
-    for version, advert, failure, bound, hk, ka, n, miss in rows:
-        ratio = hk / ka if ka == ka and ka else float("nan")
+    print("| VRRP | advert_int | failure | RFC bound | hakeeper | keepalived | ratio | "
+          "hakeeper after last advert | keepalived after last advert | ratio | n |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for version, advert, failure, bound, hk, ka, hka, kaa, n, miss in rows:
         extra = f" ({miss} timeouts)" if miss else ""
         print(f"| v{version} | {advert} s | {failure} | {bound:.3f} s | {hk:.3f} s | {ka:.3f} s | "
-              f"{ratio:.2f} | {n}{extra} |")
+              f"{_ratio(hk, ka)} | {hka:.3f} s | {kaa:.3f} s | {_ratio(hka, kaa)} | {n}{extra} |")
+    print("(medians; time to the first answer from the new master, from the failure and from the "
+          "old master's last advert)")
     return 0
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b == b and b else "n/a"
 
 
 if __name__ == "__main__":

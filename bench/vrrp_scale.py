@@ -52,6 +52,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def pss_kib(pid: int) -> int:
+    """Proportional set size: pages shared between processes (a fork) counted once in total."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -84,7 +92,8 @@ def start(h: Host, impl: str, cfg: Path, work: Path) -> tuple[subprocess.Popen[b
     return proc, [proc.pid, int(spid.read_text())]
 
 
-def measure(hosts: list[Host], impl: str, n: int, window: float, work: Path) -> tuple[float, int, float]:
+def measure(hosts: list[Host], impl: str, n: int, window: float,
+            work: Path) -> tuple[float, int, int, float]:
     ifs = (n + PER_IF - 1) // PER_IF
     master_cfg, backup_cfg = work / f"m{n}.conf", work / f"b{n}.conf"
     master_cfg.write_text(conf(n, 200))
@@ -103,6 +112,7 @@ def measure(hosts: list[Host], impl: str, n: int, window: float, work: Path) -> 
     time.sleep(window)
     cpu = (sum(cpu_seconds(p) for p in pids) - before) / window * 100
     rss = sum(rss_kib(p) for p in pids)
+    pss = sum(pss_kib(p) for p in pids)
     for proc, ps in ((mproc, pids), (bproc, bpids)):
         for p in reversed(ps):
             with contextlib.suppress(ProcessLookupError):
@@ -112,7 +122,7 @@ def measure(hosts: list[Host], impl: str, n: int, window: float, work: Path) -> 
         for k in range(ifs):
             # keepalived leaves its VIPs after SIGKILL; clear them for the next run.
             h.ip("addr", "flush", "dev", f"eth{k}", "to", f"10.91.{100 + k}.0/24", check=False)
-    return cpu, rss, converge
+    return cpu, rss, pss, converge
 
 
 def main() -> int:
@@ -133,18 +143,22 @@ def main() -> int:
             res = {}
             for impl in ("hakeeper", "keepalived"):
                 res[impl] = measure(hosts, impl, n, args.window, work)
-                cpu, rss, conv = res[impl]
+                cpu, rss, pss, conv = res[impl]
                 print(f"  {n:5} instances {impl:10} CPU {cpu:6.2f}%  RSS {rss / 1024:7.1f} MiB  "
+                      f"PSS {pss / 1024:7.1f} MiB  "
                       f"all VIPs up after {conv:.1f} s", flush=True)
             rows.append((n, res))
     print()
-    print("| instances | hakeeper CPU | keepalived CPU | ratio | hakeeper RSS | keepalived RSS | ratio |")
+    print("| instances | hakeeper CPU | keepalived CPU | ratio | hakeeper RSS (PSS) | keepalived RSS (PSS) |"
+          " RSS ratio |")
     print("|---|---|---|---|---|---|---|")
     for n, res in rows:
-        (hc, hr, _), (kc, kr, _) = res["hakeeper"], res["keepalived"]
+        (hc, hr, hp, _), (kc, kr, kp, _) = res["hakeeper"], res["keepalived"]
         print(f"| {n} | {hc:.2f} % | {kc:.2f} % | {hc / kc if kc else float('inf'):.1f} | "
-              f"{hr / 1024:.1f} MiB | {kr / 1024:.1f} MiB | {hr / kr if kr else float('inf'):.1f} |")
-    print("(CPU: % of one core, both processes of each implementation, measured host; RSS: their sum)")
+              f"{hr / 1024:.1f} ({hp / 1024:.1f}) MiB | {kr / 1024:.1f} ({kp / 1024:.1f}) MiB | "
+              f"{hr / kr if kr else float('inf'):.1f} |")
+    print("(CPU: % of one core over the window, both processes of each implementation on the measured "
+          "host; RSS and PSS: their sums)")
     return 0
 
 

@@ -39,3 +39,13 @@ def needs_binary(name: str, package: str | None = None) -> str:
 @pytest.fixture
 def root() -> None:
     needs_root()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """Under HAKEEPER_STRICT=1 any skip, wherever it comes from, fails the test."""
+    outcome = yield
+    report = outcome.get_result()
+    if STRICT and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped under HAKEEPER_STRICT=1: {report.longrepr}"

@@ -21,6 +21,7 @@ COMMAND_MODULES: list[str] = [
     "hakeeper.vrrp.commands",
     "hakeeper.importers.commands",
     "hakeeper.placement.commands",
+    "hakeeper.conformance.commands",
     "hakeeper.openstack.commands",
     "hakeeper.agent.commands",
 ]

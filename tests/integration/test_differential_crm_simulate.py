@@ -10,7 +10,6 @@ HAKEEPER_DIFF_CASES sets the number of cases (default 500: about 50 s on two cor
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
@@ -22,15 +21,8 @@ from hakeeper.conformance.differential import run_case
 CASES = int(os.environ.get("HAKEEPER_DIFF_CASES", "500"))
 
 
-def _parts_present() -> bool:
-    return all(importlib.util.find_spec(name) is not None
-               for name in ("hakeeper.placement", "hakeeper.importers.cib"))
-
-
 @pytest.fixture(scope="module")
 def crm_simulate() -> str:
-    if not _parts_present():
-        pytest.skip("hakeeper.placement and hakeeper.importers.cib are not both merged yet")
     return needs_binary("crm_simulate", "pacemaker-cli-utils")
 
 

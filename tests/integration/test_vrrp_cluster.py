@@ -97,13 +97,20 @@ def test_failing_track_script_moves_vip(cluster: Cluster, tmp_path: Path) -> Non
         script = (f'vrrp_script chk {{\n    script "/bin/sh -c \'test ! -e {tmp_path}/fail-{n.name}\'"\n'
                   "    interval 0.2\n    weight -150\n}\n")
         text = n.conf.read_text().replace("vrrp_instance", script + "vrrp_instance", 1)
-        track = "    advert_int 1\n    track_script {\n        chk\n    }"
+        log = tmp_path / f"{n.name}.notify"
+        # notify_master runs as written; `notify` gets keepalived's arguments appended.
+        track = (f"    advert_int 1\n    track_script {{\n        chk\n    }}\n"
+                 f"    notify_master \"/bin/sh -c 'echo master >> {log}'\"\n"
+                 f"    notify \"/bin/sh -c 'echo $* >> {log}' notify\"")
         n.write_conf(text.replace("    advert_int 1", track))
         n.start_hakeeper()
     cluster.wait_holder("9lpo192", timeout=15)
     flag.write_text("")
     cluster.wait_holder("9lpo134", timeout=8)
     assert cluster.nodes["9lpo192"].state()["priority"] == 50
+    notes = tmp_path / "9lpo134.notify"
+    wait_for(lambda: notes.exists() and "INSTANCE nooip MASTER 100" in notes.read_text(), 5, "notify")
+    assert "master" in notes.read_text().split()
     flag.unlink()
     cluster.wait_holder("9lpo192", timeout=8)
 
@@ -167,3 +174,25 @@ def test_whole_group_killed_then_cleanup(cluster: Cluster) -> None:
     cluster.wait_holder("9lpo134", timeout=8)
     wait_for(lambda: cluster.answered_by() == "9lpo134", 5, "134 to answer")
     assert VIP in master.conf.read_text()
+
+
+def test_yaml_config_node_interoperates(cluster: Cluster, tmp_path: Path) -> None:
+    """hakeeper's YAML form of the seed's 9lpo134 settings, in the same cluster."""
+    y = tmp_path / "9lpo134.yaml"
+    y.write_text("""instances:
+  - name: nooip
+    interface: eth0
+    vrid: 200
+    priority: 100
+    advert_int: 1
+    auth_pass: Laevei0kifahkeejaiqu
+    vips: [172.16.9.200/24]
+""")
+    cluster.nodes["9lpo192"].start_hakeeper("--restart-delay", "60")
+    cluster.nodes["9lpo134"].start_hakeeper(yaml=y)
+    cluster.wait_holder("9lpo192", timeout=15)
+    node = cluster.nodes["9lpo134"]
+    wait_for(lambda: node.state()["state"] == "BACKUP", 5, "YAML node in BACKUP")
+    cluster.nodes["9lpo192"].kill_speaker(signal.SIGKILL)
+    cluster.wait_holder("9lpo134", timeout=5)
+    assert node.state()["drops"] == {}

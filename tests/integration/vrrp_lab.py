@@ -57,13 +57,14 @@ class Node:
     def write_conf(self, text: str) -> None:
         self.conf.write_text(text)
 
-    def start_hakeeper(self, *extra: str) -> None:
+    def start_hakeeper(self, *extra: str, yaml: Path | None = None) -> None:
         self.kind = "hakeeper"
         self.log = self.workdir / f"{self.name}.hakeeper.log"
         self.speaker_pid_path.unlink(missing_ok=True)
         env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+        source = ["--config", str(yaml)] if yaml else ["--keepalived-conf", str(self.conf)]
         self.proc = self.host.spawn(
-            [sys.executable, "-m", "hakeeper", "vrrp", "--keepalived-conf", str(self.conf),
+            [sys.executable, "-m", "hakeeper", "vrrp", *source,
              "--state-file", str(self.state_path), "--pid-file", str(self.pid_path),
              "--speaker-pid-file", str(self.speaker_pid_path), *extra],
             env=env, stdout=subprocess.DEVNULL, stderr=self.log.open("ab"),

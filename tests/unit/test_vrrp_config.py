@@ -70,6 +70,8 @@ def inst(vrid: int = 1, prio: int = 100, adv: str = "1", extra: str = "", head: 
         ("vrrp_instance vi {\n interface eth0\n", 1, "never closed"),
         ("vrrp_instanse vi {\n}\n", 1, "unknown keyword"),
         (inst(extra="track_script {\n nope\n }"), 6, "no vrrp_script 'nope'"),
+        (INST.format(vrid=1, prio=100, adv="1", extra="").replace("label eth0:vip", "scope galaxy"), 7,
+         "scope 'galaxy'"),
     ],
 )
 def test_bad_input_names_file_and_line(tmp_path: Path, text: str, line: int, needle: str) -> None:
@@ -166,3 +168,10 @@ instances:
     with pytest.raises(InputError) as err:
         read_yaml(typo)
     assert any(p.line == 3 for p in err.value.problems)
+
+
+def test_checker_blocks_are_warned_not_applied(tmp_path: Path) -> None:
+    path = write(tmp_path, inst() + "virtual_server 10.91.0.100 80 {\n    delay_loop 6\n}\n")
+    cfg = read_keepalived(path)
+    assert any(w.field == "top.virtual_server" and w.line == 11 and "health checks" in w.message
+               for w in cfg.warnings)

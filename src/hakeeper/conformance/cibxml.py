@@ -13,7 +13,9 @@ and resource defaults. Node utilization and resource sets are not rendered.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import re
 from xml.sax.saxutils import quoteattr
 
 from lxml import etree
@@ -22,10 +24,10 @@ from hakeeper.spec.model import (
     ClusterSpec,
     ClusterState,
     Colocation,
+    DateExpression,
     Expression,
     Location,
     Meta,
-    Node,
     NodeState,
     Order,
     Primitive,
@@ -49,6 +51,11 @@ def op_digest(params: dict[str, str], interval_ms: int, timeout_ms: int) -> str:
     For a recurring operation the operation's timeout is part of it (as CRM_meta_timeout); for a
     start, stop or probe only the resource's parameters are.
     """
+    return _digest(tuple(sorted(params.items())), interval_ms, timeout_ms)
+
+
+@functools.lru_cache(maxsize=4096)
+def _digest(params: tuple[tuple[str, str], ...], interval_ms: int, timeout_ms: int) -> str:
     attrs = dict(params)
     if interval_ms > 0:
         attrs["CRM_meta_timeout"] = str(timeout_ms)
@@ -91,6 +98,14 @@ def _primitive(parent: etree._Element, prim: Primitive) -> None:
         attrs["provider"] = agent.provider
     el = SE(parent, "primitive", attrs)
     _nvset(el, "instance_attributes", f"{prim.id}-instance_attributes", prim.params)
+    for i, (node, values) in enumerate(prim.node_params.items()):
+        # Per-node parameters: a set chosen by a #uname rule, scored to win over the plain one.
+        set_id = f"{prim.id}-node-params-{i}"
+        holder = SE(el, "instance_attributes", id=set_id, score="1")
+        rule = SE(holder, "rule", id=f"{set_id}-rule", score="0")
+        SE(rule, "expression", id=f"{set_id}-expr", attribute="#uname", operation="eq", value=node)
+        for name, value in values.items():
+            SE(holder, "nvpair", id=f"{set_id}-{name}", name=name, value=value)
     if prim.operations:
         ops = SE(el, "operations")
         for op in prim.operations:
@@ -151,6 +166,19 @@ def _expression(parent: etree._Element, expr: Expression, eid: str) -> None:
     SE(parent, "expression", attrs)
 
 
+def _date_expression(parent: etree._Element, expr: DateExpression, eid: str) -> None:
+    attrs = {"id": expr.id or eid, "operation": expr.operation}
+    for name in ("start", "end"):
+        if getattr(expr, name) is not None:
+            attrs[name] = str(getattr(expr, name))
+    el = SE(parent, "date_expression", attrs)
+    for tag, part in (("duration", expr.duration), ("date_spec", expr.date_spec)):
+        if part is not None:
+            fields = part.model_dump(exclude_none=True)
+            fields.setdefault("id", f"{attrs['id']}-{tag}")
+            SE(el, tag, {k: str(v) for k, v in fields.items()})
+
+
 def _rule(parent: etree._Element, rule: Rule, rid: str) -> None:
     attrs = {"id": rule.id or rid, "boolean-op": rule.boolean_op}
     if rule.score is not None:
@@ -163,6 +191,8 @@ def _rule(parent: etree._Element, rule: Rule, rid: str) -> None:
     for i, item in enumerate(rule.expressions):
         if isinstance(item, Rule):
             _rule(el, item, f"{attrs['id']}-rule{i}")
+        elif isinstance(item, DateExpression):
+            _date_expression(el, item, f"{attrs['id']}-expr{i}")
         else:
             _expression(el, item, f"{attrs['id']}-expr{i}")
 
@@ -246,49 +276,70 @@ def _configuration(cib: etree._Element, spec: ClusterSpec) -> None:
         _nvset(SE(conf, "rsc_defaults"), "meta_attributes", "rsc-options", defaults)
 
 
-class _History:
-    """Builds one node's operation history with increasing call ids, as its executor would."""
+_SPECIAL = re.compile(r'[&<>"\n\r\t]')
 
-    def __init__(self, node_state: etree._Element, node_id: str, now: int) -> None:
-        self.lrm = SE(SE(node_state, "lrm", id=node_id), "lrm_resources")
-        self.node = node_state.get("uname", "")
-        self.now = now
+
+def _q(value: object) -> str:
+    """An attribute value, quoted and escaped (the common case, nothing to escape, fast)."""
+    text = str(value)
+    return f'"{text}"' if _SPECIAL.search(text) is None else quoteattr(text)
+
+
+def _attrs(pairs: dict[str, str]) -> str:
+    return "".join(f" {name}={_q(value)}" for name, value in pairs.items())
+
+
+class _History:
+    """One node's operation history with increasing call ids, as its executor would write it.
+
+    Written as text, not built with lxml: a full history of a large cluster has hundreds of
+    thousands of entries, and text is several times faster to produce.
+    """
+
+    def __init__(self, out: list[str], node: str) -> None:
+        self.out = out
+        self.node = _q(node)
         self.call = 0
         self.action = 0
 
-    def resource(self, prim: Primitive) -> etree._Element:
-        attrs = {"id": prim.id, "class": prim.agent.cls, "type": prim.agent.type}
-        if prim.agent.provider:
-            attrs["provider"] = prim.agent.provider
-        return SE(self.lrm, "lrm_resource", attrs)
+    def resource(self, prim: Primitive) -> None:
+        self.out.append(_lrm_resource(prim.id, prim.agent.cls, prim.agent.type, prim.agent.provider))
 
-    def op(self, rsc: etree._Element, prim: Primitive, key_id: str, name: str, interval_s: float,
-           rc: int, target_rc: int, when: int) -> None:
+    def end_resource(self) -> None:
+        self.out.append("        </lrm_resource>\n")
+
+    def op(self, prim: Primitive, key_id: str, name: str, interval_s: float, rc: int, target_rc: int,
+           when: int) -> None:
         self.call += 1
         self.action += 1
         interval_ms = round(interval_s * 1000)
         timeout_ms = next((round(o.timeout * 1000) for o in prim.operations
                            if o.name == name and round(o.interval * 1000) == interval_ms), 20000)
         key = f"{self.action}:1:{target_rc}:{_UUID}"
-        SE(rsc, "lrm_rsc_op", {
-            "id": key_id, "operation_key": f"{prim.id}_{name}_{interval_ms}", "operation": name,
-            "crm-debug-origin": _ORIGIN, "crm_feature_set": FEATURE_SET,
-            "transition-key": key, "transition-magic": f"0:{rc};{key}", "exit-reason": "",
-            "on_node": self.node, "call-id": str(self.call), "rc-code": str(rc), "op-status": "0",
-            "interval": str(interval_ms), "last-rc-change": str(when), "exec-time": "10", "queue-time": "0",
-            "op-digest": op_digest(prim.params, interval_ms, timeout_ms),
-        })
+        self.out.append(
+            f"          <lrm_rsc_op id={_q(key_id)} operation_key={_q(f'{prim.id}_{name}_{interval_ms}')}"
+            f' operation="{name}" crm-debug-origin="{_ORIGIN}" crm_feature_set="{FEATURE_SET}"'
+            f' transition-key="{key}" transition-magic="0:{rc};{key}" exit-reason="" on_node={self.node}'
+            f' call-id="{self.call}" rc-code="{rc}" op-status="0" interval="{interval_ms}"'
+            f' last-rc-change="{when}" exec-time="10" queue-time="0"'
+            f' op-digest="{op_digest(prim.params, interval_ms, timeout_ms)}"/>\n')
 
 
-def _node_state(status: etree._Element, node_id: str, node: Node, ns: NodeState) -> etree._Element:
+@functools.lru_cache(maxsize=65536)
+def _lrm_resource(rid: str, cls: str, type_: str, provider: str | None) -> str:
+    attrs = {"id": rid, "class": cls, "type": type_}
+    if provider:
+        attrs["provider"] = provider
+    return f"        <lrm_resource{_attrs(attrs)}>\n"
+
+
+def _membership(ns: NodeState) -> dict[str, str]:
     if ns.online:
-        flags = {"in_ccm": "true", "crmd": "online", "join": "member", "expected": "member"}
-    elif ns.unclean:
+        return {"in_ccm": "true", "crmd": "online", "join": "member", "expected": "member"}
+    if ns.unclean:
         # Lost while a member: expected up but gone from the membership.
-        flags = {"in_ccm": "false", "crmd": "offline", "join": "down", "expected": "member"}
-    else:
-        flags = {"in_ccm": "false", "crmd": "offline", "join": "down", "expected": "down"}
-    return SE(status, "node_state", {"id": node_id, "uname": node.name, "crm-debug-origin": _ORIGIN, **flags})
+        return {"in_ccm": "false", "crmd": "offline", "join": "down", "expected": "member"}
+    return {"in_ccm": "false", "crmd": "offline", "join": "down", "expected": "down"}
 
 
 def _fail_attrs(rs: ResourceStatus, prim: Primitive, now: int) -> dict[str, str]:
@@ -302,8 +353,8 @@ def _fail_attrs(rs: ResourceStatus, prim: Primitive, now: int) -> dict[str, str]
     return {f"fail-count-{suffix}": str(format_score(rs.fail_count)), f"last-failure-{suffix}": str(when)}
 
 
-def _status(cib: etree._Element, spec: ClusterSpec, state: ClusterState) -> None:
-    status = SE(cib, "status")
+def _status(spec: ClusterSpec, state: ClusterState, probe_everywhere: bool) -> list[str]:
+    out = ["  <status>\n"]
     prims = {p.id: p for p in spec.resources.primitives}
     now = int(state.now) if state.now is not None else 1_700_000_000
     by_node: dict[str, list[ResourceStatus]] = {}
@@ -312,7 +363,8 @@ def _status(cib: etree._Element, spec: ClusterSpec, state: ClusterState) -> None
     for index, node in enumerate(spec.nodes, start=1):
         nid = str(index)
         ns = state.nodes.get(node.name, NodeState())
-        el = _node_state(status, nid, node, ns)
+        flags = {"id": nid, "uname": node.name, "crm-debug-origin": _ORIGIN, **_membership(ns)}
+        out.append(f"    <node_state{_attrs(flags)}>\n")
         transient = dict(ns.attributes)
         if ns.standby:
             transient["standby"] = "on"
@@ -320,39 +372,63 @@ def _status(cib: etree._Element, spec: ClusterSpec, state: ClusterState) -> None
         for rs in entries:
             transient.update(_fail_attrs(rs, prims[rs.resource.split(":")[0]], now))
         if transient:
-            _nvset(SE(el, "transient_attributes", id=nid), "instance_attributes", f"status-{nid}", transient)
-        history = _History(el, nid, now)
+            out.append(f'      <transient_attributes id="{nid}">\n'
+                       f'        <instance_attributes id="status-{nid}">\n')
+            out += [f"          <nvpair{_attrs({'id': f'status-{nid}-{k}', 'name': k, 'value': v})}/>\n"
+                    for k, v in transient.items()]
+            out.append("        </instance_attributes>\n      </transient_attributes>\n")
+        out.append(f'      <lrm id="{nid}">\n      <lrm_resources>\n')
+        history = _History(out, node.name)
         for rs in entries:
             _history(history, prims[rs.resource.split(":")[0]], rs, now)
+        if probe_everywhere and (ns.online or ns.unclean):
+            known = {rs.resource.split(":")[0] for rs in entries}
+            for prim in spec.resources.primitives:
+                if prim.id not in known:
+                    _probe(history, prim, now)
+        out.append("      </lrm_resources>\n      </lrm>\n    </node_state>\n")
+    out.append("  </status>\n")
+    return out
+
+
+def _probe(h: _History, prim: Primitive, now: int) -> None:
+    h.resource(prim)
+    h.op(prim, f"{prim.id}_last_0", "monitor", 0, rc=7, target_rc=7, when=now - 3600)
+    h.end_resource()
 
 
 def _history(h: _History, prim: Primitive, rs: ResourceStatus, now: int) -> None:
-    rsc = h.resource(prim)
-    pid = prim.id
     if rs.role == "Stopped" and not rs.failed:
-        h.op(rsc, prim, f"{pid}_last_0", "monitor", 0, rc=7, target_rc=7, when=now - 3600)
+        _probe(h, prim, now)
         return
+    h.resource(prim)
+    pid = prim.id
     if rs.failed and rs.failed_op == "start":
         when = int(rs.last_failure) if rs.last_failure is not None else now
-        h.op(rsc, prim, f"{pid}_last_0", "start", 0, rc=1, target_rc=0, when=when)
-        h.op(rsc, prim, f"{pid}_last_failure_0", "start", 0, rc=1, target_rc=0, when=when)
+        h.op(prim, f"{pid}_last_0", "start", 0, rc=1, target_rc=0, when=when)
+        h.op(prim, f"{pid}_last_failure_0", "start", 0, rc=1, target_rc=0, when=when)
+        h.end_resource()
         return
-    h.op(rsc, prim, f"{pid}_last_0", "start", 0, rc=0, target_rc=0, when=now - 3600)
+    h.op(prim, f"{pid}_last_0", "start", 0, rc=0, target_rc=0, when=now - 3600)
     for op in prim.operations:
         if op.name != "monitor" or op.interval <= 0 or not op.enabled:
             continue
         failed = rs.failed and rs.failed_op in (None, "monitor")
         ms = round(op.interval * 1000)
         when = int(rs.last_failure) if failed and rs.last_failure is not None else now - 3600
-        h.op(rsc, prim, f"{pid}_monitor_{ms}", "monitor", op.interval, rc=1 if failed else 0, target_rc=0,
-             when=when)
+        h.op(prim, f"{pid}_monitor_{ms}", "monitor", op.interval, rc=1 if failed else 0, target_rc=0, when=when)
         if failed:
-            h.op(rsc, prim, f"{pid}_last_failure_0", "monitor", op.interval, rc=1, target_rc=0, when=when)
+            h.op(prim, f"{pid}_last_failure_0", "monitor", op.interval, rc=1, target_rc=0, when=when)
         break
+    h.end_resource()
 
 
-def render_cib(spec: ClusterSpec, *, epoch: int = 1) -> bytes:
-    """The CIB XML (UTF-8 bytes) for `spec`; its `state` (or all nodes online, nothing run) as status."""
+def render_cib(spec: ClusterSpec, *, epoch: int = 1, probe_everywhere: bool = False) -> bytes:
+    """The CIB XML (UTF-8 bytes) for `spec`; its `state` (or all nodes online, nothing run) as status.
+
+    With `probe_everywhere`, every node that is up (or lost uncleanly) also records a "not running"
+    probe for each primitive it has no other history of: the full history of a long-lived cluster.
+    """
     state = spec.state or ClusterState(nodes={n.name: NodeState() for n in spec.nodes})
     names = [n.name for n in spec.nodes]
     dc = next((str(i) for i, name in enumerate(names, start=1)
@@ -361,5 +437,6 @@ def render_cib(spec: ClusterSpec, *, epoch: int = 1) -> bytes:
                     "num_updates": "0", "admin_epoch": "0", "have-quorum": "1" if state.have_quorum else "0",
                     "dc-uuid": dc})
     _configuration(cib, spec)
-    _status(cib, spec, state)
-    return bytes(etree.tostring(cib, pretty_print=True, xml_declaration=False, encoding="UTF-8"))
+    head = etree.tostring(cib, pretty_print=True, encoding="unicode")
+    assert head.endswith("</cib>\n")
+    return "".join([head[: -len("</cib>\n")], *_status(spec, state, probe_everywhere), "</cib>\n"]).encode()

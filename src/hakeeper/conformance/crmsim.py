@@ -49,6 +49,7 @@ class Action:
     source: str | None = None
     dest: str | None = None
     blocked: bool = False
+    reason: str | None = None
 
 
 @dataclass
@@ -94,7 +95,7 @@ def _actions(actions: etree._Element | None) -> tuple[list[Action], list[str]]:
         elif el.tag == "rsc_action":
             found.append(Action(action=el.get("action", ""), resource=el.get("resource", ""),
                                 node=el.get("node"), source=el.get("source"), dest=el.get("dest"),
-                                blocked=el.get("blocked") == "true"))
+                                blocked=el.get("blocked") == "true", reason=el.get("reason")))
     return found, fenced
 
 

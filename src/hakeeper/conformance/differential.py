@@ -10,7 +10,6 @@ compared as the set of nodes running the clone, since instance numbers may legit
 
 from __future__ import annotations
 
-import importlib
 import io
 import time
 import traceback
@@ -20,6 +19,8 @@ from dataclasses import dataclass, field
 from hakeeper.conformance.cibgen import Knobs, generate
 from hakeeper.conformance.cibxml import render_cib
 from hakeeper.conformance.crmsim import Placement, SimResult, base_id, run_crm_simulate
+from hakeeper.importers.cib import read_cib
+from hakeeper.placement import schedule_cib
 from hakeeper.spec.model import ClusterSpec
 from hakeeper.spec.values import INFINITY
 
@@ -34,11 +35,8 @@ def normalise(placement: Mapping[str, Iterable[str]], primitives: Iterable[str] 
 
 def hakeeper_placement(cib: bytes, primitives: Iterable[str] = ()) -> tuple[Placement, list[str]]:
     """Import the CIB and schedule it: hakeeper's final placement and its transition summary."""
-    # Imported late, by name: the importer and the scheduler are built on other branches.
-    importer = importlib.import_module("hakeeper.importers.cib")
-    scheduler = importlib.import_module("hakeeper.placement")
-    spec = importer.read_cib(io.BytesIO(cib), file="generated.xml")
-    plan = scheduler.schedule(spec, spec.state)
+    spec = read_cib(io.BytesIO(cib), file="generated.xml")
+    plan = schedule_cib(spec, spec.state)
     return normalise(plan.placement, primitives), list(plan.summary)
 
 
@@ -129,10 +127,31 @@ class CaseResult:
     error: str | None = None  # hakeeper raised: the traceback
     pacemaker_seconds: float = 0.0
     our_seconds: float = 0.0
+    cloned: set[str] = field(default_factory=set)  # primitives inside a clone
 
     @property
     def agrees(self) -> bool:
         return self.error is None and not self.differences
+
+    @property
+    def category(self) -> str:
+        """A rough first sorting of a mismatch, to point at the part of the scheduler to read."""
+        if self.error:
+            return "hakeeper error"
+        if not self.differences:
+            return "agrees"
+        ids = {d.resource for d in self.differences}
+        if ids <= self.cloned:
+            return "clone instances (count or nodes)"
+        if ids == {"fencing"}:
+            return "fencing device node"
+        stopped_by_them = {d.resource for d in self.differences if not d.pacemaker}
+        if any(line.split(" ")[1].split(":")[0] in stopped_by_them and "due to" in line
+               for line in self.pacemaker_summary if line.startswith("stop ")):
+            return "stop of a dependent (colocation/order with an unrunnable resource)"
+        if any(d.kind != "different nodes" for d in self.differences):
+            return "runs or not"
+        return "node choice"
 
     def report(self, *, with_cib: bool = True) -> str:
         lines = [f"seed {self.seed}: features {', '.join(sorted(self.features))}"]
@@ -157,8 +176,15 @@ def _pacemaker_summary(result: SimResult) -> list[str]:
     lines = [f"Fence {node}" for node in result.fenced]
     for act in result.actions:
         where = f"{act.source} -> {act.dest}" if act.source and act.dest else act.node or act.dest or act.source
-        lines.append(f"{act.action} {act.resource} ({where}){' blocked' if act.blocked else ''}")
+        why = f" due to {act.reason}" if act.reason else ""
+        lines.append(f"{act.action} {act.resource} ({where}){why}{' (blocked)' if act.blocked else ''}")
     return lines
+
+
+def _cloned(spec: ClusterSpec) -> set[str]:
+    children = {c.child for c in spec.resources.clones}
+    members = {m for g in spec.resources.groups if g.id in children for m in g.members}
+    return (children | members) - {g.id for g in spec.resources.groups}
 
 
 def run_case(seed: int, knobs: Knobs | None = None, *, binary: str = "crm_simulate",
@@ -169,7 +195,8 @@ def run_case(seed: int, knobs: Knobs | None = None, *, binary: str = "crm_simula
     theirs = run_crm_simulate(cib, primitives=primitives, binary=binary, timeout=timeout)
     result = CaseResult(seed=seed, cib=cib, pacemaker=theirs.placement, ours=None, differences=[],
                         features=features(spec), pacemaker_summary=_pacemaker_summary(theirs),
-                        pacemaker_seconds=theirs.seconds)
+                        pacemaker_seconds=theirs.seconds,
+                        cloned=_cloned(spec))
     start = time.perf_counter()
     try:
         ours, summary = hakeeper_placement(cib, primitives)

@@ -6,6 +6,7 @@ cluster holds millions of operation records, is consumed element by element and 
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import IO, Any
 
@@ -13,12 +14,14 @@ from lxml import etree
 
 from hakeeper.errors import InputError
 from hakeeper.importers.cib_constraints import ConstraintReader
+from hakeeper.importers.cib_defaults import DefaultSet, read_sets
 from hakeeper.importers.cib_resources import ResourceReader
 from hakeeper.importers.cib_status import StatusReader, is_true
+from hakeeper.importers.cib_stream import StatusTarget
 from hakeeper.importers.cib_xml import CibContext, Element, children, line
 from hakeeper.importers.located import SourceMap
 from hakeeper.spec.checks import find_problems
-from hakeeper.spec.model import ClusterOptions, ClusterSpec, Meta, Node
+from hakeeper.spec.model import ClusterOptions, ClusterSpec, ClusterState, Meta, Node, Primitive
 
 # crm_config names that have a field of their own; everything else is kept in `other`.
 _OPTIONS = {"cluster-name": "name", "symmetric-cluster": "symmetric-cluster",
@@ -28,7 +31,7 @@ _OPTIONS = {"cluster-name": "name", "symmetric-cluster": "symmetric-cluster",
             "default-resource-stickiness": "resource-stickiness"}
 _RSC_DEFAULT_OPTIONS = ("resource-stickiness", "migration-threshold")
 _IGNORED_SECTIONS = frozenset({"acls", "alerts", "fencing-topology"})
-_TAGS = ("cib", "configuration", "status", "node_state", "transient_attributes", "lrm_resource")
+_TAGS = ("cib", "configuration", "status", "node_state")
 
 
 class _Builder:
@@ -42,8 +45,14 @@ class _Builder:
         self.node_attributes: dict[str, dict[str, str]] = {}
         self.cib: dict[str, str] = {}
         self.remote_typed: set[str] = set()
+        self.remote_names: set[str] = set()
+        self.per_node_params: list[tuple[Primitive, Element]] = []
 
     def configuration(self, config: Element) -> None:
+        when = self.cib.get("execution-date")
+        if when is not None and when.isdigit():
+            self.now = float(when)  # the CIB says when it is to be evaluated: that wins
+        self.ctx.now = self.now
         self.ctx.index(config)
         sections = {c.tag: c for c in children(config)}
         for tag, elem in sections.items():
@@ -52,37 +61,42 @@ class _Builder:
                 raise self.ctx.unsupported(f"configuration section <{tag}>", elem)
         if "tags" in sections and children(sections["tags"]):
             raise self.ctx.unsupported("a tag", children(sections["tags"])[0])
-        rsc_defaults = self._options(sections.get("crm_config"), sections.get("rsc_defaults"))
-        op_defaults: dict[str, str] = {}
-        if "op_defaults" in sections:
-            op_defaults = self.ctx.sets(sections["op_defaults"], "meta_attributes")
-            self.spec.cluster.other.update({f"op-defaults.{k}": v for k, v in op_defaults.items()})
+        rsc_sets = read_sets(self.ctx, sections["rsc_defaults"]) if "rsc_defaults" in sections else []
+        op_sets = read_sets(self.ctx, sections["op_defaults"]) if "op_defaults" in sections else []
+        rsc_defaults = self._options(sections.get("crm_config"), sections.get("rsc_defaults"), rsc_sets)
+        for default in op_sets:
+            if default.condition is None:  # conditional ones are applied to the operations they match
+                for key, value in default.values.items():
+                    self.spec.cluster.other.setdefault(f"op-defaults.{key}", value)
         if "nodes" in sections:
             self._nodes(sections["nodes"])
-        resources = ResourceReader(self.ctx, self.source, op_defaults)
+        resources = ResourceReader(self.ctx, self.source, op_sets)
         if "resources" in sections:
             resources.read(sections["resources"])
+        self._apply_conditional_defaults(resources, rsc_sets)
         self._apply_rsc_defaults(resources, rsc_defaults)
         resources.apply_inheritance(rsc_defaults)
         self.spec.resources = resources.resources
+        self.per_node_params = resources.per_node_params
         remote = self._implicit_remote_nodes()
+        self.remote_names = set(remote) | self.remote_typed
         constraints = ConstraintReader(self.ctx, self.source)
         if "constraints" in sections:
             constraints.read(sections["constraints"])
         self.spec.constraints = constraints.constraints
         ids = {n.get("id") or "": n.get("uname") or "" for n in
                (sections["nodes"].iterchildren("node") if "nodes" in sections else [])}
-        when = self.cib.get("execution-date")
-        if when is not None and when.isdigit():
-            self.now = float(when)  # the CIB says when it is to be evaluated: that wins
         self.status = StatusReader(resources.info, self.spec.cluster.stonith_enabled, ids, remote_nodes=remote,
-                                   remote_typed=self.remote_typed, now=self.now)
+                                   remote_typed=self.remote_typed, now=self.now,
+                                   migratable_ids={rid for rid, i in resources.info.items() if i.allow_migrate})
 
-    def _options(self, crm_config: Element | None, rsc_defaults_section: Element | None) -> Meta:
+    def _options(self, crm_config: Element | None, rsc_defaults_section: Element | None,
+                 rsc_sets: list[DefaultSet]) -> Meta:
         options: dict[str, Any] = {}
         other: dict[str, str] = {}
         if crm_config is not None:
-            for name, value in self.ctx.sets(crm_config, "cluster_property_set").items():
+            sets = self.ctx.sets(crm_config, "cluster_property_set", first="cib-bootstrap-options")
+            for name, value in sets.items():
                 if name in _OPTIONS:
                     options[_OPTIONS[name]] = value
                 else:
@@ -90,7 +104,10 @@ class _Builder:
             self.startup_fencing = is_true(other.get("startup-fencing", "true"))
         defaults: dict[str, str] = {}
         if rsc_defaults_section is not None:
-            defaults = self.ctx.sets(rsc_defaults_section, "meta_attributes")
+            for default in rsc_sets:
+                if default.condition is None:
+                    for key, value in default.values.items():
+                        defaults.setdefault(key, value)
             for name in _RSC_DEFAULT_OPTIONS:
                 if name in defaults:
                     options[name] = defaults.pop(name)
@@ -102,6 +119,36 @@ class _Builder:
             return Meta()
         meta: Meta = self.ctx.validate(Meta, defaults, rsc_defaults_section)
         return meta
+
+    def _apply_conditional_defaults(self, resources: ResourceReader, sets: list[DefaultSet]) -> None:
+        """Defaults for resources of one class/provider/type: set on the matching primitives, where
+        neither they nor a parent say otherwise and no earlier unconditional default covers them."""
+        if all(default.condition is None for default in sets):
+            return  # the usual case: no per-agent defaults, nothing to work out per primitive
+        covered: set[str] = set()
+        parents: dict[str, list[Meta]] = {}
+        r = resources.resources
+        clone_of = {c.child: c for c in r.clones}
+        for group in r.groups:
+            for member in group.members:
+                parents[member] = [group.meta] + ([clone_of[group.id].meta] if group.id in clone_of else [])
+        for prim in r.primitives:
+            parents.setdefault(prim.id, [clone_of[prim.id].meta] if prim.id in clone_of else [])
+        explicit = {p.id: [p.meta.model_dump(by_alias=True, exclude_none=True)]
+                    + [m.model_dump(by_alias=True, exclude_none=True) for m in parents[p.id]]
+                    for p in r.primitives}
+        for default in sets:
+            if default.condition is None:
+                covered |= default.values.keys()
+                continue
+            for prim in r.primitives:
+                if not default.condition.matches(prim.agent, None):
+                    continue
+                values = {k: v for k, v in default.values.items()
+                          if k not in covered and not any(k in m for m in explicit[prim.id])}
+                if values:
+                    mine = prim.meta.model_dump(by_alias=True, exclude_none=True)
+                    prim.meta = Meta.model_validate({**values, **mine})
 
     def _apply_rsc_defaults(self, resources: ResourceReader, defaults: Meta) -> None:
         # A default applies where the resource does not say; set on top-level resources only, so
@@ -147,6 +194,18 @@ class _Builder:
                     self.spec.nodes.append(Node(name=name))
         return remote
 
+    def _node_params(self, state: ClusterState) -> None:
+        """Parameters chosen by rules on node attributes, per node (the state's attributes: the
+        configured ones with the transient ones over them, plus #uname, #id and #kind)."""
+        for prim, elem in self.per_node_params:
+            for name, node in state.nodes.items():
+                attrs = {**node.attributes, "#uname": name, "#id": name,
+                         "#kind": "remote" if name in self.remote_names else "cluster"}
+                values = self.ctx.sets(elem, "instance_attributes", node=attrs)
+                changed = {k: v for k, v in values.items() if prim.params.get(k) != v}
+                if changed:
+                    prim.node_params[name] = changed
+
     def finish(self) -> ClusterSpec:
         if self.status is None:
             raise InputError.at("the CIB has no <configuration> section", file=self.ctx.file, line=1)
@@ -159,12 +218,14 @@ class _Builder:
             suicide_without_quorum=(self.spec.cluster.no_quorum_policy == "suicide"
                                     and self.spec.cluster.stonith_enabled
                                     and is_true(self.cib.get("no-quorum-panic"))),
-            node_attributes=self.node_attributes)
+            node_attributes=self.node_attributes,
+            ignore_quorum=self.spec.cluster.no_quorum_policy == "ignore")
         dc = self.cib.get("dc-uuid")
         if dc is not None:
             state.dc = self.status.node_names_by_id.get(dc, dc) if dc in self.status.node_names_by_id else None
         state.now = self.now
         self.spec.state = state
+        self._node_params(state)
         problems = find_problems(self.spec)
         if problems:
             raise self.source.error(problems)
@@ -177,23 +238,26 @@ def read_cib(source: str | Path | IO[bytes], file: str | None = None, *, now: fl
     `now` (seconds since the epoch) is when the status is evaluated: failures older than a resource's
     failure-timeout are forgotten. A CIB's own `execution-date` takes precedence; with neither,
     failures never expire.
+
+    Two passes: the configuration as a tree with line numbers (stopping where it ends), then the
+    status section as parser events without a tree (`cib_stream`), which is what keeps a CIB with
+    hundreds of thousands of histories fast and small.
     """
     name = file or (str(source) if isinstance(source, str | Path) else "<input>")
     builder = _Builder(name, now)
+    if not isinstance(source, str | Path) and not _seekable(source):
+        source = io.BytesIO(source.read())  # read twice: the configuration, then the status
     try:
-        events = etree.iterparse(source, events=("start", "end"), tag=_TAGS, huge_tree=True,
-                                 remove_comments=True, resolve_entities=False, no_network=True)
-        first = True
-        for event, elem in events:
-            if first:
-                first = False
-                if elem.tag != "cib":
-                    raise InputError.at(f"not a CIB: the root element is <{elem.tag}>, not <cib>",
-                                        file=name, line=line(elem))
-                builder.cib = dict(elem.attrib)
-            _handle(builder, event, elem)
-        if first:
-            raise InputError.at("not a CIB: no <cib> element", file=name, line=1)
+        start = source.tell() if not isinstance(source, str | Path) else 0
+        _configuration_pass(builder, source, name)
+        if builder.status is not None:
+            if not isinstance(source, str | Path):
+                source.seek(start)
+            # lxml's stubs type a target's attributes as str | bytes; with str input they are str.
+            target: Any = StatusTarget(builder.status)
+            parser = etree.XMLParser(target=target, huge_tree=True, remove_comments=True,
+                                     resolve_entities=False, no_network=True)
+            etree.parse(str(source) if isinstance(source, Path) else source, parser)
     except etree.XMLSyntaxError as exc:
         raise InputError.at(f"not a CIB: {exc.msg}", file=name, line=exc.lineno or 1) from None
     except OSError as exc:
@@ -201,30 +265,31 @@ def read_cib(source: str | Path | IO[bytes], file: str | None = None, *, now: fl
     return builder.finish()
 
 
-def _handle(builder: _Builder, event: str, elem: Element) -> None:
-    tag = elem.tag
-    if event == "start":
-        if tag == "node_state":
-            if builder.status is None:
+def _seekable(stream: IO[bytes]) -> bool:
+    try:
+        return stream.seekable()
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _configuration_pass(builder: _Builder, source: str | Path | IO[bytes], name: str) -> None:
+    events = etree.iterparse(source, events=("start", "end"), tag=_TAGS, huge_tree=True,
+                             remove_comments=True, resolve_entities=False, no_network=True)
+    first = True
+    for event, elem in events:
+        if first:
+            first = False
+            if elem.tag != "cib":
+                raise InputError.at(f"not a CIB: the root element is <{elem.tag}>, not <cib>",
+                                    file=name, line=line(elem))
+            builder.cib = dict(elem.attrib)
+        tag = elem.tag
+        if event == "start":
+            if tag == "node_state" and builder.status is None:
                 raise builder.ctx.unsupported("a status section before the configuration", elem)
-            builder.status.node_state(elem)
-        return
-    if tag == "configuration":
-        builder.configuration(elem)
-    elif builder.status is None:
-        return
-    elif tag == "lrm_resource":
-        builder.status.lrm_resource(elem)
-        _free(elem)
-    elif tag == "transient_attributes":
-        builder.status.transient_attributes(elem)
-    elif tag == "node_state":
-        _free(elem)
-
-
-def _free(elem: Element) -> None:
-    # Drop what has been read so memory stays flat however large the status section is.
-    elem.clear()
-    parent = elem.getparent()
-    while parent is not None and elem.getprevious() is not None:
-        del parent[0]
+            if tag == "status" and builder.status is not None:
+                return  # the rest is the second pass's
+        elif tag == "configuration":
+            builder.configuration(elem)
+    if first:
+        raise InputError.at("not a CIB: no <cib> element", file=name, line=1)

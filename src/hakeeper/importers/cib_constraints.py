@@ -64,25 +64,7 @@ class ConstraintReader:
         return location
 
     def _rule(self, raw: Element) -> Rule:
-        elem = self.ctx.deref(raw)
-        data = self._attrs(elem, {"id": "id", "score": "score", "score-attribute": "score-attribute",
-                                  "boolean-op": "boolean-op", "role": "role"}, frozenset())
-        expressions: list[Any] = []
-        for child in children(elem):
-            if child.tag == "expression":
-                expr = self.ctx.deref(child)
-                if expr.get("value-source") not in (None, "literal"):
-                    raise self.ctx.unsupported("an expression with value-source", expr)
-                expressions.append(self._attrs(expr, {"attribute": "attribute", "operation": "operation",
-                                                      "value": "value", "type": "type"},
-                                               frozenset({"id", "value-source"})))
-            elif child.tag == "rule":
-                expressions.append(self._rule(child))
-            else:
-                raise self.ctx.unsupported(f"a rule's <{child.tag}>", child)
-        data["expressions"] = expressions
-        rule: Rule = self.ctx.validate(Rule, data, elem)
-        return rule
+        return self.ctx.rule(raw)
 
     def _colocation(self, elem: Element) -> Colocation:
         if elem.get("influence") not in (None, "true", "1", "yes"):

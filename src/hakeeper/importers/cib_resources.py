@@ -6,10 +6,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from hakeeper.importers.cib_defaults import DefaultSet
 from hakeeper.importers.cib_xml import CibContext, Element, children, line
 from hakeeper.importers.located import SourceMap
 from hakeeper.spec.model import Clone, Group, Meta, Operation, Primitive, Resources
-from hakeeper.spec.values import parse_duration
+from hakeeper.spec.values import AgentRef, parse_duration
 
 # Old names Pacemaker still accepts for clone meta.
 _META_ALIASES = {"master-max": "promoted-max", "master-node-max": "promoted-node-max"}
@@ -22,6 +23,8 @@ _OP_FIELDS = {"name": "name", "interval": "interval", "timeout": "timeout", "rol
 
 def _iso_seconds(text: str) -> str:
     """Pacemaker also reads `P10S` (ISO 8601 without the T) as ten seconds."""
+    if not text.lstrip().startswith(("P", "p")):
+        return text  # the usual case (10s, 20000ms): no regular expression per operation
     match = re.fullmatch(r"[Pp](\d+)[Ss]", text.strip())
     return f"{match.group(1)}s" if match else text
 
@@ -37,17 +40,21 @@ class RscInfo:
     on_fail: dict[tuple[str, int], str] = field(default_factory=dict)
     clone: str | None = None
     failure_timeout: float = 0.0  # effective (own, group's, clone's or rsc_defaults'), 0 = never
+    allow_migrate: bool = False  # effective allow-migrate (clones never migrate)
+    in_container: bool = False  # meta container=...: failures recover the container
 
 
 @dataclass
 class ResourceReader:
     ctx: CibContext
     source: SourceMap
-    op_defaults: dict[str, str] = field(default_factory=dict)
+    op_defaults: list[DefaultSet] = field(default_factory=list)
     resources: Resources = field(default_factory=Resources)
     info: dict[str, RscInfo] = field(default_factory=dict)
     # Top-level resources (not inside a group or clone), where rsc_defaults apply.
     top_level: list[Primitive | Group | Clone] = field(default_factory=list)
+    # Primitives whose parameters depend on the node (a rule on node attributes), with their element.
+    per_node_params: list[tuple[Primitive, Element]] = field(default_factory=list)
 
     def read(self, section: Element) -> None:
         for elem in children(section):
@@ -78,7 +85,11 @@ class ResourceReader:
             raise self.ctx.unsupported("a primitive built from a template", elem)
         klass, provider, kind = elem.get("class"), elem.get("provider"), elem.get("type")
         agent = f"{klass}:{provider}:{kind}" if provider else f"{klass}:{kind}"
-        ops = [self._operation(op) for op in elem.iterchildren("operations")
+        try:
+            ref: AgentRef | None = AgentRef.parse(agent)
+        except ValueError:
+            ref = None  # reported with its line when the primitive is validated
+        ops = [self._operation(op, ref) for op in elem.iterchildren("operations")
                for op in children(self.ctx.deref(op)) if op.tag == "op"]
         data: dict[str, Any] = {
             "id": elem.get("id"), "agent": agent,
@@ -90,14 +101,17 @@ class ResourceReader:
         prim: Primitive = self.ctx.validate(Primitive, data, elem)
         self.source.record(("resources", "primitives", len(self.resources.primitives)), line(elem))
         self.resources.primitives.append(prim)
-        info = RscInfo(agent=agent, managed=prim.meta.is_managed is not False)
+        info = RscInfo(agent=agent, managed=prim.meta.is_managed is not False,
+                       in_container="container" in (prim.meta.model_extra or {}))
         for op in ops:
             if op.on_fail is not None:
                 info.on_fail[(op.name, round(op.interval * 1000))] = op.on_fail
         self.info[prim.id] = info
+        if self.ctx.node_dependent(elem, "instance_attributes"):
+            self.per_node_params.append((prim, elem))  # resolved once every node's attributes are known
         return prim
 
-    def _operation(self, elem: Element) -> Operation:
+    def _operation(self, elem: Element, agent: AgentRef | None) -> Operation:
         data: dict[str, Any] = {}
         for key, value in elem.attrib.items():
             if key in _OP_FIELDS:
@@ -107,17 +121,23 @@ class ResourceReader:
         for key, value in self.ctx.sets(elem, "meta_attributes").items():
             if key in _OP_FIELDS:
                 data.setdefault(_OP_FIELDS[key], value)
-        for key, value in self.op_defaults.items():
-            if key in ("timeout", "on-fail", "enabled", "role"):
-                data.setdefault(key, value)
-        for key in ("interval", "timeout"):
-            if key in data:
-                data[key] = _iso_seconds(data[key])
         if "interval" in data:
+            data["interval"] = _iso_seconds(data["interval"])
             try:
-                parse_duration(data["interval"])
+                interval_ms = round(parse_duration(data["interval"]) * 1000)
             except ValueError as exc:
                 raise self.ctx.error(str(exc), elem, "interval") from None
+        else:
+            interval_ms = 0
+        for default in self.op_defaults:
+            if default.condition is not None and (
+                    agent is None or not default.condition.matches(agent, (data.get("name", ""), interval_ms))):
+                continue
+            for key, value in default.values.items():
+                if key in ("timeout", "on-fail", "enabled", "role"):
+                    data.setdefault(key, value)
+        if "timeout" in data:
+            data["timeout"] = _iso_seconds(data["timeout"])
         op: Operation = self.ctx.validate(Operation, data, elem)
         return op
 
@@ -179,3 +199,8 @@ class ResourceReader:
         self.info[rid].managed = managed
         timeout = next((m.failure_timeout for m in chain if m.failure_timeout is not None), None)
         self.info[rid].failure_timeout = timeout or 0.0
+        self.info[rid].in_container = any("container" in (m.model_extra or {}) for m in chain)
+        # Remote node connections may migrate unless told otherwise (Pacemaker's default for them).
+        remote = self.info[rid].agent == "ocf:pacemaker:remote"
+        migrate = next((m.allow_migrate for m in chain if m.allow_migrate is not None), remote)
+        self.info[rid].allow_migrate = bool(migrate) and clone is None

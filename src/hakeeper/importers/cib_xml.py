@@ -8,6 +8,9 @@ from lxml import etree
 from pydantic import BaseModel, ValidationError
 
 from hakeeper.errors import InputError, Problem
+from hakeeper.placement.scores import rule_matches
+from hakeeper.spec.model import DateExpression, DateSpec, DurationSpec, Expression, Rule
+from hakeeper.spec.values import parse_score
 
 Element = etree._Element
 
@@ -21,9 +24,11 @@ def line(elem: Element) -> int | None:
 class CibContext:
     """The file being read and every element with an id (for `id-ref`)."""
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, now: float | None = None) -> None:
         self.file = file
         self.ids: dict[str, Element] = {}
+        # The evaluation time for date rules in name/value sets (crm_simulate -t, execution-date).
+        self.now = now
 
     def index(self, root: Element) -> None:
         for elem in root.iter():
@@ -47,24 +52,94 @@ class CibContext:
             raise self.error(f"id-ref {ref!r} names no {elem.tag}", elem, "id-ref")
         return target
 
-    def sets(self, parent: Element, tag: str) -> dict[str, str]:
-        """Values from every `<tag>` child of `parent` (first set wins, as in Pacemaker)."""
+    def sets(self, parent: Element, tag: str, *, first: str | None = None,
+             node: dict[str, str] | None = None) -> dict[str, str]:
+        """Values from the `<tag>` children of `parent` whose rules hold, as Pacemaker merges them:
+        sets in order of their `score` (higher first; the set with id `first` before all), and
+        the first set to name a value wins.
+
+        Rules are resolved here, at `now`, on the attributes of `node`. Without one they see no
+        node attributes, as in Pacemaker 2.1 (the sets of nodes, resources' meta and cluster
+        options are unpacked without a node); resource parameters are also resolved per node.
+        """
+        found: list[tuple[tuple[bool, int, int], Element]] = []
+        for index, raw in enumerate(parent.iterchildren(tag)):
+            nvset = self.deref(raw)
+            leads = first is not None and nvset.get("id") == first
+            found.append(((not leads, -self._set_score(nvset), index), nvset))
         values: dict[str, str] = {}
-        for raw in parent.iterchildren(tag):
-            for key, value in self.nvset(raw).items():
+        for _, nvset in sorted(found, key=lambda t: t[0]):
+            if not self._rules_hold(nvset, node or {}):
+                continue
+            for key, value in self.nvset(nvset).items():
                 values.setdefault(key, value)
         return values
+
+    def _set_score(self, nvset: Element) -> int:
+        text = nvset.get("score")
+        if text is None:
+            return 0
+        try:
+            return parse_score(text)
+        except ValueError as exc:
+            raise self.error(str(exc), nvset, "score") from None
+
+    def _rules_hold(self, nvset: Element, node: dict[str, str]) -> bool:
+        rules = [self.rule(item) for item in nvset.iterchildren("rule")]
+        # Any rule that holds applies the set (Pacemaker's pe_evaluate_rules).
+        return not rules or any(rule_matches(rule, node, self.now) for rule in rules)
+
+    def node_dependent(self, parent: Element, tag: str) -> bool:
+        """Whether a rule in one of the `<tag>` sets looks at node attributes."""
+        return any(mentions_nodes(self.rule(item)) for raw in parent.iterchildren(tag)
+                   for item in self.deref(raw).iterchildren("rule"))
+
+    def date_expression(self, raw: Element) -> DateExpression:
+        elem = self.deref(raw)
+        data: dict[str, Any] = {}
+        for key, value in elem.attrib.items():
+            if key in ("id", "operation", "start", "end"):
+                data[str(key)] = value
+            else:
+                raise self.error(f"date expression attribute {key!r} is not supported yet", elem, str(key))
+        for child in children(elem):
+            if child.tag not in ("duration", "date_spec"):
+                raise self.unsupported(f"a date expression's <{child.tag}>", child)
+            part = self.deref(child)
+            data[str(child.tag)] = self.validate(DurationSpec if child.tag == "duration" else DateSpec,
+                                                 {str(k): v for k, v in part.attrib.items()}, part)
+        result: DateExpression = self.validate(DateExpression, data, elem)
+        return result
+
+    def rule(self, raw: Element) -> Rule:
+        elem = self.deref(raw)
+        data = _attributes(self, elem, {"id": "id", "score": "score", "score-attribute": "score-attribute",
+                                        "boolean-op": "boolean-op", "role": "role"}, frozenset())
+        expressions: list[Any] = []
+        for child in children(elem):
+            if child.tag == "expression":
+                expr = self.deref(child)
+                if expr.get("value-source") not in (None, "literal"):
+                    raise self.unsupported("an expression with value-source", expr)
+                expressions.append(_attributes(self, expr, {"attribute": "attribute", "operation": "operation",
+                                                            "value": "value", "type": "type"},
+                                               frozenset({"id", "value-source"})))
+            elif child.tag == "rule":
+                expressions.append(self.rule(child))
+            elif child.tag == "date_expression":
+                expressions.append(self.date_expression(child))
+            else:
+                raise self.unsupported(f"a rule's <{child.tag}>", child)
+        data["expressions"] = expressions
+        rule: Rule = self.validate(Rule, data, elem)
+        return rule
 
     def nvset(self, raw: Element) -> dict[str, str]:
         nvset = self.deref(raw)
         values: dict[str, str] = {}
         for item in nvset:
-            if not isinstance(item.tag, str):
-                continue
-            if item.tag == "rule":
-                raise self.unsupported("a rule inside a name/value set", item)
-            if item.tag != "nvpair":
-                continue
+            if not isinstance(item.tag, str) or item.tag != "nvpair":
+                continue  # rules were weighed by `sets`
             pair = self.deref(item)
             name, value = pair.get("name"), pair.get("value")
             if name is None:
@@ -85,6 +160,20 @@ class CibContext:
             raise InputError(problems) from None
         assert isinstance(result, BaseModel)
         return result
+
+
+def _attributes(ctx: CibContext, elem: Element, names: dict[str, str], allowed: frozenset[str]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for key, value in elem.attrib.items():
+        if key in names:
+            data[names[key]] = value
+        elif key not in allowed:
+            raise ctx.error(f"attribute {key!r} is not supported yet", elem, str(key))
+    return data
+
+
+def mentions_nodes(rule: Rule) -> bool:
+    return any(mentions_nodes(e) if isinstance(e, Rule) else isinstance(e, Expression) for e in rule.expressions)
 
 
 def children(elem: Element) -> list[Element]:

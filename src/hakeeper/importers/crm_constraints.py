@@ -6,7 +6,7 @@ from typing import Any
 
 from hakeeper.importers.crm_lexer import Statement, split_pair, validate
 from hakeeper.importers.located import SourceMap
-from hakeeper.spec.model import Colocation, Constraints, Location, Order, ResourceSet, Rule
+from hakeeper.spec.model import Colocation, Constraints, DateExpression, Location, Order, ResourceSet, Rule
 from hakeeper.spec.values import parse_score
 
 _OPERATIONS = frozenset({"lt", "gt", "lte", "gte", "eq", "ne"})
@@ -136,11 +136,35 @@ class ConstraintParser:
         rule: Rule = validate(Rule, data, st)
         return rule
 
-    def _expression(self, st: Statement, term: list[str]) -> dict[str, Any]:
+    def _date(self, st: Statement, words: list[str]) -> DateExpression:
+        """crm shell's `date gt|lt DATE`, `date in start=DATE end=DATE|DURATION...`, `date spec FIELD=...`."""
+        if len(words) == 2 and words[0] in ("gt", "lt"):
+            return self._checked_date({"operation": words[0], "start" if words[0] == "gt" else "end": words[1]}, st)
+        pairs = [split_pair(word) for word in words[1:]]
+        if not words or words[0] not in ("in", "in_range", "spec", "date_spec") or None in pairs:
+            raise st.error(f"cannot read the date expression {' '.join(['date', *words])!r}", st.words[1])
+        fields = dict(p for p in pairs if p is not None)
+        if words[0] in ("spec", "date_spec"):
+            return self._checked_date({"operation": "date_spec", "date-spec": fields}, st)
+        expr: dict[str, Any] = {"operation": "in_range"}
+        for key in ("start", "end"):
+            if key in fields:
+                expr[key] = fields.pop(key)
+        if fields:
+            expr["duration"] = fields
+        return self._checked_date(expr, st)
+
+    @staticmethod
+    def _checked_date(data: dict[str, Any], st: Statement) -> DateExpression:
+        # Validated on its own: within the rule's union, errors would speak of the other kinds.
+        expr: DateExpression = validate(DateExpression, data, st)
+        return expr
+
+    def _expression(self, st: Statement, term: list[str]) -> dict[str, Any] | DateExpression:
         if len(term) == 2 and term[0] in ("defined", "not_defined"):
             return {"attribute": term[1], "operation": term[0]}
         if term and term[0] == "date":
-            raise st.error("date expressions are not supported yet", st.words[1])
+            return self._date(st, term[1:])
         if len(term) != 3 or term[1] not in _OPERATIONS:
             raise st.error(f"cannot read the expression {' '.join(term)!r}", st.words[1])
         expr: dict[str, Any] = {"attribute": term[0], "operation": term[1], "value": term[2]}
@@ -181,15 +205,22 @@ class ConstraintParser:
         return items
 
     def _sets(self, st: Statement, items: list[Any], what: str) -> list[ResourceSet]:
+        """Consecutive resources with the same role (or action) form one set, as crm shell builds them:
+        loose ones a sequential set, `( )` a non-sequential one, `[ ]` also require-all=false."""
         sets: list[ResourceSet] = []
-        loose: list[tuple[str, str | None]] = []
-
-        def make(kind: str, members: list[tuple[str, str | None]]) -> None:
-            quals = {q for _, q in members}
-            if len(quals) > 1:
-                raise st.error(f"members of one resource set must share the same {what}", st.words[1])
-            qual = quals.pop() if quals else None
-            data: dict[str, Any] = {"resources": [n for n, _ in members]}
+        runs: list[tuple[int, str, str | None, list[str]]] = []  # (item index, bracket, qualifier, names)
+        loose_index = -1
+        for index, (kind, members) in enumerate(items):
+            group = index if kind else loose_index
+            if not kind and (not runs or runs[-1][1] or runs[-1][0] != loose_index):
+                loose_index = group = index
+            for name, qual in members:
+                if runs and runs[-1][0] == group and runs[-1][2] == qual:
+                    runs[-1][3].append(name)
+                else:
+                    runs.append((group, kind, qual, [name]))
+        for _, kind, qual, names in runs:
+            data: dict[str, Any] = {"resources": names}
             if kind:
                 data["sequential"] = False
             if kind == "[":
@@ -197,17 +228,6 @@ class ConstraintParser:
             if qual is not None:
                 data[what] = qual
             sets.append(validate(ResourceSet, data, st))
-
-        for kind, members in items:
-            if kind:
-                if loose:
-                    make("", loose)
-                    loose = []
-                make(kind, members)
-            else:
-                loose += members
-        if loose:
-            make("", loose)
         return sets
 
     def _options(self, st: Statement, words: list[str], allowed: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:

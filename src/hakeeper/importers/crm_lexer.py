@@ -45,7 +45,7 @@ def statements(text: str, file: str) -> list[Statement]:
         pending = []
     if pending:
         result.append(_split(" ".join(pending), start, file))
-    return result
+    return [st for st in result if st.words]  # a lone continuation or empty quotes say nothing
 
 
 def _split(text: str, line: int, file: str) -> Statement:

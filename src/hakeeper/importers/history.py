@@ -73,6 +73,10 @@ class Outcome:
     migrating_to: str | None = None
     migrating_from: str | None = None
     stop_failed: bool = False
+    # Failures seen, and how many of them were configured on-fail=ignore (their fail count
+    # does not count either).
+    failures: int = 0
+    ignored_failures: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -88,10 +92,14 @@ class Outcome:
 OnFailLookup = Callable[[str, int], str | None]
 
 
-def default_on_fail(task: str, configured: str | None, stonith_enabled: bool) -> str:
+def default_on_fail(task: str, configured: str | None, stonith_enabled: bool, in_container: bool = False) -> str:
     """Pacemaker's response to a failed operation when (or after) the configuration says."""
     if task == "stop" and configured in ("standby", "demote", "stop"):
         configured = None  # not allowed for stop: back to the default
+    if configured == "restart-container" and not in_container:
+        configured = None
+    if configured is None and in_container:
+        return "restart-container"  # a resource inside a container is recovered with it
     if configured == "fence" and not stonith_enabled:
         return "stop"
     if configured == "nothing":
@@ -111,7 +119,7 @@ def _sort_key(op: OpRecord) -> tuple[int, int, float]:
 
 def replay(ops: list[OpRecord], on_fail_for: OnFailLookup, *, stonith_enabled: bool,
            promotable: bool = False, managed: bool = True,
-           expired: Callable[[OpRecord], bool] | None = None) -> Outcome:
+           expired: Callable[[OpRecord], bool] | None = None, in_container: bool = False) -> Outcome:
     """Replay one resource's history on one node.
 
     `expired(op)` says whether a failure recorded by `op` is older than the resource's
@@ -142,10 +150,8 @@ def replay(ops: list[OpRecord], on_fail_for: OnFailLookup, *, stonith_enabled: b
             set_active()
         elif op.task == "start":
             out.role, clear = active_role, True
-            out.migrating_from = None
         elif op.task == "stop":
             out.role, clear = STOPPED, True
-            out.migrating_to = None
         elif op.task == "promote":
             out.role, clear = PROMOTED, True
         elif op.task == "demote":
@@ -153,10 +159,8 @@ def replay(ops: list[OpRecord], on_fail_for: OnFailLookup, *, stonith_enabled: b
             out.role = UNPROMOTED
         elif op.task == "migrate_from":
             out.role, clear = active_role, True
-            out.migrating_from = op.migrate_source
         elif op.task == "migrate_to":
-            # The source keeps the resource until the target confirms with migrate_from.
-            out.migrating_to = op.migrate_target
+            # What this means depends on the target's history too: see migration.resolve.
             set_active()
         else:
             set_active()
@@ -171,7 +175,7 @@ def replay(ops: list[OpRecord], on_fail_for: OnFailLookup, *, stonith_enabled: b
         out.failed_op = op
         out.failure_kind = ("fatal" if status == EXEC_ERROR_FATAL
                             else "hard" if status in (EXEC_ERROR_HARD, EXEC_NOT_INSTALLED) else "soft")
-        escalate(default_on_fail(op.task, on_fail_for(*op.key), stonith_enabled))
+        escalate(default_on_fail(op.task, on_fail_for(*op.key), stonith_enabled, in_container))
         if op.task == "stop":
             out.stop_failed = True
         elif op.task == "promote":
@@ -226,11 +230,18 @@ def replay(ops: list[OpRecord], on_fail_for: OnFailLookup, *, stonith_enabled: b
             continue
         if status in (EXEC_NO_FENCE_DEVICE, EXEC_NO_SECRETS):
             status = EXEC_ERROR_HARD
-        response = default_on_fail(op.task, on_fail_for(*op.key), stonith_enabled)
+        response = default_on_fail(op.task, on_fail_for(*op.key), stonith_enabled, in_container)
         if status == EXEC_NOT_INSTALLED and response == "ignore":
             out.on_fail = "migrate"  # an agent that does not exist cannot be ignored
+        out.failures += 1
         if response == "ignore" and status != EXEC_NOT_INSTALLED:
+            out.ignored_failures += 1
             succeeded(op, op.target_rc)  # on-fail=ignore: pretend it worked
+            continue
+        if response == "restart-container" and op.task == "stop":
+            # The container's recovery stops it anyway: count the stop as done, recover the container.
+            succeeded(op, op.target_rc)
+            escalate(response)
             continue
         failed(op, rc, status)
     if out.role == UNKNOWN:

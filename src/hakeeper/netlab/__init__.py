@@ -6,10 +6,11 @@
         proc = a.spawn(["ping", "-c1", "10.91.0.2"])
         b.cut("eth0"); b.restore("eth0")
 
-The bridge lives in its own "switch" namespace (`<prefix>-sw`), so the root namespace stays clean;
-each host is a namespace `<prefix>-<name>` with one veth per interface, named inside the host as
-asked (e.g. `eth0`). Cutting a link downs the switch side, so the host sees NO-CARRIER as with a
-pulled cable. `sweep(prefix)` removes leftovers of earlier runs.
+The bridge lives in its own "switch" namespace (`<prefix>-<pid>-sw`), so the root namespace stays
+clean; each host is a namespace `<prefix>-<pid>-<name>` with one veth per interface, named inside
+the host as asked (e.g. `eth0`). Cutting a link downs the switch side, so the host sees NO-CARRIER
+as with a pulled cable. `sweep(prefix)` removes leftovers of runs whose process is gone (the pid
+in the names keeps concurrent runs apart); a Lab sweeps when it starts.
 """
 
 from hakeeper.netlab.lab import Host, Lab, sweep

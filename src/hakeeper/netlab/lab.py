@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import subprocess
@@ -38,12 +39,35 @@ def kill_namespace_processes(ns: str) -> None:
         time.sleep(0.02)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def sweep(prefix: str) -> None:
-    """Remove every namespace named `<prefix>-*` (and what runs in it) left from an earlier run."""
+    """Remove namespaces `<prefix>-<pid>-*` (and what runs in them) whose creating process is gone.
+
+    Names carry the pid of the process that built the lab, so two runs at once (a developer's and
+    CI's) never sweep each other's hosts away; leftovers of dead runs, and names without a pid,
+    are removed."""
     for ns in namespaces():
-        if ns.startswith(prefix + "-"):
-            kill_namespace_processes(ns)
-            run("netns", "del", ns, check=False)
+        if not ns.startswith(prefix + "-"):
+            continue
+        owner = ns[len(prefix) + 1 :].split("-", 1)[0].split(".", 1)[0]
+        if owner.isdigit() and _alive(int(owner)):
+            continue
+        kill_namespace_processes(ns)
+        run("netns", "del", ns, check=False)
+
+
+def _delete(ns: str) -> None:
+    kill_namespace_processes(ns)
+    run("netns", "del", ns, check=False)
 
 
 class Host:
@@ -52,7 +76,7 @@ class Host:
     def __init__(self, lab: Lab, name: str) -> None:
         self.lab = lab
         self.name = name
-        self.ns = f"{lab.prefix}-{name}"
+        self.ns = f"{lab.prefix}-{lab.owner}-{name}"
         self.ports: dict[str, str] = {}  # interface in the host -> its peer on the switch
         self.procs: list[subprocess.Popen[bytes]] = []
 
@@ -100,14 +124,19 @@ class Host:
 class Lab:
     """A bridge in a switch namespace and hosts plugged into it; a context manager that cleans up."""
 
+    _serial = itertools.count(1)
+
     def __init__(self, prefix: str, bridge: str = "br0") -> None:
         if len(prefix) > 6:
             raise ValueError("prefix too long: interface names are limited to 15 characters")
         self.prefix = prefix
-        self.switch = f"{prefix}-sw"
+        # pid.n: labs of one process (n) and of concurrent processes (pid) never share a name.
+        self.owner = f"{os.getpid()}.{next(Lab._serial)}"
+        self.switch = f"{prefix}-{self.owner}-sw"
         self.bridge = bridge
         self.hosts: dict[str, Host] = {}
         self._ports = 0
+        self.bridges: set[str] = set()
 
     def __enter__(self) -> Lab:
         self.start()
@@ -120,15 +149,23 @@ class Lab:
     def start(self) -> None:
         sweep(self.prefix)
         run("netns", "add", self.switch)
-        run("-n", self.switch, "link", "add", self.bridge, "type", "bridge")
-        # No STP delay: ports forward as soon as they are up.
-        run("-n", self.switch, "link", "set", self.bridge, "type", "bridge", "forward_delay", "0",
-            "stp_state", "0")
-        run("-n", self.switch, "link", "set", self.bridge, "up")
         run("-n", self.switch, "link", "set", "lo", "up")
+        self._add_bridge(self.bridge)
 
-    def host(self, name: str, links: Mapping[str, Sequence[str]]) -> Host:
-        """A host with an interface per key of `links`, each with the given `addr/prefix` list."""
+    def _add_bridge(self, bridge: str) -> None:
+        run("-n", self.switch, "link", "add", bridge, "type", "bridge")
+        # No STP delay: ports forward as soon as they are up.
+        run("-n", self.switch, "link", "set", bridge, "type", "bridge", "forward_delay", "0",
+            "stp_state", "0")
+        run("-n", self.switch, "link", "set", bridge, "up")
+        self.bridges.add(bridge)
+
+    def host(self, name: str, links: Mapping[str, Sequence[str]],
+             segments: Mapping[str, str] | None = None) -> Host:
+        """A host with an interface per key of `links`, each with the given `addr/prefix` list.
+
+        Every interface plugs into the lab's bridge, unless `segments` names another bridge for it
+        (created on first use), e.g. {"eth1": "br1"} for a second, separate network."""
         h = Host(self, name)
         run("netns", "add", h.ns)
         h.ip("link", "set", "lo", "up")
@@ -139,7 +176,10 @@ class Lab:
             self._ports += 1
             port = f"{self.prefix}p{self._ports}"
             run("-n", self.switch, "link", "add", port, "type", "veth", "peer", "name", ifname, "netns", h.ns)
-            run("-n", self.switch, "link", "set", port, "master", self.bridge, "up")
+            bridge = (segments or {}).get(ifname, self.bridge)
+            if bridge not in self.bridges:
+                self._add_bridge(bridge)
+            run("-n", self.switch, "link", "set", port, "master", bridge, "up")
             for addr in addrs:
                 h.ip("addr", "add", addr, "dev", ifname)
             h.ip("link", "set", ifname, "up")
@@ -150,5 +190,6 @@ class Lab:
     def close(self) -> None:
         for h in self.hosts.values():
             h.stop()
+            _delete(h.ns)
         self.hosts.clear()
-        sweep(self.prefix)
+        _delete(self.switch)

@@ -212,21 +212,19 @@ def import_environment(file: str | Path, controllers: Sequence[tuple[str, str]],
                             field="--controller") from None
     _, problems = resolve(profile)
     if problems:
+        found = _attr(doc, "vips")
+        vips_path: Path_ = found[1] if found else ("override_attributes", "vips")
         out = []
         for path, msg in problems:
             if path[:1] == ("controllers",) and isinstance(path[1], int):
                 out.append(Problem(msg, None, None, f"--controller {controllers[path[1]][0]}"))
             elif path[:1] == ("vips",):
-                out.append(_err(doc, (*(_attr(doc, "vips") or (None, ("override_attributes", "vips")))[1],
-                                      *path[1:]), msg))
+                out.append(_err(doc, (*vips_path, *path[1:]), msg))
             else:
                 out.append(Problem(msg, str(p), None, ".".join(str(x) for x in path)))
         raise InputError(out)
-    header = (f"# hakeeper OpenStack profile imported from {p.name} (Chef environment {out_name(data)}).\n"
+    header = (f"# hakeeper OpenStack profile imported from {p.name} (Chef environment {data['name']}).\n"
               "# Controllers came from --controller, in priority order. Render with:\n"
               "#   hakeeper openstack render THIS_FILE -o DIR\n")
     return header + yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
 
-
-def out_name(data: dict[str, Any]) -> str:
-    return str(data.get("name"))

@@ -35,6 +35,21 @@ def _render(args: argparse.Namespace) -> int:
     if resolved.profile.vip_mode == "vrrp":
         for c in resolved.profile.controllers:
             files[f"keepalived-{c.name}.conf"] = render_keepalived(resolved, c.name)
+    if args.check:
+        import shutil
+
+        from hakeeper.openstack.haproxy import HaproxyConfigError, check_text
+
+        binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
+        if not os.path.exists(binary):
+            print("hakeeper openstack render --check: haproxy is not installed", file=sys.stderr)
+            return 1
+        with tempfile.TemporaryDirectory(prefix="hakeeper-check-") as tmp:
+            try:
+                check_text(files["haproxy.cfg"], tmp, binary)
+            except HaproxyConfigError as exc:
+                print(f"{args.profile}: {exc}", file=sys.stderr)
+                return 1
     _write_all(Path(args.output), files)
     for name in files:
         print(Path(args.output) / name)
@@ -55,7 +70,11 @@ def _import_chef_env(args: argparse.Namespace) -> int:
     if args.output in (None, "-"):
         sys.stdout.write(text)
     else:
-        Path(args.output).write_text(text, encoding="utf-8")
+        out = Path(args.output)
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, out)  # a reader never sees half a profile
         print(f"{args.output}: profile written; render it with: hakeeper openstack render {args.output} -o DIR")
     return 0
 
@@ -64,14 +83,7 @@ def _demo(args: argparse.Namespace) -> int:
     from hakeeper.openstack.demo import run_demo
 
     live = not args.no_live and sys.stdout.isatty()
-    return run_demo(live=live, quick=args.quick, rounds=args.rounds, workdir=args.workdir)
-
-
-def _sub_action(parser: argparse.ArgumentParser) -> Any:
-    for action in parser._actions:  # argparse keeps sub-command tables only here
-        if isinstance(action, argparse._SubParsersAction):
-            return action
-    return parser.add_subparsers(dest="import_format", metavar="FORMAT")
+    return run_demo(live=live, quick=args.quick, rounds=args.rounds, workdir=args.workdir, speaker=args.speaker)
 
 
 def register(subparsers: Any) -> None:
@@ -80,25 +92,56 @@ def register(subparsers: Any) -> None:
     p = os_sub.add_parser("render", help="write haproxy.cfg, keepalived.conf per controller, cluster.yaml")
     p.add_argument("profile")
     p.add_argument("-o", "--output", required=True, help="directory to write into")
+    p.add_argument("--check", action="store_true", help="have `haproxy -c` check haproxy.cfg before writing")
     p.set_defaults(handler=_render)
 
-    # `hakeeper import` may also be registered by the importers part: share its table.
-    imp = subparsers.choices.get("import") or subparsers.add_parser(
-        "import", help="import a configuration from another tool")
-    q = _sub_action(imp).add_parser(
-        "chef-env", help="Chef environment (rcbops vips map) → OpenStack profile",
-        description="A Chef environment lists networks and VIPs but not the controllers: give each "
-                    "with --controller NAME=ADDRESS, in priority order.")
-    q.add_argument("file")
-    q.add_argument("--controller", action="append", type=_controller_arg, metavar="NAME=ADDRESS",
-                   help="a controller (repeat; the first one is the preferred VIP holder)")
-    q.add_argument("--vip-mode", choices=("vrrp", "cluster"), default="vrrp")
-    q.add_argument("-o", "--output", help="profile file to write (default: stdout)")
-    q.set_defaults(handler=_import_chef_env)
+    _register_import(subparsers)
 
     d = subparsers.add_parser("demo", help="a live controller failover in network namespaces (root)")
     d.add_argument("--no-live", action="store_true", help="plain line output, no live terminal view")
     d.add_argument("--quick", action="store_true", help="shorter phases (for CI)")
     d.add_argument("--rounds", type=int, default=1, help="failovers to run; the summary gives the median")
     d.add_argument("--workdir", help="keep configuration and logs here (default: a temporary directory)")
+    d.add_argument("--speaker", choices=("auto", "hakeeper", "keepalived"), default="auto",
+                   help="who speaks VRRP: hakeeper's own speaker (auto: when built in) or keepalived")
     d.set_defaults(handler=_demo)
+
+
+CHEF_HELP = ("chef-env: a Chef environment (the rcbops `vips` map) → OpenStack profile; the environment "
+             "does not list the controllers: give each with --controller NAME=ADDRESS, in priority order")
+
+
+def _register_import(subparsers: Any) -> None:
+    """`hakeeper import chef-env FILE --controller NAME=ADDRESS ... [-o OUT]`.
+
+    The importers part owns `hakeeper import KIND FILE [-o OUT]` (crm, cib); chef-env joins it as
+    one more KIND, with its own options, and is dispatched here. If that part is absent, the same
+    command shape is created."""
+    imp = subparsers.choices.get("import")
+    original = None
+    if imp is None:
+        imp = subparsers.add_parser("import", help="import a configuration from another tool")
+        imp.add_argument("kind", choices=["chef-env"], help=CHEF_HELP)
+        imp.add_argument("file")
+        imp.add_argument("-o", "--output", help="write here (default: standard output)")
+    else:
+        kind = next(a for a in imp._actions if a.dest == "kind")  # argparse keeps actions only here
+        kind.choices = [*(kind.choices or []), "chef-env"]
+        kind.help = f"{kind.help}; {CHEF_HELP}"
+        original = imp.get_default("handler")
+    imp.add_argument("--controller", action="append", type=_controller_arg, metavar="NAME=ADDRESS",
+                     help="chef-env: a controller (repeat; the first is the preferred VIP holder)")
+    imp.add_argument("--vip-mode", choices=("vrrp", "cluster"), default="vrrp",
+                     help="chef-env: VIPs by VRRP (default) or as cluster resources")
+
+    def dispatch(args: argparse.Namespace) -> int:
+        if args.kind == "chef-env":
+            return _import_chef_env(args)
+        if args.controller:
+            print("hakeeper import: --controller belongs to chef-env", file=sys.stderr)
+            return 2
+        if original is None:
+            return 2
+        return int(original(args))
+
+    imp.set_defaults(handler=dispatch)

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from hakeeper.openstack.lab import Lab, leftovers, sweep
+from hakeeper.openstack.lab import Busy, Lab, exclusive, leftovers, sweep
 from hakeeper.openstack.profile import Resolved, parse_profile
-from hakeeper.openstack.stack import Stack
+from hakeeper.openstack.stack import Stack, speaker_role
 from hakeeper.openstack.timeline import Failover, Sample, analyse, count_lost, median, summary_line
 from hakeeper.openstack.view import View
 
@@ -45,7 +45,7 @@ vips:
   keystone-service-api: 10.94.0.100
   nova-api: 10.94.0.100
 vrrp: {version: 3, advert-int: 0.1, first-vrid: 94, check-interval: 1}
-haproxy: {check-inter: 200ms}
+haproxy: {check-inter: 200ms, timeout-connect: 100ms}
 """
 PORT = 8774  # nova-api through the VIP
 
@@ -96,11 +96,13 @@ def _signals_as_exceptions() -> Iterator[None]:
             signal.signal(s, h)
 
 
-def _missing() -> list[str]:
+def _missing(speaker: str) -> list[str]:
     need = ["haproxy", "curl", "ip"]
     from hakeeper.openstack.stack import hakeeper_speaker_available
 
-    if not hakeeper_speaker_available():
+    if speaker == "hakeeper" and not hakeeper_speaker_available():
+        return ["hakeeper's VRRP speaker (hakeeper.vrrp) in this build"]
+    if speaker == "keepalived" or not hakeeper_speaker_available():
         need.append("keepalived")
     return [b for b in need if shutil.which(b) is None and not os.path.exists(f"/usr/sbin/{b}")]
 
@@ -117,17 +119,6 @@ def _read_probe(p: subprocess.Popen[bytes], samples: Samples, view: View) -> Non
         view.sample(s)
 
 
-def _watch_vip(stack: Stack, resolved: Resolved, view: View, stop: threading.Event) -> None:
-    vip = resolved.vip_addresses()[0]
-    last: list[str] = []
-    while not stop.is_set():
-        up = [h for h in stack.holders(vip) if stack.nodes[h].speaker is not None]
-        if up != last:
-            view.vip_holders(up, time.monotonic())
-            last = up
-        stop.wait(0.02)
-
-
 def _one_failover(stack: Stack, resolved: Resolved, view: View, samples: Samples, phases: Phases,
                   n: int) -> Failover:
     vip = resolved.vip_addresses()[0]
@@ -140,7 +131,7 @@ def _one_failover(stack: Stack, resolved: Resolved, view: View, samples: Samples
     new = stack.wait_holder(vip, timeout=30, exclude=holder)
     moved_at = view.moved_at(new, crash_at) or time.monotonic()
     detected_at = next((e.t for e in stack.events if e.t >= crash_at and e.node != holder
-                        and e.source == "vrrp" and "master" in e.text.lower()), None)
+                        and e.source == "vrrp" and speaker_role(e.text) == "MASTER"), None)
     # Wait for traffic to flow again, then a while longer so the window holds the recovery.
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -153,21 +144,33 @@ def _one_failover(stack: Stack, resolved: Resolved, view: View, samples: Samples
     view.failover(result)
     view.note(f"bringing {holder} back")
     back_at = time.monotonic()
+    view.new_phase()
     stack.restore(holder)
+    stack.wait_speakers(since=back_at, names=[holder])
     time.sleep(phases.after_return)
     result = dataclasses.replace(result, rejoin_lost=count_lost(samples.snapshot(), back_at, time.monotonic()))
     view.note(f"{holder} is back: {result.rejoin_lost} requests lost while it rejoined")
     return result
 
 
-def run_demo(*, live: bool, quick: bool, rounds: int = 1, workdir: str | None = None) -> int:
+def run_demo(*, live: bool, quick: bool, rounds: int = 1, workdir: str | None = None,
+             speaker: str = "auto") -> int:
     if os.geteuid() != 0:
         print("hakeeper demo: needs root (it builds network namespaces)", file=sys.stderr)
         return 1
-    missing = _missing()
+    missing = _missing(speaker)
     if missing:
         print(f"hakeeper demo: missing programs: {', '.join(missing)} (see scripts/setup)", file=sys.stderr)
         return 1
+    try:
+        with exclusive(PREFIX):
+            return _run(live=live, quick=quick, rounds=rounds, workdir=workdir, speaker=speaker)
+    except Busy as exc:
+        print(f"hakeeper demo: another demo is running: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(*, live: bool, quick: bool, rounds: int, workdir: str | None, speaker: str) -> int:
     swept = sweep(PREFIX)
     resolved = parse_profile(PROFILE, "<demo profile>")
     phases = Phases.pick(quick)
@@ -177,18 +180,20 @@ def run_demo(*, live: bool, quick: bool, rounds: int = 1, workdir: str | None = 
     if swept:
         view.note(f"removed leftovers of an earlier run: {', '.join(swept)}")
     results: list[Failover] = []
-    stop_watch = threading.Event()
+    speaker_kind = speaker
     status = 0
     probe: subprocess.Popen[bytes] | None = None
     with _signals_as_exceptions(), view:
         lab = Lab(PREFIX, NETWORK, base / "lab")
         try:
             lab.__enter__()
-            stack = Stack(lab, resolved, on_event=lambda e: view.event(e))
+            stack = Stack(lab, resolved, speaker=speaker, on_event=lambda e: view.event(e), watch=True)
+            speaker_kind = stack.speaker_kind
             view.note(f"building 3 controllers and a client in namespaces {PREFIX}-*; VRRP by {stack.speaker_kind}")
             stack.start()
             client = lab.add_host("client", "10.94.0.50")
             stack.wait_holder(resolved.vip_addresses()[0])
+            stack.wait_speakers()
             view.note(f"haproxy on every controller; requests to http://{resolved.vip_addresses()[0]}:{PORT}/ "
                       "every 20 ms")
             samples = Samples()
@@ -197,7 +202,6 @@ def run_demo(*, live: bool, quick: bool, rounds: int = 1, workdir: str | None = 
                                   f"http://{resolved.vip_addresses()[0]}:{PORT}/", "--interval", "0.02",
                                   "--timeout", "0.25"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
             threading.Thread(target=_read_probe, args=(probe, samples, view), daemon=True).start()
-            threading.Thread(target=_watch_vip, args=(stack, resolved, view, stop_watch), daemon=True).start()
             for n in range(1, rounds + 1):
                 results.append(_one_failover(stack, resolved, view, samples, phases, n))
         except (KeyboardInterrupt, _Stop) as exc:
@@ -210,7 +214,6 @@ def run_demo(*, live: bool, quick: bool, rounds: int = 1, workdir: str | None = 
             # A second Ctrl-C must not cut the cleanup short.
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_IGN)
-            stop_watch.set()
             view.note("cleaning up: stopping every process, removing namespaces and the bridge")
             view.closing = True
             if probe is not None and probe.poll() is None:
@@ -224,7 +227,7 @@ def run_demo(*, live: bool, quick: bool, rounds: int = 1, workdir: str | None = 
         print(summary_line(results))
         print(f"RESULT outage_ms={median(r.outage_ms for r in results):.0f} "
               f"lost={median(r.lost for r in results):.0f} rounds={len(results)} "
-              f"leftovers={len(left)}")
+              f"leftovers={len(left)} speaker={speaker_kind}")
     if left:
         print(f"hakeeper demo: left behind: {', '.join(left)}", file=sys.stderr)
         status = status or 1

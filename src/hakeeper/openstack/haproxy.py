@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,5 +201,3 @@ def check_text(text: str, workdir: str | Path, binary: str = "haproxy") -> None:
     finally:
         path.unlink(missing_ok=True)
 
-
-__all__: Sequence[str] = ["Haproxy", "HaproxyConfigError", "Proc", "check_text", "parse_show_proc"]

@@ -1,87 +1,87 @@
-"""A few hosts made of network namespaces on one Linux bridge, for the OpenStack tests and the demo.
+"""Controller hosts for the OpenStack tests and the demo, on `hakeeper.netlab`.
 
-Each host is a namespace `<prefix>-<name>` whose `eth0` is one end of a veth pair; the other end is
-enslaved to the bridge `<prefix>-br`. Every process started on a host runs in its own session, so a
-host can be crashed (SIGKILL of its process groups, link down) and cleaned up without a trace.
-`sweep(prefix)` removes whatever a crashed earlier run left behind with that prefix.
-
-(Minimal on purpose: the shared `hakeeper.netlab` was not in main when this was written.)
+netlab gives the namespaces (`<prefix>-<name>`, each with an `eth0` into a bridge that lives in the
+switch namespace `<prefix>-sw`). This layer adds what a controller failover needs: every process
+started on a host runs in a session of its own, so a host can be crashed (SIGKILL of everything in
+it, its cable pulled) or stopped gracefully (SIGTERM first, so speakers withdraw their VIPs), and
+`sweep(prefix)` removes whatever a crashed earlier run left behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import ipaddress
 import os
 import signal
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from pyroute2 import IPRoute, netns
+from hakeeper import netlab
+from hakeeper.netlab.lab import kill_namespace_processes, namespaces
 
 Out = int | IO[Any] | None
 
 
-def _ip(ns: str, *args: str, check: bool = True) -> None:
-    # Inside a namespace we use `ip -n`: pyroute2's NetNS forks a helper per use, and a fork of a
-    # process with signal handlers (the demo's) must not run its parent's cleanup.
-    r = subprocess.run(["ip", "-n", ns, *args], capture_output=True, text=True, check=False)
-    if check and r.returncode != 0:
-        raise RuntimeError(f"ip -n {ns} {' '.join(args)}: {r.stderr.strip()}")
+class Busy(Exception):
+    """Another process holds the prefix: its namespaces are alive, not leftovers."""
 
 
-def _pids_in(ns: str) -> list[int]:
-    r = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, check=False)
-    return [int(x) for x in r.stdout.split() if x.isdigit()]
+LOCK_DIR = Path("/run/lock") if Path("/run/lock").is_dir() else Path("/tmp")
 
 
-def _kill_pids(pids: Sequence[int]) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
+@contextlib.contextmanager
+def exclusive(prefix: str, wait: float = 0.0) -> Iterator[None]:
+    """Hold the prefix for this process (an flock, released if the process dies). Without it, a
+    second run would sweep the first one's namespaces as leftovers. Waits up to `wait` seconds."""
+    path = LOCK_DIR / f"hakeeper-lab-{prefix}.lock"
+    with open(path, "a+") as fh:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    fh.seek(0)
+                    holder = fh.read().strip() or "?"
+                    raise Busy(f"namespaces {prefix}-* are in use by process {holder}") from None
+                time.sleep(0.2)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def sweep(prefix: str) -> list[str]:
-    """Remove namespaces and links named `<prefix>-*` (and kill what runs in them). Returns what went."""
-    gone = []
-    for ns in netns.listnetns():
-        if ns.startswith(f"{prefix}-"):
-            _kill_pids(_pids_in(ns))
-            with contextlib.suppress(OSError):
-                netns.remove(ns)
-            gone.append(ns)
-    with IPRoute() as ipr:
-        for link in ipr.get_links():
-            name = link.get_attr("IFLA_IFNAME") or ""
-            if name.startswith(f"{prefix}-"):
-                with contextlib.suppress(Exception):
-                    ipr.link("del", index=link["index"])
-                gone.append(name)
+    """Remove namespaces named `<prefix>-*` and what runs in them. Returns what went."""
+    gone = leftovers(prefix)
+    netlab.sweep(prefix)
     return gone
 
 
 def leftovers(prefix: str) -> list[str]:
-    found = [ns for ns in netns.listnetns() if ns.startswith(f"{prefix}-")]
-    with IPRoute() as ipr:
-        found += [n for link in ipr.get_links() if (n := link.get_attr("IFLA_IFNAME") or "").startswith(f"{prefix}-")]
-    return found
+    return [ns for ns in namespaces() if ns.startswith(f"{prefix}-")]
 
 
-@dataclass
 class Host:
-    name: str
-    ns: str
-    address: ipaddress.IPv4Address
-    prefixlen: int
-    veth: str  # the bridge-side end, on the host
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    def __init__(self, inner: netlab.Host, address: ipaddress.IPv4Address, prefixlen: int) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.ns = inner.ns
+        self.address = address
+        self.prefixlen = prefixlen
+        self.processes: list[subprocess.Popen[bytes]] = []
 
     def argv(self, argv: Sequence[str]) -> list[str]:
-        return ["ip", "netns", "exec", self.ns, *argv]
+        return self.inner.cmd(argv)
 
     def run(self, argv: Sequence[str], *, timeout: float = 30, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(self.argv(argv), capture_output=True, text=True, timeout=timeout, check=check)
@@ -98,11 +98,11 @@ class Host:
         self.processes.append(p)
 
     def crash(self) -> None:
-        """SIGKILL every process running in the namespace, then take the link down."""
+        """SIGKILL every process running in the namespace, then pull its cable."""
         for p in self.processes:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(p.pid, signal.SIGKILL)
-        _kill_pids(_pids_in(self.ns))
+        kill_namespace_processes(self.ns)
         for p in self.processes:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(2)
@@ -110,19 +110,20 @@ class Host:
         self.set_link(False)
 
     def set_link(self, up: bool) -> None:
-        _ip(self.ns, "link", "set", "eth0", "up" if up else "down")
+        # Switch side, as a pulled cable: the host sees NO-CARRIER, its addresses stay.
+        if up:
+            self.inner.restore("eth0")
+        else:
+            self.inner.cut("eth0")
 
     def addresses(self) -> list[ipaddress.IPv4Address]:
-        # `ip -n` is cheaper than a pyroute2 NetNS round trip, and the demo polls this often.
-        r = subprocess.run(["ip", "-n", self.ns, "-o", "-4", "addr", "show", "dev", "eth0"],
-                           capture_output=True, text=True, check=False)
-        return [ipaddress.IPv4Address(line.split()[3].split("/")[0]) for line in r.stdout.splitlines()
-                if len(line.split()) > 3]
+        return [ipaddress.IPv4Address(a.split("/")[0]) for a in self.inner.addresses("eth0") if ":" not in a]
 
     def del_address(self, address: ipaddress.IPv4Address, prefixlen: int) -> None:
-        _ip(self.ns, "addr", "del", f"{address}/{prefixlen}", "dev", "eth0", check=False)
+        self.inner.ip("addr", "del", f"{address}/{prefixlen}", "dev", "eth0", check=False)
 
     def stop_all(self) -> None:
+        """SIGTERM first (a VRRP speaker withdraws its VIPs, haproxy closes), then SIGKILL the rest."""
         for p in self.processes:
             if p.poll() is None:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -131,8 +132,8 @@ class Host:
         for p in self.processes:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(max(0.1, deadline - time.monotonic()))
-        _kill_pids(_pids_in(self.ns))
         self.processes.clear()
+        self.inner.stop()
 
 
 class Lab:
@@ -142,15 +143,12 @@ class Lab:
         self.prefix = prefix
         self.network = ipaddress.IPv4Network(network)
         self.workdir = Path(workdir)
-        self.bridge = f"{prefix}-br"
+        self.inner = netlab.Lab(prefix)
         self.hosts: dict[str, Host] = {}
 
     def __enter__(self) -> Lab:
-        sweep(self.prefix)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        with IPRoute() as ipr:
-            ipr.link("add", ifname=self.bridge, kind="bridge")
-            ipr.link("set", index=ipr.link_lookup(ifname=self.bridge)[0], state="up")
+        self.inner.start()  # sweeps `<prefix>-*` leftovers first
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -160,26 +158,15 @@ class Lab:
         for host in self.hosts.values():
             host.stop_all()
         self.hosts.clear()
-        sweep(self.prefix)
+        self.inner.close()
 
     def add_host(self, name: str, address: str, *, nonlocal_bind: bool = False) -> Host:
-        ns = f"{self.prefix}-{name}"
-        veth = f"{self.prefix}-{name}"
-        if len(veth) > 15:
-            raise ValueError(f"interface name {veth!r} is longer than 15 characters")
         addr = ipaddress.IPv4Address(address)
         if addr not in self.network:
             raise ValueError(f"{addr} is outside {self.network}")
-        netns.create(ns)
-        host = Host(name, ns, addr, self.network.prefixlen, veth)
+        inner = self.inner.host(name, {"eth0": [f"{addr}/{self.network.prefixlen}"]})
+        host = Host(inner, addr, self.network.prefixlen)
         self.hosts[name] = host
-        with IPRoute() as ipr:
-            ipr.link("add", ifname=veth, kind="veth", peer={"ifname": "eth0", "net_ns_fd": ns})
-            ipr.link("set", index=ipr.link_lookup(ifname=veth)[0],
-                     master=ipr.link_lookup(ifname=self.bridge)[0], state="up")
-        _ip(ns, "addr", "add", f"{addr}/{self.network.prefixlen}", "dev", "eth0")
-        _ip(ns, "link", "set", "eth0", "up")
-        _ip(ns, "link", "set", "lo", "up")
         if nonlocal_bind:
             # haproxy binds the VIPs on every controller, holder or not.
             host.run(["sysctl", "-qw", "net.ipv4.ip_nonlocal_bind=1"])
@@ -187,9 +174,3 @@ class Lab:
 
     def holders(self, address: ipaddress.IPv4Address) -> list[str]:
         return [h.name for h in self.hosts.values() if address in h.addresses()]
-
-
-@contextlib.contextmanager
-def lab(prefix: str, network: str, workdir: str | Path) -> Iterator[Lab]:
-    with Lab(prefix, network, workdir) as it:
-        yield it

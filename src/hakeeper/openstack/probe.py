@@ -1,4 +1,5 @@
-"""A client that sends a request through a VIP every few milliseconds and reports each as a JSON line.
+"""A client that sends a request through a VIP every few milliseconds and reports each as a JSON line
+(in the order they finish; `t` orders them by when they were sent).
 
     python3 -m hakeeper.openstack.probe --url http://10.94.0.100:8774/ --interval 0.02 --timeout 0.3
 
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--interval", type=float, default=0.02)
     ap.add_argument("--timeout", type=float, default=0.3)
     ap.add_argument("--count", type=int, default=0, help="stop after this many requests (0: until killed)")
+    ap.add_argument("--max-inflight", type=int, default=64, help="requests waiting for an answer at most")
     ap.add_argument("--concurrent", type=int, default=0,
                     help="instead: send this many requests at once, each on its own connection, and exit")
     args = ap.parse_args(argv)
@@ -73,16 +75,37 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # Requests leave at a steady pace whether or not earlier ones have answered (each in a thread
+    # of its own), as from many clients: a stalled request does not slow the stream, so lost
+    # requests count the outage at the pace's resolution.
+    lock = threading.Lock()
+    inflight = threading.BoundedSemaphore(args.max_inflight)
+
+    def one(t: float) -> None:
+        try:
+            ok, node, err = request(host, port, path, args.timeout)
+            line = json.dumps({"t": round(t, 4), "ok": ok, "node": node,
+                               "ms": round((time.monotonic() - t) * 1000, 1), "err": err})
+            with lock:
+                print(line, flush=True)
+        finally:
+            inflight.release()
+
     n = 0
     next_at = time.monotonic()
+    threads = []
     while not stop.is_set() and (args.count == 0 or n < args.count):
-        t = time.monotonic()
-        ok, node, err = request(host, port, path, args.timeout)
-        ms = (time.monotonic() - t) * 1000
-        print(json.dumps({"t": round(t, 4), "ok": ok, "node": node, "ms": round(ms, 1), "err": err}), flush=True)
-        n += 1
+        if inflight.acquire(timeout=args.timeout):
+            t = time.monotonic()
+            th = threading.Thread(target=one, args=(t,), daemon=True)
+            th.start()
+            threads.append(th)
+            n += 1
         next_at = max(next_at + args.interval, time.monotonic())
         stop.wait(max(0.0, next_at - time.monotonic()))
+        threads = [th for th in threads if th.is_alive()]
+    for th in threads:
+        th.join(args.timeout + 1)
     return 0
 
 

@@ -18,7 +18,6 @@ the renderers (haproxy.cfg, keepalived.conf, cluster spec) work from.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -328,6 +327,3 @@ def load_profile(path: str | Path) -> Resolved:
 def parse_profile(text: str, file: str = "<input>") -> Resolved:
     return profile_from_document(parse_yaml(text, file))
 
-
-def controller_names(resolved: Resolved) -> Sequence[str]:
-    return [c.name for c in resolved.profile.controllers]

@@ -38,6 +38,16 @@ def hakeeper_speaker_available() -> bool:
         return False
 
 
+def speaker_role(text: str) -> str | None:
+    """The state a VRRP speaker's log line says it entered: keepalived writes `Entering MASTER
+    STATE`, hakeeper `vip_x: backup -> master (priority 150)`."""
+    low = text.lower()
+    for role in ("master", "backup", "fault"):
+        if f"entering {role} state" in low or f"-> {role}" in low:
+            return role.upper()
+    return None
+
+
 @dataclass
 class Event:
     t: float
@@ -58,7 +68,7 @@ class Node:
 
 class Stack:
     def __init__(self, lab: Lab, resolved: Resolved, *, speaker: str = "auto",
-                 on_event: Callable[[Event], None] | None = None) -> None:
+                 on_event: Callable[[Event], None] | None = None, watch: bool = False) -> None:
         self.lab = lab
         self.resolved = resolved
         self.nodes: dict[str, Node] = {}
@@ -67,6 +77,7 @@ class Stack:
         self.speaker_kind = ("hakeeper" if hakeeper_speaker_available() else "keepalived") \
             if speaker == "auto" else speaker
         self._lock = threading.Lock()
+        self.watch = watch  # report VIP moves as events (the demo's timeline)
 
     def emit(self, node: str, source: str, text: str) -> None:
         e = Event(time.monotonic(), node, source, text)
@@ -90,14 +101,34 @@ class Stack:
         work = self.lab.workdir / name
         return render_haproxy(self.resolved, RuntimePaths(str(work / "stats.sock"), str(work / "haproxy.pid")))
 
+    def watch_addresses(self, name: str) -> None:
+        """Report VIPs added to or removed from the controller as they happen (`ip monitor`)."""
+        n = self.nodes[name]
+        p = n.host.start(["ip", "-o", "monitor", "address"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        vips = {str(v) for v in self.resolved.vip_addresses()}
+        threading.Thread(target=self._read_monitor, args=(name, p, vips), daemon=True).start()
+
+    def _read_monitor(self, name: str, proc: subprocess.Popen[bytes], vips: set[str]) -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            words = raw.decode(errors="replace").split()
+            if "inet" not in words or words.index("inet") + 1 >= len(words):
+                continue
+            address = words[words.index("inet") + 1].split("/")[0]
+            if address in vips:
+                self.emit(name, "net", f"VIP {address} {'removed' if words[0] == 'Deleted' else 'added'}")
+
     def start_node(self, name: str) -> None:
+        if self.watch:
+            self.watch_addresses(name)
         self.start_backends(name)
         self.start_haproxy(name)
         self.start_speaker(name)
 
     def start_backends(self, name: str, services: list[str] | None = None) -> None:
         n = self.nodes[name]
-        listeners = [x for x in self.resolved.listeners if x.service.mode == "http" and x.service.check == "http"]
+        # The stand-in speaks HTTP on every port: it passes HTTP and TCP checks (not mysql-check).
+        listeners = [x for x in self.resolved.listeners if x.service.check in ("http", "tcp")]
         if services is not None:
             listeners = [x for x in listeners if x.name in services]
         args = [a for x in listeners for a in ("--listen", f"{n.host.address}:{x.service.port}:{x.name}")]
@@ -149,7 +180,8 @@ class Stack:
         for raw in proc.stdout:
             line = raw.decode(errors="replace").strip()
             low = line.lower()
-            if "master" in low or "backup" in low or "fault" in low or "script" in low:
+            # State changes, failed checks, adverts that made a master step down; not the chatter.
+            if speaker_role(line) or any(w in low for w in ("fail", "received", "priority 0", "withdrew")):
                 self.emit(name, "vrrp", line)
 
     def start(self) -> None:
@@ -196,6 +228,20 @@ class Stack:
                 return held[0]
             time.sleep(0.05)
         raise TimeoutError(f"no single holder of {vip} within {timeout}s (now: {self.holders(vip)})")
+
+    def wait_speakers(self, timeout: float = 30.0, since: float = 0.0, names: list[str] | None = None) -> None:
+        """Wait until every running speaker has reported a state since `since` (it takes part in
+        elections)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                ready = {e.node for e in self.events
+                         if e.t >= since and e.source == "vrrp" and speaker_role(e.text)}
+            if all(name in ready for name, n in self.nodes.items()
+                   if n.speaker is not None and (names is None or name in names)):
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"VRRP speakers not ready within {timeout}s")
 
     def stop(self) -> None:
         for n in self.nodes.values():

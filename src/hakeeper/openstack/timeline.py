@@ -35,7 +35,7 @@ class Failover:
     new_holder: str | None = None
     moved_at: float | None = None  # the VIP was seen on the new holder
     first_failed_at: float | None = None
-    first_good_at: float | None = None  # the first success after the first failure
+    first_good_at: float | None = None  # the first success after the last failure
     sent: int = 0
     lost: int = 0
     # Requests lost when the crashed node came back and (preempting) took the VIP again.
@@ -57,12 +57,15 @@ def analyse(samples: Sequence[Sample], crashed: str, crash_at: float, until: flo
             detected_at: float | None = None, new_holder: str | None = None,
             moved_at: float | None = None) -> Failover:
     """The failover that began at `crash_at`, judged on the requests sent from shortly before it
-    (a request in flight at the crash can fail too) up to `until`."""
-    window = [s for s in samples if crash_at - 0.5 <= s.t < until]
-    first_failed = next((s.t for s in window if not s.ok), None)
+    (a request in flight at the crash can fail too) up to `until`. The outage runs from the first
+    failed request to the first good one after the last failure: a straggler that fails after a
+    success still belongs to the outage."""
+    window = sorted((s for s in samples if crash_at - 0.5 <= s.t < until), key=lambda s: s.t)
+    failed = [s.t for s in window if not s.ok]
+    first_failed = failed[0] if failed else None
     first_good = None
-    if first_failed is not None:
-        first_good = next((s.t for s in window if s.ok and s.t > first_failed), None)
+    if failed:
+        first_good = next((s.t for s in window if s.ok and s.t > failed[-1]), None)
     return Failover(crashed, crash_at, detected_at, new_holder, moved_at, first_failed, first_good,
                     sent=len(window), lost=sum(1 for s in window if not s.ok))
 

@@ -13,13 +13,20 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from hakeeper.placement.cluster import CloneE, Cluster, Entity, GroupE, Rsc, first_member, leaf_primitives
+from hakeeper.placement.cluster import (
+    CloneE,
+    Cluster,
+    Entity,
+    GroupE,
+    Rsc,
+    first_member,
+    leaf_primitives,
+)
 from hakeeper.spec.model import ClusterSpec, Order
+from hakeeper.spec.values import INFINITY
 
-STARTED_ROLES = ("Started", "Unpromoted", "Promoted")
 
-
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Act:
     task: str
     node: int
@@ -34,8 +41,17 @@ class Act:
     blocks: list[Act] = field(default_factory=list)
     # for a gate over clone instances: unrunnable only when every input is
     gate_inputs: list[Act] = field(default_factory=list)
+    need: int = 1  # how many gate inputs must be runnable (clone-min)
     gates: list[Act] = field(default_factory=list)
     after: list[Act] = field(default_factory=list)  # actions that must complete before this
+    hard_after: list[Act] = field(default_factory=list)  # ... through a mandatory ordering
+    # ... through the resource's own stop-then-start (blocks silently, as Pacemaker does)
+    quiet_after: list[Act] = field(default_factory=list)
+    # "if I become unrunnable, these become unrunnable, for this reason"
+    blocks_with: list[tuple[Act, str]] = field(default_factory=list)
+    # What blocked this action and its name in Pacemaker's words; the reason is worded at the
+    # end: "required X start" when X's start was required, "unrunnable X start" otherwise.
+    blocker: tuple[Act, str] | None = None
     index: int = -1
 
 
@@ -73,6 +89,7 @@ class Builder:
         self.c = cluster
         self.acts = ActionSet()
         self.fence_of: dict[int, Act] = {}
+        self.pending = any(n.pending for n in cluster.nodes)
 
     def add(self, rsc: Rsc, act: Act) -> Act:
         rsc.acts.setdefault(act.task, []).append(act)
@@ -81,9 +98,13 @@ class Builder:
 
     def build(self) -> ActionSet:
         c = self.c
-        for node in c.fencing:
+        # Pacemaker lists fencing in the reverse of the nodes' order.
+        for node in reversed(c.fencing):
             info = c.nodes[node]
-            reason = "peer is no longer part of the cluster" if not info.online else "node is unclean"
+            reason = info.fence_reason or ("peer is no longer part of the cluster"
+                                           if not info.online else "node is unclean")
+            if reason == "node was never seen":
+                reason = "node is unclean"  # Pacemaker's words for startup fencing
             act = Act("fence", node, None, optional=False, reason=reason)
             self.acts.fences.append(act)
             self.fence_of[node] = act
@@ -92,14 +113,21 @@ class Builder:
         return self.acts
 
     def _resource(self, rsc: Rsc) -> None:
-        if not rsc.managed:
-            return
         c = self.c
+        if not rsc.managed:
+            # Nothing will be done to it, but what is ordered around it must know that its
+            # stop cannot happen.
+            for node in rsc.running_on:
+                self.add(rsc, Act("stop", node, rsc, optional=True, runnable=False))
+            return
         nxt = rsc.assigned
         role, new_role = role_of(rsc), next_role(rsc)
         current = rsc.current
-        clean_active = [n for n in rsc.running_on if n not in self.fence_of]
-        multiply = len(rsc.running_on) > 1
+        # Active in several places: counting only clean nodes when the resource does not need
+        # fencing (its copy on a lost node is not a concern), as Pacemaker.
+        multiply = len(rsc.running_on if rsc.needs_fencing else [
+            n for n in rsc.running_on
+            if n not in self.fence_of and c.nodes[n].online and not c.nodes[n].unclean]) > 1
         moving = current is not None and nxt is not None and current != nxt
         need_stop = moving or multiply or (rsc.failed and not moving)
         stops: list[Act] = []
@@ -113,6 +141,10 @@ class Builder:
                 stop.after.append(self.fence_of[node])
             if nxt is None:
                 stop.reason = "node availability"
+            elif multiply and rsc.multiple_active == "stop_unexpected" and node != nxt:
+                stop.reason = "being multiply active"
+            if not fenced and (c.nodes[node].unclean or not c.nodes[node].online):
+                stop.runnable = False  # the node is gone and cannot be fenced: blocked
             stops.append(stop)
         start: Act | None = None
         if nxt is not None:
@@ -120,13 +152,19 @@ class Builder:
                                       optional=not (current is None or need_stop
                                                     or nxt not in rsc.running_on)))
             self._runnable(rsc, start, role, new_role)
+            if self.pending and not start.optional:
+                # A start waits for the resource to be probed everywhere; a pending node cannot
+                # be probed yet, so the start is blocked (Pacemaker gives no reason).
+                start.runnable = False
             for stop in stops:
                 start.after.append(stop)
-                # A required stop (same node) means a restart: the start is required too.
-                stop.implies.append((start, None))
+                start.quiet_after.append(stop)
+                # A required stop on the same node means a restart: the start is required too
+                # (a copy stopped elsewhere, or on a fenced node, does not restart this one).
+                if stop.node == nxt or not stop.pseudo:
+                    stop.implies.append((start, None))
                 if stop.node == nxt:
                     start.implies.append((stop, None))
-                    start.blocks.append(stop)  # placeholder, handled in _unrunnable
             for node in self.fence_of:
                 if node in rsc.running_on:
                     start.after.append(self.fence_of[node])
@@ -153,17 +191,18 @@ class Builder:
             demote_act = self.acts.one(rsc, "demote")
             if demote_act is not None:
                 demote_act.implies.append((promote, None))
-        del clean_active, c
 
     def _runnable(self, rsc: Rsc, start: Act, role: str, new_role: str) -> None:
         c = self.c
         if c.have_quorum or not rsc.requires_quorum:
             return
         policy = c.no_quorum_policy
-        if policy == "stop" or (policy == "demote" and role not in ("Promoted", "Unpromoted")):
+        if policy in ("stop", "suicide") or (
+                policy == "demote" and role not in ("Promoted", "Unpromoted")):
             start.runnable = False
             start.reason = "no quorum"
-        elif policy == "freeze" and (not rsc.running_on or start.node not in rsc.running_on):
+        elif policy == "freeze" and not rsc.running_on:
+            # Freeze: what runs may still move or recover; nothing new starts.
             start.runnable = False
             start.reason = "quorum freeze"
 
@@ -187,23 +226,16 @@ def _side(entity: Entity, task: str, acts: ActionSet, first: bool) -> list[Act]:
 INVERSE = {"start": "stop", "stop": "start", "promote": "demote", "demote": "promote"}
 
 
-def _missing_start(entity: Entity, acts: ActionSet) -> bool:
-    """Whether `entity` cannot be started/running at all (so dependents must not start)."""
-    if isinstance(entity, CloneE):
-        return all(_missing_start(inst, acts) for inst in entity.instances) if entity.instances \
-            else True
-    leaves = leaf_primitives(entity)
-    if not leaves:
-        return True
-    for leaf in leaves:
-        if not leaf.managed:
-            if not leaf.running_on:
-                return True
-            continue
-        start = acts.one(leaf, "start")
-        if start is None or not start.runnable:
-            return True
-    return False
+_COLLECTIVE = {"start": "running", "stop": "stopped", "promote": "promoted",
+               "demote": "demoted"}
+
+
+def _action_name(entity: Entity, task: str) -> str:
+    """How Pacemaker names an action in reasons: `rsc start`, or `group running` for a group
+    or clone (its pseudo-action that completes when every member has started)."""
+    if isinstance(entity, GroupE | CloneE):
+        return f"{entity.id} {_COLLECTIVE.get(task, task)}"
+    return f"{entity.id} {task}"
 
 
 def add_orderings(spec: ClusterSpec, cluster: Cluster, acts: ActionSet) -> list[tuple[Act, Act]]:
@@ -215,23 +247,115 @@ def add_orderings(spec: ClusterSpec, cluster: Cluster, acts: ActionSet) -> list[
             for before, after in zip(entity.members, entity.members[1:], strict=False):
                 _order(before, "start", after, "start", "Mandatory", True, acts, pending)
                 _order(before, "promote", after, "promote", "Mandatory", True, acts, pending)
+    # A set with require-all=false: what follows needs one of its members ("one or more").
+    set_gates: dict[tuple[str, int, str], tuple[Entity, list[Entity]]] = {}
     for order in spec.constraints.order:
         for first_id, first_action, then_id, then_action in _expand(order):
+            first_id, _sep, gate_name = first_id.partition("\x00")
             first = cluster.entities.get(first_id)
             then = cluster.entities.get(then_id)
             if first is None or then is None or first is then:
                 continue
+            if gate_name:
+                _link(first, first_action, then, then_action, False, acts, False, True)
+                set_gates.setdefault((gate_name, id(then), then_action), (then, []))[1].append(
+                    first)
+                continue
+            some = _one_or_more(order, first)
+            if some is not None:
+                # "One or more": `then` needs some instances of `first` (clone-min or
+                # require-all=false); it only orders, and blocks when too few can run.
+                _link(first, first_action, then, then_action, False, acts, False, True)
+                pending.append((first, f"{some[0]}:{some[1]}", then, then_action))
+                continue
             _order(first, first_action, then, then_action, order.kind, order.is_symmetrical,
                    acts, pending, interleave=_interleave(first, then))
-    # Blocking: a `then` start cannot run when its `first` cannot start.
+    # Blocking: a `then` action cannot run when its `first` cannot start (a clone's "running"
+    # needs one instance, a group's every member), transitively: wired here, spread later.
     blocked: list[tuple[Act, Act]] = []
-    for first, _fa, then, ta in pending:
-        if _missing_start(first, acts):
-            for act in _side(then, ta, acts, first=False):
-                head = first_member(first)
-                blocked.append((act, Act("start", -1, head if isinstance(head, Rsc) else None)))
-                act.reason = act.reason or f"unrunnable {first.id} start"
+    for first, fa, then, ta in pending:
+        asym = ta.startswith("asym:")
+        ta = ta.removeprefix("asym:")
+        need, _sep, name = fa.partition(":") if fa[:1].isdigit() else ("1", "", "")
+        thens = [act for act in _side(then, ta, acts, first=False)
+                 if not (asym and act.optional and act.rsc is not None
+                         and act.rsc.running_on == [act.node])]
+        if not thens:
+            continue
+        what = name or _action_name(first, "start")
+        reason = f"unrunnable {what}"
+        if _missing_start(first, acts, int(need)):
+            for act in thens:
+                act.runnable = False
+                act.reason = act.reason or reason
+                blocked.append((act, act))
+            continue
+        inputs = [a for leaf in leaf_primitives(first) for a in acts.get(leaf, "start")]
+        if isinstance(first, CloneE) and isinstance(then, CloneE) and then.interleave \
+                and not name:
+            # Interleaved: each `then` instance needs the `first` instance on its own node.
+            for t in thens:
+                local = [a for a in inputs if a.node == t.node]
+                for a in local:
+                    if a.rsc is not None:
+                        a.blocks_with.append((t, f"{a.rsc.id} start"))
+                if not local:
+                    gate = Act("running", -1, None, optional=False, pseudo=True,
+                               need=int(need))
+                    gate.gate_inputs = inputs
+                    gate.blocks_with = [(t, what)]
+                    for a in inputs:
+                        a.gates.append(gate)
+            continue
+        if isinstance(first, CloneE):
+            gate = Act("running", -1, None, optional=False, pseudo=True, need=int(need))
+            gate.gate_inputs = inputs
+            gate.blocks_with = [(t, what) for t in thens]
+            for act in inputs:
+                act.gates.append(gate)
+        else:
+            for act in inputs:
+                act.blocks_with += [(t, what) for t in thens]
+    for (gate_name, _key, ta), (then, firsts) in set_gates.items():
+        thens = _side(then, ta, acts, first=False)
+        what = f"one-or-more:{gate_name}"
+        if all(_missing_start(f, acts) for f in firsts):
+            for act in thens:
+                act.runnable = False
+                act.reason = act.reason or f"unrunnable {what}"
+                blocked.append((act, act))
+            continue
+        gate = Act("running", -1, None, optional=False, pseudo=True, need=1)
+        gate.gate_inputs = [a for f in firsts for leaf in leaf_primitives(f)
+                            for a in acts.get(leaf, "start")]
+        gate.blocks_with = [(t, what) for t in thens]
+        for act in gate.gate_inputs:
+            act.gates.append(gate)
     return blocked
+
+
+def _one_or_more(order: Order, first: Entity) -> tuple[int, str] | None:
+    if not isinstance(first, CloneE) or order.kind != "Mandatory":
+        return None
+    extra = first.clone_min
+    if extra > 0 or not order.require_all:
+        return max(1, extra), f"clone-one-or-more:{order.id}"
+    return None
+
+
+def _missing_start(entity: Entity, acts: ActionSet, need: int = 1) -> bool:
+    """Whether `entity` cannot be started at all (unassigned or unmanaged), whatever else
+    happens: a clone when fewer than `need` instances can, a group when any member cannot."""
+    if isinstance(entity, CloneE):
+        able = sum(1 for inst in entity.instances if not _missing_start(inst, acts))
+        return able < need
+    leaves = leaf_primitives(entity)
+    if not leaves:
+        return True
+    # An unmanaged resource that runs healthy is as good as started; a failed or stopped one
+    # will not be started by the cluster.
+    return any((not leaf.managed and (leaf.failed or not leaf.running_on))
+               or (leaf.managed and acts.one(leaf, "start") is None) for leaf in leaves)
 
 
 def _interleave(first: Entity, then: Entity) -> bool:
@@ -254,6 +378,9 @@ def _expand(order: Order) -> list[tuple[str, str, str, str]]:
             for b, ba in members:
                 out.append((a, aa, b, ba))
         prev = members[-1:] if rset.sequential else members
+        if not rset.require_all and not rset.sequential:
+            # "One or more" of this set is enough for what follows: marked for a gate.
+            prev = [(f"{r}\x00{rset.id or order.id}", a) for r, a in members]
     return out
 
 
@@ -262,10 +389,13 @@ def _order(first: Entity, fa: str, then: Entity, ta: str, kind: str, symmetrical
            interleave: bool = False) -> None:
     if kind == "Serialize":
         return
-    mandatory = kind == "Mandatory"
+    # An asymmetrical mandatory order only orders: Pacemaker gives it neither "first required
+    # implies then required" nor "first unrunnable blocks then".
+    mandatory = kind == "Mandatory" and symmetrical
     _link(first, fa, then, ta, mandatory, acts, interleave, implies_then=True)
-    if mandatory and fa == "start":
-        pending.append((first, fa, then, ta))
+    if kind == "Mandatory" and (fa in ("start", "promote") or not symmetrical):
+        # An asymmetrical one still blocks `then`, unless it is already running in place.
+        pending.append((first, fa, then, ta if symmetrical else "asym:" + ta))
     if symmetrical and fa in INVERSE and ta in INVERSE:
         _link(then, INVERSE[ta], first, INVERSE[fa], mandatory, acts, interleave,
               implies_then=False)
@@ -282,46 +412,121 @@ def _link(first: Entity, fa: str, then: Entity, ta: str, mandatory: bool, acts: 
             t.after.append(f)
             if not mandatory:
                 continue
+            t.hard_after.append(f)
             if implies_then:
-                # A required `first` makes the `then` action required (a restart if in place).
-                if f.rsc is not None:
-                    f.implies.append((t, f"required {f.rsc.id} {f.task}"))
+                # A required `first` makes the `then` action required (a restart if in place);
+                # of a clone, only an instance restarting in place does (a new one does not).
+                if isinstance(first, CloneE) and (f.rsc is None or f.node not in f.rsc.running_on):
+                    continue
+                # Interleaved clones pair instances node by node: the reason names the instance.
+                name = f"{f.rsc.id} {f.task}" if interleave and f.rsc is not None \
+                    else _action_name(first, fa)
+                f.implies.append((t, f"required {name}"))
             else:
-                # Reversed half: `then` (e.g. first's stop) required → `first` (dependent's stop).
+                # Reversed half: `then` (e.g. first's stop) required → `first` (dependent's stop);
+                # of a clone, only an instance restarting in place does (one that goes does not).
+                if isinstance(then, CloneE) and t.rsc is not None and t.rsc.assigned != t.node:
+                    continue
                 t.implies.append((f, None))
 
 
 def propagate(acts: ActionSet, blocked: list[tuple[Act, Act]]) -> None:
+    """Spread "unrunnable" and "required" along the orderings until nothing changes."""
     every: list[Act] = acts.fences + acts.every
-    # Unrunnable first: a blocked start blocks what depends on it and forces the stop in place.
-    todo = [a for a in every if not a.runnable]
     for act, _src in blocked:
-        if act.runnable:
-            act.runnable = False
-            todo.append(act)
-    while todo:
-        act = todo.pop()
-        if act.task == "start" and act.rsc is not None:
-            for stop in acts.get(act.rsc, "stop"):
-                if stop.optional:
-                    stop.optional = False
-                    if stop.reason is None and act.reason:
-                        stop.reason = act.reason
-            for promote in acts.get(act.rsc, "promote"):
-                if promote.runnable:
-                    promote.runnable = False
-                    todo.append(promote)
-        for other in act.blocks:
-            if other.task != "stop" and other.runnable:
-                other.runnable = False
-                todo.append(other)
-    work = [a for a in every if not a.optional and a.runnable]
-    while work:
-        act = work.pop()
-        for other, reason in act.implies:
-            if other.optional:
-                other.optional = False
-                if other.reason is None and reason is not None:
-                    other.reason = reason
+        act.runnable = False
+    done_blocked: set[int] = set()
+    done_required: set[int] = set()
+    hard = [a for a in every if a.hard_after or a.quiet_after]
+    changed = True
+    while changed:
+        changed = False
+        # A blocked start blocks what depends on it and forces the stop in place (Pacemaker's
+        # restart ordering: a resource that should restart but cannot start is still stopped).
+        todo = [a for a in every if not a.runnable and id(a) not in done_blocked]
+        while todo:
+            act = todo.pop()
+            done_blocked.add(id(act))
+            changed = True
+            if act.task == "start" and act.rsc is not None:
+                # What must run with it (mandatory colocation) cannot start there either.
+                for coloc in act.rsc.with_this:
+                    if coloc.score < INFINITY or coloc.id.startswith("group:"):
+                        continue
+                    dep = first_member(coloc.dependent)
+                    if not isinstance(dep, Rsc):
+                        continue
+                    for other in acts.get(dep, "start"):
+                        if other.node == act.node and other.runnable:
+                            other.runnable = False
+                            if other.reason is None and other.blocker is None:
+                                other.reason = f"colocation with {coloc.primary.id}"
+                            todo.append(other)
+            if act.task == "start" and act.rsc is not None and act.rsc.managed:
+                for stop in acts.get(act.rsc, "stop"):
+                    if stop.optional:
+                        stop.optional = False
+                        if stop.reason is None and act.reason:
+                            stop.reason = act.reason
+                for promote in acts.get(act.rsc, "promote"):
+                    if promote.runnable:
+                        promote.runnable = False
+                        todo.append(promote)
+            for other in act.blocks:
+                if other.task != "stop" and other.runnable:
+                    other.runnable = False
+                    todo.append(other)
+            for other, what in act.blocks_with:
                 if other.runnable:
-                    work.append(other)
+                    other.runnable = False
+                    if other.reason is None and other.blocker is None:
+                        other.blocker = (act, what)
+                    todo.append(other)
+            for gate in act.gates:
+                if gate.runnable and sum(i.runnable for i in gate.gate_inputs) < gate.need:
+                    gate.runnable = False
+                    todo.append(gate)
+        work = [a for a in every if not a.optional and a.runnable and id(a) not in done_required]
+        while work:
+            act = work.pop()
+            done_required.add(id(act))
+            changed = True
+            migrating = act.task in ("start", "stop") and act.rsc is not None \
+                and act.rsc.migrating
+            for other, reason in act.implies:
+                if migrating and other.rsc is not act.rsc:
+                    continue  # a live migration does not restart what is ordered after it
+                if other.optional:
+                    other.optional = False
+                    if other.reason is None and other.blocker is None and reason is not None:
+                        other.reason = reason
+                    if other.runnable:
+                        work.append(other)
+        # A required action that cannot run blocks what a mandatory ordering puts after it.
+        for act in hard:
+            if not act.runnable:
+                continue
+            for before in act.hard_after:
+                # (an unmanaged resource's stop never runs, required or not)
+                if not before.runnable and (not before.optional or (
+                        before.task == "stop" and before.rsc is not None
+                        and not before.rsc.managed)):
+                    act.runnable = False
+                    if act.reason is None and act.blocker is None and before.rsc is not None:
+                        act.reason = f"unrunnable {before.rsc.id} {before.task}"
+                    changed = True
+                    break
+            else:
+                for before in act.quiet_after:
+                    if not before.optional and not before.runnable:
+                        act.runnable = False
+                        changed = True
+                        break
+    for act in every:
+        if act.reason is None and act.blocker is not None:
+            src, what = act.blocker
+            inputs = src.gate_inputs or [src]
+            # "required" when X was restarting (a required start of a running resource).
+            required = any(not i.optional and i.rsc is not None and i.rsc.running_on
+                           for i in inputs)
+            act.reason = f"{'required' if required else 'unrunnable'} {what}"

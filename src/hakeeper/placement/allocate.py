@@ -22,7 +22,6 @@ from hakeeper.placement.cluster import (
     Rsc,
     first_member,
     last_member,
-    leaf_primitives,
 )
 from hakeeper.spec.values import INFINITY, add_scores
 
@@ -38,13 +37,21 @@ class Allocator:
         self.n = len(cluster.nodes)
         self.avail_idx = [i for i, a in enumerate(self.avail) if a]
         self._nonzero: dict[int, tuple[list[int], list[int]]] = {}
+        self._any: dict[int, tuple[list[int], bool]] = {}
         self._pick = itemgetter(*self.avail_idx) if len(self.avail_idx) > 1 else None
 
     # -- helpers -------------------------------------------------------------------------------
     def any_available(self, weights: list[int]) -> bool:
+        """Whether some available node has a score >= 0 (cached per list, as `nonzero`)."""
+        hit = self._any.get(id(weights))
+        if hit is not None and hit[0] is weights:
+            return hit[1]
         if self._pick is not None:
-            return bool(max(self._pick(weights)) >= 0)
-        return bool(self.avail_idx) and weights[self.avail_idx[0]] >= 0
+            result = bool(max(self._pick(weights)) >= 0)
+        else:
+            result = bool(self.avail_idx) and weights[self.avail_idx[0]] >= 0
+        self._any[id(weights)] = (weights, result)
+        return result
 
     def attr(self, node: int, name: str) -> str | None:
         if name == "#uname":
@@ -125,9 +132,14 @@ class Allocator:
                 new = self.add_colocated(entity.members[0], list(work), attr, factor, flags)
                 chain = last_member(entity).with_this
             else:
-                new = list(work)
-                self._add_matching(new, entity, attr, factor, bool(flags & NONNEG))
                 chain = entity.with_this
+                if attr == "#uname" and not self.nonzero(self.weights_of(entity)):
+                    if not chain:
+                        return work  # nothing to add and nobody further down the chain
+                    new = work  # nothing to add here: no copy
+                else:
+                    new = list(work)
+                    self._add_matching(new, entity, attr, factor, bool(flags & NONNEG))
             if self.any_available(new):
                 multiplier = -1.0 if factor < 0 else 1.0
                 for coloc in chain:
@@ -188,10 +200,14 @@ class Allocator:
             rsc.contributions.append((-1, -score, f"colocation {coloc.id}: {who} is not running"))
         elif coloc.attribute == "#uname" and score >= INFINITY:
             # Mandatory colocation: every node but the primary's is out.
-            work = [w if i in nodes else NEG for i, w in enumerate(work)]
+            kept = work
+            work = [NEG] * self.n
+            for i in nodes:
+                work[i] = kept[i]
             where = ", ".join(self.names[n] for n in sorted(nodes))
             rsc.contributions.append(
-                (-1, NEG, f"colocation {coloc.id}: must run where {who} runs ({where})"))
+                (-1, NEG, f"colocation {coloc.id}: must run where {who} runs ({where}), "
+                          "so every other node is out"))
         elif coloc.attribute == "#uname":
             for i in nodes:
                 work[i] = add_scores(score, work[i])
@@ -250,7 +266,13 @@ class Allocator:
             self.apply_coloc(rsc, coloc)
             if archive is not None and not self.any_available(rsc.weights):
                 rsc.weights = archive
-        for coloc in rsc.with_this:
+        # Merging the scores of the resources colocated with this one can only change the choice
+        # when more than one node is still possible (a mandatory colocation usually leaves one):
+        # a merge that would make the last node negative is rolled back, so skip the work.
+        weights = rsc.weights
+        open_count = self.n - weights.count(NEG)  # unavailable nodes are -INFINITY already
+        merge = open_count > 1 or (open_count == 1 and max(weights) < 0)
+        for coloc in rsc.with_this if merge else ():
             merged = self.add_colocated(coloc.dependent, rsc.weights, coloc.attribute,
                                         coloc.score / INFINITY, ACTIVE)
             if merged is not rsc.weights:
@@ -350,6 +372,3 @@ def allocate(cluster: Cluster) -> Allocator:
             alloc.assign(rsc)
     return alloc
 
-
-def leaves(entity: Entity) -> list[Rsc]:
-    return leaf_primitives(entity)

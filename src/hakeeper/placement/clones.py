@@ -47,8 +47,16 @@ def distribute(alloc: Allocator, clone: CloneE) -> None:
         if isinstance(tail, Rsc):
             tail.with_this = tail.with_this + [
                 c for c in clone.with_this if all_coloc or c.score < 0 or c.score >= INFINITY]
-    order = sorted(clone.instances,
-                   key=lambda i: (0 if _current(i) is not None and not _failed(i) else 1))
+    own = clone.weights
+
+    def rank(inst: Entity) -> int:
+        cur = _current(inst)
+        if cur is None or _failed(inst):
+            return 1
+        # Running where the clone itself may not run: placed after the instances not running.
+        return 2 if own and own[cur] < 0 else 0
+
+    order = sorted(clone.instances, key=rank)
     allocated = 0
     for inst in order:
         if allocated >= limit:
@@ -59,9 +67,11 @@ def distribute(alloc: Allocator, clone: CloneE) -> None:
         leaf = first_member(inst)
         if not nodes[cur].available or not isinstance(leaf, Rsc) or leaf.weights[cur] < 0:
             continue
+        if isinstance(inst, GroupE) and own and own[cur] < 0:
+            continue  # a group instance's own score there (the clone's, no stickiness) is negative
         if counts[cur] >= loop_max:
             continue
-        if _allocate_instance(alloc, inst, cur, per_host, counts) is not None:
+        if _allocate_instance(alloc, clone, inst, cur, per_host, counts) is not None:
             allocated += 1
     for inst in order:
         if not _provisional(inst):
@@ -73,19 +83,23 @@ def distribute(alloc: Allocator, clone: CloneE) -> None:
                 leaf.why = f"clone {clone.id} already has clone-max ({limit}) instances placed"
             alloc.assign(inst)
             continue
-        if _allocate_instance(alloc, inst, None, per_host, counts) is not None:
+        if _allocate_instance(alloc, clone, inst, None, per_host, counts) is not None:
             allocated += 1
     if clone.promotable:
         set_roles(alloc, clone)
 
 
-def _allocate_instance(alloc: Allocator, inst: Entity, prefer: int | None, per_host: int,
-                       counts: list[int]) -> int | None:
+def _allocate_instance(alloc: Allocator, clone: CloneE, inst: Entity, prefer: int | None,
+                       per_host: int, counts: list[int]) -> int | None:
     leaves = leaf_primitives(inst)
     if prefer is not None and leaves and leaves[0].weights[prefer] < 0:
         return None
     nodes = alloc.c.nodes
-    full = [n.index for n in nodes if not n.available or counts[n.index] >= per_host]
+    # An instance may not run where the clone itself scores below zero, whatever the instance's
+    # own stickiness says (Pacemaker checks the clone's score, not the instance's).
+    own = clone.weights
+    full = [n.index for n in nodes
+            if not n.available or counts[n.index] >= per_host or own[n.index] < 0]
     for leaf in leaves:
         # Weights lists are replaced, not changed in place (the allocator caches by list).
         weights = list(leaf.weights)
@@ -98,12 +112,15 @@ def _allocate_instance(alloc: Allocator, inst: Entity, prefer: int | None, per_h
     backup = [(leaf, list(leaf.weights), len(leaf.contributions)) for leaf in leaves]
     chosen = alloc.assign(inst, prefer)
     if chosen is not None and prefer is not None and chosen != prefer:
+        if isinstance(inst, GroupE):
+            # Pacemaker 2.1.5 rolls back only the group's own scores here: its members stay
+            # where they were just placed, uncounted against clone-node-max and clone-max, so a
+            # later instance may land on the same node. Reproduced so plans agree with it.
+            return None
         for leaf, weights, ncontrib in backup:
             alloc.unassign(leaf)
             leaf.weights = weights
             del leaf.contributions[ncontrib:]
-        if isinstance(inst, GroupE):
-            inst.provisional = True
         return None
     if chosen is not None:
         counts[chosen] += 1
@@ -129,7 +146,7 @@ def promotion_score(alloc: Allocator, clone: CloneE, leaf: Rsc, node: int,
 
 def set_roles(alloc: Allocator, clone: CloneE,
               extra: list[tuple[int, int, str]] | None = None) -> None:
-    extra = extra if extra is not None else getattr(clone, "promotion_locations", [])
+    extra = extra if extra is not None else clone.promotion_locations
     candidates: list[tuple[int, int, int, Entity, Rsc, int]] = []
     for pos, inst in enumerate(clone.instances):
         leaf = first_member(inst)
@@ -149,6 +166,8 @@ def set_roles(alloc: Allocator, clone: CloneE,
                     score = add_scores(score or 0, coloc.score)
                 elif nodes is not None and coloc.score >= INFINITY:
                     score = NEG
+        if score is None and leaf.role == "Promoted" and leaf.current == leaf.assigned:
+            score = 0  # promoted now and nothing says otherwise: it may stay promoted
         if score is None or score < 0:
             continue
         # Between equals, the instance already promoted stays promoted.

@@ -18,7 +18,7 @@ NEG = -INFINITY
 ROLE_RANK = {"Stopped": 1, "Started": 2, "Unpromoted": 3, "Promoted": 4}
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class NodeInfo:
     index: int
     name: str
@@ -27,15 +27,19 @@ class NodeInfo:
     standby: bool = False
     maintenance: bool = False
     unclean: bool = False
+    shutdown: bool = False
+    pending: bool = False  # joined but not yet accepted: cannot be probed yet
+    fence_reason: str | None = None
     # Resources assigned so far: Pacemaker's tie-breaker between nodes of equal score.
     count: int = 0
 
     @property
     def available(self) -> bool:
-        return self.online and not self.standby and not self.maintenance and not self.unclean
+        return (self.online and not self.standby and not self.maintenance and not self.unclean
+                and not self.shutdown)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Coloc:
     id: str
     dependent: Entity
@@ -46,7 +50,7 @@ class Coloc:
     attribute: str
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Entity:
     """Common part of primitives, groups and clones (and clone instances of either)."""
 
@@ -61,7 +65,7 @@ class Entity:
     priority: int = 0
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Rsc(Entity):
     """A primitive, or one instance of a cloned primitive (`child:N`)."""
 
@@ -79,8 +83,13 @@ class Rsc(Entity):
     failure_timeout: float | None = None
     target_role: str | None = None
     requires_quorum: bool = True
+    multiple_active: str = "stop_start"
+    needs_fencing: bool = True
+    allow_migrate: bool = False
+    migrating: bool = False  # moves by live migration in this transition
+    # Nodes where a hard failure (not installed, ...) bans it; -1: a fatal one bans every node.
+    hard_failures: list[int] = field(default_factory=list)
     assigned: int | None = None
-    promotion_score: int = 0
     acts: dict[str, list[Any]] = field(default_factory=dict)  # this resource's actions by task
     # What moved each score, for `explain`: (node index or -1 for all nodes, score, words).
     contributions: list[tuple[int, int, str]] = field(default_factory=list)
@@ -91,13 +100,13 @@ class Rsc(Entity):
         return self.running_on[0] if self.running_on else None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class GroupE(Entity):
     members: list[Rsc] = field(default_factory=list)
     weights: list[int] = field(default_factory=list)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class CloneE(Entity):
     child_id: str = ""
     instances: list[Entity] = field(default_factory=list)  # Rsc or GroupE per instance
@@ -109,6 +118,9 @@ class CloneE(Entity):
     promoted_max: int = 1
     promoted_node_max: int = 1
     unique: bool = False
+    clone_min: int = 0
+    # Location constraints with role Promoted: (node, score, words), for promotion scores.
+    promotion_locations: list[tuple[int, int, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -126,6 +138,11 @@ class Cluster:
     stop_all: bool
     maintenance_mode: bool
     warnings: list[str] = field(default_factory=list)
+    can_fence: bool = False
+    # Primitive id -> the clone holding it (a cloned primitive or a member of a cloned group).
+    clone_of: dict[str, CloneE] = field(default_factory=dict)
+    orphans: dict[str, int] = field(default_factory=dict)
+    keep_orphans: bool = False  # stop-orphan-resources=false  # last orphan instance number by id
 
 
 def leaf_primitives(entity: Entity) -> list[Rsc]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from hakeeper.errors import InputError, Problem
 from hakeeper.placement.engine import schedule
-from hakeeper.placement.explain import explain_json, explain_lines
+from hakeeper.placement.explain import explain_json, explain_lines, resolve
 from hakeeper.placement.simulate import initial_state, inject, render_status, state_from_plan
 from hakeeper.spec.loader import load_spec, load_state
 from hakeeper.spec.model import ClusterSpec
@@ -54,9 +54,16 @@ def read_cluster(path: str) -> ClusterSpec:
         except ImportError as exc:
             raise InputError([Problem("CIB XML needs the CIB importer (hakeeper.importers.cib)",
                                       path, None, None)]) from exc
-        spec: ClusterSpec = cib.load_cib(path)
+        spec: ClusterSpec = cib.read_cib(path)
         return spec
     return load_spec(path)
+
+
+def _is_cib(path: str) -> bool:
+    try:
+        return "<cib" in Path(path).read_text(encoding="utf-8", errors="replace")[:4096]
+    except OSError:
+        return False
 
 
 def _node_names(spec: ClusterSpec, names: list[str], path: str, option: str) -> None:
@@ -83,7 +90,7 @@ def _simulate(args: argparse.Namespace) -> int:
         op_fail.append((rsc, node))
     now = initial_state(spec)
     state = inject(spec, now, args.fail, args.standby, op_fail)
-    plan = schedule(spec, state)
+    plan = schedule(spec, state, fencing_device_required=_is_cib(args.file))
     after = state_from_plan(spec, plan, state)
     current = {k: v for k, v in plan.current.items()}
     if args.json:
@@ -104,12 +111,10 @@ def _explain(args: argparse.Namespace) -> int:
     if args.state:
         spec = spec.model_copy(update={"state": load_state(args.state)})
     state = initial_state(spec) if spec.state is not None else None
-    plan = schedule(spec, state, explain=True)
-    if args.resource not in plan.scores:
-        known = [k for k in plan.scores if k.split(":")[0] == args.resource]
-        if not known:
-            raise InputError([Problem(f"unknown resource {args.resource!r}", args.file, None,
-                                      "resource")])
+    plan = schedule(spec, state, explain=True, fencing_device_required=_is_cib(args.file))
+    if not resolve(spec, plan, args.resource):
+        raise InputError([Problem(f"unknown resource {args.resource!r}", args.file, None,
+                                  "resource")])
     if args.json:
         print(json.dumps(explain_json(spec, plan, args.resource), indent=2))
     else:

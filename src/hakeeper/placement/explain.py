@@ -27,7 +27,7 @@ def _group_members(spec: ClusterSpec, resource: str) -> list[str]:
 
 def explain_json(spec: ClusterSpec, plan: Plan, resource: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for rid in _resolve(spec, plan, resource):
+    for rid in resolve(spec, plan, resource):
         out[rid] = {
             "placed_on": plan.placement.get(rid, []),
             "running_on": plan.current.get(rid, []),
@@ -39,20 +39,20 @@ def explain_json(spec: ClusterSpec, plan: Plan, resource: str) -> dict[str, Any]
     return out
 
 
-def _resolve(spec: ClusterSpec, plan: Plan, resource: str) -> list[str]:
+def resolve(spec: ClusterSpec, plan: Plan, resource: str) -> list[str]:
     ids = _targets(plan, resource)
     if ids:
         return ids
     out: list[str] = []
     for member in _group_members(spec, resource):
-        out += _resolve(spec, plan, member)
+        out += resolve(spec, plan, member)
     return out
 
 
 def explain_lines(spec: ClusterSpec, plan: Plan, resource: str) -> list[str]:
     lines: list[str] = []
     node_state = spec.state.nodes if spec.state else {}
-    for rid in _resolve(spec, plan, resource):
+    for rid in resolve(spec, plan, resource):
         placed = plan.placement.get(rid, [])
         running = plan.current.get(rid, [])
         where = ", ".join(placed) if placed else "nowhere (stopped)"
@@ -81,7 +81,7 @@ def explain_lines(spec: ClusterSpec, plan: Plan, resource: str) -> list[str]:
                     lines.append(f"      {format_score(c.score):>10}  {c.why}")
         for c in contribs:
             if c.node == "*":
-                lines.append(f"    every node: {format_score(c.score)}  {c.why}")
+                lines.append(f"    ({format_score(c.score)})  {c.why}")
         for group in spec.resources.groups:
             if rid.split(":")[0] in group.members:
                 i = group.members.index(rid.split(":")[0])

@@ -10,12 +10,9 @@ from __future__ import annotations
 import re
 
 from hakeeper.placement.cluster import NEG, CloneE, Cluster, Entity, GroupE, NodeInfo, Rsc, leaf_primitives
-from hakeeper.spec.model import ClusterSpec, Expression, Location, Rule
+from hakeeper.spec.dates import date_matches
+from hakeeper.spec.model import ClusterSpec, DateExpression, Expression, Location, Rule
 from hakeeper.spec.values import INFINITY, add_scores, parse_score
-
-
-def node_attributes(node: NodeInfo) -> dict[str, str]:
-    return node.attributes
 
 
 def _compare(expr: Expression, actual: str | None) -> bool:
@@ -26,10 +23,18 @@ def _compare(expr: Expression, actual: str | None) -> bool:
         return actual is None
     if actual is None or expr.value is None:
         return op == "ne" and actual is None and expr.value is not None
-    if expr.type in ("integer", "number"):
+    kind = expr.type
+    if kind == "string" and op in ("lt", "gt", "lte", "gte"):
+        # Pacemaker's default type for comparisons is numeric ("number" when a value has a
+        # decimal point, else "integer"); the spec cannot tell "string" from "not given".
+        kind = "number" if "." in actual or "." in expr.value else "integer"
+    a: float | str | tuple[int, ...]
+    b: float | str | tuple[int, ...]
+    if kind in ("integer", "number"):
         try:
-            a: float | str | tuple[int, ...] = float(actual)
-            b: float | str | tuple[int, ...] = float(expr.value)
+            a, b = float(actual), float(expr.value)
+            if kind == "integer":
+                a, b = float(int(a)), float(int(b))
         except ValueError:
             a, b = actual, expr.value
     elif expr.type == "version":
@@ -58,11 +63,14 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in re.findall(r"\d+", text))
 
 
-def rule_matches(rule: Rule, attrs: dict[str, str]) -> bool:
+def rule_matches(rule: Rule, attrs: dict[str, str], now: float | None = None) -> bool:
+    """Whether a rule holds on a node with `attrs`; date expressions are evaluated at `now`."""
     results = []
     for expr in rule.expressions:
         if isinstance(expr, Rule):
-            results.append(rule_matches(expr, attrs))
+            results.append(rule_matches(expr, attrs, now))
+        elif isinstance(expr, DateExpression):
+            results.append(date_matches(expr, now))
         else:
             results.append(_compare(expr, attrs.get(expr.attribute)))
     if not results:
@@ -70,9 +78,9 @@ def rule_matches(rule: Rule, attrs: dict[str, str]) -> bool:
     return all(results) if rule.boolean_op == "and" else any(results)
 
 
-def rule_score(rule: Rule, attrs: dict[str, str]) -> int | None:
+def rule_score(rule: Rule, attrs: dict[str, str], now: float | None = None) -> int | None:
     """The score a matching rule gives on a node, or None when it does not match."""
-    if not rule_matches(rule, attrs):
+    if not rule_matches(rule, attrs, now):
         return None
     if rule.score_attribute:
         raw = attrs.get(rule.score_attribute)
@@ -97,7 +105,7 @@ def location_targets(loc: Location, cluster: Cluster) -> list[Entity]:
     return [cluster.entities[i] for i in ids if i in cluster.entities]
 
 
-def location_scores(loc: Location, nodes: list[NodeInfo]) -> list[tuple[int, int, str]]:
+def location_scores(loc: Location, nodes: list[NodeInfo], now: float | None = None) -> list[tuple[int, int, str]]:
     """(node index, score, words) for every node the constraint speaks about."""
     out: list[tuple[int, int, str]] = []
     if loc.node is not None:
@@ -111,7 +119,7 @@ def location_scores(loc: Location, nodes: list[NodeInfo]) -> list[tuple[int, int
         best: int | None = None
         words = ""
         for i, rule in enumerate(loc.rules):
-            score = rule_score(rule, attrs)
+            score = rule_score(rule, attrs, now)
             if score is None:
                 continue
             # Several matching rules of one constraint: Pacemaker adds each.
@@ -126,14 +134,16 @@ def _ban_targets(entity: Entity) -> list[Rsc]:
     return leaf_primitives(entity)
 
 
-def apply_locations(spec: ClusterSpec, cluster: Cluster) -> dict[str, list[tuple[int, int, str]]]:
-    """Apply location constraints; returns promotion-role locations per clone id."""
+def apply_locations(spec: ClusterSpec, cluster: Cluster,
+                    now: float | None = None) -> dict[str, list[tuple[int, int, str]]]:
+    """Apply location constraints (date rules evaluated at `now`); returns promotion-role locations
+    per clone id."""
     promotion: dict[str, list[tuple[int, int, str]]] = {}
     allowed: dict[int, set[int]] = {}
     for loc in spec.constraints.location:
         role = loc.role or _rules_role(loc)
         for target in location_targets(loc, cluster):
-            scores = location_scores(loc, cluster.nodes)
+            scores = location_scores(loc, cluster.nodes, now)
             if role == "Promoted":
                 clone = target if isinstance(target, CloneE) else None
                 if clone is None and target.parent is not None and isinstance(target.parent, CloneE):
@@ -142,8 +152,13 @@ def apply_locations(spec: ClusterSpec, cluster: Cluster) -> dict[str, list[tuple
                     promotion.setdefault(clone.id, []).extend(scores)
                 continue
             for rsc in _ban_targets(target):
+                # A constraint on a group scores its first member only (whose placement the
+                # others follow); the later members are merely allowed there, as in Pacemaker.
+                later = isinstance(rsc.parent, GroupE) and rsc.parent.members[0] is not rsc \
+                    and target is not rsc
                 for node, score, words in scores:
-                    _add(rsc, node, score, words)
+                    if not later:
+                        _add(rsc, node, score, words)
                     allowed.setdefault(id(rsc), set()).add(node)
     if not cluster.symmetric:
         # Opt-in cluster: a node no location constraint names is not allowed.
@@ -199,11 +214,17 @@ def _ban_failed(rsc: Rsc, node: int, entry: tuple[int, float | None], now: float
         return
     words = f"failed {count} time(s) here, migration-threshold is {rsc.migration_threshold}"
     targets: list[Rsc] = [rsc]
-    if isinstance(rsc.parent, CloneE) and not rsc.parent.unique:
-        # An anonymous clone's failure bans every instance from the node.
-        targets = leaf_primitives(rsc.parent)
-    elif isinstance(rsc.parent, GroupE) and isinstance(rsc.parent.parent, CloneE):
-        targets = [m for inst in rsc.parent.parent.instances
-                   for m in leaf_primitives(inst) if m.base == rsc.base]
+    clone = rsc.parent if isinstance(rsc.parent, CloneE) else (
+        rsc.parent.parent if isinstance(rsc.parent, GroupE) and isinstance(rsc.parent.parent, CloneE)
+        else None)
+    if clone is not None and not clone.unique:
+        # An anonymous clone's failure bans the clone itself (Pacemaker bans the top resource):
+        # every member of every instance.
+        targets = leaf_primitives(clone)
+        if clone.weights:
+            clone.weights = list(clone.weights)  # replaced, not changed in place (cached lists)
+            clone.weights[node] = NEG
+    elif clone is not None and isinstance(rsc.parent, GroupE):
+        targets = [m for inst in clone.instances for m in leaf_primitives(inst) if m.base == rsc.base]
     for target in targets:
         _add(target, node, -INFINITY, words)

@@ -83,6 +83,9 @@ def _resource_lines(cluster: Cluster, acts: ActionSet, rsc: Rsc, widths: _Widths
     start = acts.one(rsc, "start", nxt) if nxt is not None else None
     start_node = current if (start is not None and start.runnable) else None
     stop = acts.one(rsc, "stop", start_node) if start_node is not None else acts.one(rsc, "stop")
+    if rsc.multiple_active == "stop_unexpected" and len(rsc.running_on) > 1:
+        # Only the unexpected copies stop; the line speaks of one of those.
+        stop = next((a for a in acts.get(rsc, "stop") if a.reason), stop)
     promote = acts.one(rsc, "promote", nxt) if nxt is not None else None
     demote = acts.one(rsc, "demote")
     role, new_role = role_of(rsc), next_role(rsc)
@@ -101,6 +104,8 @@ def _resource_lines(cluster: Cluster, acts: ActionSet, rsc: Rsc, widths: _Widths
         if not start.runnable:
             src: Act | None = stop if stop is not None and stop.reason else start
             return [item("Stop", rsc, current, None, stop, src)]
+        if moving and current is not None and rsc.migrating:
+            return [item("Migrate", rsc, current, nxt, start, None)]
         if moving and current is not None:
             return [item("Recover" if rsc.failed else "Move", rsc, current, nxt, stop, None)]
         if rsc.failed:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from hakeeper.spec.dates import parse_range, parse_time
 from hakeeper.spec.values import INFINITY, Agent, Duration, Score
 
 
@@ -108,6 +109,9 @@ class Primitive(SpecModel):
     operations: list[Operation] = Field(default_factory=list)
     meta: Meta = Field(default_factory=Meta)
     utilization: dict[str, int] = Field(default_factory=dict)
+    # Parameters that differ on some nodes (a CIB rule on node attributes): node → the values that
+    # replace or add to `params` there. `params` holds what applies where no node rule holds.
+    node_params: dict[str, dict[str, str]] = Field(default_factory=dict)
 
     @field_validator("params", mode="before")
     @classmethod
@@ -148,13 +152,80 @@ class Expression(SpecModel):
         return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
 
 
+class DurationSpec(SpecModel):
+    """The length of an `in_range` date expression that gives `start` and no `end`."""
+
+    id: str | None = None
+    years: int | None = None
+    months: int | None = None
+    weeks: int | None = None
+    days: int | None = None
+    hours: int | None = None
+    minutes: int | None = None
+    seconds: int | None = None
+
+
+class DateSpec(SpecModel):
+    """Cron-like fields, each a number or an inclusive range (`9-16`); all given must hold."""
+
+    id: str | None = None
+    years: str | None = None
+    months: str | None = None
+    monthdays: str | None = None
+    hours: str | None = None
+    minutes: str | None = None
+    seconds: str | None = None
+    yeardays: str | None = None
+    weekyears: str | None = None
+    weeks: str | None = None
+    weekdays: str | None = None  # 1 = Monday ... 7 = Sunday
+
+    @field_validator("years", "months", "monthdays", "hours", "minutes", "seconds", "yeardays",
+                     "weekyears", "weeks", "weekdays", mode="before")
+    @classmethod
+    def _range(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str):
+            parse_range(value)
+        return value
+
+
+class DateExpression(SpecModel):
+    """A rule's condition on the evaluation time (`spec.dates`); false when no time is known."""
+
+    id: str | None = None
+    operation: Literal["gt", "lt", "in_range", "date_spec"] = "in_range"
+    start: str | None = None
+    end: str | None = None
+    duration: DurationSpec | None = None
+    date_spec: DateSpec | None = None
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _time(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parse_time(value)
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> DateExpression:
+        needs = {"gt": self.start is not None, "lt": self.end is not None,
+                 "in_range": self.start is not None or self.end is not None,
+                 "date_spec": self.date_spec is not None}
+        if not needs[self.operation]:
+            what = {"gt": "start", "lt": "end", "in_range": "start or end", "date_spec": "date-spec"}
+            raise ValueError(f"a date expression with operation {self.operation} needs {what[self.operation]}")
+        return self
+
+
 class Rule(SpecModel):
     id: str | None = None
     score: Score | None = None
     score_attribute: str | None = None
     boolean_op: Literal["and", "or"] = "and"
     role: Role | None = None
-    expressions: list[Expression | Rule] = Field(default_factory=list)
+    expressions: list[Expression | DateExpression | Rule] = Field(default_factory=list)
 
     _role = field_validator("role", mode="before")(normalise_role)
 
@@ -291,6 +362,9 @@ class ResourceStatus(SpecModel):
     on_fail: OnFail | None = None
     # Nothing more may be done to it on this node (a failed stop without fencing, on-fail=block).
     blocked: bool = False
+    # It can never run on this node: a probe found its agent missing or its parameters invalid
+    # (not a failure; the resource is simply kept away from the node, as with a hard failure).
+    banned: bool = False
     # An operation that was started and has not reported yet (start, stop, promote, migrate_to...).
     pending: str | None = None
     # A live migration in progress: on the source, `migrating_to` names the target after a

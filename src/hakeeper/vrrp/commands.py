@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sys
 
-from hakeeper.errors import InputError
 from hakeeper.vrrp.config import Config, check_host
 
 
@@ -54,6 +54,8 @@ def main(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), stream=sys.stderr,
         format="%(asctime)s hakeeper-vrrp[%(process)d] %(levelname)s %(message)s",
     )
+    # pyroute2 logs every netlink message at debug level: far too much next to ours.
+    logging.getLogger("pyroute2").setLevel(max(logging.WARNING, logging.getLogger().level))
     cfg = load(args)
     for w in cfg.warnings:
         print(f"warning: {w}", file=sys.stderr)
@@ -63,9 +65,7 @@ def main(args: argparse.Namespace) -> int:
         held = withdraw(cfg)
         print(f"withdrew addresses of {', '.join(held) if held else 'no instance'}", file=sys.stderr)
         return 0
-    links = host_links()
-    # Stale addresses hakeeper itself may have left look like ownership; ignore VIPs for the check.
-    check_host(cfg, links)
+    check_host(cfg, host_links())
     if args.check:
         print(f"ok: {len(cfg.instances)} instance(s)", file=sys.stderr)
         return 0
@@ -74,17 +74,19 @@ def main(args: argparse.Namespace) -> int:
             fh.write(f"{os.getpid()}\n")
 
     def speaker() -> int:
+        import faulthandler
+        import signal
+
         from hakeeper.vrrp.speaker import serve
+
+        # `kill -USR1 <speaker>` writes every thread's stack to stderr: for a speaker that hangs.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
 
         if args.speaker_pid_file:
             with open(args.speaker_pid_file, "w") as fh:
                 fh.write(f"{os.getpid()}\n")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve(cfg, args.state_file))
-        except InputError:
-            raise
-        except KeyboardInterrupt:
-            return 0
         return 0
 
     try:

@@ -14,6 +14,8 @@ from hakeeper.errors import InputError, Problem
 from hakeeper.vrrp.packet import AUTH_NONE, AUTH_PASS
 
 Where = tuple[str, int]  # file, line
+# `ip addr add ... scope NAME`, as keepalived accepts them.
+SCOPES = {"global": 0, "site": 200, "link": 253, "host": 254, "nowhere": 255}
 
 
 @dataclass
@@ -149,6 +151,9 @@ def check(cfg: Config) -> None:
             bad(inst, "virtual_ipaddress", "IPv4 and IPv6 addresses mixed in one instance")
         if len(inst.vips) > 255:
             bad(inst, "virtual_ipaddress", "more than 255 addresses in one advert")
+        for v in inst.vips + inst.excluded_vips:
+            if v.scope is not None and v.scope not in SCOPES:
+                bad(inst, "virtual_ipaddress", f"scope {v.scope!r}: one of {', '.join(SCOPES)}")
         key = (inst.interface, inst.family, inst.vrid)
         if key in seen:
             bad(inst, "virtual_router_id", f"VRID {inst.vrid} on {inst.interface} is used by {seen[key]}")

@@ -151,6 +151,8 @@ HARMLESS = {
     "vrrp_netlink_monitor_rcv_bufs", "vrrp_rx_bufs_policy", "vrrp_rx_bufs_multiplier",
     "kernel_rx_buf_size", "user", "accept", "uid_gid", "no_checker_emails", "lvs_id",
 }
+# keepalived's checker (LVS) process: no VRRP behaviour, but worth a louder warning.
+CHECKER = {"virtual_server", "virtual_server_group", "real_server"}
 # keepalived keywords that would change VRRP behaviour and that hakeeper does not implement: errors.
 UNSUPPORTED = {
     "vrrp_strict", "strict_mode", "use_vmac", "vmac_xmit_base", "native_ipv6", "no_accept",
@@ -160,7 +162,7 @@ UNSUPPORTED = {
     "higher_prio_send_advert", "vrrp_garp_interval", "vrrp_gna_interval", "garp_interval",
     "gna_interval", "vrrp_lower_prio_no_advert", "vrrp_higher_prio_send_advert", "net_namespace",
     "linkbeat_use_polling", "vrrp_garp_lower_prio_delay", "vrrp_garp_lower_prio_repeat",
-    "notify_master_rx_lower_pri", "track_src_ip", "vrrp_ipsets", "virtual_server", "virtual_server_group",
+    "notify_master_rx_lower_pri", "track_src_ip", "vrrp_ipsets",
     "static_ipaddress", "static_routes", "static_rules", "vrrp_iptables",
     "bfd_instance", "vrrp_track_bfd", "vrrp_garp_master_refresh_repeat_interval", "unicast_fault_no_peer",
     "old_unicast_checksum", "unicast_checksum_compat", "vrrp_min_garp", "version_auth_v3",
@@ -183,7 +185,10 @@ class Reader:
 
     def other(self, node: Node, ctx: str) -> None:
         """A keyword this block does not implement: warning, error or typo."""
-        if node.keyword in HARMLESS:
+        if node.keyword in CHECKER:
+            self.warn(node, "ignored: load balancing and health checks are not part of hakeeper vrrp "
+                      "(keepalived's checker process)", f"{ctx}.{node.keyword}")
+        elif node.keyword in HARMLESS:
             self.warn(node, "ignored: it changes no VRRP behaviour", f"{ctx}.{node.keyword}")
         elif node.keyword in UNSUPPORTED:
             self.error(node, "not supported by hakeeper (it would change VRRP behaviour)",

@@ -15,7 +15,7 @@ yields to our higher address.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 PRIO_STOP = 0
 PRIO_OWNER = 255
@@ -95,7 +95,6 @@ class Machine:
     down_at: float | None = None
     lower_seen_at: float | None = None
     started_at: float = 0.0
-    last_master: int | None = field(default=None)
 
     def __post_init__(self) -> None:
         self.priority = self.priority or self.params.priority
@@ -145,7 +144,6 @@ class Machine:
                 self.adver_at = now + self.params.interval_cs / 100
                 return [Send(self.priority)]
             if priority > self.priority or (priority == self.priority and src > self.params.primary):
-                self.last_master = src
                 self._learn(interval_cs)
                 out = self._go(State.BACKUP)
                 self.down_at = now + self.down_interval()
@@ -158,7 +156,6 @@ class Machine:
                 self.down_at = now + self.skew()
                 return []
             if self._accepts(now, priority, src):
-                self.last_master = src
                 self._learn(interval_cs)
                 self.down_at = now + self.down_interval()
             return []
@@ -235,7 +232,6 @@ class Machine:
         out = self._go(State.MASTER)
         self.adver_at = now + self.params.interval_cs / 100
         self.master_interval_cs = self.params.interval_cs
-        self.last_master = self.params.primary
         return [Send(self.priority), *out]
 
     def _go(self, new: State) -> list[Action]:

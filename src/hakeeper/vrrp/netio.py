@@ -59,8 +59,11 @@ def _link(m: Any, addrs: dict[int, list[str]]) -> Link:
 VipAddr = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
 
-def _addr_args(index: int, vip: VipAddr, label: str | None = None, brd: str | None = None) -> dict[str, Any]:
+def _addr_args(index: int, vip: VipAddr, label: str | None = None, brd: str | None = None,
+               scope: int | None = None) -> dict[str, Any]:
     kw: dict[str, Any] = {"index": index, "address": str(vip.ip), "prefixlen": vip.network.prefixlen}
+    if scope is not None:
+        kw["scope"] = scope
     if vip.version == 4:
         if label:
             kw["label"] = label
@@ -72,10 +75,10 @@ def _addr_args(index: int, vip: VipAddr, label: str | None = None, brd: str | No
 
 
 async def add_address(ipr: AsyncIPRoute, index: int, vip: VipAddr, label: str | None = None,
-                      brd: str | None = None) -> bool:
+                      brd: str | None = None, scope: int | None = None) -> bool:
     """Add a VIP; True if it was added, False if it was there already."""
     try:
-        await ipr.addr("add", **_addr_args(index, vip, label, brd))
+        await ipr.addr("add", **_addr_args(index, vip, label, brd, scope))
     except NetlinkError as exc:
         if exc.code == 17:  # EEXIST
             return False
@@ -167,8 +170,10 @@ def recv_v6(s: socket.socket) -> tuple[bytes, ipaddress.IPv6Address, ipaddress.I
 
 
 def arp_socket(ifname: str) -> socket.socket:
-    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_NONBLOCK, socket.htons(ETH_P_ARP))
-    s.bind((ifname, ETH_P_ARP))
+    """A packet socket for sending whole frames. Protocol 0: it receives nothing, so it can stay
+    open without queueing every ARP frame on the link (and without slowing each send down)."""
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_NONBLOCK, 0)
+    s.bind((ifname, 0))
     return s
 
 

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyroute2 import AsyncIPRoute
+from pyroute2.netlink.exceptions import NetlinkError
 
 from hakeeper.vrrp import netio
-from hakeeper.vrrp.config import Config, Group, Instance
+from hakeeper.vrrp.config import SCOPES, Config, Group, Instance
 from hakeeper.vrrp.effects import Notifier, ScriptStatus, StateFile, track_loop
 from hakeeper.vrrp.machine import (
     Action,
@@ -70,6 +71,7 @@ class Runner:
     group: tuple[SyncGroup, Group] | None = None
     sent: int = 0
     received: int = 0
+    packets: dict[tuple[int, IPAddr], bytes] = field(default_factory=dict)
 
 
 def _group_addr(family: int) -> IPAddr:
@@ -94,6 +96,7 @@ class Speaker:
         self.loop = asyncio.get_running_loop()
         self._dirty = False
         self.own: dict[str, set[IPAddr]] = {}
+        self.frame_socks: dict[tuple[str, int], socket.socket] = {}
         self._build()
 
     # -- setup ----------------------------------------------------------------------------------
@@ -138,6 +141,7 @@ class Speaker:
             sg = SyncGroup([r.machine for r in members])
             for r in members:
                 r.group = (sg, g)
+        self.by_machine = {id(r.machine): r for r in self.runners}
 
     # -- main -----------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -169,6 +173,8 @@ class Speaker:
         for s in self.socks.values():
             self.loop.remove_reader(s.fileno())
             s.close()
+        for s in self.frame_socks.values():
+            s.close()
         self.ipr.close()
 
     async def _state_ticker(self) -> None:
@@ -186,10 +192,8 @@ class Speaker:
                 self._transition(r, act)
         if follow and r.group is not None:
             sg, _ = r.group
-            members = [x for x in self.runners if x.group is r.group]
             for i, acts in sg.follow(self.loop.time(), r.machine, actions).items():
-                other = next(x for x in members if x.machine is sg.members[i])
-                self._apply(other, acts, follow=False)
+                self._apply(self.by_machine[id(sg.members[i])], acts, follow=False)
         self._schedule(r)
 
     def _schedule(self, r: Runner) -> None:
@@ -206,16 +210,21 @@ class Speaker:
 
     def _send(self, r: Runner, priority: int) -> None:
         inst = r.inst
-        adv = Advert(inst.version, inst.vrid, priority, inst.interval_cs,
-                     tuple(v.address.ip for v in inst.vips), inst.auth_type, inst.auth_pass)
         for dst in r.dsts:
-            payload = encode(adv, r.src, dst)
+            # An instance's adverts differ only in priority: build each packet once.
+            packet = r.packets.get((priority, dst))
+            if packet is None:
+                adv = Advert(inst.version, inst.vrid, priority, inst.interval_cs,
+                             tuple(v.address.ip for v in inst.vips), inst.auth_type, inst.auth_pass)
+                packet = encode(adv, r.src, dst)
+                if inst.family == 4:
+                    assert isinstance(r.src, ipaddress.IPv4Address) and isinstance(dst, ipaddress.IPv4Address)
+                    packet = ipv4_header(r.src, dst, len(packet)) + packet
+                r.packets[(priority, dst)] = packet
             if inst.family == 4:
-                assert isinstance(r.src, ipaddress.IPv4Address) and isinstance(dst, ipaddress.IPv4Address)
-                packet = ipv4_header(r.src, dst, len(payload)) + payload
                 ok = netio.send_quietly(r.sock, packet, (str(dst), 0))
             else:
-                ok = netio.send_v6(r.sock, payload, r.src, dst, r.link.index)
+                ok = netio.send_v6(r.sock, packet, r.src, dst, r.link.index)
             r.sent += ok
 
     def _transition(self, r: Runner, t: Transition) -> None:
@@ -256,12 +265,14 @@ class Speaker:
                 link = self.links.get(vip.dev or r.inst.interface, r.link)
                 try:
                     if add:
-                        await netio.add_address(self.ipr, link.index, vip.address, vip.label, vip.brd)
+                        scope = SCOPES[vip.scope] if vip.scope else None
+                        await netio.add_address(self.ipr, link.index, vip.address, vip.label, vip.brd, scope)
                     else:
                         await netio.del_address(self.ipr, link.index, vip.address)
-                except OSError as exc:  # NetlinkError is an OSError
+                except (OSError, NetlinkError) as exc:
+                    # One address that cannot be set must not keep the others from being set.
                     verb = "add" if add else "remove"
-                    log.error("%s: cannot %s %s: %s", r.inst.name, verb, vip.address, exc)
+                    log.error("%s: cannot %s %s on %s: %s", r.inst.name, verb, vip.address, link.name, exc)
 
     async def _garp(self, r: Runner) -> None:
         """keepalived's schedule: a burst at takeover, another after garp_master_delay, then refreshes."""
@@ -279,17 +290,25 @@ class Speaker:
             for vip in r.inst.vips + r.inst.excluded_vips:
                 link = self.links.get(vip.dev or r.inst.interface, r.link)
                 try:
-                    if vip.address.version == 4:
-                        with netio.arp_socket(link.name) as s:
-                            netio.send_quietly(s, netio.garp_frame(link.mac, vip.address.ip))
+                    ip = vip.address.ip
+                    if ip.version == 4:
+                        netio.send_quietly(self._frame_sock(link, 4), netio.garp_frame(link.mac, ip))
                     else:
-                        with netio.na_socket(link.name, link.index) as s:
-                            netio.send_quietly(s, netio.na_message(link.mac, vip.address.ip),
-                                               ("ff02::1", 0, 0, link.index))
+                        netio.send_quietly(self._frame_sock(link, 6), netio.na_message(link.mac, ip),
+                                           ("ff02::1", 0, 0, link.index))
                 except OSError as exc:
                     log.warning("%s: gratuitous ARP/NA on %s: %s", r.inst.name, link.name, exc)
             if n + 1 < repeat:
                 await asyncio.sleep(0.01)
+
+    def _frame_sock(self, link: netio.Link, family: int) -> socket.socket:
+        """One ARP (packet) or NA (ICMPv6) socket per interface, opened on first use and kept."""
+        key = (link.name, family)
+        if key not in self.frame_socks:
+            self.frame_socks[key] = (
+                netio.arp_socket(link.name) if family == 4 else netio.na_socket(link.name, link.index)
+            )
+        return self.frame_socks[key]
 
     # -- input ----------------------------------------------------------------------------------
     def _readable(self, s: socket.socket, ifname: str, family: int) -> None:
@@ -356,10 +375,18 @@ class Speaker:
         for t in inst.track_scripts:
             st = self.scripts[t.name]
             scripts.append((t.weight if t.weight is not None else st.script.weight, st.ok))
-        down = [t.name for t in inst.track_interfaces if not self.links.get(t.name, r.link).up]
+        # A tracked interface counts like a script: with a weight it moves the priority, without
+        # one its loss is a fault (keepalived's rules).
+        down = []
+        for t in inst.track_interfaces:
+            up = self.links.get(t.name, r.link).up
+            scripts.append((t.weight or 0, up))
+            if not up:
+                down.append(t.name)
         if not inst.dont_track_primary and not r.link.up:
             down.append(inst.interface)
-        prio, fault = effective_priority(inst.priority, scripts, len(down))
+        faults = 0 if inst.dont_track_primary or r.link.up else 1
+        prio, fault = effective_priority(inst.priority, scripts, faults)
         if starting:
             r.machine.priority, r.machine.fault = prio, fault
             return []

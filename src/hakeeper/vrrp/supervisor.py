@@ -24,9 +24,10 @@ import time
 from collections.abc import Callable
 
 from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
 
 from hakeeper.vrrp import netio
-from hakeeper.vrrp.config import Config
+from hakeeper.vrrp.config import Config, Instance
 from hakeeper.vrrp.machine import PRIO_STOP
 from hakeeper.vrrp.packet import VRRP_GROUP_V4, VRRP_GROUP_V6, Advert, encode, ipv4_header
 
@@ -50,7 +51,7 @@ def withdraw(cfg: Config) -> list[str]:
             for vip in inst.vips + inst.excluded_vips:
                 dev = links.get(vip.dev or inst.interface)
                 if dev is not None:
-                    with contextlib.suppress(OSError):
+                    with contextlib.suppress(OSError, NetlinkError):
                         held = netio.del_address_sync(ipr, dev.index, vip.address) or held
             if held:
                 held_by.append(inst.name)
@@ -58,10 +59,7 @@ def withdraw(cfg: Config) -> list[str]:
     return held_by
 
 
-def _send_stop(inst: object, link: netio.Link, vip_strs: set[str]) -> None:
-    from hakeeper.vrrp.config import Instance
-
-    assert isinstance(inst, Instance)
+def _send_stop(inst: Instance, link: netio.Link, vip_strs: set[str]) -> None:
     fam = inst.family
     src_s = inst.unicast_src_ip or inst.mcast_src_ip
     src = ipaddress.ip_address(src_s) if src_s else netio.primary_address(link, fam, vip_strs)

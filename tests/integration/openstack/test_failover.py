@@ -5,7 +5,10 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from oslab import Bed, bed_fixture, read_results, stop_probe, sweep_leftovers  # noqa: F401 - fixtures
+import pytest
+from oslab import Bed, bed_fixture, read_results, speakers, stop_probe, sweep_leftovers  # noqa: F401 - fixtures
+
+both_speakers = pytest.mark.parametrize("bed", speakers(), indirect=True)
 
 
 def test_requests_spread_over_controllers(bed: Bed) -> None:
@@ -14,6 +17,7 @@ def test_requests_spread_over_controllers(bed: Bed) -> None:
     assert set(Counter(r["node"] for r in results)) == {"c1", "c2", "c3"}
 
 
+@both_speakers
 def test_killing_haproxy_on_the_holder_moves_the_vip(bed: Bed) -> None:
     holder = bed.stack.wait_holder(bed.vip)
     bed.stack.kill_haproxy(holder)
@@ -40,6 +44,7 @@ def test_a_stopped_backend_leaves_the_rotation(bed: Bed) -> None:
     assert stats.running()
 
 
+@both_speakers
 def test_requests_fail_only_during_the_failover(bed: Bed) -> None:
     holder = bed.stack.wait_holder(bed.vip)
     probe = bed.probe("--url", bed.url(), "--interval", "0.02", "--timeout", "0.25")
@@ -76,3 +81,18 @@ def test_a_reload_under_load_drops_no_connection(bed: Bed) -> None:
     slow_results = read_results(slow)
     assert len(slow_results) == 20 and all(r["ok"] for r in slow_results), slow_results
     assert steady_results and all(r["ok"] for r in steady_results), [r for r in steady_results if not r["ok"]]
+
+
+def test_mysql_goes_to_one_node_at_a_time_and_does_not_fail_back(bed: Bed) -> None:
+    mysql = bed.url(port=3306, vip="10.93.1.101")
+    first = read_results(bed.probe("--url", mysql, "--count", "20", "--interval", "0.01"))
+    assert all(r["ok"] for r in first) and {r["node"] for r in first} == {"c1"}, first
+    bed.stack.stop_backends("c1")
+    time.sleep(2.0)  # checks every 200 ms, fall 2: generous
+    second = read_results(bed.probe("--url", mysql, "--count", "20", "--interval", "0.01"))
+    assert all(r["ok"] for r in second) and {r["node"] for r in second} == {"c2"}, second
+    # c1 comes back: the writer stays on c2 (stick on dst), no second switch of the Galera writer.
+    bed.stack.start_backends("c1")
+    time.sleep(2.0)
+    third = read_results(bed.probe("--url", mysql, "--count", "20", "--interval", "0.01"))
+    assert all(r["ok"] for r in third) and {r["node"] for r in third} == {"c2"}, third

@@ -28,13 +28,15 @@ def test_seed_environment_to_haproxy_and_keepalived(tmp_path: Path) -> None:
                  "-o", str(profile))
     assert r.returncode == 0, r.stderr
     out = tmp_path / "out"
-    r = hakeeper("openstack", "render", str(profile), "-o", str(out))
+    r = hakeeper("openstack", "render", "--check", str(profile), "-o", str(out))
     assert r.returncode == 0, r.stderr
     cfg = out / "haproxy.cfg"
     # Point the runtime files somewhere writable so `-c` checks exactly this file.
     checked = subprocess.run([haproxy, "-c", "-f", str(cfg)], capture_output=True, text=True, timeout=30)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "listen keystone-service-api" in cfg.read_text()
+    v = hakeeper("validate", str(out / "cluster.yaml"))
+    assert v.returncode == 0 and "3 nodes" in v.stdout, v.stdout + v.stderr
     for name in ("controller01", "controller02", "controller03"):
         conf = out / f"keepalived-{name}.conf"
         t = subprocess.run([keepalived, "-t", "-f", str(conf)], capture_output=True, text=True, timeout=30)

@@ -43,7 +43,7 @@ def test_decisions_are_applied_to_the_current_placement() -> None:
     assert result.placement == {"a": ["n2"], "b": ["n1"], "g1": ["n2"], "g2": ["n2"], "c1": ["n1", "n2"],
                                 "x": [], "y": []}
     assert result.fenced == ["n3"]
-    assert Action("start", "x", node="n2", blocked=True) in result.actions
+    assert Action("start", "x", node="n2", blocked=True, reason="no quorum") in result.actions
 
 
 def test_a_revised_status_is_read_as_it_is() -> None:

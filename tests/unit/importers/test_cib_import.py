@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from hakeeper.conformance import current_status as oracle
+from hakeeper.conformance.suite import default_suite_dir
 from hakeeper.errors import InputError
 from hakeeper.importers.cib import read_cib
 from hakeeper.spec.loader import dump_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "bench"))
-import import_conformance as oracle  # noqa: E402
 
 CIB = """<cib have-quorum="1" dc-uuid="1" validate-with="pacemaker-3.0">
   <configuration>
@@ -111,6 +111,10 @@ CIB = """<cib have-quorum="1" dc-uuid="1" validate-with="pacemaker-3.0">
           <lrm_rsc_op id="g1" operation="start" interval="0" call-id="-1" rc-code="14" op-status="-1"
             transition-key="8:2:0:x"/>
         </lrm_resource>
+        <lrm_resource id="vip" class="ocf" provider="heartbeat" type="IPaddr2">
+          <lrm_rsc_op id="g2" operation="monitor" interval="0" call-id="2" rc-code="5" op-status="0"
+            transition-key="9:2:7:x"/>
+        </lrm_resource>
       </lrm_resources></lrm>
     </node_state>
   </status>
@@ -172,6 +176,8 @@ def test_status_is_imported() -> None:
     assert pending.pending == "start" and pending.role == "Unpromoted"
     fs = by[("fs", "beta")]
     assert fs.failed_op == "stop" and fs.on_fail == "fence"
+    banned = by[("vip", "gamma")]  # the probe found the agent missing there
+    assert banned.banned and banned.role == "Stopped" and not banned.failed
     orphan = by[("old", "alpha")]
     assert orphan.orphan and orphan.agent == "ocf:heartbeat:Dummy"
 
@@ -224,6 +230,25 @@ def test_ticket_constraints_are_refused() -> None:
     assert err.value.problems[0].line == 3
 
 
+def test_suite_reproduction_rate_per_tier() -> None:
+    """A floor under the measured rates (bench/import_conformance.py), so a regression cannot hide."""
+    suite = default_suite_dir()
+    if not (suite / "index.tsv").exists():
+        pytest.skip(f"Pacemaker's scheduler suite is not at {suite}")
+    import csv
+
+    with open(suite / "index.tsv") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    same: dict[str, int] = {}
+    total: dict[str, int] = {}
+    for row in rows:
+        total[row["tier"]] = total.get(row["tier"], 0) + 1
+        if oracle.compare(row["name"], suite)[0] == "ok":
+            same[row["tier"]] = same.get(row["tier"], 0) + 1
+    rates = {tier: same.get(tier, 0) / total[tier] for tier in total}
+    assert rates["1"] >= 0.98 and rates["2"] >= 0.91 and rates["3"] >= 0.96 and rates["4"] >= 0.30, rates
+
+
 def test_cli_writes_nothing_on_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.xml"
     bad.write_text("<cib><configuration><resources>\n<bundle id='b'/></resources></configuration></cib>")
@@ -251,13 +276,87 @@ SUITE_SAMPLE = [
     "one-or-more-unrunnable-instances", "order-sets", "promoted-ordering", "promoted-role", "rec-node-4",
     "rec-rsc-1", "remote-move", "remote-startup-probes", "simple4", "suicide-needed-inquorate",
     "systemhealthp1", "unmanaged-stop-1", "rec-node-3",
+    # live migration, failure-timeout expiry, resource-wide roles, guest and remote nodes, P10S intervals
+    "migrate-partial-2", "migrate-fail-7", "partial-live-migration-multiple-active", "failcount-block",
+    "stopped-monitor-02", "bug-rh-880249", "expire-non-blocked-failure", "stop-unexpected", "whitebox-start",
+    "whitebox-move", "remote-recover", "remote-fence-unclean", "remote-stale-node-entry",
+    "suicide-not-needed-never-quorate", "anon-instance-pending", "promoted-failed-demote", "unmanaged-promoted",
+    "probe-3", "clone-anon-probe-1", "failcount", "multiple-active-block-group", "rec-rsc-8",
 ]
 
 
 @pytest.mark.parametrize("name", SUITE_SAMPLE)
 def test_pacemaker_suite_current_status(name: str) -> None:
-    suite = oracle.find_suite()
+    suite = default_suite_dir()
     if not (suite / "xml" / f"{name}.xml").exists():
         pytest.skip(f"Pacemaker's scheduler suite is not at {suite}")
     verdict, detail = oracle.compare(name, suite)
     assert verdict == "ok", detail
+    spec = read_cib(suite / "xml" / f"{name}.xml", now=1e10)
+    assert parse_spec(dump_spec(spec)) == spec  # state included
+
+
+def test_defaults_with_resource_and_operation_rules() -> None:
+    text = """<cib><configuration><crm_config/><nodes/>
+    <resources>
+      <primitive id="d" class="ocf" provider="pacemaker" type="Dummy">
+        <operations><op id="d-m" name="monitor" interval="10s"/><op id="d-s" name="start" interval="0"/>
+        </operations></primitive>
+      <primitive id="ip" class="ocf" provider="heartbeat" type="IPaddr2">
+        <meta_attributes id="ip-m"><nvpair id="ip-m1" name="target-role" value="Started"/></meta_attributes>
+        <operations><op id="ip-m" name="monitor" interval="10s"/></operations></primitive>
+      <group id="g"><meta_attributes id="g-m"><nvpair id="g-m1" name="is-managed" value="true"/></meta_attributes>
+        <primitive id="d2" class="ocf" provider="pacemaker" type="Dummy"/></group>
+    </resources><constraints/>
+    <rsc_defaults>
+      <meta_attributes id="unmanaged"><rule id="r1" score="INFINITY">
+        <rsc_expression id="e1" class="ocf" provider="pacemaker" type="Dummy"/></rule>
+        <nvpair id="n1" name="is-managed" value="false"/></meta_attributes>
+      <meta_attributes id="stopped"><rule id="r2" score="INFINITY">
+        <rsc_expression id="e2" type="IPaddr2"/></rule>
+        <nvpair id="n2" name="target-role" value="Stopped"/></meta_attributes>
+    </rsc_defaults>
+    <op_defaults>
+      <meta_attributes id="mon"><rule id="r3" score="INFINITY" boolean-op="and">
+        <rsc_expression id="e3" class="ocf" provider="pacemaker"/><op_expression id="e4" name="monitor" interval="10s"/>
+        </rule><nvpair id="n3" name="timeout" value="8s"/></meta_attributes>
+      <meta_attributes id="all"><nvpair id="n4" name="timeout" value="30s"/></meta_attributes>
+    </op_defaults>
+    </configuration></cib>"""
+    spec = read_cib(io.BytesIO(text.encode()), file="defaults.xml")
+    prims = {p.id: p for p in spec.resources.primitives}
+    assert prims["d"].meta.is_managed is False
+    assert prims["d2"].meta.is_managed is None  # its group says is-managed=true: the default does not apply
+    assert prims["ip"].meta.target_role == "Started"  # its own meta wins over the default
+    assert prims["ip"].meta.is_managed is None
+    assert [(o.name, o.timeout) for o in prims["d"].operations] == [("monitor", 8.0), ("start", 30.0)]
+    assert [(o.name, o.timeout) for o in prims["ip"].operations] == [("monitor", 30.0)]
+    assert spec.cluster.other == {"op-defaults.timeout": "30s"}
+
+
+class _OneWay(io.RawIOBase):
+    """A stream that cannot seek (a pipe): the import reads it once and keeps the bytes."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
+        return self._data.readinto(buffer)
+
+
+def test_status_read_from_a_stream_that_cannot_seek() -> None:
+    piped = read_cib(io.BufferedReader(_OneWay(CIB.encode())), file="pipe.xml")
+    assert piped == read_cib(io.BytesIO(CIB.encode()), file="test.xml")
+    assert piped.state is not None and piped.state.resources
+
+
+def test_bad_xml_inside_the_status_is_located() -> None:
+    head = CIB.split("<status>", 1)[0]
+    broken = head + "<status>\n<node_state id='1' uname='alpha'>\n<lrm><lrm_resources>\n<lrm_resource id='x'>" \
+        + "</lrm_resources></lrm></node_state>\n</status></cib>"
+    with pytest.raises(InputError, match="not a CIB") as err:
+        _import(broken)
+    assert err.value.problems[0].line == head.count("\n") + 4

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -150,7 +152,9 @@ BASE = "node a\nprimitive p ocf:heartbeat:Dummy\nprimitive q ocf:heartbeat:Dummy
     ("rsc_ticket t T: p", "ticket constraint"),
     ("tag t p q", "tag"),
     ("primitive r @tmpl", "template"),
-    ("location l p rule 10: date gt 2020-01-01", "date expressions"),
+    ("location l p rule 10: date gt someday", "date expected"),
+    ("location l p rule 10: date between 2020-01-01 2021-01-01", "cannot read the date expression"),
+    ("location l p rule 10: date in start=2020-01-01 fortnights=2", "not permitted"),
     ("location l p rule 10: a eq 1 and b eq 2 or c eq 3", "mixing"),
     ("primitive r ocf:heartbeat:Dummy op monitor interval=10s frobnicate=1", "frobnicate"),
     ("primitive r ocf:heartbeat:Dummy bogus x=1", "bogus"),
@@ -192,3 +196,43 @@ def test_order_cycle_names_a_constraint_line() -> None:
     err = _error(BASE + "order o1 inf: p q\n\norder o2 inf: q p\n")
     problem = err.problems[0]
     assert "cycle" in problem.message and problem.line in (4, 6)
+
+
+def test_cli_import_crm(tmp_path: Path) -> None:
+    env = {"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"}
+    out = tmp_path / "spec.yaml"
+    run = subprocess.run([sys.executable, "-m", "hakeeper", "import", "crm", str(LISTING2), "-o", str(out)],
+                         capture_output=True, text=True, env=env, check=False)
+    assert run.returncode == 0, run.stderr
+    assert load_spec(out) == read_crm(LISTING2)
+    bad = tmp_path / "bad.crm"
+    bad.write_text("node a\nprimitive p ocf:heartbeat:Dummy\nrsc_ticket t T: p\n")
+    out.unlink()
+    run = subprocess.run([sys.executable, "-m", "hakeeper", "import", "crm", str(bad), "-o", str(out)],
+                         capture_output=True, text=True, env=env, check=False)
+    assert run.returncode == 2 and f"{bad}:3" in run.stderr and "Traceback" not in run.stderr
+    assert not out.exists()
+
+
+def test_sets_split_where_the_role_or_action_changes() -> None:
+    text = BASE + ("primitive r ocf:heartbeat:Dummy\nprimitive s ocf:heartbeat:Dummy\n"
+                   "colocation c inf: p:Promoted q r ( s )\norder o inf: p q:stop r:stop [ s ]\n")
+    spec = parse_crm(text, "sets.crm")
+    col = spec.constraints.colocation[0]
+    assert [(s.resources, s.role, s.sequential) for s in col.sets] == [
+        (["p"], "Promoted", True), (["q", "r"], None, True), (["s"], None, False)]
+    order = spec.constraints.order[0]
+    assert [(s.resources, s.action, s.require_all) for s in order.sets] == [
+        (["p"], None, True), (["q", "r"], "stop", True), (["s"], None, False)]
+
+
+def test_date_expressions() -> None:
+    spec = parse_crm(BASE + "location l p rule -inf: date lt 2020-01-01 or date gt \"2021-01-01 12:00 +02:00\"\n"
+                     "location m q rule 100: date in start=2005-001 months=2 and date spec hours=9-16 weekdays=1-5\n",
+                     "dates.crm")
+    first, second = (loc.rules[0].expressions for loc in spec.constraints.location)
+    assert [e.model_dump(by_alias=True, exclude_none=True) for e in first] == [
+        {"operation": "lt", "end": "2020-01-01"}, {"operation": "gt", "start": "2021-01-01 12:00 +02:00"}]
+    assert [e.model_dump(by_alias=True, exclude_none=True) for e in second] == [
+        {"operation": "in_range", "start": "2005-001", "duration": {"months": 2}},
+        {"operation": "date_spec", "date-spec": {"hours": "9-16", "weekdays": "1-5"}}]

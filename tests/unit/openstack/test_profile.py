@@ -155,3 +155,27 @@ def test_every_service_gets_one_listener_on_every_controller(picks: dict[str, in
         assert f"bind 10.93.1.{host}:{CATALOGUE[name].port}" in block
         assert block.count("    server ") == n
     assert set(r.vrids) == {ipaddress.IPv4Address(f"10.93.1.{h}") for h in picks.values()}
+
+
+def test_sub_second_adverts_need_vrrp_version_3() -> None:
+    msg = error_of(BASE + "vrrp: {advert-int: 0.1}\n")
+    assert "p.yaml:14: vrrp.advert-int: VRRP version 2 adverts in whole seconds" in msg
+    conf = render_keepalived(parse_profile(BASE + "vrrp: {advert-int: 0.1, version: 3}\n"), "c2")
+    assert "    advert_int 0.1\n    version 3\n" in conf
+
+
+def test_hakeepers_vrrp_reads_the_generated_keepalived_conf(tmp_path: Path) -> None:
+    from hakeeper.vrrp.kaconf import read_keepalived
+
+    r = load_profile(DATA / "profile-cluster01.yaml")
+    for i, c in enumerate(r.profile.controllers):
+        path = tmp_path / f"{c.name}.conf"
+        path.write_text(render_keepalived(r, c.name))
+        cfg = read_keepalived(str(path))
+        assert sorted(inst.vrid for inst in cfg.instances) == sorted(r.vrids.values())
+        assert {inst.priority for inst in cfg.instances} == {r.priority(i)}
+        assert all([t.name for t in inst.track_scripts] == ["chk_haproxy"] for inst in cfg.instances)
+        script = cfg.scripts["chk_haproxy"]
+        assert "haproxy-alive" in script.script and script.weight < 0 and script.fall == 2
+        # Only keepalived's script-security settings are ignored: they change no VRRP behaviour.
+        assert all(p.field and p.field.startswith("global_defs.") for p in cfg.warnings)

@@ -46,8 +46,13 @@ def clusters(draw: Any) -> ClusterSpec:
         for k, (a, b) in enumerate(chosen):
             colocations.append({"id": f"c{k}", "resource": tops[a], "with": tops[b],
                                 "score": draw(st.sampled_from([1_000_000, -1_000_000, 50]))})
-    node_state = {n: {"online": draw(st.booleans()) or n == nodes[0],
-                      "standby": draw(st.booleans()) and draw(st.booleans())} for n in nodes}
+    node_state: dict[str, dict[str, bool]] = {}
+    for n in nodes:
+        online = draw(st.booleans()) or n == nodes[0]
+        node_state[n] = {"online": online,
+                         "standby": draw(st.booleans()) and draw(st.booleans()),
+                         # A lost node is unclean: fenced first when fencing is enabled.
+                         "unclean": not online and draw(st.booleans())}
     running = [{"resource": p, "node": draw(st.sampled_from(nodes))}
                for p in prims if p not in {c["child"] for c in clones} and draw(st.booleans())]
     return ClusterSpec.model_validate({
@@ -134,3 +139,21 @@ def test_actions_are_consistent_with_the_placement(spec: ClusterSpec) -> None:
             assert plan.placement.get(action.resource or "") == [action.node], action
     for a, b in plan.edges:
         assert a != b
+
+
+@SETTINGS
+@given(clusters())
+def test_nothing_that_ran_on_a_fenced_node_starts_before_the_fence(spec: ClusterSpec) -> None:
+    plan = schedule(spec)
+    fences = {a.node: a for a in plan.actions if a.task == "fence"}
+    for action in plan.actions:
+        if action.task != "start" or action.resource is None:
+            continue
+        for node in plan.current.get(action.resource, []):
+            if node in fences:
+                assert plan.before(fences[node], action), (action, fences[node])
+    state = spec.state
+    assert state is not None
+    if spec.cluster.stonith_enabled:
+        unclean = {n for n, ns in state.nodes.items() if ns.unclean}
+        assert set(fences) == unclean
