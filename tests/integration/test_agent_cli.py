@@ -153,3 +153,46 @@ def test_operator_commands(cluster: str, tmp_path: Path) -> None:
     assert "Leader:" in text and "web" in text
     events = hk("events", store=sock).stdout
     assert "start" in events and "plan" in events
+
+
+def test_agent_with_unreachable_etcd_says_so_and_keeps_trying(tmp_path: Path) -> None:
+    log = tmp_path / "agent.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hakeeper",
+                "agent",
+                "--node",
+                "n1",
+                "--etcd",
+                "127.0.0.1:9",
+                "--state-dir",
+                str(tmp_path / "state"),
+                "--timeout",
+                "0.5",
+            ],
+            env=ENV,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 20
+        while "store unreachable" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert proc.poll() is None, log.read_text()  # alive, not crashed
+        assert "store unreachable" in log.read_text()
+        assert "Traceback" not in log.read_text()
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    out2 = subprocess.run(
+        [sys.executable, "-m", "hakeeper", "status", "--etcd", "127.0.0.1:9", "--timeout", "0.5"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out2.returncode == 3 and "store unavailable" in out2.stderr and "Traceback" not in out2.stderr

@@ -89,7 +89,7 @@ def run(tmp: Path, body: Callable[[Harness], Awaitable[None]]) -> None:
     async def main() -> None:
         h = Harness(tmp)
         try:
-            await asyncio.wait_for(body(h), 120)
+            await asyncio.wait_for(body(h), 200)
         finally:
             await h.close()
 
@@ -202,7 +202,7 @@ def test_failed_fencing_keeps_resources_where_they_were(tmp_path: Path) -> None:
             kvs, _ = await h.store.get_prefix(h.keys.events)
             return any(st.loads(kv.value)["kind"] == "fence-failed" for kv in kvs)
 
-        await h.until(fence_failed, 30)
+        await h.until(fence_failed, 90)  # fence_dummy takes its time to give up
         await asyncio.sleep(3)
         where = await h.where()
         # Still reported on the lost node only; never started on another.
