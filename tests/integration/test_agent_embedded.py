@@ -5,6 +5,7 @@ leader takeover."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import Awaitable, Callable
@@ -83,6 +84,10 @@ class Harness:
             t.cancel()
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
         await self.store.close()
+        # An agent that "died" in a test left its processes running, as a real one would.
+        for pidfile in self.tmp.glob("*/*.pid"):
+            with contextlib.suppress(ValueError, OSError):
+                os.killpg(int(pidfile.read_text().split()[0]), signal.SIGKILL)
 
 
 def run(tmp: Path, body: Callable[[Harness], Awaitable[None]]) -> None:

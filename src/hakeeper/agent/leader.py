@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("hakeeper.leader")
 FENCE_RETRY = 3.0
 FENCE_TIMEOUT = 60.0
+EVENTS_KEPT = 1000
 
 
 class Leader:
@@ -118,6 +119,7 @@ class Leader:
             )
             if res.succeeded:
                 a.metrics.plans.inc()
+                await self._prune_events(values)
                 await a.event(
                     "plan",
                     f"epoch {epoch + 1}: "
@@ -129,6 +131,12 @@ class Leader:
             return
         if isinstance(current, dict):
             self._fence(spec, current, done)
+
+    async def _prune_events(self, values: dict[str, bytes]) -> None:
+        """Keep the newest EVENTS_KEPT events (keys sort by time): the history must not grow forever."""
+        events = sorted(k for k in values if k.startswith(self.keys.events))
+        if len(events) > 2 * EVENTS_KEPT:
+            await self.agent.store.txn([], [Delete(k) for k in events[: len(events) - EVENTS_KEPT]])
 
     def _still_leader(self) -> Compare:
         return Compare(self.keys.leader, "value", "==", self.agent.node.encode())
