@@ -305,6 +305,8 @@ def add_orderings(spec: ClusterSpec, cluster: Cluster, acts: ActionSet) -> list[
                     t.runnable = False
                     t.reason = t.reason or reason
                     blocked.append((t, t))
+                    if t.rsc is not None and t.rsc.current is None:
+                        t.rsc.assigned = None  # never placed there, as Pacemaker unassigns it
                 elif not local:
                     gate = Act("running", -1, None, optional=False, pseudo=True,
                                need=int(need))
