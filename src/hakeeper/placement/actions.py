@@ -305,6 +305,8 @@ def add_orderings(spec: ClusterSpec, cluster: Cluster, acts: ActionSet) -> list[
                     t.runnable = False
                     t.reason = t.reason or reason
                     blocked.append((t, t))
+                    if t.rsc is not None and t.rsc.current is None:
+                        t.rsc.assigned = None  # never placed there, as Pacemaker unassigns it
                 elif not local:
                     gate = Act("running", -1, None, optional=False, pseudo=True,
                                need=int(need))
@@ -418,7 +420,10 @@ def _link(first: Entity, fa: str, then: Entity, ta: str, mandatory: bool, acts: 
             t.after.append(f)
             if not mandatory:
                 continue
-            t.hard_after.append(f)
+            if implies_then or not isinstance(first, CloneE):
+                # (a clone's "stopped" completes even when an instance's stop cannot run, so a
+                # blocked instance stop does not hold up what is stopped after the clone)
+                t.hard_after.append(f)
             if implies_then:
                 # A required `first` makes the `then` action required (a restart if in place);
                 # of a clone, only an instance restarting in place does (a new one does not).

@@ -208,6 +208,16 @@ class Allocator:
             rsc.contributions.append(
                 (-1, NEG, f"colocation {coloc.id}: must run where {who} runs ({where}), "
                           "so every other node is out"))
+        elif coloc.attribute == "#uname" and isinstance(coloc.primary, CloneE) \
+                and isinstance(coloc.dependent, CloneE) and coloc.dependent.interleave:
+            # An interleaved clone pairs each instance with one instance of the primary: the one
+            # on the instance's best node that has one (Pacemaker's find_compatible_child).
+            names, counts = self.names, [n.count for n in self.c.nodes]
+            hosts = [i for i in nodes if self.avail[i]]
+            if hosts:
+                best = min(hosts, key=lambda i: (-work[i], counts[i], names[i]))
+                work[best] = add_scores(score, work[best])
+                rsc.contributions.append((best, score, f"colocation {coloc.id} with {who}"))
         elif coloc.attribute == "#uname" and isinstance(coloc.primary, CloneE) and score > NEG:
             # Pacemaker applies a finite colocation with a clone instance by instance, in
             # instance order, and drops an instance's share when it would leave no node usable.

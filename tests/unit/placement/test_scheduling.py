@@ -252,3 +252,44 @@ def test_summary_columns_follow_crm_simulate() -> None:
         "  * Start      rsc1    ( node1 )",
         "  * Start      a_much_longer_name     ( node2 )",
     ]
+
+
+def test_a_clone_instance_never_stays_where_the_clone_scores_below_zero() -> None:
+    # Seed 274's shape: stickiness INFINITY would keep d:0 on node2, but the clone itself
+    # scores -50 there, so the instance moves to node3 and the second one has nowhere to go.
+    s = spec(["node2", "node3"], ["d"], cluster={"resource-stickiness": "INFINITY"},
+             clones=[{"id": "cl", "child": "d", "meta": {"clone-max": 2}}],
+             location=[{"id": "l1", "resource": "cl", "node": "node2", "score": -50},
+                       {"id": "l2", "resource": "cl", "node": "node3", "score": 50}])
+    p = placed(s, running(("d", "node2")))
+    assert sorted(n for v in p.values() for n in v) == ["node3"]
+
+
+def test_migration_threshold_in_an_anonymous_cloned_group_bans_the_whole_clone() -> None:
+    s = spec(2, ["a", "b"], groups=[{"id": "g", "members": ["a", "b"]}],
+             clones=[{"id": "cl", "child": "g"}], meta={"b": {"migration-threshold": 1}})
+    state = ClusterState.model_validate({"resources": [
+        {"resource": "a", "node": "node1"}, {"resource": "b", "node": "node1", "fail_count": 1},
+        {"resource": "a", "node": "node2"}, {"resource": "b", "node": "node2"}]})
+    p = placed(s, state)
+    # Not only b: every member of every instance is off node1.
+    assert {n for v in p.values() for n in v} == {"node2"}
+
+
+def test_target_role_stopped_still_lends_its_scores_to_what_is_colocated_with_it() -> None:
+    # b (stopped by target-role) prefers node2 and wants to run with a: when a is placed, it
+    # weighs b's scores (Pacemaker's merge of dependents), though b itself never runs.
+    s = spec(2, ["a", "b"], meta={"b": {"target-role": "Stopped"}},
+             location=[{"id": "l", "resource": "b", "node": "node2", "score": 100}],
+             colocation=[{"id": "c", "resource": "b", "with": "a", "score": 500}])
+    assert placed(s) == {"a": ["node2"]}
+
+
+def test_without_quorum_a_member_node_can_still_be_fenced() -> None:
+    s = spec(3, ["r"], cluster={"stonith-enabled": True, "no-quorum-policy": "stop"})
+    state = ClusterState.model_validate({
+        "have_quorum": False,
+        "nodes": {"node1": {"online": True, "unclean": True, "fence_reason": "test"},
+                  "node2": {"online": False, "unclean": True, "fence_reason": "test"}}})
+    fenced = [a.node for a in schedule(s, state).actions if a.task == "fence"]
+    assert fenced == ["node1"]  # node2 is out of our membership: no fencing without quorum
