@@ -20,7 +20,7 @@ from hakeeper.coord.etcd import EtcdStore
 from hakeeper.coord.etcdproc import Cluster, loopback_cluster
 from hakeeper.coord.localserver import LocalServer, RemoteStore
 from hakeeper.coord.memory import MemoryStore
-from hakeeper.coord.store import Compacted, Compare, Delete, LeaseExpired, Put, Store, absent
+from hakeeper.coord.store import Compacted, Compare, Delete, LeaseExpired, Put, Store, StoreUnavailable, absent
 from hakeeper.coord.watch import Changes, Mirror, Snapshot, follow
 
 Factory = Callable[[], Any]
@@ -225,11 +225,38 @@ def test_watch_survives_member_death(tmp_path: Any, how: str) -> None:
     member from the next revision: no change lost, none repeated."""
     needs_binary("etcd", "etcd-server")
     cluster = loopback_cluster(str(tmp_path), 3)
-    cluster.start()
+    # Generous bounds: on a loaded CI machine (2 shared cores) a re-election after a frozen raft
+    # leader, the watch's probe noticing it and a resync can together take tens of seconds. Each
+    # phase has its own deadline and says where it stopped; the whole is still bounded.
+    cluster.start(timeout=60)
     try:
-        asyncio.run(asyncio.wait_for(_member_death(cluster, how), 60))
+        asyncio.run(asyncio.wait_for(_member_death(cluster, how), 240))
     finally:
         cluster.stop()
+
+
+async def _until(cond: Callable[[], bool], timeout: float, what: Callable[[], str]) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not cond():
+        if loop.time() > deadline:
+            raise AssertionError(f"not within {timeout:.0f} s: {what()}")
+        await asyncio.sleep(0.05)
+
+
+async def _put_retrying(store: Store, key: str, value: bytes, timeout: float) -> None:
+    """A write while the cluster re-elects may find no leader for a while: retry until a deadline
+    (the write itself is what the test needs, not its latency)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            await store.put(key, value)
+            return
+        except StoreUnavailable:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.2)
 
 
 async def _member_death(cluster: Cluster, how: str) -> None:
@@ -250,15 +277,17 @@ async def _member_death(cluster: Cluster, how: str) -> None:
 
         task = asyncio.create_task(consume())
         for i in range(3):
-            await writer.put(f"/w/{i}", b"x")
-        while len(mirror.values) < 3:
-            await asyncio.sleep(0.05)
+            await _put_retrying(writer, f"/w/{i}", b"x", 30)
+        await _until(lambda: len(mirror.values) >= 3, 60, lambda: f"before: mirror {sorted(mirror.values)}")
         assert watcher.watch_endpoint == first.endpoint
         first.signal(signal.SIGKILL if how == "kill" else signal.SIGSTOP)
         for i in range(3, 8):
-            await writer.put(f"/w/{i}", b"y")
-        while len(mirror.values) < 8:
-            await asyncio.sleep(0.05)
+            await _put_retrying(writer, f"/w/{i}", b"y", 60)
+        await _until(
+            lambda: len(mirror.values) >= 8,
+            120,
+            lambda: f"after {how}: mirror {sorted(mirror.values)}, watching {watcher.watch_endpoint}",
+        )
         task.cancel()
         # Resumed from the next revision: nothing repeated, in order. (A stream found stale is
         # replaced by a full resynchronisation, which the mirror shows.)
