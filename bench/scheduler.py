@@ -15,6 +15,9 @@ everything runs with a full status history and one node is lost) it renders one 
 
 Both are bounded by --timeout (default 300 s); a run past it is reported as not finished. The last
 column is the share of primitives both engines place on the same nodes.
+
+With --history running, the node-failure CIB keeps only the history of what runs (no probe results
+for the resources a node does not run), a status about a tenth of the full one.
 """
 
 from __future__ import annotations
@@ -120,16 +123,18 @@ def _crm(cib: Path, work: Path, timeout: float, primitives: list[str]) -> tuple[
 
 
 def measure(nodes: int, prims: int, situation: str, *, keep: Path | None, timeout: float, trace: bool,
-            skip_crm: bool) -> Row:
+            skip_crm: bool, full_history: bool = True) -> Row:
     with tempfile.TemporaryDirectory(prefix="hakeeper-bench-") as tmp:
         work = Path(tmp)
-        cib = (keep or work) / f"{nodes}x{prims}-{situation}.xml"
+        probes = full_history and situation == "node-failure"
+        short = "" if probes or situation != "node-failure" else "-running-only"
+        cib = (keep or work) / f"{nodes}x{prims}-{situation}{short}.xml"
         spec = scale_cluster(nodes, prims, situation)
         primitives = [p.id for p in spec.resources.primitives]
         if not cib.exists():
             cib.parent.mkdir(parents=True, exist_ok=True)
-            cib.write_bytes(render_cib(spec, probe_everywhere=situation == "node-failure"))
-        row = Row(f"{nodes}x{prims}", situation, cib.stat().st_size / 2**20)
+            cib.write_bytes(render_cib(spec, probe_everywhere=probes))
+        row = Row(f"{nodes}x{prims}", situation + short, cib.stat().st_size / 2**20)
         theirs: Placement | None = None
         if not skip_crm:
             theirs, crm = _crm(cib, work, timeout, primitives)
@@ -196,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trace", action="store_true", help="also measure schedule's heap peak (tracemalloc)")
     parser.add_argument("--no-crm-simulate", action="store_true", help="measure hakeeper only")
     parser.add_argument("--keep", type=Path, help="directory to keep (and reuse) the generated CIBs")
+    parser.add_argument("--history", choices=("full", "running"), default="full",
+                        help="node-failure status: probe results everywhere (full, default) or only the "
+                             "history of what runs")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -210,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         nodes, prims = (int(x) for x in size.lower().split("x"))
         for situation in args.situations.split(","):
             row = measure(nodes, prims, situation, keep=args.keep, timeout=args.timeout, trace=args.trace,
-                          skip_crm=args.no_crm_simulate)
+                          skip_crm=args.no_crm_simulate, full_history=args.history == "full")
             rows.append(row)
             print(f"# {row.size} {situation}: crm_simulate {_s(row.crm_s, row.crm_note)}, "
                   f"hakeeper {_s(row.ours_s, row.ours_note)}", flush=True)
