@@ -34,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from hakeeper.agent.nscluster import NsCluster, group_spec
+from hakeeper.agent.nscluster import NsCluster
 
 PARTS = ("detection", "decision", "fencing", "start", "answer")
 
@@ -92,7 +92,7 @@ def failover(rounds: int, ttl: int) -> None:
         c = NsCluster(d, tag="b", subnet=30, ttl=ttl)
         try:
             c.start()
-            c.apply(group_spec(c.subnet, c.tag, c.names, c.docroot, monitor="2s"))
+            c.apply(c.spec(monitor="2s"))
             results = []
             for i in range(rounds):
                 r = one_round(c)

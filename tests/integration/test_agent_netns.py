@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from conftest import needs_binary, needs_root
-from hakeeper.agent.nscluster import NsCluster, group_spec
+from hakeeper.agent.nscluster import NsCluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
 
@@ -37,7 +37,7 @@ def cl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NsCluster]:
     c = NsCluster(str(tmp_path_factory.mktemp("hka")), tag="t", subnet=20)
     try:
         c.start()
-        c.apply(group_spec(c.subnet, c.tag, c.names, c.docroot))
+        c.apply(c.spec())
         until(lambda: c.group_on() and c.answers(), 60, "the group to start")
         yield c
     finally:
@@ -135,7 +135,7 @@ def test_failing_monitor_restarts_then_moves(cl: NsCluster) -> None:
 def test_partitioned_minority_stops_its_resources(cl: NsCluster) -> None:
     node = healthy(cl)
     log = Path(cl.workdir, f"{node}.agent.log")
-    cl.hosts[node].link_down()  # cut off, processes alive
+    cl.partition(node)  # cut off, processes alive
     until(lambda: "no quorum: stopped" in log.read_text(), 20, "the minority to stop its resources")
     until(lambda: cl.group_on() not in (None, node) and cl.answers(0.2), 30, "recovery elsewhere")
     text = log.read_text()
