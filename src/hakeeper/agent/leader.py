@@ -40,13 +40,35 @@ class Leader:
         self.fencing: dict[str, asyncio.Task[None]] = {}
         self.fence_retry: dict[str, float] = {}
         self.last_decide = 0.0  # seconds the last scheduler run took (for the benchmark)
+        self.suspects: frozenset[str] = frozenset()
+
+    def _suspects(self) -> frozenset[str]:
+        """Nodes whose heartbeat stopped (see heartbeat.py); only with fencing to keep it safe."""
+        a = self.agent
+        spec = a.spec()
+        if not self.is_leader or spec is None or not spec.cluster.stonith_enabled:
+            return frozenset()
+        members = [k[len(self.keys.members) :] for k in a.mirror.values if k.startswith(self.keys.members)]
+        now = asyncio.get_running_loop().time()
+        return frozenset(a.heartbeats.suspects(members, now, a.node_timeout))
 
     async def run(self) -> None:
         ev = self.agent.subscribe()
+        loop = asyncio.get_running_loop()
+        # Heartbeats are checked on a short tick (cheap); the scheduler runs on a change, when the
+        # suspects change, and every second (failure-timeout expiry and fence retries are timed).
+        tick = min(1.0, self.agent.node_timeout / 6) if self.agent.node_timeout > 0 else 1.0
+        last = loop.time()
         while True:
-            # Also wake every second: failure-timeout expiry and fence retries are driven by time.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ev.wait(), 1.0)
+                await asyncio.wait_for(ev.wait(), tick)
+            suspects = self._suspects()
+            if not ev.is_set() and suspects == self.suspects and loop.time() - last < 1.0:
+                continue
+            if suspects != self.suspects and suspects:
+                log.warning("heartbeat silent for %.1fs: %s", self.agent.node_timeout, ", ".join(sorted(suspects)))
+            self.suspects = suspects
+            last = loop.time()
             ev.clear()
             try:
                 await self.step()
@@ -92,7 +114,7 @@ class Leader:
             await a.store.txn([self._still_leader()], [Delete(k) for k in expired])
             await a.event("failure-timeout", f"expired fail counts: {', '.join(k.split('/', 4)[-1] for k in expired)}")
             return
-        state = st.cluster_state(spec, values, self.keys, now)
+        state = st.cluster_state(spec, values, self.keys, now, self.suspects)
         t0 = time.perf_counter()
         plan = await asyncio.to_thread(a.decide, spec, state)
         self.last_decide = time.perf_counter() - t0
