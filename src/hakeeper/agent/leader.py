@@ -46,7 +46,7 @@ class Leader:
         """Nodes whose heartbeat stopped (see heartbeat.py); only with fencing to keep it safe."""
         a = self.agent
         spec = a.spec()
-        if not self.is_leader or spec is None or not spec.cluster.stonith_enabled:
+        if spec is None or not spec.cluster.stonith_enabled:
             return frozenset()
         members = [k[len(self.keys.members) :] for k in a.mirror.values if k.startswith(self.keys.members)]
         now = asyncio.get_running_loop().time()
@@ -90,6 +90,17 @@ class Leader:
             self._set_leader(won)
         elif holder != a.node.encode():
             self._set_leader(False)
+            if holder.decode() in self.suspects:
+                # The leader's own heartbeat stopped: take the key over now rather than after its
+                # lease expires. Safe as every leader write is guarded by "I hold the key"; with
+                # stonith (the only case with suspects) the old leader's node is then fenced.
+                res = await a.store.txn(
+                    [Compare(self.keys.leader, "value", "==", holder)],
+                    [Put(self.keys.leader, a.node.encode(), a.keeper.lease)],
+                )
+                if res.succeeded:
+                    await a.event("leader", f"{a.node} is the leader ({holder.decode()}'s heartbeat stopped)")
+                    self._set_leader(True)
         if self.is_leader:
             await self.lead()
 
@@ -149,6 +160,7 @@ class Leader:
                     epoch=epoch + 1,
                     decide=self.last_decide,
                     fence=sorted({a.node for a in plan.actions if a.task == "fence"}),
+                    suspects=sorted(self.suspects),
                 )
             return
         if isinstance(current, dict):
