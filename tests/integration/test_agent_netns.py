@@ -143,3 +143,24 @@ def test_partitioned_minority_stops_its_resources(cl: NsCluster) -> None:
     cl.kill_node(node)
     cl.revive_node(node)
     healthy(cl)
+
+
+def test_leader_node_death_new_leader_fences_and_recovers(cl: NsCluster) -> None:
+    """The node that dies is the agents' leader and runs the group: a follower takes the lead
+    (its heartbeat stopped, or its lease expired), fences it, and the group starts elsewhere."""
+    node = healthy(cl)
+    leader = cl.status()["leader"]
+    if leader != node:
+        cl.hk("resource", "move", "svc", leader)
+        until(lambda: cl.group_on() == leader and cl.answers(), 30, "the move to the leader")
+        cl.hk("resource", "clear", "svc")
+    t0 = time.time()
+    cl.kill_node(leader)
+    until(lambda: cl.answers(0.2), 30, "the VIP to answer again")
+    view = cl.status()
+    assert view["leader"] not in (None, leader)
+    assert cl.group_on(view) not in (None, leader)
+    events = [e for e in cl.events() if e["at"] >= t0]
+    assert any(e["kind"] == "fenced" and e.get("victim") == leader for e in events), events[-20:]
+    cl.revive_node(leader)
+    until(lambda: cl.status()["nodes"][leader] == "online", 60, f"{leader} online again")

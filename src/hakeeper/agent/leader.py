@@ -83,24 +83,25 @@ class Leader:
             self._set_leader(False)
             return
         holder = a.mirror.values.get(self.keys.leader)
-        if holder is None or not self.is_leader:
+        if holder is not None and holder != a.node.encode() and holder.decode() in self.suspects:
+            # The leader's own heartbeat stopped: take the key over now rather than after its
+            # lease expires. Safe as every leader write is guarded by "I hold the key"; with
+            # stonith (the only case with suspects) the old leader's node is then fenced.
+            self._set_leader(False)
+            res = await a.store.txn(
+                [Compare(self.keys.leader, "value", "==", holder)],
+                [Put(self.keys.leader, a.node.encode(), a.keeper.lease)],
+            )
+            if res.succeeded:
+                await a.event("leader", f"{a.node} is the leader ({holder.decode()}'s heartbeat stopped)")
+                self._set_leader(True)
+        elif holder is None or not self.is_leader:
             won = await election.campaign(a.store, self.keys.leader, a.node, a.keeper.lease)
             if won and not self.is_leader:
                 await a.event("leader", f"{a.node} is the leader")
             self._set_leader(won)
         elif holder != a.node.encode():
             self._set_leader(False)
-            if holder.decode() in self.suspects:
-                # The leader's own heartbeat stopped: take the key over now rather than after its
-                # lease expires. Safe as every leader write is guarded by "I hold the key"; with
-                # stonith (the only case with suspects) the old leader's node is then fenced.
-                res = await a.store.txn(
-                    [Compare(self.keys.leader, "value", "==", holder)],
-                    [Put(self.keys.leader, a.node.encode(), a.keeper.lease)],
-                )
-                if res.succeeded:
-                    await a.event("leader", f"{a.node} is the leader ({holder.decode()}'s heartbeat stopped)")
-                    self._set_leader(True)
         if self.is_leader:
             await self.lead()
 
