@@ -133,15 +133,21 @@ def test_failing_monitor_restarts_then_moves(cl: NsCluster) -> None:
 
 
 def test_partitioned_minority_stops_its_resources(cl: NsCluster) -> None:
-    node = healthy(cl)
-    log = Path(cl.workdir, f"{node}.agent.log")
-    cl.partition(node)  # cut off, processes alive
-    until(lambda: "no quorum: stopped" in log.read_text(), 20, "the minority to stop its resources")
-    until(lambda: cl.group_on() not in (None, node) and cl.answers(0.2), 30, "recovery elsewhere")
-    text = log.read_text()
-    assert "no quorum: stopped web" in text and "no quorum: stopped vip" in text
-    cl.kill_node(node)
-    cl.revive_node(node)
+    # The majority notices the silent node (heartbeat) about as soon as the node notices it lost
+    # the store; a fence delay (pcmk_delay_base) lets the minority's own stop be seen first.
+    cl.apply(cl.spec(fence_delay="4s"))
+    try:
+        node = healthy(cl)
+        log = Path(cl.workdir, f"{node}.agent.log")
+        cl.partition(node)  # cut off, processes alive
+        until(lambda: "no quorum: stopped" in log.read_text(), 20, "the minority to stop its resources")
+        until(lambda: cl.group_on() not in (None, node) and cl.answers(0.2), 30, "recovery elsewhere")
+        text = log.read_text()
+        assert "no quorum: stopped web" in text and "no quorum: stopped vip" in text
+        cl.kill_node(node)
+        cl.revive_node(node)
+    finally:
+        cl.apply(cl.spec())
     healthy(cl)
 
 

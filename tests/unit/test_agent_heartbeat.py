@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as stt
 
 from hakeeper.agent.heartbeat import Heartbeats, interval_for
+from hakeeper.resources.stonith import fence_delay
 
 
 def beat_all(hb: Heartbeats, nodes: list[str], start: float, rounds: int, step: float = 0.5) -> float:
@@ -84,3 +85,10 @@ def test_interval_beats_at_least_four_times_per_timeout() -> None:
     assert interval_for(2, 1.5) == 0.375
     assert interval_for(2, 10) == 0.5
     assert interval_for(10, 0.01) == 0.05
+
+
+def test_fence_delay_parameters() -> None:
+    assert fence_delay({"pcmk_delay_base": "2s", "pcmk_delay_max": "500ms"}) == (2.0, 0.5)
+    assert fence_delay({}) == (0.0, 0.0)
+    # A typo never stops fencing: no delay.
+    assert fence_delay({"pcmk_delay_base": "soon"}) == (0.0, 0.0)

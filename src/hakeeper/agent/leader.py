@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from typing import TYPE_CHECKING, Any
 
 from hakeeper.agent import state as st
 from hakeeper.coord import election
 from hakeeper.coord.store import Compare, Delete, Put, StoreError, absent
-from hakeeper.resources.stonith import device_for
+from hakeeper.resources.stonith import device_for, fence_delay
 
 if TYPE_CHECKING:
     from hakeeper.agent.daemon import Agent
@@ -194,6 +195,9 @@ class Leader:
                 await a.event("fence-failed", f"no fence device can fence {victim}; its resources stay where they were")
             for prim in devices:
                 device = device_for(prim.agent.type, prim.params)
+                base, spread = fence_delay(prim.params)
+                if base or spread:
+                    await asyncio.sleep(base + random.uniform(0, spread))
                 t0 = time.perf_counter()
                 res = await device.fence(victim, FENCE_TIMEOUT)
                 took = time.perf_counter() - t0

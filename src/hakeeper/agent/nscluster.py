@@ -35,6 +35,7 @@ IFNAME = "eth0"
 def group_spec(
     subnet: int, tag: str, nodes: list[str], docroot: str, monitor: str = "1s", threshold: int = 2,
     fence_template: str = "hka-{node}",
+    fence_delay: str = "0s",
 ) -> str:
     vip = f"10.92.{subnet}.100"
     names = ", ".join(f"{{name: {n}}}" for n in nodes)
@@ -49,7 +50,7 @@ resources:
   primitives:
     - id: fence
       agent: stonith:netns
-      params: {{template: "{fence_template}"}}
+      params: {{template: "{fence_template}", pcmk_delay_base: "{fence_delay}"}}
     - id: vip
       agent: vip
       params: {{ip: "{vip}/16", nic: eth0}}
