@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -176,6 +177,12 @@ def test_fence_dummy_through_stdin(tmp_path: Path) -> None:
 def test_namespace_fence_kills_processes_and_links(lab: Lab) -> None:
     host = lab.hosts["1"]
     proc = host.spawn(["sleep", "300"])
+    # Popen returns before `ip netns exec` has entered the namespace: wait until it is inside.
+    deadline = time.monotonic() + 10
+    pids = ["ip", "netns", "pids", host.ns]
+    while str(proc.pid) not in subprocess.run(pids, capture_output=True, text=True).stdout.split():
+        assert time.monotonic() < deadline, "the process never entered the namespace"
+        time.sleep(0.02)
     template = f"{lab.prefix}-{lab.owner}-{{node}}"
     res = asyncio.run(NamespaceFence(template).fence("1", 10))
     assert res.ok, res.output
