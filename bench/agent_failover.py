@@ -34,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from hakeeper.agent.nscluster import NsCluster, group_spec
+from hakeeper.agent.nscluster import NsCluster
 
 PARTS = ("detection", "decision", "fencing", "start", "answer")
 
@@ -59,9 +59,10 @@ def healthy(c: NsCluster) -> str:
     return wait(check, 90, "a healthy cluster")  # type: ignore[no-any-return]
 
 
-def one_round(c: NsCluster) -> dict[str, float]:
+def one_round(c: NsCluster) -> dict[str, Any]:
     node = healthy(c)
     time.sleep(1.0)  # let the monitors settle
+    was_leader = c.status()["leader"] == node
     t0 = time.time()
     c.kill_node(node)
     while not c.answers(0.05):
@@ -75,7 +76,7 @@ def one_round(c: NsCluster) -> dict[str, float]:
     fenced = next(e for e in events if e["kind"] == "fenced" and e.get("victim") == node)
     # The service answers once `web` has started (the Dummy after it is not on the path).
     started = next(e["at"] for e in events if e["kind"] == "start" and e["rsc"] == "web" and e["node"] != node)
-    out = {
+    out: dict[str, Any] = {
         "total": t_answer - t0,
         "detection": plan["at"] - t0 - plan["decide"],
         "decision": plan["decide"],
@@ -83,6 +84,10 @@ def one_round(c: NsCluster) -> dict[str, float]:
         "start": started - fenced["at"],
         "answer": t_answer - started,
     }
+    # How the death was noticed: the leader's heartbeat watch, or the lease expiring (backstop).
+    how = "heartbeat" if node in plan.get("suspects", []) else "lease"
+    out["via"] = how
+    out["leader"] = "(the dead node was the agents' leader)" if was_leader else ""
     c.revive_node(node)
     return out
 
@@ -92,12 +97,13 @@ def failover(rounds: int, ttl: int) -> None:
         c = NsCluster(d, tag="b", subnet=30, ttl=ttl)
         try:
             c.start()
-            c.apply(group_spec(c.subnet, c.tag, c.names, c.docroot, monitor="2s"))
+            c.apply(c.spec(monitor="2s"))
             results = []
             for i in range(rounds):
                 r = one_round(c)
                 results.append(r)
-                print(f"round {i + 1}: {r['total']:.2f} s  " + "  ".join(f"{k} {r[k]:.2f}" for k in PARTS), flush=True)
+                parts = "  ".join(f"{k} {r[k]:.2f}" for k in PARTS)
+                print(f"round {i + 1}: {r['total']:.2f} s  {parts}  (via {r['via']}) {r['leader']}", flush=True)
         finally:
             c.close()
     med = {k: statistics.median(r[k] for r in results) for k in ("total", *PARTS)}

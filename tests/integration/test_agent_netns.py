@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from conftest import needs_binary, needs_root
-from hakeeper.agent.nscluster import NsCluster, group_spec
+from hakeeper.agent.nscluster import NsCluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
 
@@ -37,7 +37,7 @@ def cl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NsCluster]:
     c = NsCluster(str(tmp_path_factory.mktemp("hka")), tag="t", subnet=20)
     try:
         c.start()
-        c.apply(group_spec(c.subnet, c.tag, c.names, c.docroot))
+        c.apply(c.spec())
         until(lambda: c.group_on() and c.answers(), 60, "the group to start")
         yield c
     finally:
@@ -133,13 +133,40 @@ def test_failing_monitor_restarts_then_moves(cl: NsCluster) -> None:
 
 
 def test_partitioned_minority_stops_its_resources(cl: NsCluster) -> None:
-    node = healthy(cl)
-    log = Path(cl.workdir, f"{node}.agent.log")
-    cl.hosts[node].link_down()  # cut off, processes alive
-    until(lambda: "no quorum: stopped" in log.read_text(), 20, "the minority to stop its resources")
-    until(lambda: cl.group_on() not in (None, node) and cl.answers(0.2), 30, "recovery elsewhere")
-    text = log.read_text()
-    assert "no quorum: stopped web" in text and "no quorum: stopped vip" in text
-    cl.kill_node(node)
-    cl.revive_node(node)
+    # The majority notices the silent node (heartbeat) about as soon as the node notices it lost
+    # the store; a fence delay (pcmk_delay_base) lets the minority's own stop be seen first.
+    cl.apply(cl.spec(fence_delay="4s"))
+    try:
+        node = healthy(cl)
+        log = Path(cl.workdir, f"{node}.agent.log")
+        cl.partition(node)  # cut off, processes alive
+        until(lambda: "no quorum: stopped" in log.read_text(), 20, "the minority to stop its resources")
+        until(lambda: cl.group_on() not in (None, node) and cl.answers(0.2), 30, "recovery elsewhere")
+        text = log.read_text()
+        assert "no quorum: stopped web" in text and "no quorum: stopped vip" in text
+        cl.kill_node(node)
+        cl.revive_node(node)
+    finally:
+        cl.apply(cl.spec())
     healthy(cl)
+
+
+def test_leader_node_death_new_leader_fences_and_recovers(cl: NsCluster) -> None:
+    """The node that dies is the agents' leader and runs the group: a follower takes the lead
+    (its heartbeat stopped, or its lease expired), fences it, and the group starts elsewhere."""
+    node = healthy(cl)
+    leader = cl.status()["leader"]
+    if leader != node:
+        cl.hk("resource", "move", "svc", leader)
+        until(lambda: cl.group_on() == leader and cl.answers(), 30, "the move to the leader")
+        cl.hk("resource", "clear", "svc")
+    t0 = time.time()
+    cl.kill_node(leader)
+    until(lambda: cl.answers(0.2), 30, "the VIP to answer again")
+    view = cl.status()
+    assert view["leader"] not in (None, leader)
+    assert cl.group_on(view) not in (None, leader)
+    events = [e for e in cl.events() if e["at"] >= t0]
+    assert any(e["kind"] == "fenced" and e.get("victim") == leader for e in events), events[-20:]
+    cl.revive_node(leader)
+    until(lambda: cl.status()["nodes"][leader] == "online", 60, f"{leader} online again")

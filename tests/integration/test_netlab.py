@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from conftest import needs_root
@@ -35,3 +37,19 @@ def test_hosts_links_and_cleanup() -> None:
 def test_prefix_must_leave_room() -> None:
     with pytest.raises(ValueError):
         Lab("toolongprefix")
+
+
+def test_root_namespace_attached_and_detached() -> None:
+    needs_root()
+    with Lab("hkv") as lab:
+        a = lab.host("a", {"eth0": ["10.91.11.1/24"]})
+        link = lab.attach_root("10.91.11.254/24")
+        up = subprocess.run(["ip", "-o", "addr", "show", "dev", link], capture_output=True, text=True)
+        assert "10.91.11.254/24" in up.stdout
+        # The test process itself reaches the host, and the host reaches it back.
+        assert subprocess.run(["ping", "-c1", "-W2", "10.91.11.1"], capture_output=True).returncode == 0
+        assert a.run(["ping", "-c1", "-W2", "10.91.11.254"]).returncode == 0
+        with pytest.raises(RuntimeError):
+            lab.attach_root("10.91.11.253/24")
+    gone = subprocess.run(["ip", "link", "show", "dev", link], capture_output=True, text=True)
+    assert gone.returncode != 0

@@ -8,16 +8,17 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from conftest import needs_binary, needs_root
-from hakeeper.agent import nslab
+from hakeeper.netlab import Host, Lab
 from hakeeper.resources.base import make_agent
 from hakeeper.resources.fencing import FenceAgent, NamespaceFence
-from hakeeper.resources.result import Status
+from hakeeper.resources.result import Result, Status
 from hakeeper.resources.systemd import systemd_running
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -82,26 +83,53 @@ def test_process_class_tracks_pid(tmp_path: Path) -> None:
     assert act("process", "start", tmp_path, command="/nonexistent/bin") is Status.NOT_CONFIGURED
 
 
-def test_systemd_class() -> None:
+def _act_result(agent: str, action: str, timeout: float = 20) -> Result:
+    return asyncio.run(make_agent("r1", agent, {}, "/tmp").action(action, timeout))
+
+
+def test_systemd_class(tmp_path: Path) -> None:
+    """Either systemd runs (full lifecycle of a real unit) or it does not (containers): then every
+    action is a clean not-installed result naming why, never a crash and never "running"."""
+    ra = make_agent("r1", "systemd:hakeeper-test-unit", {}, str(tmp_path))
     if not systemd_running():
-        pytest.skip("systemd is not running here (container); the class reports not-installed")
-    assert act("systemd:hakeeper-no-such-unit", "monitor", Path("/tmp")) is Status.NOT_RUNNING
+        # The detection agrees with what PID 1 is: no systemd manager, no /run/systemd/system.
+        assert Path("/proc/1/comm").read_text().strip() != "systemd"
+        assert not Path("/run/systemd/system").is_dir()
+        reason = ra.installed()
+        assert reason is not None and "systemd is not running" in reason
+        for action in ("start", "monitor", "stop"):
+            res = _act_result("systemd:hakeeper-test-unit", action)
+            assert res.status is Status.NOT_INSTALLED, (action, res)
+            assert res.rc == 5 and "systemd is not running" in res.output
+        return
+    needs_root()
+    unit = Path("/run/systemd/system/hakeeper-test-unit.service")
+    unit.write_text("[Service]\nExecStart=/bin/sleep 600\n")
+    try:
+        subprocess.run(["systemctl", "daemon-reload"], check=True)
+        assert ra.installed() is None
+        assert _act_result("systemd:hakeeper-no-such-unit", "monitor").status is Status.NOT_RUNNING
+        assert _act_result("systemd:hakeeper-test-unit", "monitor").status is Status.NOT_RUNNING
+        assert _act_result("systemd:hakeeper-test-unit", "start").status is Status.SUCCESS
+        assert _act_result("systemd:hakeeper-test-unit", "monitor").status is Status.SUCCESS
+        assert _act_result("systemd:hakeeper-test-unit", "stop").status is Status.SUCCESS
+        assert _act_result("systemd:hakeeper-test-unit", "monitor").status is Status.NOT_RUNNING
+    finally:
+        subprocess.run(["systemctl", "stop", "hakeeper-test-unit.service"], check=False)
+        unit.unlink(missing_ok=True)
+        subprocess.run(["systemctl", "daemon-reload"], check=False)
 
 
 @pytest.fixture
-def lab() -> Iterator[nslab.Lab]:
+def lab() -> Iterator[Lab]:
     needs_root()
-    nslab.sweep("hka-r")
-    lab = nslab.Lab("r", 201)
-    try:
-        lab.add_host("1")
-        lab.add_host("2")
+    with Lab("hka") as lab:
+        lab.host("1", {"eth0": ["10.92.201.1/16"]})
+        lab.host("2", {"eth0": ["10.92.201.2/16"]})
         yield lab
-    finally:
-        lab.close()
 
 
-def in_ns(host: nslab.Host, agent: str, action: str, state: Path, **params: str) -> str:
+def in_ns(host: Host, agent: str, action: str, state: Path, **params: str) -> str:
     code = (
         "import asyncio,json,sys;from hakeeper.resources.base import make_agent;"
         f"ra=make_agent('vip1',{agent!r},json.loads(sys.argv[1]),{str(state)!r});"
@@ -119,16 +147,16 @@ def in_ns(host: nslab.Host, agent: str, action: str, state: Path, **params: str)
         ("ocf:heartbeat:IPaddr2", {"ip": "10.92.201.100", "cidr_netmask": "16", "nic": "eth0"}),
     ],
 )
-def test_vip_classes_in_namespace(lab: nslab.Lab, tmp_path: Path, agent: str, params: dict[str, str]) -> None:
+def test_vip_classes_in_namespace(lab: Lab, tmp_path: Path, agent: str, params: dict[str, str]) -> None:
     h1, h2 = lab.hosts["1"], lab.hosts["2"]
     assert in_ns(h1, agent, "monitor", tmp_path, **params) == "not-running"
     assert in_ns(h1, agent, "start", tmp_path, **params) == "success"
-    assert "10.92.201.100" in h1.addresses()
+    assert h1.has_address("eth0", "10.92.201.100")
     assert in_ns(h1, agent, "monitor", tmp_path, **params) == "success"
     ping = h2.run(["ping", "-c", "1", "-W", "2", "10.92.201.100"])
     assert ping.returncode == 0, ping.stdout
     assert in_ns(h1, agent, "stop", tmp_path, **params) == "success"
-    assert "10.92.201.100" not in h1.addresses()
+    assert not h1.has_address("eth0", "10.92.201.100")
     assert in_ns(h1, agent, "monitor", tmp_path, **params) == "not-running"
 
 
@@ -146,15 +174,22 @@ def test_fence_dummy_through_stdin(tmp_path: Path) -> None:
     assert not asyncio.run(FenceAgent("fence_nonexistent", {}).fence("n1", 5)).ok
 
 
-def test_namespace_fence_kills_processes_and_links(lab: nslab.Lab) -> None:
+def test_namespace_fence_kills_processes_and_links(lab: Lab) -> None:
     host = lab.hosts["1"]
     proc = host.spawn(["sleep", "300"])
-    res = asyncio.run(NamespaceFence("hka-r{node}").fence("1", 10))
+    # Popen returns before `ip netns exec` has entered the namespace: wait until it is inside.
+    deadline = time.monotonic() + 10
+    pids = ["ip", "netns", "pids", host.ns]
+    while str(proc.pid) not in subprocess.run(pids, capture_output=True, text=True).stdout.split():
+        assert time.monotonic() < deadline, "the process never entered the namespace"
+        time.sleep(0.02)
+    template = f"{lab.prefix}-{lab.owner}-{{node}}"
+    res = asyncio.run(NamespaceFence(template).fence("1", 10))
     assert res.ok, res.output
     assert proc.wait(5) == -9
     link = subprocess.run(
         ["ip", "-n", host.ns, "-o", "link", "show", "eth0"], capture_output=True, text=True
     ).stdout
     assert "state DOWN" in link or ",UP" not in link.split(">")[0]
-    assert lab.hosts["2"].run(["ping", "-c", "1", "-W", "1", host.ip]).returncode != 0
-    assert not asyncio.run(NamespaceFence("hka-r{node}").fence("nosuch", 5)).ok
+    assert lab.hosts["2"].run(["ping", "-c", "1", "-W", "1", "10.92.201.1"]).returncode != 0
+    assert not asyncio.run(NamespaceFence(template).fence("nosuch", 5)).ok

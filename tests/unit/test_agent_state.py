@@ -84,3 +84,14 @@ def test_ready_actions_have_all_predecessors_done(edges: list[tuple[int, int]], 
     for action in st.ready(plan, done, "n", ["start"]):
         assert action["id"] not in done
         assert all(done.get(a) for a, b in edges if b == action["id"])
+
+
+def test_suspected_member_with_resources_is_unclean_for_its_heartbeat() -> None:
+    v = values(**{"members/a": {"probed": True}, "members/b": {"probed": True}, "status/a/r": {"role": "Started"}})
+    assert st.cluster_state(SPEC, v, K, 100.0).nodes["a"].online
+    a = st.cluster_state(SPEC, v, K, 100.0, suspects={"a"}).nodes["a"]
+    assert a.unclean and not a.online and a.fence_reason is not None and "heartbeat" in a.fence_reason
+    # Fenced (its reports withdrawn) but its lease not yet expired: offline and clean.
+    v = values(**{"members/a": {"probed": True}, "members/b": {"probed": True}})
+    a = st.cluster_state(SPEC, v, K, 100.0, suspects={"a"}).nodes["a"]
+    assert not a.online and not a.unclean

@@ -21,6 +21,7 @@ from typing import Any
 
 from hakeeper.agent import operator as op
 from hakeeper.agent import state as st
+from hakeeper.agent.heartbeat import DEFAULT_NODE_TIMEOUT
 from hakeeper.coord.etcd import EtcdStore
 from hakeeper.coord.localserver import LocalServer, RemoteStore
 from hakeeper.coord.store import Store, StoreError
@@ -85,7 +86,13 @@ def _agent(args: argparse.Namespace) -> int:
 
     async def body(store: Store, keys: st.Keys) -> int:
         agent = Agent(
-            store, args.node, cluster=args.cluster, ttl=args.lease_ttl, state_dir=args.state_dir, metrics=metrics
+            store,
+            args.node,
+            cluster=args.cluster,
+            ttl=args.lease_ttl,
+            state_dir=args.state_dir,
+            metrics=metrics,
+            node_timeout=args.node_timeout,
         )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -265,6 +272,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--node", required=True, help="this node's name, as in the configuration")
     p.add_argument("--lease-ttl", type=int, default=2, help="membership lease TTL, seconds (etcd minimum 2)")
     p.add_argument("--state-dir", default="/run/hakeeper", help="pidfiles and OCF state (per node below it)")
+    p.add_argument(
+        "--node-timeout",
+        type=float,
+        default=DEFAULT_NODE_TIMEOUT,
+        help="the leader declares a node failed when its heartbeat is silent this long, seconds "
+        "(only with stonith enabled; 0: lease expiry only)",
+    )
     p.add_argument("--metrics", help="serve Prometheus metrics on HOST:PORT")
     p.add_argument("--log-level", default="info")
     p.set_defaults(handler=_agent)

@@ -7,6 +7,7 @@ Tasks, all on one asyncio loop:
   worker    runs this node's ready plan actions, one at a time, in plan order
   monitors  one task per hosted resource with a monitor operation
   quorum    no refresh for too long: apply no-quorum-policy (stop = stop every local resource)
+  heartbeat rewrites this node's heartbeat key every interval (heartbeat.py: fast detection)
   leader    (leader.py) campaigns, and while leader, decides and fences
 """
 
@@ -21,11 +22,12 @@ from collections.abc import Callable
 from typing import Any
 
 from hakeeper.agent import state as st
+from hakeeper.agent.heartbeat import DEFAULT_NODE_TIMEOUT, Heartbeats, interval_for
 from hakeeper.agent.metrics import Metrics
 from hakeeper.coord import election
 from hakeeper.coord.lease import LeaseKeeper
 from hakeeper.coord.store import Compare, Delete, Put, Store, StoreError
-from hakeeper.coord.watch import Mirror, follow
+from hakeeper.coord.watch import Changes, Mirror, Snapshot, follow
 from hakeeper.placement import Plan, schedule
 from hakeeper.resources.base import ResourceAgent, make_agent
 from hakeeper.resources.result import Result, Status
@@ -47,6 +49,7 @@ class Agent:
         decide: Decide = schedule,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
+        node_timeout: float = DEFAULT_NODE_TIMEOUT,
     ) -> None:
         self.store = store
         self.node = node
@@ -72,6 +75,8 @@ class Agent:
         self.probed_ids: set[str] = set()
         self.executed: dict[int, bool] = {}
         self._probe_needed = asyncio.Event()
+        self.node_timeout = node_timeout  # 0: lease expiry only
+        self.heartbeats = Heartbeats(node)
 
     # ----- shared helpers -----
 
@@ -123,6 +128,8 @@ class Agent:
             asyncio.create_task(self._quorum(), name="quorum"),
             asyncio.create_task(leader.run(), name="leader"),
         ]
+        if self.node_timeout > 0:
+            tasks.append(asyncio.create_task(self._heartbeat(), name="heartbeat"))
         try:
             done, _ = await asyncio.wait(
                 [*tasks, asyncio.create_task(self.stopped.wait())], return_when=asyncio.FIRST_COMPLETED
@@ -149,9 +156,56 @@ class Agent:
         self._probe_needed.set()
         self.wake()
 
+    async def _heartbeat(self) -> None:
+        """Rewrite the heartbeat key (bound to the lease) every interval; the leader watches it.
+        A write does not hold up the next one: while the client fails over from a dead etcd
+        member, the beats that follow already go to the next endpoint (a few in flight at most)."""
+        interval = interval_for(self.ttl, self.node_timeout)
+        beat = 0
+        in_flight: set[asyncio.Task[None]] = set()
+
+        async def put(value: bytes, lease: int) -> None:
+            with contextlib.suppress(StoreError):
+                await self.store.put(self.keys.heartbeat + self.node, value, lease)
+
+        try:
+            while True:
+                lease = self.keeper.lease
+                if lease and not self.quorum_lost and not self.leaving and len(in_flight) < 4:
+                    beat += 1
+                    task = asyncio.create_task(put(str(beat).encode(), lease))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+                await asyncio.sleep(interval)
+        finally:
+            for task in in_flight:
+                task.cancel()
+
+    def _note_heartbeats(self, update: Snapshot | Changes) -> bool:
+        """Record when heartbeats arrive (on the monotonic clock); True if the update held nothing
+        else, so nobody needs waking for it (the leader checks heartbeats on its own tick)."""
+        now = asyncio.get_running_loop().time()
+        hb, members = self.keys.heartbeat, self.keys.members
+        if isinstance(update, Snapshot):
+            self.heartbeats.reset([k[len(hb) :] for k in update.values if k.startswith(hb)], now)
+            return False
+        only = True
+        for e in update.events:
+            if e.key.startswith(hb):
+                if e.kind == "put":
+                    self.heartbeats.saw(e.key[len(hb) :], now)
+                continue
+            only = False
+            if e.kind == "delete" and e.key.startswith(members):
+                self.heartbeats.forget(e.key[len(members) :])
+        return only
+
     async def _follow(self) -> None:
         async for update in follow(self.store, self.keys.prefix):
             self.mirror.apply(update)
+            if self._note_heartbeats(update):
+                self.metrics.revision.set(self.mirror.revision)
+                continue
             if self.keys.reprobe + self.node in self.mirror.values:
                 self._probe_needed.set()  # `resource cleanup` asks for a fresh look
             self.metrics.revision.set(self.mirror.revision)

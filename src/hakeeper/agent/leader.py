@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from typing import TYPE_CHECKING, Any
 
 from hakeeper.agent import state as st
 from hakeeper.coord import election
 from hakeeper.coord.store import Compare, Delete, Put, StoreError, absent
-from hakeeper.resources.stonith import device_for
+from hakeeper.resources.stonith import device_for, fence_delay
 
 if TYPE_CHECKING:
     from hakeeper.agent.daemon import Agent
@@ -40,13 +41,35 @@ class Leader:
         self.fencing: dict[str, asyncio.Task[None]] = {}
         self.fence_retry: dict[str, float] = {}
         self.last_decide = 0.0  # seconds the last scheduler run took (for the benchmark)
+        self.suspects: frozenset[str] = frozenset()
+
+    def _suspects(self) -> frozenset[str]:
+        """Nodes whose heartbeat stopped (see heartbeat.py); only with fencing to keep it safe."""
+        a = self.agent
+        spec = a.spec()
+        if spec is None or not spec.cluster.stonith_enabled:
+            return frozenset()
+        members = [k[len(self.keys.members) :] for k in a.mirror.values if k.startswith(self.keys.members)]
+        now = asyncio.get_running_loop().time()
+        return frozenset(a.heartbeats.suspects(members, now, a.node_timeout))
 
     async def run(self) -> None:
         ev = self.agent.subscribe()
+        loop = asyncio.get_running_loop()
+        # Heartbeats are checked on a short tick (cheap); the scheduler runs on a change, when the
+        # suspects change, and every second (failure-timeout expiry and fence retries are timed).
+        tick = min(1.0, self.agent.node_timeout / 6) if self.agent.node_timeout > 0 else 1.0
+        last = loop.time()
         while True:
-            # Also wake every second: failure-timeout expiry and fence retries are driven by time.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ev.wait(), 1.0)
+                await asyncio.wait_for(ev.wait(), tick)
+            suspects = self._suspects()
+            if not ev.is_set() and suspects == self.suspects and loop.time() - last < 1.0:
+                continue
+            if suspects != self.suspects and suspects:
+                log.warning("heartbeat silent for %.1fs: %s", self.agent.node_timeout, ", ".join(sorted(suspects)))
+            self.suspects = suspects
+            last = loop.time()
             ev.clear()
             try:
                 await self.step()
@@ -61,7 +84,19 @@ class Leader:
             self._set_leader(False)
             return
         holder = a.mirror.values.get(self.keys.leader)
-        if holder is None or not self.is_leader:
+        if holder is not None and holder != a.node.encode() and holder.decode() in self.suspects:
+            # The leader's own heartbeat stopped: take the key over now rather than after its
+            # lease expires. Safe as every leader write is guarded by "I hold the key"; with
+            # stonith (the only case with suspects) the old leader's node is then fenced.
+            self._set_leader(False)
+            res = await a.store.txn(
+                [Compare(self.keys.leader, "value", "==", holder)],
+                [Put(self.keys.leader, a.node.encode(), a.keeper.lease)],
+            )
+            if res.succeeded:
+                await a.event("leader", f"{a.node} is the leader ({holder.decode()}'s heartbeat stopped)")
+                self._set_leader(True)
+        elif holder is None or not self.is_leader:
             won = await election.campaign(a.store, self.keys.leader, a.node, a.keeper.lease)
             if won and not self.is_leader:
                 await a.event("leader", f"{a.node} is the leader")
@@ -92,7 +127,7 @@ class Leader:
             await a.store.txn([self._still_leader()], [Delete(k) for k in expired])
             await a.event("failure-timeout", f"expired fail counts: {', '.join(k.split('/', 4)[-1] for k in expired)}")
             return
-        state = st.cluster_state(spec, values, self.keys, now)
+        state = st.cluster_state(spec, values, self.keys, now, self.suspects)
         t0 = time.perf_counter()
         plan = await asyncio.to_thread(a.decide, spec, state)
         self.last_decide = time.perf_counter() - t0
@@ -127,6 +162,7 @@ class Leader:
                     epoch=epoch + 1,
                     decide=self.last_decide,
                     fence=sorted({a.node for a in plan.actions if a.task == "fence"}),
+                    suspects=sorted(self.suspects),
                 )
             return
         if isinstance(current, dict):
@@ -159,6 +195,9 @@ class Leader:
                 await a.event("fence-failed", f"no fence device can fence {victim}; its resources stay where they were")
             for prim in devices:
                 device = device_for(prim.agent.type, prim.params)
+                base, spread = fence_delay(prim.params)
+                if base or spread:
+                    await asyncio.sleep(base + random.uniform(0, spread))
                 t0 = time.perf_counter()
                 res = await device.fence(victim, FENCE_TIMEOUT)
                 took = time.perf_counter() - t0

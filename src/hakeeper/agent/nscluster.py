@@ -2,8 +2,9 @@
 failover benchmark: per node an etcd member (Debian's etcd-server) and an agent, all on one
 bridge; the group VIP + HTTP service + OCF Dummy, fenced by the namespace device.
 
-Node cN lives in namespace hka-<tag>N at 10.92.<subnet>.N; the bridge holds .254 so the root
-namespace (the test) reaches every node and the VIP (.100).
+Built on `hakeeper.netlab` (prefix `hka`): node cN is the lab's host `cN` (namespace
+`hka-<pid>.<n>-cN`) at 10.92.<subnet>.N/16; the root namespace is plugged into the bridge as
+10.92.<subnet>.254/24, so the test reaches every node and the VIP (.100).
 """
 
 from __future__ import annotations
@@ -20,13 +21,22 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from hakeeper.agent import nslab
 from hakeeper.coord.etcdproc import Cluster, Member
+from hakeeper.netlab import Lab
+from hakeeper.netlab.lab import kill_namespace_processes
 
 SRC = str(Path(__file__).resolve().parents[2])
 
 
-def group_spec(subnet: int, tag: str, nodes: list[str], docroot: str, monitor: str = "1s", threshold: int = 2) -> str:
+PREFIX = "hka"
+IFNAME = "eth0"
+
+
+def group_spec(
+    subnet: int, tag: str, nodes: list[str], docroot: str, monitor: str = "1s", threshold: int = 2,
+    fence_template: str = "hka-{node}",
+    fence_delay: str = "0s",
+) -> str:
     vip = f"10.92.{subnet}.100"
     names = ", ".join(f"{{name: {n}}}" for n in nodes)
     return f"""\
@@ -40,7 +50,7 @@ resources:
   primitives:
     - id: fence
       agent: stonith:netns
-      params: {{template: "hka-{{node}}"}}
+      params: {{template: "{fence_template}", pcmk_delay_base: "{fence_delay}"}}
     - id: vip
       agent: vip
       params: {{ip: "{vip}/16", nic: eth0}}
@@ -67,12 +77,19 @@ class NsCluster:
         self.ttl = ttl
         self.names = [f"{tag}{i}" for i in range(1, size + 1)]
         self.vip = f"10.92.{subnet}.100"
-        nslab.sweep(f"{nslab.PREFIX}-{tag}")
-        self.lab = nslab.Lab(tag, subnet)
-        nslab.ip("addr", "add", f"10.92.{subnet}.254/16", "dev", self.lab.bridge)
-        self.hosts = {name: self.lab.add_host(name[len(tag) :]) for name in self.names}
+        self.lab = Lab(PREFIX)
+        self.lab.start()  # sweeps what dead runs left
+        try:
+            self.lab.attach_root(f"10.92.{subnet}.254/24")
+            self.address = {name: f"10.92.{subnet}.{i}/16" for i, name in enumerate(self.names, 1)}
+            self.hosts = {name: self.lab.host(name, {IFNAME: [self.address[name]]}) for name in self.names}
+        except BaseException:
+            self.lab.close()
+            raise
+        # The namespace fence device finds node N's namespace through this template.
+        self.fence_template = f"{PREFIX}-{self.lab.owner}-{{node}}"
         self.members = {
-            name: Member(name, h.ip, 2379, 2380, os.path.join(workdir, f"{name}.etcd"), netns=h.ns)
+            name: Member(name, self.ip(name), 2379, 2380, os.path.join(workdir, f"{name}.etcd"), netns=h.ns)
             for name, h in self.hosts.items()
         }
         self.etcd = Cluster(list(self.members.values()), token=f"hka-{tag}")
@@ -80,6 +97,13 @@ class NsCluster:
         self.docroot = os.path.join(workdir, "www")
         os.makedirs(self.docroot, exist_ok=True)
         Path(self.docroot, "index.html").write_text("hakeeper\n")
+
+    def ip(self, name: str) -> str:
+        return self.address[name].split("/")[0]
+
+    def spec(self, **kw: Any) -> str:
+        """The group configuration for this cluster (see `group_spec`)."""
+        return group_spec(self.subnet, self.tag, self.names, self.docroot, fence_template=self.fence_template, **kw)
 
     @property
     def env(self) -> dict[str, str]:
@@ -95,29 +119,31 @@ class NsCluster:
             self.start_agent(name)
 
     def start_agent(self, name: str) -> None:
-        log = os.path.join(self.workdir, f"{name}.agent.log")
-        self.agents[name] = self.hosts[name].spawn(
-            [
-                sys.executable,
-                "-m",
-                "hakeeper",
-                "agent",
-                "--node",
-                name,
-                "--etcd",
-                self.endpoints(name),
-                "--lease-ttl",
-                str(self.ttl),
-                "--timeout",
-                "0.5",
-                "--state-dir",
-                os.path.join(self.workdir, "state"),
-                "--log-level",
-                "info",
-            ],
-            env=self.env,
-            log=log,
-        )
+        with open(os.path.join(self.workdir, f"{name}.agent.log"), "ab") as log:
+            self.agents[name] = self.hosts[name].spawn(
+                [
+                    sys.executable,
+                    "-m",
+                    "hakeeper",
+                    "agent",
+                    "--node",
+                    name,
+                    "--etcd",
+                    self.endpoints(name),
+                    "--lease-ttl",
+                    str(self.ttl),
+                    "--timeout",
+                    "0.5",
+                    "--state-dir",
+                    os.path.join(self.workdir, "state"),
+                    "--log-level",
+                    "info",
+                ],
+                env=self.env,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
 
     def start_member(self, name: str) -> None:
         m = self.members[name]
@@ -162,8 +188,8 @@ class NsCluster:
     def kill_node(self, name: str) -> None:
         """Node death: every process of the namespace killed, its link down."""
         host = self.hosts[name]
-        host.link_down()
-        nslab.kill_ns(host.ns)
+        host.ip("link", "set", IFNAME, "down", check=False)
+        kill_namespace_processes(host.ns)
         self.members[name].proc = None
         self.agents.pop(name, None)
 
@@ -171,11 +197,16 @@ class NsCluster:
         """The node boots again: its volatile state (/run: pidfiles, OCF state, addresses) is gone."""
         host = self.hosts[name]
         shutil.rmtree(os.path.join(self.workdir, "state", name), ignore_errors=True)
-        nslab.ip("-n", host.ns, "addr", "flush", "dev", host.ifname, check=False)
-        nslab.ip("-n", host.ns, "addr", "add", host.address, "dev", host.ifname, check=False)
-        host.link_up()
+        host.ip("addr", "flush", "dev", IFNAME, check=False)
+        host.ip("addr", "add", self.address[name], "dev", IFNAME, check=False)
+        host.ip("link", "set", IFNAME, "up", check=False)
+        host.restore(IFNAME)  # after a partition
         self.start_member(name)
         self.start_agent(name)
+
+    def partition(self, name: str) -> None:
+        """Cut the node off the network (as a pulled cable); its processes stay alive."""
+        self.hosts[name].cut(IFNAME)
 
     def kill_agent(self, name: str) -> None:
         proc = self.agents.pop(name)

@@ -20,7 +20,7 @@ Everything here is pure: time comes in as an argument.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from hakeeper.placement import Plan
@@ -48,6 +48,7 @@ class Keys:
         self.running = p + "running/"
         self.claims = p + "claims"
         self.reprobe = p + "reprobe/"
+        self.heartbeat = p + "heartbeat/"
 
     def running_of(self, node: str) -> str:
         return self.running + node
@@ -127,14 +128,17 @@ def active(doc: Mapping[str, Any]) -> bool:
     return doc.get("role", "Stopped") != "Stopped" or bool(doc.get("failed"))
 
 
-def cluster_state(spec: ClusterSpec, values: Values, keys: Keys, now: float) -> ClusterState:
+def cluster_state(
+    spec: ClusterSpec, values: Values, keys: Keys, now: float, suspects: Collection[str] = ()
+) -> ClusterState:
     """What the scheduler needs to know, from the store's current values.
 
-    A node is online while its member key (bound to its lease) exists. A node without a member key
+    A node is online while its member key (bound to its lease) exists and the leader does not
+    suspect it (`suspects`: its heartbeat stopped, see heartbeat.py). A node without a member key
     that still has active resources reported is unclean: it was lost, not shut down, and must be
     fenced (the leader deletes its reports once fencing succeeded, which makes it clean-offline).
     """
-    joined = _children(values, keys.members)
+    joined = {n: d for n, d in _children(values, keys.members).items() if n not in suspects}
     # A member that has not finished probing is present (not lost) but runs nothing new yet.
     online = {n for n, doc in joined.items() if not isinstance(doc, dict) or doc.get("probed", True)}
     reports = statuses(values, keys)
@@ -152,7 +156,13 @@ def cluster_state(spec: ClusterSpec, values: Values, keys: Keys, now: float) -> 
             online=name in online,
             standby=bool(doc.get("standby")),
             unclean=lost_active,
-            fence_reason="its lease expired while it ran resources" if lost_active else None,
+            fence_reason=(
+                None
+                if not lost_active
+                else "its heartbeat stopped while it ran resources"
+                if name in suspects
+                else "its lease expired while it ran resources"
+            ),
             in_cluster=name in online,
         )
     # A fail count without a status report (the resource was stopped since) still counts.

@@ -10,7 +10,8 @@ The bridge lives in its own "switch" namespace (`<prefix>-<pid>-sw`), so the roo
 clean; each host is a namespace `<prefix>-<pid>-<name>` with one veth per interface, named inside
 the host as asked (e.g. `eth0`). Cutting a link downs the switch side, so the host sees NO-CARRIER
 as with a pulled cable. `sweep(prefix)` removes leftovers of runs whose process is gone (the pid
-in the names keeps concurrent runs apart); a Lab sweeps when it starts.
+in the names keeps concurrent runs apart); a Lab sweeps when it starts. `lab.attach_root(addr)`
+plugs the root namespace (the test itself) into the bridge when it must reach the hosts directly.
 """
 
 from hakeeper.netlab.lab import Host, Lab, sweep

@@ -137,6 +137,7 @@ class Lab:
         self.hosts: dict[str, Host] = {}
         self._ports = 0
         self.bridges: set[str] = set()
+        self.root_link: str | None = None
 
     def __enter__(self) -> Lab:
         self.start()
@@ -187,7 +188,30 @@ class Lab:
         self.hosts[name] = h
         return h
 
+    def attach_root(self, address: str) -> str:
+        """Plug the root namespace (the test or benchmark itself) into the lab's bridge with
+        `address` (addr/prefix), so it reaches the hosts directly; returns the interface's name.
+
+        The name carries the pid (root interface names are shared by every run on the machine);
+        the veth dies with the switch namespace, so a dead run's leftover goes with its sweep."""
+        if self.root_link is not None:
+            raise RuntimeError(f"root namespace already attached as {self.root_link}")
+        serial = self.owner.split(".", 1)[1]
+        name = f"{self.prefix}r{os.getpid():x}.{serial}"
+        if len(name) > 15:
+            raise ValueError(f"interface name {name} too long")
+        port = f"{self.prefix}rp"
+        run("link", "add", name, "type", "veth", "peer", "name", port, "netns", self.switch)
+        self.root_link = name
+        run("-n", self.switch, "link", "set", port, "master", self.bridge, "up")
+        run("addr", "add", address, "dev", name)
+        run("link", "set", name, "up")
+        return name
+
     def close(self) -> None:
+        if self.root_link is not None:
+            run("link", "del", self.root_link, check=False)
+            self.root_link = None
         for h in self.hosts.values():
             h.stop()
             _delete(h.ns)

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from hakeeper.resources.base import ResourceAgent, register_class
 from hakeeper.resources.fencing import FenceDevice, make_device
 from hakeeper.resources.result import Result, Status
+from hakeeper.spec.values import parse_duration
 
 
 def device_for(agent_type: str, params: Mapping[str, str]) -> FenceDevice:
@@ -19,6 +20,20 @@ def device_for(agent_type: str, params: Mapping[str, str]) -> FenceDevice:
     if "pcmk_host_map" in params:
         own["host_map"] = params["pcmk_host_map"]
     return make_device(agent_type, own)
+
+
+def fence_delay(params: Mapping[str, str]) -> tuple[float, float]:
+    """Pacemaker's pcmk_delay_base and pcmk_delay_max (seconds): wait base plus a random share of
+    max before fencing through this device, so in a fence race one side clearly goes first.
+    Values that do not parse count as no delay (fencing must never fail over a typo)."""
+
+    def one(key: str) -> float:
+        try:
+            return parse_duration(params.get(key, "0"))
+        except ValueError:
+            return 0.0
+
+    return one("pcmk_delay_base"), one("pcmk_delay_max")
 
 
 def device_missing(agent_type: str) -> str | None:

@@ -1,0 +1,94 @@
+"""Heartbeat failure detection (pure): silent nodes are suspected only while the store works."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as stt
+
+from hakeeper.agent.heartbeat import Heartbeats, interval_for
+from hakeeper.resources.stonith import fence_delay
+
+
+def beat_all(hb: Heartbeats, nodes: list[str], start: float, rounds: int, step: float = 0.5) -> float:
+    t = start
+    for _ in range(rounds):
+        t += step
+        for n in nodes:
+            hb.saw(n, t)
+    return t
+
+
+def test_silent_node_suspected_after_timeout_while_store_works() -> None:
+    hb = Heartbeats("a")
+    t = beat_all(hb, ["a", "b", "c"], 0.0, 4)
+    assert hb.suspects(["a", "b", "c"], t + 0.1, 1.5) == set()
+    # c dies: a and b keep beating.
+    t2 = beat_all(hb, ["a", "b"], t, 2)
+    assert hb.suspects(["a", "b", "c"], t2, 1.5) == set()  # 1.0 s: not yet
+    t3 = beat_all(hb, ["a", "b"], t2, 2)
+    assert hb.suspects(["a", "b", "c"], t3, 1.5) == {"c"}
+    # Only members are suspects: its lease expired, the member key is gone.
+    assert hb.suspects(["a", "b"], t3, 1.5) == set()
+    # Disabled.
+    assert hb.suspects(["a", "b", "c"], t3, 0) == set()
+    # It comes back (a new incarnation beats): no longer suspected.
+    hb.saw("c", t3 + 0.1)
+    assert hb.suspects(["a", "b", "c"], t3 + 0.2, 1.5) == set()
+
+
+def test_stalled_store_suspects_nobody() -> None:
+    hb = Heartbeats("a")
+    t = beat_all(hb, ["a", "b", "c"], 0.0, 4)
+    # A raft election: nothing arrives for 5 s, not even my own heartbeat.
+    assert hb.suspects(["a", "b", "c"], t + 5.0, 1.5) == set()
+    # The store resumes; my heartbeat comes first, once: still nobody.
+    hb.saw("a", t + 5.1)
+    assert hb.suspects(["a", "b", "c"], t + 5.1, 1.5) == set()
+    hb.saw("b", t + 5.2)
+    hb.saw("c", t + 5.2)
+    assert hb.suspects(["a", "b", "c"], t + 5.3, 1.5) == set()
+
+
+def test_reset_and_forget() -> None:
+    hb = Heartbeats("a")
+    t = beat_all(hb, ["a", "b"], 0.0, 2)
+    hb.reset(["a", "b"], t + 10)  # after a resync: a full timeout again
+    t2 = beat_all(hb, ["a"], t + 10, 3, step=0.4)
+    assert hb.suspects(["a", "b"], t2, 1.5) == set()
+    hb.forget("b")
+    t3 = beat_all(hb, ["a"], t2, 5)
+    assert hb.suspects(["a", "b"], t3, 1.5) == set()  # never seen since: the lease decides
+
+
+@given(
+    stt.lists(stt.tuples(stt.sampled_from("abc"), stt.floats(0, 0.6)), max_size=60),
+    stt.floats(0.1, 5),
+    stt.floats(0, 10),
+)
+def test_never_me_never_unseen_and_only_after_timeout(
+    beats: list[tuple[str, float]], timeout: float, later: float
+) -> None:
+    hb = Heartbeats("a")
+    t = 0.0
+    last: dict[str, float] = {}
+    for node, gap in beats:
+        t += gap
+        hb.saw(node, t)
+        last[node] = t
+    now = t + later
+    got = hb.suspects(["a", "b", "c", "d"], now, timeout)
+    assert "a" not in got and "d" not in got
+    assert all(now - last[n] > timeout for n in got)
+
+
+def test_interval_beats_at_least_four_times_per_timeout() -> None:
+    assert interval_for(2, 1.5) == 0.375
+    assert interval_for(2, 10) == 0.5
+    assert interval_for(10, 0.01) == 0.05
+
+
+def test_fence_delay_parameters() -> None:
+    assert fence_delay({"pcmk_delay_base": "2s", "pcmk_delay_max": "500ms"}) == (2.0, 0.5)
+    assert fence_delay({}) == (0.0, 0.0)
+    # A typo never stops fencing: no delay.
+    assert fence_delay({"pcmk_delay_base": "soon"}) == (0.0, 0.0)
