@@ -8,6 +8,7 @@ never a traceback.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 EXIT_BAD_INPUT = 2
 
@@ -43,3 +44,14 @@ class InputError(Exception):
 
     def __str__(self) -> str:
         return "\n".join(f"error: {p}" for p in self.problems)
+
+
+def read_input_text(path: str | Path) -> str:
+    """The text of an operator's input file, or an InputError naming it (unreadable, not UTF-8)."""
+    name = str(path)
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError.at(f"cannot read: {exc.strerror or exc}", file=name) from None
+    except UnicodeDecodeError as exc:
+        raise InputError.at(f"not UTF-8 text (byte {exc.start}: {exc.reason})", file=name) from None

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from hakeeper.errors import InputError, Problem
+from hakeeper.errors import InputError, Problem, read_input_text
 
 Path_ = tuple[str | int, ...]
 Model = TypeVar("Model", bound=BaseModel)
@@ -96,11 +96,4 @@ def parse_yaml(text: str, file: str = "<input>") -> YamlDocument:
 
 
 def load_yaml(path: str | Path) -> YamlDocument:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError.at(f"cannot read: {exc.strerror}", file=str(p)) from None
-    except UnicodeDecodeError:
-        raise InputError.at("not UTF-8 text", file=str(p)) from None
-    return parse_yaml(text, str(p))
+    return parse_yaml(read_input_text(path), str(path))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hakeeper.errors import InputError
+from hakeeper.errors import read_input_text
 from hakeeper.importers.crm_constraints import ConstraintParser
 from hakeeper.importers.crm_lexer import Statement, split_pair, statements, validate
 from hakeeper.importers.located import SourceMap
@@ -248,12 +248,7 @@ def _sections(st: Statement, words: list[str], names: tuple[str, ...],
 
 def read_crm(path: str | Path, *, stonith_enabled: bool | None = None) -> ClusterSpec:
     """Import a crm shell file. `stonith_enabled` overrides the file's `property stonith-enabled`."""
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise InputError.at(f"cannot read: {exc.strerror or exc}", file=str(path)) from None
-    except UnicodeDecodeError as exc:
-        raise InputError.at(f"not text: {exc.reason}", file=str(path)) from None
+    text = read_input_text(path)
     return parse_crm(text, str(path), stonith_enabled=stonith_enabled)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from hakeeper.errors import InputError, Problem
+from hakeeper.errors import InputError, Problem, read_input_text
 from hakeeper.openstack.profile import Profile, resolve
 from hakeeper.yamlsource import Path_, YamlDocument
 
@@ -196,13 +196,7 @@ def profile_data(doc: YamlDocument, controllers: Sequence[tuple[str, str]],
 def import_environment(file: str | Path, controllers: Sequence[tuple[str, str]], vip_mode: str = "vrrp") -> str:
     """The profile YAML for a Chef environment file; checked as a profile before it is returned."""
     p = Path(file)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError.at(f"cannot read: {exc.strerror}", file=str(p)) from None
-    except UnicodeDecodeError:
-        raise InputError.at("not UTF-8 text", file=str(p)) from None
-    doc = locate_json(text, str(p))
+    doc = locate_json(read_input_text(p), str(p))
     data = profile_data(doc, controllers, vip_mode)
     # The result must be a working profile; a problem in what came from --controller is named so.
     try:

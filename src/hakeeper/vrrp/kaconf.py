@@ -17,7 +17,7 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 
-from hakeeper.errors import InputError, Problem
+from hakeeper.errors import InputError, Problem, read_input_text
 from hakeeper.vrrp.config import Config, Garp, Group, Instance, Script, Track, Vip, check
 from hakeeper.vrrp.packet import AUTH_PASS, V2_AUTH_LEN
 
@@ -42,11 +42,7 @@ class Node:
 def _words(path: str, depth: int = 0) -> list[Word]:
     if depth > 8:
         raise InputError.at("include nested too deeply", file=path)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise InputError.at(f"cannot read: {exc.strerror}", file=path) from None
+    text = read_input_text(path)
     out: list[Word] = []
     for n, raw in enumerate(text.splitlines(), 1):
         line_words = _split_line(raw, path, n)
