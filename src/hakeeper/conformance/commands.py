@@ -20,7 +20,7 @@ def register(subparsers: Any) -> None:
                     "hakeeper's Transition Summary with crm_simulate's, whitespace aside. A "
                     "case passes when the lines match exactly; the action-level figure ignores "
                     "reasons and order.")
-    p.add_argument("dir", help="the suite, e.g. /work/shared/pacemaker-scheduler-2.1.5")
+    p.add_argument("dir", help="the suite, e.g. ../shared/pacemaker-scheduler-2.1.5")
     p.add_argument("--tier", type=int, action="append", default=[],
                    help="only cases of this tier (repeatable)")
     p.add_argument("--max-tier", type=int, help="only cases of this tier and below")
