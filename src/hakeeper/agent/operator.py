@@ -36,10 +36,16 @@ def status_view(values: Mapping[str, bytes], keys: st.Keys, now: float) -> dict[
     spec = found[1] if found else None
     state = st.cluster_state(spec, values, keys, now) if spec else None
     names = [n.name for n in spec.nodes] if spec else sorted(joined)
+    fencing = spec is not None and spec.cluster.stonith_enabled
+    # Without fencing the scheduler counts what a lost node ran as stopped; so does this view.
+    lost_unfenced: set[str] = set()
     for name in names:
         ns = state.nodes.get(name) if state else None
-        if ns is not None and ns.unclean:
+        if ns is not None and ns.unclean and fencing:
             word = "UNCLEAN (lost, awaiting fencing)"
+        elif ns is not None and ns.unclean:
+            word = "OFFLINE (lost; no fencing, its resources count as stopped)"
+            lost_unfenced.add(name)
         elif name in joined:
             word = "standby" if node_docs.get(name, {}).get("standby") else "online"
         else:
@@ -47,6 +53,8 @@ def status_view(values: Mapping[str, bytes], keys: st.Keys, now: float) -> dict[
         view["nodes"][name] = word
     for (node, rsc), doc in sorted(st.statuses(values, keys).items()):
         entry = view["resources"].setdefault(rsc, {"running_on": [], "failed_on": []})
+        if node in lost_unfenced:
+            continue
         if doc.get("failed"):
             entry["failed_on"].append(node)
         elif doc.get("role", "Stopped") != "Stopped":
