@@ -76,13 +76,21 @@ class Harness:
         d, s = w.get("dummy", []), w.get("svc", [])
         return d[0] if len(d) == 1 and d == s else None
 
+    async def kill(self, node: str) -> None:
+        """The agent dies without a word (its lease runs out). Bounded: a task that does not
+        finish within 10 s after cancellation is left behind rather than hanging the test."""
+        self.tasks[node].cancel()
+        await asyncio.wait([self.tasks[node]], timeout=10)
+
     async def close(self) -> None:
+        # Bounded teardown: a shutdown stuck behind an action in flight must not hang the run.
         for node, agent in self.agents.items():
             if not self.tasks[node].done():
-                await agent.shutdown()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(agent.shutdown(), 30)
         for t in self.tasks.values():
             t.cancel()
-        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        await asyncio.wait(list(self.tasks.values()), timeout=10)
         await self.store.close()
         # An agent that "died" in a test left its processes running, as a real one would.
         for pidfile in self.tmp.glob("*/*.pid"):
@@ -200,8 +208,7 @@ def test_failed_fencing_keeps_resources_where_they_were(tmp_path: Path) -> None:
         await h.until(lambda: _some(h.group_on()))
         victim = await h.group_on()
         assert victim is not None
-        h.tasks[victim].cancel()  # the agent dies without a word: its lease runs out
-        await asyncio.gather(h.tasks[victim], return_exceptions=True)
+        await h.kill(victim)
 
         async def fence_failed() -> bool:
             kvs, _ = await h.store.get_prefix(h.keys.events)
