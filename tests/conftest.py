@@ -10,7 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 
+import hypothesis  # noqa: F401  (see below)
 import pytest
+
+# Import hypothesis now, while the run has one thread. Its pytest plugin imports it lazily, at the
+# end of a run, through pytest's assertion rewriting (ast.parse); CPython 3.11.7's AST recursion
+# counter is not thread-safe, so that parse can fail with "AST constructor recursion depth
+# mismatch" when threads left by an integration test (subprocess waiters) are still running.
 
 STRICT = os.environ.get("HAKEEPER_STRICT") == "1"
 
