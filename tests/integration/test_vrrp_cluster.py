@@ -67,9 +67,15 @@ def test_graceful_stop_hands_over_after_skew_and_nopreempt(cluster: Cluster) -> 
     for n in cluster.nodes.values():
         text = n.conf.read_text().replace("state MASTER", "state BACKUP")
         n.write_conf(text.replace("    advert_int 1", "    advert_int 1\n    nopreempt"))
-        n.start_hakeeper()
-    cluster.wait_holder("9lpo192", timeout=15)
+    # With nopreempt whoever becomes master first keeps the VIP, so a slow start of 192 would
+    # legitimately leave it to another node: start 192 alone, then the others once it holds.
     master = cluster.nodes["9lpo192"]
+    master.start_hakeeper()
+    cluster.wait_holder("9lpo192", timeout=15)
+    for name, n in cluster.nodes.items():
+        if name != "9lpo192":
+            n.start_hakeeper()
+            wait_for(lambda n=n: n.state_path.exists() and n.state()["state"] == "BACKUP", 10, f"{name} backup")
     t0 = time.monotonic()
     master.stop()
     cluster.wait_holder("9lpo134", timeout=5)
