@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections.abc import AsyncIterator, Sequence
 
 from hakeeper.coord.store import (
@@ -26,6 +27,11 @@ from hakeeper.coord.store import (
 )
 
 HISTORY_LIMIT = 50_000
+REAP_PERIOD = 0.05
+# A reaper tick this much later than planned means the store itself was not running.
+STALL = 0.5
+
+log = logging.getLogger(__name__)
 
 
 class MemoryStore(Store):
@@ -143,12 +149,25 @@ class MemoryStore(Store):
 
     async def _reap_leases(self) -> None:
         loop = asyncio.get_running_loop()
+        last = loop.time()
         while True:
             now = loop.time()
+            if now - last > REAP_PERIOD + STALL:
+                self._forgive_stall(now - last)
             for lease, (_, deadline) in list(self._leases.items()):
                 if deadline <= now:
                     self._expire(lease)
-            await asyncio.sleep(0.05)
+            last = now
+            await asyncio.sleep(REAP_PERIOD)
+
+    def _forgive_stall(self, gap: float) -> None:
+        """The store did not run for `gap` seconds (a paused VM, a swapped-out or stopped process,
+        a blocked event loop). No client could refresh its lease meanwhile, so that time is not
+        held against them: every live lease is extended by the gap. etcd does the same for the
+        same reason when a new raft leader takes over its leases. Otherwise one pause of the store
+        would expire every lease at once, and with fencing, every node would be fenced."""
+        log.warning("store was stalled for %.1fs: extending %d leases by as much", gap, len(self._leases))
+        self._leases = {lease: (ttl, deadline + gap) for lease, (ttl, deadline) in self._leases.items()}
 
     def watch_prefix(self, prefix: str, start_revision: int) -> AsyncIterator[list[Event]]:
         return self._watch(prefix, start_revision)
