@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-
 from hakeeper.agent import state as st
 from hakeeper.agent.daemon import Agent
 from hakeeper.coord.memory import MemoryStore
