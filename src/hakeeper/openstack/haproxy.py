@@ -55,8 +55,10 @@ class Haproxy:
     """One haproxy instance owned by this process, optionally inside a network namespace."""
 
     def __init__(self, workdir: str | Path, *, binary: str = "haproxy", netns: str | None = None,
-                 log: str | Path | None = None) -> None:
+                 log: str | Path | None = None, local_peer: str | None = None) -> None:
         self.workdir = Path(workdir)
+        # Its name in the configuration's `peers` section (haproxy's -L; the hostname otherwise).
+        self.local_peer = local_peer
         self.binary = binary
         self.netns = netns
         self.config = self.workdir / "haproxy.cfg"
@@ -64,13 +66,17 @@ class Haproxy:
         self.log = Path(log) if log else self.workdir / "haproxy.log"
         self.process: subprocess.Popen[bytes] | None = None
 
+    def _peer_args(self) -> list[str]:
+        return ["-L", self.local_peer] if self.local_peer else []
+
     def _prefix(self) -> list[str]:
         return ["ip", "netns", "exec", self.netns] if self.netns else []
 
     # -- configuration -------------------------------------------------------------------------
 
     def check(self, path: Path) -> None:
-        r = subprocess.run([self.binary, "-c", "-f", str(path)], capture_output=True, text=True, timeout=30)
+        r = subprocess.run([self.binary, "-c", *self._peer_args(), "-f", str(path)],
+                           capture_output=True, text=True, timeout=30)
         if r.returncode != 0:
             raise HaproxyConfigError(r.stdout + r.stderr)
 
@@ -110,7 +116,8 @@ class Haproxy:
         log = open(self.log, "ab")  # noqa: SIM115 - handed to the child, closed below
         try:
             self.process = subprocess.Popen(
-                [*self._prefix(), self.binary, "-W", "-S", f"{self.master_socket},mode,600", "-f", str(self.config)],
+                [*self._prefix(), self.binary, "-W", "-S", f"{self.master_socket},mode,600", *self._peer_args(),
+                 "-f", str(self.config)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         finally:
             log.close()

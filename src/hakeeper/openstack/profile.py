@@ -133,6 +133,8 @@ class HaproxyOptions(ProfileModel):
     timeout_client: str = "1m"
     timeout_server: str = "1m"
     maxconn: int = Field(default=4096, ge=1)
+    # Where the controllers' haproxies share their stick tables (the single MySQL writer).
+    peers_port: int = Field(default=1024, ge=1, le=65535)
 
 
 class Profile(ProfileModel):

@@ -57,7 +57,8 @@ def _listener(resolved: Resolved, x: Listener) -> list[str]:
         # One backend takes every connection, the others wait as `backup`: Galera accepts writes on
         # any node but certification conflicts make multi-writer traffic fail; keep one writer.
         out.append("    # one node at a time; the others are backups (single writer)")
-        out.append("    stick-table type ip size 1")
+        peers = f" peers {PEERS}" if _shares_tables(resolved) else ""
+        out.append(f"    stick-table type ip size 1{peers}")
         out.append("    stick on dst")
         out.append("    timeout client 90m")
         out.append("    timeout server 90m")
@@ -85,6 +86,30 @@ def _listener(resolved: Resolved, x: Listener) -> list[str]:
     return out
 
 
+PEERS = "hakeeper"
+
+
+def _shares_tables(resolved: Resolved) -> bool:
+    return any(x.service.balance == "active-backup" for x in resolved.listeners)
+
+
+def _peers(resolved: Resolved) -> list[str]:
+    """Every controller's haproxy holds the same stick table: when the VIP moves, the new holder
+    sends MySQL to the writer the old one chose, not back to the first server (a second writer)."""
+    if not _shares_tables(resolved):
+        return []
+    port = resolved.profile.haproxy.peers_port
+    return [
+        "# The controllers' haproxies share their stick tables, so the MySQL writer stays the same",
+        "# when the VIP moves. Each haproxy must know which peer it is: run it with `-L <controller>`",
+        '# (Debian: EXTRAOPTS="-L <controller>" in /etc/default/haproxy) unless its hostname is the',
+        "# controller's name.",
+        f"peers {PEERS}",
+        *(f"    peer {c.name} {c.address}:{port}" for c in resolved.profile.controllers),
+        "",
+    ]
+
+
 def render_haproxy(resolved: Resolved, paths: RuntimePaths | None = None) -> str:
     p = resolved.profile
     h = p.haproxy
@@ -108,6 +133,7 @@ def render_haproxy(resolved: Resolved, paths: RuntimePaths | None = None) -> str
         f"    timeout server {h.timeout_server}",
         f"    timeout check {h.check_inter}",
         "",
+        *_peers(resolved),
         "# haproxy's own health: the VRRP check asks it, so a VIP stays with a haproxy that answers.",
         "frontend hakeeper-monitor",
         f"    bind {h.monitor_address}:{h.monitor_port}",

@@ -92,7 +92,7 @@ class Stack:
             host = self.lab.add_host(c.name, str(c.address), nonlocal_bind=True)
             work = self.lab.workdir / c.name
             work.mkdir(parents=True, exist_ok=True)
-            ha = Haproxy(work, netns=host.ns)
+            ha = Haproxy(work, netns=host.ns, local_peer=c.name)
             conf = work / "keepalived.conf"
             conf.write_text(render_keepalived(self.resolved, c.name), encoding="utf-8")
             self.nodes[c.name] = Node(host, ha, conf)

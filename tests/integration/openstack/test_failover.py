@@ -96,3 +96,29 @@ def test_mysql_goes_to_one_node_at_a_time_and_does_not_fail_back(bed: Bed) -> No
     time.sleep(2.0)
     third = read_results(bed.probe("--url", mysql, "--count", "20", "--interval", "0.01"))
     assert all(r["ok"] for r in third) and {r["node"] for r in third} == {"c2"}, third
+
+
+def test_the_mysql_writer_stays_the_same_when_the_vip_moves(bed: Bed) -> None:
+    """The controllers' haproxies share their stick table (peers): the new VIP holder keeps the
+    writer the old one chose, even once the first server is back."""
+    mysql_vip = bed.stack.resolved.vip_addresses()[1]
+    mysql = bed.url(port=3306, vip=str(mysql_vip))
+    holder = bed.stack.wait_holder(mysql_vip)
+    first = read_results(bed.probe("--url", mysql, "--count", "10", "--interval", "0.01"))
+    assert all(r["ok"] for r in first) and {r["node"] for r in first} == {"c1"}, first
+    bed.stack.stop_backends("c1")
+    time.sleep(2.0)
+    second = read_results(bed.probe("--url", mysql, "--count", "10", "--interval", "0.01"))
+    assert all(r["ok"] for r in second) and {r["node"] for r in second} == {"c2"}, second
+    # The writer's haproxy dies: the VIP goes to another controller, whose haproxy has never
+    # carried a MySQL connection itself. Then c1's MySQL comes back.
+    bed.stack.kill_haproxy(holder)
+    new = bed.stack.wait_holder(mysql_vip, exclude=holder)
+    deadline = time.monotonic() + 15
+    while bed.stack.holders(mysql_vip) != [new] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert bed.stack.holders(mysql_vip) == [new]
+    bed.stack.start_backends("c1")
+    time.sleep(2.0)
+    third = read_results(bed.probe("--url", mysql, "--count", "10", "--interval", "0.01"))
+    assert all(r["ok"] for r in third) and {r["node"] for r in third} == {"c2"}, (new, third)

@@ -122,6 +122,17 @@ def test_mysql_single_writer_rabbit_not_proxied() -> None:
     assert "listen rabbitmq-queue" in on_vip
 
 
+def test_the_mysql_stick_table_is_shared_by_every_controller() -> None:
+    cfg = render_haproxy(parse_profile(BASE + "haproxy: {peers-port: 7000}\n"))
+    peers = cfg.split("peers hakeeper\n")[1].split("\n\n")[0].splitlines()
+    assert peers == [f"    peer c{i} 10.93.1.1{i}:7000" for i in (1, 2, 3)]
+    mysql = cfg.split("listen mysql-db")[1].split("\n\n")[0]
+    assert "stick-table type ip size 1 peers hakeeper" in mysql
+    # Nothing to share without MySQL on a VIP.
+    no_mysql = BASE.replace("  mysql-db: 10.93.1.101\n", "")
+    assert "peers" not in render_haproxy(parse_profile(no_mysql))
+
+
 def test_cluster_mode_spec_has_vips_with_haproxy() -> None:
     spec = render_spec(parse_profile(BASE + "vip-mode: cluster\n"))
     assert find_problems(spec) == []
