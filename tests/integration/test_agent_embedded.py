@@ -221,3 +221,102 @@ def test_failed_fencing_keeps_resources_where_they_were(tmp_path: Path) -> None:
         assert where.get("svc") == [victim] and where.get("dummy") == [victim], where
 
     run(tmp_path, body)
+
+
+PROMOTABLE_SPEC = """
+cluster: {name: t, stonith-enabled: false, resource-stickiness: 100}
+nodes: [{name: n1}, {name: n2}, {name: n3}]
+resources:
+  primitives:
+    - id: db
+      agent: ocf:pacemaker:Stateful
+      operations:
+        - {name: monitor, interval: 1s, timeout: 10s, role: Unpromoted}
+        - {name: monitor, interval: 1500ms, timeout: 10s, role: Promoted}
+    - id: writer
+      agent: process
+      params: {command: "sleep 1000"}
+      operations: [{name: monitor, interval: 1s, timeout: 10s}]
+  clones:
+    - id: db-clone
+      child: db
+      meta: {promotable: true}
+constraints:
+  colocation:
+    - {id: writer-with-promoted, resource: writer, with: db-clone, with-role: Promoted, score: INFINITY}
+  order:
+    - {id: promote-then-writer, first: db-clone, first-action: promote, then: writer}
+"""
+
+
+async def _roles(h: Harness) -> dict[str, str]:
+    """{node: role} of the db clone's instances, from the agents' reports."""
+    kvs, _ = await h.store.get_prefix(h.keys.status)
+    out = {}
+    for kv in kvs:
+        node, rsc = kv.key[len(h.keys.status) :].split("/")
+        doc = st.loads(kv.value)
+        if rsc.split(":")[0] == "db" and not doc.get("failed"):
+            out[node] = doc.get("role")
+    return out
+
+
+async def _promoted_with_writer(h: Harness, exclude: str | None = None) -> str | None:
+    """The node holding the single promoted instance and the writer, with every other live node
+    (all but `exclude`) running an unpromoted instance; None while that is not the state. What a
+    lost node last reported (`exclude`, without fencing) is left out."""
+    roles = {n: r for n, r in (await _roles(h)).items() if n != exclude}
+    promoted = [n for n, r in roles.items() if r == "Promoted"]
+    others = [n for n in ("n1", "n2", "n3") if n != exclude and n not in promoted]
+    if len(promoted) != 1 or any(roles.get(n) != "Unpromoted" for n in others):
+        return None
+    if [n for n in (await h.where()).get("writer", []) if n != exclude] != promoted:
+        return None
+    return promoted[0]
+
+
+def test_promotable_agent_promotes_one_and_moves_promotion_on_standby(tmp_path: Path) -> None:
+    """A real promotable OCF agent (Stateful) sets its promotion scores with crm_attribute; the
+    leader promotes one instance and the writer follows it. Standby of that node: demote and stop
+    there, promote another, the writer moves after the promotion."""
+
+    async def body(h: Harness) -> None:
+        for n in ("n1", "n2", "n3"):
+            h.start(n)
+        await h.apply(PROMOTABLE_SPEC)
+        await h.until(lambda: _some(_promoted_with_writer(h)))
+        first = await _promoted_with_writer(h)
+        assert first is not None
+        # The scores came from the agent through the crm_attribute shim (Stateful: 10 and 5).
+        scores = {n: (await h.store.get(h.keys.attr_of(n, "master-db"))) for n in ("n1", "n2", "n3")}
+        assert {n: kv.value for n, kv in scores.items() if kv} == {
+            n: st.dumps("10" if n == first else "5") for n in ("n1", "n2", "n3")
+        }, scores
+
+        await h.store.put(h.keys.node(first), st.dumps({"standby": True}))
+        await h.until(lambda: _ne_none(_promoted_with_writer(h, exclude=first), first))
+        second = await _promoted_with_writer(h, exclude=first)
+        assert second not in (None, first)
+        assert first not in await _roles(h)  # demoted and stopped on the standby node
+        kvs, _ = await h.store.get_prefix(h.keys.events)
+        kinds = [(st.loads(kv.value)["kind"], st.loads(kv.value)["node"]) for kv in kvs]
+        assert ("demote", first) in kinds and ("promote", second) in kinds, kinds
+
+    run(tmp_path, body)
+
+
+def test_promotion_moves_when_the_promoted_node_is_lost(tmp_path: Path) -> None:
+    """The agent on the promoted node dies (no fencing configured): once its lease has expired,
+    another instance is promoted and the writer follows."""
+
+    async def body(h: Harness) -> None:
+        for n in ("n1", "n2", "n3"):
+            h.start(n)
+        await h.apply(PROMOTABLE_SPEC)
+        await h.until(lambda: _some(_promoted_with_writer(h)))
+        first = await _promoted_with_writer(h)
+        assert first is not None
+        await h.kill(first)
+        await h.until(lambda: _ne_none(_promoted_with_writer(h, exclude=first), first))
+
+    run(tmp_path, body)

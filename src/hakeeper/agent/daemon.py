@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import time
@@ -30,6 +31,7 @@ from hakeeper.coord.store import Compare, Delete, Put, Store, StoreError
 from hakeeper.coord.watch import Changes, Mirror, Snapshot, follow
 from hakeeper.placement import Plan, schedule
 from hakeeper.resources.base import ResourceAgent, make_agent
+from hakeeper.resources.ocf import attrs_dir, attrs_view
 from hakeeper.resources.result import Result, Status
 from hakeeper.spec import ClusterSpec, ClusterState
 
@@ -77,6 +79,7 @@ class Agent:
         self._probe_needed = asyncio.Event()
         self.node_timeout = node_timeout  # 0: lease expiry only
         self.heartbeats = Heartbeats(node)
+        self._attrs_view: dict[str, dict[str, str]] | None = None
 
     # ----- shared helpers -----
 
@@ -112,7 +115,43 @@ class Agent:
                 log.error("%s: %s", rsc, exc)
                 return None
             self.agents[rsc] = current
+        current.meta = st.ocf_meta(spec, rsc, self.node)
         return current
+
+    def _running_role(self, spec: ClusterSpec, rsc: str, res: Result) -> str:
+        """The role a running instance reports: Promoted (rc 8), else Unpromoted for an instance of
+        a promotable clone, else Started."""
+        if res.status is Status.PROMOTED:
+            return "Promoted"
+        return "Unpromoted" if st.ocf_meta(spec, rsc, self.node).get("promotable") == "true" else "Started"
+
+    # ----- node attributes (crm_attribute from resource agents) -----
+
+    def _attr_ops(self) -> list[Any]:
+        """Publish this node's attribute files (crm_attribute writes them) where the store differs;
+        bound to the lease, as Pacemaker's transient attributes end with the node's membership."""
+        local = read_attrs(attrs_dir(self.state_dir))
+        prefix = f"{self.keys.attrs}{self.node}/"
+        stored = {k[len(prefix) :]: st.loads(v) for k, v in self.mirror.values.items() if k.startswith(prefix)}
+        lease = self.keeper.lease
+        ops: list[Any] = [
+            Put(self.keys.attr_of(self.node, n), st.dumps(v), lease) for n, v in local.items() if stored.get(n) != v
+        ]
+        ops += [Delete(self.keys.attr_of(self.node, n)) for n in stored if n not in local]
+        return ops if lease else []
+
+    def _write_attrs_view(self) -> None:
+        """Every node's attributes where crm_attribute -N NODE -G finds them."""
+        view = st.attributes(self.mirror.values, self.keys)
+        if view == self._attrs_view:
+            return
+        os.makedirs(self.state_dir, exist_ok=True)
+        path = attrs_view(self.state_dir)
+        tmp = f"{path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(view, f, sort_keys=True)
+        os.replace(tmp, path)
+        self._attrs_view = view
 
     # ----- lifecycle -----
 
@@ -145,6 +184,8 @@ class Agent:
     async def _registered(self, lease: int) -> None:
         """A new lease: a new incarnation of this node. Register, then probe before acting."""
         self.probed = False
+        # Transient attributes belong to an incarnation: the probe's monitors set them afresh.
+        clear_attrs(attrs_dir(self.state_dir))
         await election.register(
             self.store,
             self.keys.members,
@@ -203,6 +244,8 @@ class Agent:
     async def _follow(self) -> None:
         async for update in follow(self.store, self.keys.prefix):
             self.mirror.apply(update)
+            if isinstance(update, Snapshot) or any(e.key.startswith(self.keys.attrs) for e in update.events):
+                self._write_attrs_view()
             if self._note_heartbeats(update):
                 self.metrics.revision.set(self.mirror.revision)
                 continue
@@ -224,14 +267,16 @@ class Agent:
             key = self.keys.status_of(self.node, prim.id)
             if res.running:
                 self.local_running.add(prim.id)
-                ops.append(Put(key, st.dumps(self._status_doc(res, "monitor", ok=True))))
-                self._start_monitor(spec, prim.id)
+                role = self._running_role(spec, prim.id, res)
+                ops.append(Put(key, st.dumps(self._status_doc(res, "monitor", ok=True, role=role))))
+                self._start_monitor(spec, prim.id, role)
             elif res.stopped:
                 self.local_running.discard(prim.id)
                 ops.append(Delete(key))
             else:
                 ops.append(Put(key, st.dumps(self._status_doc(res, "monitor", ok=False))))
         ops.append(Delete(self.keys.reprobe + self.node))
+        ops += self._attr_ops()
         lease = self.keeper.lease
         ops.append(
             Put(
@@ -336,13 +381,14 @@ class Agent:
             ops.append(Delete(key))
             self.local_running.discard(rsc)
         elif ok:
-            role = "Promoted" if task == "promote" else "Started"
+            role = "Promoted" if task == "promote" else self._running_role(spec, rsc, res)
             ops.append(Put(key, st.dumps(self._status_doc(res, task, ok=True, role=role))))
             self.local_running.add(rsc)
         else:
             ops.append(Put(key, st.dumps(self._status_doc(res, task, ok=False))))
             ops += await self._fail_count_ops(spec, rsc, task)
         ops.append(Delete(self.keys.running_of(self.node)))
+        ops += self._attr_ops()
         await self.store.txn([], ops)
         if self.executed_epoch == epoch:
             self.executed[action["id"]] = ok
@@ -352,8 +398,8 @@ class Agent:
             f"in {res.duration:.2f}s{'' if ok else ' ' + res.output.strip()[-200:]}",
             rsc,
         )
-        if ok and task in ("start", "promote"):
-            self._start_monitor(spec, rsc)
+        if ok and task in ("start", "promote", "demote"):
+            self._start_monitor(spec, rsc, "Promoted" if task == "promote" else "Started")
 
     async def _fail_count_ops(self, spec: ClusterSpec, rsc: str, op: str) -> list[Any]:
         old = st.loads(self.mirror.values.get(self.keys.fail_of(self.node, rsc))) or {}
@@ -363,29 +409,36 @@ class Agent:
 
     # ----- monitors -----
 
-    def _start_monitor(self, spec: ClusterSpec, rsc: str) -> None:
+    def _start_monitor(self, spec: ClusterSpec, rsc: str, role: str = "Started") -> None:
         prim = st.primitive(spec, rsc)
-        interval = st.monitor_interval(prim) if prim is not None else None
-        if interval is None or prim is None:
+        op = st.monitor_op(prim, role) if prim is not None else None
+        if op is None:
             return
         self._stop_monitor(rsc)
-        self.monitors[rsc] = asyncio.create_task(self._monitor(rsc, interval, st.op_timeout(prim, "monitor")))
+        interval, timeout = op
+        self.monitors[rsc] = asyncio.create_task(self._monitor(rsc, interval, timeout, role == "Promoted"))
 
     def _stop_monitor(self, rsc: str) -> None:
         task = self.monitors.pop(rsc, None)
         if task is not None and task is not asyncio.current_task():
             task.cancel()
 
-    async def _monitor(self, rsc: str, interval: float, timeout: float) -> None:
+    async def _monitor(self, rsc: str, interval: float, timeout: float, promoted: bool) -> None:
         while True:
             await asyncio.sleep(interval)
             spec = self.spec()
             ra = self.agent_for(spec, rsc) if spec is not None else None
             if ra is None or spec is None:
                 return
-            res = await ra.action("monitor", timeout)
+            res = await ra.action("monitor", timeout, interval)
             self.metrics.monitors.labels(rsc, res.status.value).inc()
-            if res.running:
+            # Running in the role it should have (a promoted instance found unpromoted, or the
+            # reverse, is a failure as in Pacemaker).
+            if res.status is (Status.PROMOTED if promoted else Status.SUCCESS):
+                attrs = self._attr_ops()
+                if attrs:
+                    with contextlib.suppress(StoreError):
+                        await self.store.txn([], attrs)
                 continue
             # Expected running, found otherwise: a failure (a clean "not running" included).
             self.monitors.pop(rsc, None)
@@ -470,6 +523,29 @@ class Agent:
         if self.keeper.lease:
             with contextlib.suppress(StoreError):
                 await asyncio.wait_for(self.store.revoke(self.keeper.lease), 2)
+
+
+def read_attrs(directory: str) -> dict[str, str]:
+    """The attribute files crm_attribute left (name -> value); half-written ones are skipped."""
+    out: dict[str, str] = {}
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return out
+    for name in names:
+        if name.endswith(".tmp"):
+            continue
+        path = os.path.join(directory, name)
+        with contextlib.suppress(OSError, UnicodeDecodeError), open(path, encoding="utf-8") as f:
+            out[name] = f.read()
+    return out
+
+
+def clear_attrs(directory: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        for name in os.listdir(directory):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, name))
 
 
 def compare_leader(keys: st.Keys, node: str) -> Compare:

@@ -12,6 +12,8 @@ Layout under /hakeeper/<cluster>/ (values are JSON):
   running/<node>          {"epoch", "id"}  bound to the node's lease   an action in flight
   claims                  "<node>:<epoch>:<id>" of the last claim       serialises claims and plans
   fence/<node>            {"at", "ok", "device", "output"}               the leader
+  attrs/<node>/<name>     "value"  bound to the node's lease             the node's agent (its
+                          resource agents' crm_attribute: promotion scores, galera's seqno, ...)
   events/<ns>-<node>      {"at", "node", "kind", "rsc", "message"}       everyone
 
 Everything here is pure: time comes in as an argument.
@@ -49,6 +51,10 @@ class Keys:
         self.claims = p + "claims"
         self.reprobe = p + "reprobe/"
         self.heartbeat = p + "heartbeat/"
+        self.attrs = p + "attrs/"
+
+    def attr_of(self, node: str, name: str) -> str:
+        return f"{self.attrs}{node}/{name}"
 
     def running_of(self, node: str) -> str:
         return self.running + node
@@ -119,6 +125,16 @@ def fail_counts(values: Values, keys: Keys) -> dict[tuple[str, str], dict[str, A
     return out
 
 
+def attributes(values: Values, keys: Keys) -> dict[str, dict[str, str]]:
+    """Every node's transient attributes: {node: {name: value}}."""
+    out: dict[str, dict[str, str]] = {}
+    for rest, value in _children(values, keys.attrs).items():
+        node, _, name = rest.partition("/")
+        if isinstance(value, str):
+            out.setdefault(node, {})[name] = value
+    return out
+
+
 def _is_stonith(spec: ClusterSpec, rsc: str) -> bool:
     prim = primitive(spec, rsc)
     return prim is not None and prim.agent.cls == "stonith"
@@ -144,6 +160,7 @@ def cluster_state(
     reports = statuses(values, keys)
     fails = fail_counts(values, keys)
     node_docs = _children(values, keys.nodes)
+    attrs = attributes(values, keys)
     nodes: dict[str, NodeState] = {}
     for node in spec.nodes:
         name = node.name
@@ -164,6 +181,7 @@ def cluster_state(
                 else "its lease expired while it ran resources"
             ),
             in_cluster=name in online,
+            attributes=attrs.get(name, {}),
         )
     # A fail count without a status report (the resource was stopped since) still counts.
     entries = dict(reports)
@@ -270,6 +288,41 @@ def primitive(spec: ClusterSpec, rsc: str) -> Primitive | None:
     return None
 
 
+def ocf_meta(spec: ClusterSpec, rsc: str, node: str) -> dict[str, str]:
+    """The CRM_meta_* facts Pacemaker's executor gives an agent: its node, and for a clone
+    instance (`child:N`) its number and the clone's counts (both promoted_* and the older master_*
+    names, as agents read either)."""
+    meta = {"on_node": node}
+    base, _, number = rsc.partition(":")
+    group = next((g.id for g in spec.resources.groups if base in g.members), None)
+    clone = next((c for c in spec.resources.clones if c.child in (base, group) or c.id == base), None)
+    if clone is None or not number.isdigit():
+        return meta
+    m = clone.meta
+    promoted_max = str(m.promoted_max if m.promoted_max is not None else 1)
+    promoted_node_max = str(m.promoted_node_max if m.promoted_node_max is not None else 1)
+    meta.update(
+        {
+            "clone": number,
+            "clone_max": str(m.clone_max if m.clone_max is not None else len(spec.nodes)),
+            "clone_node_max": str(m.clone_node_max if m.clone_node_max is not None else 1),
+            "globally_unique": "true" if m.globally_unique else "false",
+            "notify": "true" if m.notify else "false",
+        }
+    )
+    if m.promotable:
+        meta.update(
+            {
+                "promotable": "true",
+                "promoted_max": promoted_max,
+                "promoted_node_max": promoted_node_max,
+                "master_max": promoted_max,
+                "master_node_max": promoted_node_max,
+            }
+        )
+    return meta
+
+
 def op_timeout(prim: Primitive, name: str, default: float = 20.0) -> float:
     for op in prim.operations:
         if op.name == name and (name != "monitor" or op.interval > 0):
@@ -277,11 +330,17 @@ def op_timeout(prim: Primitive, name: str, default: float = 20.0) -> float:
     return default
 
 
-def monitor_interval(prim: Primitive) -> float | None:
+def monitor_op(prim: Primitive, role: str = "Started") -> tuple[float, float] | None:
+    """(interval, timeout) of the recurring monitor for an instance in `role`: a Promoted one
+    uses the monitor declared for role Promoted, any other the one for Started/Unpromoted."""
+    wanted = ("Promoted",) if role == "Promoted" else (None, "Started", "Unpromoted")
     for op in prim.operations:
-        if op.name == "monitor" and op.interval > 0 and op.enabled and op.role in (None, "Started", "Unpromoted"):
-            return float(op.interval)
+        if op.name == "monitor" and op.interval > 0 and op.enabled and op.role in wanted:
+            return float(op.interval), float(op.timeout)
     return None
+
+
+
 
 
 def failure_kind(result: Result) -> str:

@@ -50,6 +50,11 @@ class ResourceAgent(abc.ABC):
         self.name = name
         self.params = dict(params)
         self.state_dir = state_dir  # per-node scratch space (pidfiles, OCF's HA_RSCTMP)
+        # What Pacemaker's executor passes along as CRM_meta_* (the node's name, clone facts); the
+        # node agent fills it in. `op_interval` is the interval of the operation being run (0 for
+        # a one-off action or a probe): OCF agents see both (OCF_RESKEY_CRM_meta_interval, in ms).
+        self.meta: dict[str, str] = {}
+        self.op_interval = 0.0
 
     @abc.abstractmethod
     def installed(self) -> str | None:
@@ -73,7 +78,8 @@ class ResourceAgent(abc.ABC):
     async def meta_data(self) -> str:
         return ""
 
-    async def action(self, name: str, timeout: float) -> Result:
+    async def action(self, name: str, timeout: float, interval: float = 0.0) -> Result:
+        self.op_interval = interval
         fn = {
             "start": self.start,
             "stop": self.stop,

@@ -2,8 +2,11 @@
 
 The script gets the action as its argument and everything else from the environment: OCF_ROOT,
 OCF_RA_VERSION_*, OCF_RESOURCE_INSTANCE/TYPE/PROVIDER, one OCF_RESKEY_name per parameter and
-OCF_RESKEY_CRM_meta_timeout (milliseconds). HA_RSCTMP points at this node's state directory so
-several nodes on one host (the demo) keep separate state files.
+OCF_RESKEY_CRM_meta_timeout and _interval (milliseconds), and the CRM_meta_* facts the node agent
+supplies (the node's name, clone instance and counts). HA_RSCTMP and HA_VARRUN point into this
+node's state directory so several nodes on one host (the demo) keep separate state files.
+HA_SBIN_DIR points at hakeeper's crm_attribute/crm_master/crm_node (crm_attribute.py), so
+promotable agents can set their promotion scores and read other nodes' attributes.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import os
 from collections.abc import Mapping
 
 from hakeeper.resources.base import AgentName, ResourceAgent, register_class, timed_out
+from hakeeper.resources.crm_attribute import install_shims
 from hakeeper.resources.result import Result
 from hakeeper.resources.runner import run
 
@@ -26,6 +30,7 @@ class OcfAgent(ResourceAgent):
         super().__init__(rid, name, params, state_dir)
         self.root = ocf_root()
         self.path = os.path.join(self.root, "resource.d", name.provider or "heartbeat", name.type)
+        self._sbin: str | None = None
 
     def installed(self) -> str | None:
         if not os.access(self.path, os.X_OK):
@@ -34,7 +39,9 @@ class OcfAgent(ResourceAgent):
 
     def env(self, action: str, timeout: float) -> dict[str, str]:
         tmp = os.path.join(self.state_dir, "rsctmp")
+        varrun = os.path.join(self.state_dir, "varrun")
         os.makedirs(tmp, exist_ok=True)
+        os.makedirs(varrun, exist_ok=True)
         env = {
             "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
             "OCF_ROOT": self.root,
@@ -45,11 +52,24 @@ class OcfAgent(ResourceAgent):
             "OCF_RESOURCE_TYPE": self.name.type,
             "OCF_RESOURCE_PROVIDER": self.name.provider or "",
             "OCF_RESKEY_CRM_meta_timeout": str(int(timeout * 1000)),
+            "OCF_RESKEY_CRM_meta_interval": str(int(self.op_interval * 1000)),
             "HA_RSCTMP": tmp,
+            "HA_VARRUN": varrun + "/",
+            "HA_SBIN_DIR": self._shims(),
+            "HAKEEPER_ATTRS_DIR": attrs_dir(self.state_dir),
+            "HAKEEPER_ATTRS_VIEW": attrs_view(self.state_dir),
             "__OCF_ACTION": action,
         }
+        if "on_node" in self.meta:
+            env["HAKEEPER_NODE"] = self.meta["on_node"]
+        env.update({f"OCF_RESKEY_CRM_meta_{k}": v for k, v in self.meta.items()})
         env.update({f"OCF_RESKEY_{k}": str(v) for k, v in self.params.items()})
         return env
+
+    def _shims(self) -> str:
+        if self._sbin is None:
+            self._sbin = install_shims(os.path.join(self.state_dir, "sbin"))
+        return self._sbin
 
     async def _run(self, action: str, timeout: float) -> Result:
         reason = self.installed()
@@ -80,6 +100,16 @@ class OcfAgent(ResourceAgent):
             return ""
         done = await run([self.path, "meta-data"], 10, env=self.env("meta-data", 10))
         return done.output if done.rc == 0 else ""
+
+
+def attrs_dir(state_dir: str) -> str:
+    """This node's attributes, one file each, as crm_attribute writes them."""
+    return os.path.join(state_dir, "attrs")
+
+
+def attrs_view(state_dir: str) -> str:
+    """Every node's attributes as the store last showed them ({node: {name: value}})."""
+    return os.path.join(state_dir, "attrs-view.json")
 
 
 def register() -> None:

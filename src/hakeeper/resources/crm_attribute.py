@@ -1,0 +1,166 @@
+"""Pacemaker's node-attribute tools, as OCF agents run by hakeeper see them.
+
+Promotable agents (Stateful, galera, rabbitmq-server-ha, pgsql, redis) tell the cluster which
+instance deserves promotion with `crm_attribute --promotion -v SCORE` or `crm_master -l reboot -v
+SCORE`, and read attributes back (galera compares the nodes' last committed transaction) with
+`crm_attribute -N NODE -n NAME -G -q`. Without Pacemaker those calls would fail. The OCF class sets
+HA_SBIN_DIR to a directory of small wrappers (`install_shims`) that land here: an attribute of this
+node is a file in HAKEEPER_ATTRS_DIR (the node agent publishes the directory to the store after
+every action, bound to the node's lease, as Pacemaker's transient attributes end with the node's
+membership); other nodes' attributes are read from the snapshot the agent keeps in
+HAKEEPER_ATTRS_VIEW. `crm_node -n` answers the node's name.
+
+Exit status as Pacemaker's tools: 0 done, 64 usage (CRM_EX_USAGE), 105 no such attribute
+(CRM_EX_NOSUCH).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shlex
+import sys
+from collections.abc import Sequence
+
+EX_USAGE = 64
+EX_NOSUCH = 105
+SHIMS = ("crm_attribute", "crm_master", "crm_node")
+
+
+def promotion_name(instance: str) -> str:
+    """`master-<resource>`: the name Pacemaker's scheduler reads, without a clone suffix (`:N`)."""
+    return "master-" + re.sub(r":\d+$", "", instance)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="crm_attribute", add_help=True)
+    p.add_argument("-n", "--name", "--attr-name")
+    p.add_argument("-v", "--update", "--attr-value", dest="update")
+    p.add_argument("-D", "--delete", action="store_true")
+    p.add_argument("-G", "--query", "--get-value", dest="query", action="store_true")
+    p.add_argument("-q", "-Q", "--quiet", action="store_true")
+    p.add_argument("-d", "--default")
+    p.add_argument("-N", "--node", "-U", "--uname")
+    p.add_argument("-l", "--lifetime", choices=("reboot", "forever", "status", "nodes"))
+    p.add_argument("-t", "--type", choices=("nodes", "status", "crm_config", "rsc_defaults", "op_defaults"))
+    p.add_argument("-p", "--promotion", nargs="?", const="", default=None)
+    p.add_argument("-i", "--id")
+    return p
+
+
+def _valid_name(name: str) -> bool:
+    return bool(name) and "/" not in name and name not in (".", "..") and "\0" not in name
+
+
+def crm_attribute(argv: Sequence[str], env: dict[str, str]) -> tuple[int, str, str]:
+    """Run one command line; returns (exit status, stdout, stderr)."""
+    try:
+        args = _parser().parse_args(list(argv))
+    except SystemExit as exc:  # argparse reports usage errors by exiting
+        return (EX_USAGE if exc.code else 0), "", ""
+    if args.type == "crm_config" or args.type in ("rsc_defaults", "op_defaults"):
+        return EX_USAGE, "", f"crm_attribute (hakeeper): --type {args.type} is not supported; set it in the spec\n"
+    me = env.get("HAKEEPER_NODE", "")
+    node = args.node or me
+    name = args.name
+    if args.promotion is not None:
+        name = promotion_name(args.promotion or env.get("OCF_RESOURCE_INSTANCE", ""))
+    if not name or not _valid_name(name):
+        return EX_USAGE, "", f"crm_attribute (hakeeper): a valid attribute name is required, not {name!r}\n"
+    attrs_dir = env.get("HAKEEPER_ATTRS_DIR", "")
+    if args.update is not None or args.delete:
+        if node != me or not attrs_dir:
+            return EX_USAGE, "", f"crm_attribute (hakeeper): only this node's ({me}) attributes can be set\n"
+        os.makedirs(attrs_dir, exist_ok=True)
+        path = os.path.join(attrs_dir, name)
+        if args.delete:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            return 0, "", ""
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(args.update)
+        os.replace(tmp, path)  # atomic: the agent never publishes half a value
+        return 0, "", ""
+    value = _lookup(node, name, me, attrs_dir, env.get("HAKEEPER_ATTRS_VIEW", ""))
+    if value is None:
+        value = args.default
+    if value is None:
+        return EX_NOSUCH, "", f"Error performing operation: No such device or address (attribute {name} on {node})\n"
+    out = value if args.quiet else f"scope=status  name={name} value={value}"
+    return 0, out + "\n", ""
+
+
+def _lookup(node: str, name: str, me: str, attrs_dir: str, view: str) -> str | None:
+    if node == me and attrs_dir:
+        try:
+            with open(os.path.join(attrs_dir, name), encoding="utf-8") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+    try:
+        with open(view, encoding="utf-8") as f:
+            nodes = json.load(f)
+    except (OSError, ValueError):
+        return None
+    value = nodes.get(node, {}).get(name) if isinstance(nodes, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def crm_node(argv: Sequence[str], env: dict[str, str]) -> tuple[int, str, str]:
+    if list(argv) in (["-n"], ["--name"]):
+        return 0, env.get("HAKEEPER_NODE", "") + "\n", ""
+    return EX_USAGE, "", f"crm_node (hakeeper): only -n is supported, not {' '.join(argv)}\n"
+
+
+def install_shims(directory: str) -> str:
+    """Write the wrappers (crm_attribute, crm_master, crm_node) into `directory`; returns it.
+    They run this module with the interpreter and package the agent itself runs from."""
+    os.makedirs(directory, exist_ok=True)
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    for tool in SHIMS:
+        text = (
+            "#!/bin/sh\n"
+            f"# {tool} for OCF agents run by hakeeper (see hakeeper/resources/crm_attribute.py)\n"
+            f"PYTHONPATH={shlex.quote(package_root)} exec {shlex.quote(sys.executable)} "
+            f"-m hakeeper.resources.crm_attribute {tool} \"$@\"\n"
+        )
+        path = os.path.join(directory, tool)
+        try:
+            with open(path, encoding="utf-8") as f:
+                if f.read() == text:
+                    continue
+        except FileNotFoundError:
+            pass
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, path)
+    return directory
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in SHIMS:
+        sys.stderr.write(f"usage: python -m hakeeper.resources.crm_attribute {{{','.join(SHIMS)}}} ARGS...\n")
+        return EX_USAGE
+    tool, rest = argv[0], argv[1:]
+    env = dict(os.environ)
+    if tool == "crm_node":
+        status, out, err = crm_node(rest, env)
+    elif tool == "crm_master":
+        # crm_master is crm_attribute for the calling resource's promotion score.
+        status, out, err = crm_attribute(["--promotion", *rest], env)
+    else:
+        status, out, err = crm_attribute(rest, env)
+    sys.stdout.write(out)
+    sys.stderr.write(err)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
