@@ -320,3 +320,26 @@ def test_promotion_moves_when_the_promoted_node_is_lost(tmp_path: Path) -> None:
         await h.until(lambda: _ne_none(_promoted_with_writer(h, exclude=first), first))
 
     run(tmp_path, body)
+
+
+def test_clean_shutdown_of_the_promoted_node_hands_promotion_over(tmp_path: Path) -> None:
+    """The agent on the promoted node shuts down (SIGTERM): the leader demotes and stops its
+    instance there (Stateful refuses to stop a promoted instance, so a plain local stop would
+    fail), promotes another, and the writer follows; nothing fails on the way."""
+
+    async def body(h: Harness) -> None:
+        for n in ("n1", "n2", "n3"):
+            h.start(n)
+        await h.apply(PROMOTABLE_SPEC)
+        await h.until(lambda: _some(_promoted_with_writer(h)))
+        first = await _promoted_with_writer(h)
+        assert first is not None
+        await asyncio.wait_for(h.agents[first].shutdown(), 60)
+        await h.until(lambda: _ne_none(_promoted_with_writer(h, exclude=first), first))
+        assert first not in await _roles(h)
+        kvs, _ = await h.store.get_prefix(h.keys.events)
+        events = [st.loads(kv.value) for kv in kvs]
+        assert ("demote", first) in [(e["kind"], e["node"]) for e in events]
+        assert not [e for e in events if e["kind"].endswith("-failed")], events
+
+    run(tmp_path, body)

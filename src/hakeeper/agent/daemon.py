@@ -27,7 +27,7 @@ from hakeeper.agent.heartbeat import DEFAULT_NODE_TIMEOUT, Heartbeats, interval_
 from hakeeper.agent.metrics import Metrics
 from hakeeper.coord import election
 from hakeeper.coord.lease import LeaseKeeper
-from hakeeper.coord.store import Compare, Delete, Put, Store, StoreError
+from hakeeper.coord.store import Compare, Delete, Put, Store, StoreError, bounded
 from hakeeper.coord.watch import Changes, Mirror, Snapshot, follow
 from hakeeper.placement import Plan, schedule
 from hakeeper.resources.base import ResourceAgent, make_agent
@@ -73,6 +73,8 @@ class Agent:
         self.stopped = asyncio.Event()
         self.executed_epoch = 0
         self.leaving = False
+        self.draining = False  # shutting down: the leader moves everything away first
+        self.local_promoted: set[str] = set()  # instances this agent promoted (demote before stop)
         self.action_lock = asyncio.Lock()
         self.probed_ids: set[str] = set()
         self.executed: dict[int, bool] = {}
@@ -191,7 +193,7 @@ class Agent:
             self.keys.members,
             self.node,
             lease,
-            {"pid": os.getpid(), "started": self.clock(), "probed": False},
+            st.loads(self._member_doc(False)),
         )
         self.metrics.lease_grants.inc()
         self._probe_needed.set()
@@ -268,10 +270,13 @@ class Agent:
             if res.running:
                 self.local_running.add(prim.id)
                 role = self._running_role(spec, prim.id, res)
+                if role == "Promoted":
+                    self.local_promoted.add(prim.id)
                 ops.append(Put(key, st.dumps(self._status_doc(res, "monitor", ok=True, role=role))))
                 self._start_monitor(spec, prim.id, role)
             elif res.stopped:
                 self.local_running.discard(prim.id)
+                self.local_promoted.discard(prim.id)
                 ops.append(Delete(key))
             else:
                 ops.append(Put(key, st.dumps(self._status_doc(res, "monitor", ok=False))))
@@ -281,7 +286,7 @@ class Agent:
         ops.append(
             Put(
                 self.keys.member(self.node),
-                st.dumps({"pid": os.getpid(), "started": self.clock(), "probed": True}),
+                self._member_doc(True),
                 lease,
             )
         )
@@ -377,6 +382,8 @@ class Agent:
         ops: list[Any] = [
             Put(self.keys.done_of(epoch, action["id"]), st.dumps({"ok": ok, "rc": res.rc, "status": res.status.value}))
         ]
+        if ok and task in ("promote", "demote", "stop"):
+            (self.local_promoted.add if task == "promote" else self.local_promoted.discard)(rsc)
         if ok and task == "stop":
             ops.append(Delete(key))
             self.local_running.discard(rsc)
@@ -443,6 +450,7 @@ class Agent:
             # Expected running, found otherwise: a failure (a clean "not running" included).
             self.monitors.pop(rsc, None)
             self.local_running.discard(rsc)
+            self.local_promoted.discard(rsc)
             doc = self._status_doc(res, "monitor", ok=False)
             doc["interval"] = interval
             ops = [
@@ -486,43 +494,79 @@ class Agent:
         log.error("cut off from the store; no-quorum-policy=%s", policy)
         if policy in ("freeze", "ignore") or spec is None:
             return
-        for rsc in list(self.monitors):
-            self._stop_monitor(rsc)
-        # Stop in reverse definition order, which for a group is its stop order.
-        order = [p.id for p in spec.resources.primitives]
-        for rsc in sorted(self.local_running, key=lambda r: -order.index(r) if r in order else 0):
-            ra = self.agent_for(spec, rsc)
-            prim = st.primitive(spec, rsc)
-            if ra is not None and prim is not None:
-                res = await ra.action("stop", st.op_timeout(prim, "stop"))
-                log.error("no quorum: stopped %s: %s", rsc, res.describe())
-        self.local_running.clear()
+        await self._stop_locally(spec, "no quorum")
         self.metrics.quorum_stops.inc()
         if policy == "suicide":
             self.stopped.set()
 
-    async def shutdown(self, stop_resources: bool = True) -> None:
-        """Leave cleanly: stop what runs here, withdraw its reports, revoke the lease (the member
-        key goes, and leadership with it). Reports withdrawn means the node is not "lost": nobody
-        fences it, the leader simply starts its resources elsewhere."""
+    async def _stop_locally(self, spec: ClusterSpec, why: str) -> None:
+        """Stop everything running here without the leader: promoted instances are demoted first
+        (agents such as Stateful or galera refuse to stop a promoted instance), then everything
+        stops in reverse definition order, which for a group is its stop order."""
+        for rsc in list(self.monitors):
+            self._stop_monitor(rsc)
+        order = [p.id for p in spec.resources.primitives]
+
+        def position(rsc: str) -> int:
+            prim = st.primitive(spec, rsc)
+            return -order.index(prim.id) if prim is not None and prim.id in order else 0
+
+        for rsc in sorted(self.local_running, key=position):
+            ra, prim = self.agent_for(spec, rsc), st.primitive(spec, rsc)
+            if ra is None or prim is None:
+                continue
+            if rsc in self.local_promoted:
+                res = await ra.action("demote", st.op_timeout(prim, "demote"))
+                log.warning("%s: demoted %s: %s", why, rsc, res.describe())
+            res = await ra.action("stop", st.op_timeout(prim, "stop"))
+            log.warning("%s: stopped %s: %s", why, rsc, res.describe())
+        self.local_running.clear()
+        self.local_promoted.clear()
+
+    def _member_doc(self, probed: bool) -> bytes:
+        doc: dict[str, Any] = {"pid": os.getpid(), "started": self.clock(), "probed": probed}
+        if self.draining:
+            doc["shutdown"] = True
+        return st.dumps(doc)
+
+    async def shutdown(self, stop_resources: bool = True, drain_timeout: float = 120.0) -> None:
+        """Leave cleanly, as Pacemaker does for a node shutting down: the member key says
+        `shutdown`, so the leader's scheduler moves everything away in order (demote here, promote
+        elsewhere, stop here, start elsewhere); this agent keeps carrying out its part until nothing
+        runs here. Then it withdraws its reports and revokes the lease (the member key goes, and
+        leadership with it). Reports withdrawn means the node is not "lost": nobody fences it.
+        Whatever the leader did not move within `drain_timeout` (no leader, no quorum, a store
+        gone) is stopped here directly."""
+        if self.draining or self.leaving:
+            return
+        loop = asyncio.get_running_loop()
+        if stop_resources and self.keeper.lease and not self.quorum_lost and self.local_running:
+            self.draining = True
+            try:
+                await bounded(
+                    self.store.put(self.keys.member(self.node), self._member_doc(True), self.keeper.lease), 2
+                )
+                log.info("shutting down: moving %s away", ", ".join(sorted(self.local_running)))
+                deadline = loop.time() + drain_timeout
+                while (self.local_running or self.action_lock.locked()) and loop.time() < deadline:
+                    if self.quorum_lost:
+                        break
+                    await asyncio.sleep(0.1)
+            except (StoreError, TimeoutError) as exc:
+                log.warning("shutting down: cannot ask the leader to move resources (%s); stopping them here", exc)
         self.leaving = True
         async with self.action_lock:  # let an action in flight finish, start no other
             pass
         spec = self.spec()
         if stop_resources and spec is not None:
-            for rsc in list(self.monitors):
-                self._stop_monitor(rsc)
-            order = [p.id for p in spec.resources.primitives]
-            for rsc in sorted(self.local_running, key=lambda r: -order.index(r) if r in order else 0):
-                ra, prim = self.agent_for(spec, rsc), st.primitive(spec, rsc)
-                if ra is not None and prim is not None:
-                    await ra.action("stop", st.op_timeout(prim, "stop"))
-            with contextlib.suppress(StoreError):
-                await asyncio.wait_for(self.store.delete_prefix(f"{self.keys.status}{self.node}/"), 2)
+            if self.local_running:
+                await self._stop_locally(spec, "shutting down")
+            with contextlib.suppress(StoreError, TimeoutError):
+                await bounded(self.store.delete_prefix(f"{self.keys.status}{self.node}/"), 2)
         self.stopped.set()
         if self.keeper.lease:
-            with contextlib.suppress(StoreError):
-                await asyncio.wait_for(self.store.revoke(self.keeper.lease), 2)
+            with contextlib.suppress(StoreError, TimeoutError):
+                await bounded(self.store.revoke(self.keeper.lease), 2)
 
 
 def read_attrs(directory: str) -> dict[str, str]:

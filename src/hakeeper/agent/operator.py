@@ -46,6 +46,8 @@ def status_view(values: Mapping[str, bytes], keys: st.Keys, now: float) -> dict[
         elif ns is not None and ns.unclean:
             word = "OFFLINE (lost; no fencing, its resources count as stopped)"
             lost_unfenced.add(name)
+        elif ns is not None and ns.shutdown:
+            word = "shutting down (its resources are moving away)"
         elif name in joined:
             word = "standby" if node_docs.get(name, {}).get("standby") else "online"
         else:

@@ -169,8 +169,11 @@ def cluster_state(
         lost_active = name not in joined and any(
             n == name and active(d) and not _is_stonith(spec, r) for (n, r), d in reports.items()
         )
+        member = joined.get(name)
         nodes[name] = NodeState(
             online=name in online,
+            # Its agent is leaving: the scheduler moves everything away first.
+            shutdown=isinstance(member, dict) and bool(member.get("shutdown")),
             standby=bool(doc.get("standby")),
             unclean=lost_active,
             fence_reason=(
