@@ -44,8 +44,8 @@ class Harness:
         self.agents: dict[str, Agent] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
 
-    def start(self, node: str) -> Agent:
-        agent = Agent(self.store, node, cluster="t", ttl=2, state_dir=str(self.tmp))
+    def start(self, node: str, **options: Any) -> Agent:
+        agent = Agent(self.store, node, cluster="t", ttl=2, state_dir=str(self.tmp), **options)
         self.agents[node] = agent
         self.tasks[node] = asyncio.create_task(agent.run())
         return agent
@@ -341,5 +341,30 @@ def test_clean_shutdown_of_the_promoted_node_hands_promotion_over(tmp_path: Path
         events = [st.loads(kv.value) for kv in kvs]
         assert ("demote", first) in [(e["kind"], e["node"]) for e in events]
         assert not [e for e in events if e["kind"].endswith("-failed")], events
+
+    run(tmp_path, body)
+
+
+def test_the_node_timeout_cluster_option_overrides_the_agents_flag(tmp_path: Path) -> None:
+    """Agents started with --node-timeout 0 (lease expiry only), a configuration saying
+    node-timeout 500ms: the lost node is detected by its silent heartbeat, not its lease."""
+    spec = FENCED_SPEC.replace("stonith-enabled: true,", "stonith-enabled: true, node-timeout: 500ms,").replace(
+        "params: {type: fail, power_timeout: \"2\"}", f"params: {{status_file: {tmp_path}/fence-status}}"
+    )
+    assert "node-timeout: 500ms" in spec and "status_file" in spec
+
+    async def body(h: Harness) -> None:
+        for n in ("n1", "n2", "n3"):
+            h.start(n, node_timeout=0)
+        await h.apply(spec)
+        await h.until(lambda: _some(h.group_on()))
+        victim = await h.group_on()
+        assert victim is not None
+        await h.kill(victim)
+        await h.until(lambda: _ne_none(h.group_on(), victim))
+        kvs, _ = await h.store.get_prefix(h.keys.events)
+        plans = [st.loads(kv.value) for kv in kvs if st.loads(kv.value)["kind"] == "plan"]
+        fenced = [p for p in plans if victim in p.get("fence", [])]
+        assert fenced and victim in fenced[0]["suspects"], plans
 
     run(tmp_path, body)

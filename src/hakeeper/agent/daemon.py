@@ -79,15 +79,31 @@ class Agent:
         self.probed_ids: set[str] = set()
         self.executed: dict[int, bool] = {}
         self._probe_needed = asyncio.Event()
-        self.node_timeout = node_timeout  # 0: lease expiry only
+        self._node_timeout = node_timeout  # the --node-timeout flag; the cluster option wins
         self.heartbeats = Heartbeats(node)
         self._attrs_view: dict[str, dict[str, str]] | None = None
+        self._spec_raw: bytes | None = None
+        self._spec: ClusterSpec | None = None
 
     # ----- shared helpers -----
 
     def spec(self) -> ClusterSpec | None:
-        found = st.config_of(self.mirror.values, self.keys)
-        return None if found is None else found[1]
+        # Parsed once per configuration version: monitors, heartbeats and the leader ask often.
+        raw = self.mirror.values.get(self.keys.config)
+        if raw is not self._spec_raw:
+            found = st.config_of(self.mirror.values, self.keys)
+            self._spec_raw, self._spec = raw, (None if found is None else found[1])
+        return self._spec
+
+    @property
+    def node_timeout(self) -> float:
+        """Seconds of heartbeat silence after which the leader treats a node as lost (0: lease
+        expiry only). The cluster option `node-timeout`, so every agent beats to the same rhythm,
+        else this agent's --node-timeout."""
+        spec = self.spec()
+        if spec is not None and spec.cluster.node_timeout is not None:
+            return spec.cluster.node_timeout
+        return self._node_timeout
 
     def wake(self) -> None:
         for ev in self.listeners:
@@ -169,8 +185,7 @@ class Agent:
             asyncio.create_task(self._quorum(), name="quorum"),
             asyncio.create_task(leader.run(), name="leader"),
         ]
-        if self.node_timeout > 0:
-            tasks.append(asyncio.create_task(self._heartbeat(), name="heartbeat"))
+        tasks.append(asyncio.create_task(self._heartbeat(), name="heartbeat"))
         try:
             done, _ = await asyncio.wait(
                 [*tasks, asyncio.create_task(self.stopped.wait())], return_when=asyncio.FIRST_COMPLETED
@@ -203,7 +218,6 @@ class Agent:
         """Rewrite the heartbeat key (bound to the lease) every interval; the leader watches it.
         A write does not hold up the next one: while the client fails over from a dead etcd
         member, the beats that follow already go to the next endpoint (a few in flight at most)."""
-        interval = interval_for(self.ttl, self.node_timeout)
         beat = 0
         in_flight: set[asyncio.Task[None]] = set()
 
@@ -213,8 +227,11 @@ class Agent:
 
         try:
             while True:
+                # Recomputed each time: the cluster option may change with the configuration.
+                timeout = self.node_timeout
+                interval = interval_for(self.ttl, timeout) if timeout > 0 else 0.5
                 lease = self.keeper.lease
-                if lease and not self.quorum_lost and not self.leaving and len(in_flight) < 4:
+                if timeout > 0 and lease and not self.quorum_lost and not self.leaving and len(in_flight) < 4:
                     beat += 1
                     task = asyncio.create_task(put(str(beat).encode(), lease))
                     in_flight.add(task)

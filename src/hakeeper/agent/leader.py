@@ -58,9 +58,10 @@ class Leader:
         loop = asyncio.get_running_loop()
         # Heartbeats are checked on a short tick (cheap); the scheduler runs on a change, when the
         # suspects change, and every second (failure-timeout expiry and fence retries are timed).
-        tick = min(1.0, self.agent.node_timeout / 6) if self.agent.node_timeout > 0 else 1.0
         last = loop.time()
         while True:
+            timeout = self.agent.node_timeout
+            tick = min(1.0, timeout / 6) if timeout > 0 else 1.0
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(ev.wait(), tick)
             suspects = self._suspects()

@@ -51,6 +51,9 @@ class ClusterOptions(SpecModel):
     start_failure_is_fatal: bool = True
     maintenance_mode: bool = False
     stop_all_resources: bool = False
+    # The node agents' fast failure detection (heartbeats; used with stonith only): a node whose
+    # heartbeat is silent this long is lost. Unset: each agent's --node-timeout. 0: lease expiry only.
+    node_timeout: Duration | None = Field(default=None, ge=0)
     # Options hakeeper keeps but does not interpret (imported from a CIB), never dropped.
     other: dict[str, str] = Field(default_factory=dict)
 
