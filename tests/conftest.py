@@ -42,6 +42,12 @@ def needs_binary(name: str, package: str | None = None) -> str:
     return path
 
 
+def needs_ocf_agent(agent: str, package: str) -> None:
+    """`agent` is PROVIDER/TYPE under /usr/lib/ocf/resource.d."""
+    if not os.access(f"/usr/lib/ocf/resource.d/{agent}", os.X_OK):
+        _skip_or_fail(f"this test needs the OCF agent {agent} (Debian package {package})")
+
+
 @pytest.fixture
 def root() -> None:
     needs_root()

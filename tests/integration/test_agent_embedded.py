@@ -1,6 +1,6 @@
 """Three agents on one embedded store, in one process, with the real scheduler and real resource
-agents (OCF Dummy, processes): placement, monitor failure → restart → move, clean leave,
-leader takeover."""
+agents (OCF Dummy and Stateful, processes): placement, monitor failure → restart → move, clean
+leave, leader takeover, failed fencing, promotion and its handover."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from conftest import needs_ocf_agent
 from hakeeper.agent import state as st
 from hakeeper.agent.daemon import Agent
 from hakeeper.coord.memory import MemoryStore
@@ -279,6 +280,7 @@ def test_promotable_agent_promotes_one_and_moves_promotion_on_standby(tmp_path: 
     """A real promotable OCF agent (Stateful) sets its promotion scores with crm_attribute; the
     leader promotes one instance and the writer follows it. Standby of that node: demote and stop
     there, promote another, the writer moves after the promotion."""
+    needs_ocf_agent("pacemaker/Stateful", "pacemaker-resource-agents")
 
     async def body(h: Harness) -> None:
         for n in ("n1", "n2", "n3"):
@@ -308,6 +310,7 @@ def test_promotable_agent_promotes_one_and_moves_promotion_on_standby(tmp_path: 
 def test_promotion_moves_when_the_promoted_node_is_lost(tmp_path: Path) -> None:
     """The agent on the promoted node dies (no fencing configured): once its lease has expired,
     another instance is promoted and the writer follows."""
+    needs_ocf_agent("pacemaker/Stateful", "pacemaker-resource-agents")
 
     async def body(h: Harness) -> None:
         for n in ("n1", "n2", "n3"):
@@ -326,6 +329,7 @@ def test_clean_shutdown_of_the_promoted_node_hands_promotion_over(tmp_path: Path
     """The agent on the promoted node shuts down (SIGTERM): the leader demotes and stops its
     instance there (Stateful refuses to stop a promoted instance, so a plain local stop would
     fail), promotes another, and the writer follows; nothing fails on the way."""
+    needs_ocf_agent("pacemaker/Stateful", "pacemaker-resource-agents")
 
     async def body(h: Harness) -> None:
         for n in ("n1", "n2", "n3"):
