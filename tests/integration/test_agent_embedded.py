@@ -276,6 +276,17 @@ async def _promoted_with_writer(h: Harness, exclude: str | None = None) -> str |
     return promoted[0]
 
 
+async def _promoted_cluster(h: Harness) -> str:
+    """Three agents running PROMOTABLE_SPEC, settled; returns the node holding the promotion."""
+    for n in ("n1", "n2", "n3"):
+        h.start(n)
+    await h.apply(PROMOTABLE_SPEC)
+    await h.until(lambda: _some(_promoted_with_writer(h)))
+    first = await _promoted_with_writer(h)
+    assert first is not None
+    return first
+
+
 def test_promotable_agent_promotes_one_and_moves_promotion_on_standby(tmp_path: Path) -> None:
     """A real promotable OCF agent (Stateful) sets its promotion scores with crm_attribute; the
     leader promotes one instance and the writer follows it. Standby of that node: demote and stop
@@ -283,12 +294,7 @@ def test_promotable_agent_promotes_one_and_moves_promotion_on_standby(tmp_path: 
     needs_ocf_agent("pacemaker/Stateful", "pacemaker-resource-agents")
 
     async def body(h: Harness) -> None:
-        for n in ("n1", "n2", "n3"):
-            h.start(n)
-        await h.apply(PROMOTABLE_SPEC)
-        await h.until(lambda: _some(_promoted_with_writer(h)))
-        first = await _promoted_with_writer(h)
-        assert first is not None
+        first = await _promoted_cluster(h)
         # The scores came from the agent through the crm_attribute shim (Stateful: 10 and 5).
         scores = {n: (await h.store.get(h.keys.attr_of(n, "master-db"))) for n in ("n1", "n2", "n3")}
         assert {n: kv.value for n, kv in scores.items() if kv} == {
@@ -313,12 +319,7 @@ def test_promotion_moves_when_the_promoted_node_is_lost(tmp_path: Path) -> None:
     needs_ocf_agent("pacemaker/Stateful", "pacemaker-resource-agents")
 
     async def body(h: Harness) -> None:
-        for n in ("n1", "n2", "n3"):
-            h.start(n)
-        await h.apply(PROMOTABLE_SPEC)
-        await h.until(lambda: _some(_promoted_with_writer(h)))
-        first = await _promoted_with_writer(h)
-        assert first is not None
+        first = await _promoted_cluster(h)
         await h.kill(first)
         await h.until(lambda: _ne_none(_promoted_with_writer(h, exclude=first), first))
 
@@ -332,19 +333,16 @@ def test_clean_shutdown_of_the_promoted_node_hands_promotion_over(tmp_path: Path
     needs_ocf_agent("pacemaker/Stateful", "pacemaker-resource-agents")
 
     async def body(h: Harness) -> None:
-        for n in ("n1", "n2", "n3"):
-            h.start(n)
-        await h.apply(PROMOTABLE_SPEC)
-        await h.until(lambda: _some(_promoted_with_writer(h)))
-        first = await _promoted_with_writer(h)
-        assert first is not None
+        first = await _promoted_cluster(h)
         await asyncio.wait_for(h.agents[first].shutdown(), 60)
         await h.until(lambda: _ne_none(_promoted_with_writer(h, exclude=first), first))
         assert first not in await _roles(h)
         kvs, _ = await h.store.get_prefix(h.keys.events)
         events = [st.loads(kv.value) for kv in kvs]
         assert ("demote", first) in [(e["kind"], e["node"]) for e in events]
-        assert not [e for e in events if e["kind"].endswith("-failed")], events
+        assert not [e for e in events if e["kind"].endswith("-failed")], "\n".join(
+            f"{e['at']:.3f} {e['node']} {e['kind']} {e['message']}" for e in events
+        )
 
     run(tmp_path, body)
 

@@ -76,3 +76,8 @@ resources:
     assert meta["promotable"] == "true" and meta["promoted_max"] == meta["master_max"] == "1"
     assert meta["globally_unique"] == "false"
     assert st.ocf_meta(spec, "web", "n1") == {"on_node": "n1"}
+    # An anonymous clone's instances are one resource per node, known by the primitive's id.
+    assert st.local_id(spec, "db:1") == "db" and st.local_id(spec, "web") == "web"
+    unique = spec.model_copy(deep=True)
+    unique.resources.clones[0].meta.globally_unique = True
+    assert st.local_id(unique, "db:1") == "db:1"

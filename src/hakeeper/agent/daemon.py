@@ -122,17 +122,19 @@ class Agent:
             await self.store.put(self.keys.event(time.time_ns(), self.node), st.dumps(doc))
 
     def agent_for(self, spec: ClusterSpec, rsc: str) -> ResourceAgent | None:
+        """The agent for `rsc` (a resource, or the clone instance a plan names) on this node."""
         prim = st.primitive(spec, rsc)
         if prim is None:
             return None
-        current = self.agents.get(rsc)
+        local = st.local_id(spec, rsc)
+        current = self.agents.get(local)
         if current is None or str(current.name) != str(prim.agent) or current.params != prim.params:
             try:
-                current = make_agent(rsc, str(prim.agent), prim.params, self.state_dir)
+                current = make_agent(local, str(prim.agent), prim.params, self.state_dir)
             except ValueError as exc:
                 log.error("%s: %s", rsc, exc)
                 return None
-            self.agents[rsc] = current
+            self.agents[local] = current
         current.meta = st.ocf_meta(spec, rsc, self.node)
         return current
 
@@ -141,7 +143,7 @@ class Agent:
         a promotable clone, else Started."""
         if res.status is Status.PROMOTED:
             return "Promoted"
-        return "Unpromoted" if st.ocf_meta(spec, rsc, self.node).get("promotable") == "true" else "Started"
+        return "Unpromoted" if st.is_promotable(spec, rsc) else "Started"
 
     # ----- node attributes (crm_attribute from resource agents) -----
 
@@ -194,9 +196,7 @@ class Agent:
                 if t in tasks and t.exception() is not None:
                     raise t.exception()  # type: ignore[misc]
         finally:
-            for t in [*tasks, *self.monitors.values()]:
-                t.cancel()
-            await asyncio.gather(*tasks, *self.monitors.values(), return_exceptions=True)
+            await cancel_all([*tasks, *self.monitors.values()])
 
     async def _registered(self, lease: int) -> None:
         """A new lease: a new incarnation of this node. Register, then probe before acting."""
@@ -384,9 +384,10 @@ class Agent:
         self.wake()  # the next ready action may already be waiting
 
     async def _run_action(self, spec: ClusterSpec, epoch: int, action: dict[str, Any]) -> None:
-        rsc, task = action["resource"], action["task"]
+        instance, task = action["resource"], action["task"]
+        rsc = st.local_id(spec, instance)  # what this node's reports and bookkeeping call it
         prim = st.primitive(spec, rsc)
-        ra = self.agent_for(spec, rsc)
+        ra = self.agent_for(spec, instance)
         if task in ("stop", "demote"):
             self._stop_monitor(rsc)
         if ra is None or prim is None:
@@ -584,6 +585,20 @@ class Agent:
         if self.keeper.lease:
             with contextlib.suppress(StoreError, TimeoutError):
                 await bounded(self.store.revoke(self.keeper.lease), 2)
+
+
+async def cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel the tasks and wait until every one has ended. CPython before 3.12 can lose a
+    cancellation inside asyncio.wait_for when the awaited thing finishes at the same moment; a
+    loop task that lost it would run on and a plain gather would wait forever. So whatever is still
+    running a second later is cancelled again."""
+    pending = {t for t in tasks if not t.done()}
+    for t in pending:
+        t.cancel()
+    while pending:
+        _, pending = await asyncio.wait(pending, timeout=1.0)
+        for t in pending:
+            t.cancel()
 
 
 def read_attrs(directory: str) -> dict[str, str]:

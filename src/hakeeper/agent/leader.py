@@ -13,7 +13,6 @@ withdrawn in the same transaction that marks the fence action done.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from hakeeper.agent import state as st
 from hakeeper.coord import election
-from hakeeper.coord.store import Compare, Delete, Put, StoreError, absent
+from hakeeper.coord.store import Compare, Delete, Put, StoreError, absent, wait_event
 from hakeeper.resources.stonith import device_for, fence_delay
 
 if TYPE_CHECKING:
@@ -62,8 +61,7 @@ class Leader:
         while True:
             timeout = self.agent.node_timeout
             tick = min(1.0, timeout / 6) if timeout > 0 else 1.0
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ev.wait(), tick)
+            await wait_event(ev, tick)
             suspects = self._suspects()
             if not ev.is_set() and suspects == self.suspects and loop.time() - last < 1.0:
                 continue

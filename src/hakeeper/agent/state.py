@@ -28,6 +28,7 @@ from typing import Any
 from hakeeper.placement import Plan
 from hakeeper.resources.result import Result, Status
 from hakeeper.spec import ClusterSpec, ClusterState, NodeState, Primitive, ResourceStatus
+from hakeeper.spec.model import Clone
 from hakeeper.spec.values import INFINITY
 
 Values = Mapping[str, bytes]
@@ -291,22 +292,47 @@ def primitive(spec: ClusterSpec, rsc: str) -> Primitive | None:
     return None
 
 
+def _clone_of(spec: ClusterSpec, base: str) -> Clone | None:
+    """The clone a primitive id belongs to (directly, or through a cloned group), or the clone
+    of that id."""
+    group = next((g.id for g in spec.resources.groups if base in g.members), None)
+    return next((c for c in spec.resources.clones if c.child in (base, group) or c.id == base), None)
+
+
+def local_id(spec: ClusterSpec, rsc: str) -> str:
+    """The name a node's agent knows a resource by. The instances of an anonymous clone are
+    interchangeable and a node runs at most one of each primitive: it is known by the primitive's
+    id, whatever instance number a plan gives it (Pacemaker's executor strips it too), so its
+    state, status report and fail count stay one thing when the numbering changes. A globally
+    unique clone's instances are distinct resources and keep their numbers."""
+    base, _, number = rsc.partition(":")
+    if not number.isdigit():
+        return rsc
+    clone = _clone_of(spec, base)
+    return rsc if clone is None or clone.meta.globally_unique else base
+
+
+def is_promotable(spec: ClusterSpec, rsc: str) -> bool:
+    clone = _clone_of(spec, rsc.partition(":")[0])
+    return clone is not None and bool(clone.meta.promotable)
+
+
 def ocf_meta(spec: ClusterSpec, rsc: str, node: str) -> dict[str, str]:
-    """The CRM_meta_* facts Pacemaker's executor gives an agent: its node, and for a clone
-    instance (`child:N`) its number and the clone's counts (both promoted_* and the older master_*
-    names, as agents read either)."""
+    """The CRM_meta_* facts Pacemaker's executor gives an agent: its node, and for a clone's
+    instance its number (when the plan gave one) and the clone's counts (both promoted_* and the
+    older master_* names, as agents read either)."""
     meta = {"on_node": node}
     base, _, number = rsc.partition(":")
-    group = next((g.id for g in spec.resources.groups if base in g.members), None)
-    clone = next((c for c in spec.resources.clones if c.child in (base, group) or c.id == base), None)
-    if clone is None or not number.isdigit():
+    clone = _clone_of(spec, base)
+    if clone is None:
         return meta
     m = clone.meta
     promoted_max = str(m.promoted_max if m.promoted_max is not None else 1)
     promoted_node_max = str(m.promoted_node_max if m.promoted_node_max is not None else 1)
+    if number.isdigit():
+        meta["clone"] = number
     meta.update(
         {
-            "clone": number,
             "clone_max": str(m.clone_max if m.clone_max is not None else len(spec.nodes)),
             "clone_node_max": str(m.clone_node_max if m.clone_node_max is not None else 1),
             "globally_unique": "true" if m.globally_unique else "false",

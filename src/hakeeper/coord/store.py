@@ -31,6 +31,18 @@ async def bounded(aw: Awaitable[T], timeout: float) -> T:
     return task.result()
 
 
+async def wait_event(event: asyncio.Event, timeout: float) -> bool:
+    """Wait until `event` is set or `timeout` passes; True if it was set. Unlike
+    asyncio.wait_for(event.wait(), timeout) on CPython before 3.12, a cancellation that arrives
+    as the event is set is never lost (a loop built on wait_for could not be stopped)."""
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        done, _ = await asyncio.wait({waiter}, timeout=timeout)
+    finally:
+        waiter.cancel()
+    return bool(done)
+
+
 class StoreError(Exception):
     """Base of coordination store errors."""
 

@@ -51,6 +51,10 @@ async def run(
         return Completed(None, f"timed out after {timeout:g}s", time.monotonic() - start, timed_out=True)
     except asyncio.CancelledError:
         _killpg(proc.pid, signal.SIGKILL)
+        # Reap it before going: no zombie, and no pipe transport left for the garbage collector
+        # to close after the event loop is gone.
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(proc.wait(), grace)
         raise
     rc = proc.returncode
     text = out.decode(errors="replace")[-4000:]
