@@ -286,7 +286,7 @@ def test_suite_reproduction_rate_per_tier() -> None:
         if oracle.compare(row["name"], suite)[0] == "ok":
             same[row["tier"]] = same.get(row["tier"], 0) + 1
     rates = {tier: same.get(tier, 0) / total[tier] for tier in total}
-    assert rates["1"] >= 0.98 and rates["2"] >= 0.91 and rates["3"] >= 0.96 and rates["4"] >= 0.30, rates
+    assert rates["1"] >= 0.98 and rates["2"] >= 0.91 and rates["3"] >= 0.96 and rates["4"] >= 0.78, rates
 
 
 def test_cli_writes_nothing_on_error(tmp_path: Path) -> None:
