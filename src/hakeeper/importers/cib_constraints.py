@@ -1,4 +1,5 @@
-"""CIB `<constraints>` → location (with rules), colocation and order constraints, sets included."""
+"""CIB `<constraints>` → location (with rules), colocation, order and ticket constraints, sets
+included."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from hakeeper.importers.cib_xml import CibContext, Element, children, line
 from hakeeper.importers.located import SourceMap
-from hakeeper.spec.model import Colocation, Constraints, Location, Order, ResourceSet, Rule
+from hakeeper.spec.model import Colocation, Constraints, Location, Order, ResourceSet, Rule, TicketConstraint
 from hakeeper.spec.values import parse_score
 
 
@@ -25,11 +26,12 @@ class ConstraintReader:
             elif elem.tag == "rsc_order":
                 self._add("order", self._order(elem), elem)
             elif elem.tag == "rsc_ticket":
-                raise self.ctx.unsupported("a ticket constraint (rsc_ticket)", elem)
+                self._add("ticket", self._ticket(elem), elem)
             else:
                 raise self.ctx.unsupported(f"<{elem.tag}>", elem)
 
-    def _add(self, kind: str, item: Location | Colocation | Order, elem: Element) -> None:
+    def _add(self, kind: str, item: Location | Colocation | Order | TicketConstraint,
+             elem: Element) -> None:
         items: list[Any] = getattr(self.constraints, kind)
         self.source.record(("constraints", kind, len(items)), line(elem))
         items.append(item)
@@ -92,3 +94,14 @@ class ConstraintReader:
         data["sets"] = self._sets(elem)
         order: Order = self.ctx.validate(Order, data, elem)
         return order
+
+    def _ticket(self, elem: Element) -> TicketConstraint:
+        if elem.get("rsc-instance") is not None:
+            raise self.ctx.unsupported("a ticket constraint on one clone instance (rsc-instance)", elem)
+        data = self._attrs(elem, {"id": "id", "ticket": "ticket", "rsc": "resource", "rsc-role": "role",
+                                  "loss-policy": "loss-policy"}, frozenset())
+        if isinstance(data.get("loss-policy"), str):
+            data["loss-policy"] = data["loss-policy"].lower()  # Pacemaker compares without case
+        data["sets"] = self._sets(elem)
+        ticket: TicketConstraint = self.ctx.validate(TicketConstraint, data, elem)
+        return ticket

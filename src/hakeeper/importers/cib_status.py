@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from hakeeper.importers import migration
 from hakeeper.importers.cib_resources import RscInfo
 from hakeeper.importers.history import ROLE_NAMES, OpRecord, Outcome, replay
-from hakeeper.spec.model import ClusterState, NodeState, ResourceStatus
+from hakeeper.spec.model import ClusterState, NodeState, ResourceStatus, TicketState
 
 Attrs = Mapping[str, str]  # an element's attributes, as the parser hands them over
 _TRUE = frozenset({"true", "on", "yes", "y", "1"})
@@ -125,6 +125,16 @@ class StatusReader:
     migratable: dict[str, dict[str, tuple[list[OpRecord], str]]] = field(default_factory=dict)
     # (resource, node) whose failures were all on-fail=ignore. Set by `finish`.
     ignored: set[tuple[str, str]] = field(default_factory=set)
+    # <tickets><ticket_state>: ticket name → its state (absent: not granted).
+    tickets: dict[str, TicketState] = field(default_factory=dict)
+
+    def ticket_state(self, attrs: Attrs) -> None:
+        """A <ticket_state> of <status><tickets>; attributes other than granted and standby
+        (last-granted, owner, ...) say nothing the scheduler acts on."""
+        name = attrs.get("id")
+        if name:
+            self.tickets[name] = TicketState(granted=is_true(attrs.get("granted")),
+                                             standby=is_true(attrs.get("standby")))
 
     def node_state(self, attrs: Attrs) -> None:
         """A <node_state> begins: its membership (its attributes and history follow)."""
@@ -225,7 +235,7 @@ class StatusReader:
                suicide_without_quorum: bool, node_attributes: dict[str, dict[str, str]],
                ignore_quorum: bool = False) -> ClusterState:
         self.can_fence = self.stonith_enabled and (have_quorum or ignore_quorum)
-        state = ClusterState(have_quorum=have_quorum)
+        state = ClusterState(have_quorum=have_quorum, tickets=dict(self.tickets))
         for name in node_names:
             raw = self.nodes.get(name)
             attrs = dict(node_attributes.get(name, {}))

@@ -48,6 +48,9 @@ class StatusTarget:
         elif tag == "node_state":
             if depth == 3:
                 self.reader.node_state(attrib)
+        elif tag == "ticket_state":
+            if depth == 4 and path[2] == "tickets":
+                self.reader.ticket_state(attrib)
         elif tag == "transient_attributes":
             self.in_transient = depth == 4
         elif tag == "nvpair" and self.in_transient:

@@ -26,8 +26,8 @@ _RSC_DEFAULT_OPTIONS = ("resource-stickiness", "migration-threshold")
 _META_ALIASES = {"master-max": "promoted-max", "master-node-max": "promoted-node-max"}
 _OP_FIELDS = frozenset({"interval", "timeout", "role", "on-fail", "enabled"})
 _OP_IGNORED = frozenset({"description", "record-pending", "start-delay", "interval-origin", "requires"})
-_UNSUPPORTED = {"rsc_template": "a resource template", "rsc_ticket": "a ticket constraint",
-                "tag": "a tag", "fencing_topology": "fencing topology", "bundle": "a bundle",
+_UNSUPPORTED = {"rsc_template": "a resource template", "tag": "a tag",
+                "fencing_topology": "fencing topology", "bundle": "a bundle",
                 "role": "an ACL role", "user": "an ACL user", "acl_target": "an ACL target",
                 "alert": "an alert", "schema": "a schema statement"}
 
@@ -69,7 +69,7 @@ class CrmReader:
             self._group(st)
         elif kind in ("clone", "ms", "master"):
             self._clone(st)
-        elif kind in ("location", "colocation", "collocation", "order"):
+        elif kind in ("location", "colocation", "collocation", "order", "rsc_ticket"):
             self.constraints.parse(st)
         elif kind == "property":
             self.options_line = self.options_line or st

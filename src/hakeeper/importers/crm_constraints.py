@@ -1,4 +1,5 @@
-"""crm shell `location`, `colocation` and `order` statements, rules and resource sets included."""
+"""crm shell `location`, `colocation`, `order` and `rsc_ticket` statements, rules and resource sets
+included."""
 
 from __future__ import annotations
 
@@ -6,7 +7,16 @@ from typing import Any
 
 from hakeeper.importers.crm_lexer import Statement, split_pair, validate
 from hakeeper.importers.located import SourceMap
-from hakeeper.spec.model import Colocation, Constraints, DateExpression, Location, Order, ResourceSet, Rule
+from hakeeper.spec.model import (
+    Colocation,
+    Constraints,
+    DateExpression,
+    Location,
+    Order,
+    ResourceSet,
+    Rule,
+    TicketConstraint,
+)
 from hakeeper.spec.values import parse_score
 
 _OPERATIONS = frozenset({"lt", "gt", "lte", "gte", "eq", "ne"})
@@ -51,6 +61,8 @@ class ConstraintParser:
             self._add("location", self._location(st), st)
         elif st.kind in ("colocation", "collocation"):
             self._add("colocation", self._colocation(st), st)
+        elif st.kind == "rsc_ticket":
+            self._add("ticket", self._ticket(st), st)
         else:
             self._add("order", self._order(st), st)
 
@@ -282,3 +294,25 @@ class ConstraintParser:
             data["sets"] = self._sets(st, items, "action")
         order: Order = validate(Order, data, st)
         return order
+
+    def _ticket(self, st: Statement) -> TicketConstraint:
+        head = st.words[2]
+        if not head.endswith(":") or len(head) < 2:
+            raise st.error("a ticket constraint is written: rsc_ticket ID TICKET: RSC[:ROLE] ... "
+                           "[loss-policy=POLICY]", st.words[1])
+        data: dict[str, Any] = {"id": st.words[1], "ticket": head[:-1]}
+        words, options = self._options(st, st.words[3:], ("loss-policy",))
+        if "loss-policy" in options:
+            data["loss-policy"] = options["loss-policy"].lower()
+        items = self._items(st, words, _ROLES)
+        if not items:
+            raise st.error("a ticket constraint needs at least one resource", st.words[1])
+        if len(items) == 1 and not items[0][0] and len(items[0][1]) == 1:
+            rsc, role = items[0][1][0]
+            data["resource"] = rsc
+            if role:
+                data["role"] = role
+        else:
+            data["sets"] = self._sets(st, items, "role")
+        ticket: TicketConstraint = validate(TicketConstraint, data, st)
+        return ticket

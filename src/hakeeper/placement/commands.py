@@ -11,7 +11,14 @@ from typing import Any
 from hakeeper.errors import InputError, Problem
 from hakeeper.placement.engine import schedule
 from hakeeper.placement.explain import explain_json, explain_lines, resolve
-from hakeeper.placement.simulate import initial_state, inject, render_status, state_from_plan
+from hakeeper.placement.simulate import (
+    TICKET_EVENTS,
+    initial_state,
+    inject,
+    presumed_tickets,
+    render_status,
+    state_from_plan,
+)
 from hakeeper.spec.loader import load_spec, load_state
 from hakeeper.spec.model import ClusterSpec
 
@@ -31,6 +38,12 @@ def register(subparsers: Any) -> None:
     sim.add_argument("--standby", action="append", default=[], metavar="NODE")
     sim.add_argument("--op-fail", action="append", default=[], metavar="RSC:NODE",
                      help="the resource's monitor failed on the node")
+    for event, words in (("grant", "the ticket is granted"), ("revoke", "the ticket is revoked"),
+                         ("standby", "the ticket is put in standby"),
+                         ("activate", "the ticket leaves standby")):
+        sim.add_argument(f"--ticket-{event}", action="append", default=[], metavar="TICKET",
+                         help=words + (" (without a state, it was granted before)"
+                                       if event != "grant" else ""))
     sim.add_argument("--json", action="store_true", help="print the plan as JSON")
     sim.set_defaults(handler=_simulate)
     exp = subparsers.add_parser(
@@ -88,14 +101,22 @@ def _simulate(args: argparse.Namespace) -> int:
                                       "--op-fail")])
         _node_names(spec, [node], args.file, "--op-fail")
         op_fail.append((rsc, node))
-    now = initial_state(spec)
-    state = inject(spec, now, args.fail, args.standby, op_fail)
+    tickets: dict[str, str] = {}
+    for event in TICKET_EVENTS:
+        for name in getattr(args, f"ticket_{event}"):
+            if tickets.get(name, event) != event:
+                raise InputError([Problem(f"ticket {name!r} has two events ({tickets[name]}, {event})",
+                                          args.file, None, f"--ticket-{event}")])
+            tickets[name] = event
+    now = initial_state(spec, presumed_tickets(tickets))
+    state = inject(spec, now, args.fail, args.standby, op_fail, tickets)
     plan = schedule(spec, state, fencing_device_required=_is_cib(args.file))
     after = state_from_plan(spec, plan, state)
     current = {k: v for k, v in plan.current.items()}
     if args.json:
         data = plan.as_json()
-        data["events"] = {"fail": args.fail, "standby": args.standby, "op_fail": args.op_fail}
+        data["events"] = {"fail": args.fail, "standby": args.standby, "op_fail": args.op_fail,
+                          "tickets": tickets}
         print(json.dumps(data, indent=2))
         return 0
     roles_now = {s.resource: s.role for s in state.resources}

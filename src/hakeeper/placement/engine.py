@@ -11,6 +11,7 @@ from hakeeper.placement.cluster import NEG, CloneE, Cluster, GroupE, Rsc, leaf_p
 from hakeeper.placement.plan import Action, Contribution, Plan
 from hakeeper.placement.scores import apply_fail_counts, apply_locations, apply_stickiness
 from hakeeper.placement.summary import summarize
+from hakeeper.placement.tickets import apply_tickets
 from hakeeper.spec.model import ClusterSpec, ClusterState
 
 
@@ -26,6 +27,8 @@ def prepare(spec: ClusterSpec, state: ClusterState | None = None) -> Cluster:
             if leaves:
                 entity.weights = list(leaves[0].weights)
             entity.promotion_locations = promotion.get(entity.id, [])
+    # After the clones took their own scores: a ticket bans the instances, not the clone.
+    apply_tickets(spec, cluster, state)
     apply_stickiness(cluster)
     for rsc in cluster.primitives:
         for node in rsc.hard_failures:

@@ -2,7 +2,8 @@
 
 Pure functions; the CLI in commands.py only reads files and prints. When the spec carries no state,
 "now" is the initial placement: the scheduler first places everything from nothing, and that
-becomes the current state on which the events (a node lost, put in standby, a monitor failure) act.
+becomes the current state on which the events (a node lost, put in standby, a monitor failure, a
+ticket granted, revoked, put in standby or activated) act.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from collections.abc import Mapping
 
 from hakeeper.placement.engine import schedule
 from hakeeper.placement.plan import Plan
-from hakeeper.spec.model import ClusterSpec, ClusterState, NodeState, ResourceStatus
+from hakeeper.spec.model import ClusterSpec, ClusterState, NodeState, ResourceStatus, TicketState
+
+# Ticket events, crm_simulate's: what each does to the ticket's state.
+TICKET_EVENTS = ("grant", "revoke", "standby", "activate")
 
 
 def state_from_plan(spec: ClusterSpec, plan: Plan, base: ClusterState | None = None) -> ClusterState:
@@ -40,15 +44,40 @@ def state_from_plan(spec: ClusterSpec, plan: Plan, base: ClusterState | None = N
     return state
 
 
-def initial_state(spec: ClusterSpec) -> ClusterState:
+def presumed_tickets(events: Mapping[str, str]) -> dict[str, TicketState]:
+    """For a spec without a state: the tickets as the events presuppose them before they happen.
+
+    Revoking a ticket or putting it in standby presupposes it was granted (so the initial placement
+    ran what depends on it); activating presupposes it granted and in standby. A ticket the events
+    do not name has no state: not granted.
+    """
+    before = {"revoke": TicketState(granted=True), "standby": TicketState(granted=True),
+              "activate": TicketState(granted=True, standby=True)}
+    return {name: before[event].model_copy() for name, event in events.items() if event in before}
+
+
+def initial_state(spec: ClusterSpec, tickets: Mapping[str, TicketState] | None = None) -> ClusterState:
+    """The spec's state, or the initial placement (with `tickets`, for a spec without a state)."""
     if spec.state is not None:
         return spec.state.model_copy(deep=True)
-    return state_from_plan(spec, schedule(spec, ClusterState()))
+    base = ClusterState(tickets=dict(tickets or {}))
+    return state_from_plan(spec, schedule(spec, base), base)
 
 
 def inject(spec: ClusterSpec, state: ClusterState, fail: list[str], standby: list[str],
-           op_fail: list[tuple[str, str]]) -> ClusterState:
+           op_fail: list[tuple[str, str]], tickets: Mapping[str, str] | None = None) -> ClusterState:
+    """The state with the events applied; `tickets` maps a ticket to one of TICKET_EVENTS."""
     state = state.model_copy(deep=True)
+    for name, event in (tickets or {}).items():
+        ticket = state.tickets.setdefault(name, TicketState())
+        if event == "grant":
+            ticket.granted = True
+        elif event == "revoke":
+            ticket.granted = False
+        elif event == "standby":
+            ticket.standby = True
+        elif event == "activate":
+            ticket.standby = False
     for name in fail:
         ns = state.nodes.setdefault(name, NodeState())
         ns.online = False

@@ -47,6 +47,7 @@ def _duplicate_ids(spec: ClusterSpec) -> list[SpecProblem]:
         + [(x.id, ("constraints", "location", i, "id")) for i, x in enumerate(c.location)]
         + [(x.id, ("constraints", "colocation", i, "id")) for i, x in enumerate(c.colocation)]
         + [(x.id, ("constraints", "order", i, "id")) for i, x in enumerate(c.order)]
+        + [(x.id, ("constraints", "ticket", i, "id")) for i, x in enumerate(c.ticket)]
     )
     for ident, path in entries:
         if ident in seen:
@@ -142,6 +143,14 @@ def _constraint_references(spec: ClusterSpec) -> list[SpecProblem]:
             problems.append(SpecProblem(path, "an order has either first and then, or sets"))
         elif not order.sets and (order.first is None or order.then is None):
             problems.append(SpecProblem(path, "an order needs both first and then"))
+    for i, tc in enumerate(spec.constraints.ticket):
+        path = ("constraints", "ticket", i)
+        ref(tc.resource, (*path, "resource"))
+        problems.extend(_set_problems(tc.sets, known, path))
+        if bool(tc.sets) == (tc.resource is not None):
+            problems.append(SpecProblem(path, "a ticket constraint names either resource or sets"))
+        if not tc.ticket:
+            problems.append(SpecProblem((*path, "ticket"), "a ticket constraint needs a ticket name"))
     return problems
 
 

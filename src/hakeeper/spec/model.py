@@ -294,10 +294,52 @@ class Order(SpecModel):
         return self.symmetrical if self.symmetrical is not None else self.kind != "Serialize"
 
 
+LossPolicy = Literal["stop", "demote", "fence", "freeze"]
+
+
+class TicketConstraint(SpecModel):
+    """A resource that may run only while a ticket is granted (Pacemaker's `rsc_ticket`).
+
+    `role` narrows what the ticket guards (Promoted: only the promotion); `loss-policy` says what
+    happens to a resource that is active when the ticket is lost (`effective_loss_policy`).
+    """
+
+    id: str
+    ticket: str
+    resource: str | None = None
+    role: Role | None = None
+    loss_policy: LossPolicy | None = None
+    sets: list[ResourceSet] = Field(default_factory=list)
+
+    _role = field_validator("role", mode="before")(normalise_role)
+
+    def effective_loss_policy(self, role: str | None, stonith_enabled: bool) -> LossPolicy:
+        """The policy for a target with role filter `role` (its set's, or the constraint's).
+
+        Pacemaker's defaults: demote for role Promoted, else stop; fence needs fencing enabled.
+        """
+        policy = self.loss_policy
+        if policy is None:
+            return "demote" if role == "Promoted" else "stop"
+        if policy == "fence" and not stonith_enabled:
+            return "stop"
+        return policy
+
+    def targets(self) -> list[tuple[str, Role | None]]:
+        """(resource id, role filter) for the resource or every resource of every set (a set's
+        own role applies to its resources). Started means no filter, as in Pacemaker."""
+        if self.resource is not None:
+            pairs = [(self.resource, self.role)]
+        else:
+            pairs = [(rsc, rset.role) for rset in self.sets for rsc in rset.resources]
+        return [(rsc, None if role == "Started" else role) for rsc, role in pairs]
+
+
 class Constraints(SpecModel):
     location: list[Location] = Field(default_factory=list)
     colocation: list[Colocation] = Field(default_factory=list)
     order: list[Order] = Field(default_factory=list)
+    ticket: list[TicketConstraint] = Field(default_factory=list)
 
 
 class NodeState(SpecModel):
@@ -383,6 +425,15 @@ class ResourceStatus(SpecModel):
     _role = field_validator("role", mode="before")(normalise_role)
 
 
+class TicketState(SpecModel):
+    """A ticket as the cluster holds it now (CIB `ticket_state`); absent means not granted."""
+
+    granted: bool = False
+    # Granted but asked to step down: what depends on it stops as if it were not granted,
+    # without the loss-policy's fencing or freezing.
+    standby: bool = False
+
+
 class ClusterState(SpecModel):
     nodes: dict[str, NodeState] = Field(default_factory=dict)
     resources: list[ResourceStatus] = Field(default_factory=list)
@@ -390,6 +441,8 @@ class ClusterState(SpecModel):
     now: float | None = None  # the evaluation time, seconds since the epoch (for failure-timeout)
     # The node that runs the controller's decisions (CIB `dc-uuid`, as a node name), if known.
     dc: str | None = None
+    # Tickets by name (multi-site clusters); a ticket with no entry is not granted.
+    tickets: dict[str, TicketState] = Field(default_factory=dict)
 
 
 class ClusterSpec(SpecModel):

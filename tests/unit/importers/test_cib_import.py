@@ -222,12 +222,52 @@ def test_unknown_reference_maps_to_constraint_line() -> None:
     assert problem.line == 3 and "ghost" in problem.message
 
 
-def test_ticket_constraints_are_refused() -> None:
+def test_ticket_constraint_with_unknown_resource_names_its_line() -> None:
     text = ("<cib><configuration><resources/>\n<constraints>\n"
             '<rsc_ticket id="t" rsc="x" ticket="T"/>\n</constraints></configuration></cib>')
-    with pytest.raises(InputError, match="not supported yet") as err:
+    with pytest.raises(InputError, match="unknown resource 'x'") as err:
         _import(text)
     assert err.value.problems[0].line == 3
+
+
+TICKETS = """<cib><configuration><resources>
+<primitive id="p" class="ocf" provider="pacemaker" type="Dummy"/>
+<primitive id="q" class="ocf" provider="pacemaker" type="Stateful"/>
+<master id="ms"><primitive id="r" class="ocf" provider="pacemaker" type="Stateful"/></master>
+</resources><constraints>
+<rsc_ticket id="t1" rsc="p" ticket="A" loss-policy="Freeze"/>
+<rsc_ticket id="t2" ticket="B"><resource_set id="s1" role="Master"><resource_ref id="ms"/></resource_set>
+<resource_set id="s2"><resource_ref id="q"/></resource_set></rsc_ticket>
+<rsc_ticket id="t3" rsc="ms" rsc-role="Promoted" ticket="C"/>
+</constraints></configuration>
+<status><tickets><ticket_state id="A" granted="true" last-granted="1"/>
+<ticket_state id="B" granted="true" standby="true"/><ticket_state id="D" granted="false"/></tickets>
+</status></cib>"""
+
+
+def test_ticket_constraints_and_ticket_states() -> None:
+    spec = read_cib(io.BytesIO(TICKETS.encode()), file="test.xml")
+    t1, t2, t3 = spec.constraints.ticket
+    assert (t1.id, t1.ticket, t1.resource, t1.loss_policy) == ("t1", "A", "p", "freeze")
+    assert t2.targets() == [("ms", "Promoted"), ("q", None)]
+    assert t2.effective_loss_policy("Promoted", True) == "demote"
+    assert t2.effective_loss_policy(None, True) == "stop"
+    assert (t3.role, t3.effective_loss_policy(t3.role, True)) == ("Promoted", "demote")
+    assert spec.state is not None
+    tickets = {name: (t.granted, t.standby) for name, t in spec.state.tickets.items()}
+    # C is referenced but has no state: absent, which the scheduler reads as not granted.
+    assert tickets == {"A": (True, False), "B": (True, True), "D": (False, False)}
+    assert parse_spec(dump_spec(spec)) == spec
+
+
+def test_ticket_constraint_bad_loss_policy_names_its_line() -> None:
+    text = ("<cib><configuration><resources>\n"
+            '<primitive id="p" class="ocf" provider="pacemaker" type="Dummy"/></resources>\n'
+            '<constraints><rsc_ticket id="t" rsc="p" ticket="T" loss-policy="panic"/>\n'
+            "</constraints></configuration></cib>")
+    with pytest.raises(InputError) as err:
+        _import(text)
+    assert err.value.problems[0].line == 3 and "loss" in (err.value.problems[0].field or "")
 
 
 def test_suite_reproduction_rate_per_tier() -> None:
@@ -246,7 +286,7 @@ def test_suite_reproduction_rate_per_tier() -> None:
         if oracle.compare(row["name"], suite)[0] == "ok":
             same[row["tier"]] = same.get(row["tier"], 0) + 1
     rates = {tier: same.get(tier, 0) / total[tier] for tier in total}
-    assert rates["1"] >= 0.98 and rates["2"] >= 0.91 and rates["3"] >= 0.96 and rates["4"] >= 0.30, rates
+    assert rates["1"] >= 0.98 and rates["2"] >= 0.91 and rates["3"] >= 0.96 and rates["4"] >= 0.78, rates
 
 
 def test_cli_writes_nothing_on_error(tmp_path: Path) -> None:

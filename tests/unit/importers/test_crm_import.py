@@ -149,7 +149,9 @@ BASE = "node a\nprimitive p ocf:heartbeat:Dummy\nprimitive q ocf:heartbeat:Dummy
 
 @pytest.mark.parametrize(("line4", "words"), [
     ("rsc_template t ocf:heartbeat:Dummy", "resource template"),
-    ("rsc_ticket t T: p", "ticket constraint"),
+    ("rsc_ticket t T p", "rsc_ticket ID TICKET:"),
+    ("rsc_ticket t T: p loss-policy=panic", "Input should be"),
+    ("rsc_ticket t T: p:Leader", "unknown role"),
     ("tag t p q", "tag"),
     ("primitive r @tmpl", "template"),
     ("location l p rule 10: date gt someday", "date expected"),
@@ -182,6 +184,7 @@ def test_continuation_lines_keep_the_first_line() -> None:
     ("location l ghost 10: a", "unknown resource 'ghost'"),
     ("colocation c inf: p ghost", "unknown resource 'ghost'"),
     ("order o inf: ghost p", "unknown resource 'ghost'"),
+    ("rsc_ticket t T: p ghost", "unknown resource 'ghost'"),
     ("group g p ghost", "'ghost' is unknown"),
     ("clone c ghost", "not a primitive or group"),
     ("primitive p ocf:heartbeat:Dummy", "duplicate id 'p'"),
@@ -206,7 +209,7 @@ def test_cli_import_crm(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     assert load_spec(out) == read_crm(LISTING2)
     bad = tmp_path / "bad.crm"
-    bad.write_text("node a\nprimitive p ocf:heartbeat:Dummy\nrsc_ticket t T: p\n")
+    bad.write_text("node a\nprimitive p ocf:heartbeat:Dummy\ntag t p\n")
     out.unlink()
     run = subprocess.run([sys.executable, "-m", "hakeeper", "import", "crm", str(bad), "-o", str(out)],
                          capture_output=True, text=True, env=env, check=False)
@@ -236,3 +239,12 @@ def test_date_expressions() -> None:
     assert [e.model_dump(by_alias=True, exclude_none=True) for e in second] == [
         {"operation": "in_range", "start": "2005-001", "duration": {"months": 2}},
         {"operation": "date_spec", "date-spec": {"hours": "9-16", "weekdays": "1-5"}}]
+
+
+def test_ticket_constraints() -> None:
+    spec = parse_crm(BASE + "ms m q\nrsc_ticket t1 T: p loss-policy=Fence\n"
+                     "rsc_ticket t2 U: p m:Master\nrsc_ticket t3 V: m:Promoted\n")
+    t1, t2, t3 = spec.constraints.ticket
+    assert (t1.ticket, t1.resource, t1.role, t1.loss_policy) == ("T", "p", None, "fence")
+    assert t2.resource is None and t2.targets() == [("p", None), ("m", "Promoted")]
+    assert (t3.resource, t3.role, t3.effective_loss_policy(t3.role, True)) == ("m", "Promoted", "demote")

@@ -91,3 +91,33 @@ def test_cib_input_is_read_by_the_importer() -> None:
     out = run("simulate", str(cib))
     assert out.returncode == 0, out.stderr
     assert "* Fence (reboot) node1 'node is unclean'" in out.stdout
+
+
+TICKET_SPEC = SPEC + """\
+  ticket:
+    - {id: g-needs-site, ticket: site-a, resource: g}
+"""
+
+
+def _summary(out: str) -> list[str]:
+    lines = out.split("Transition Summary:\n", 1)[1].split("\n\n", 1)[0]
+    return [" ".join(line.split()) for line in lines.splitlines() if line.strip()]
+
+
+def test_simulate_ticket_events(tmp_path: Path) -> None:
+    spec = tmp_path / "site.yaml"
+    spec.write_text(TICKET_SPEC)
+    # Without a state the ticket is not granted: nothing guarded runs; granting starts it.
+    granted = run("simulate", str(spec), "--ticket-grant", "site-a")
+    assert granted.returncode == 0, granted.stderr
+    assert _summary(granted.stdout) == ["* Start ip ( n1 )", "* Start web ( n1 )"]
+    # Revoking presupposes it was granted: the group ran, and stops.
+    revoked = run("simulate", str(spec), "--ticket-revoke", "site-a", "--json")
+    assert revoked.returncode == 0, revoked.stderr
+    data = json.loads(revoked.stdout)
+    assert {(a["task"], a["resource"]) for a in data["actions"]} == {("stop", "ip"), ("stop", "web")}
+    assert data["events"]["tickets"] == {"site-a": "revoke"}
+    standby = run("simulate", str(spec), "--ticket-standby", "site-a")
+    assert _summary(standby.stdout)[0].startswith("* Stop ip ( n1 )")
+    both = run("simulate", str(spec), "--ticket-grant", "site-a", "--ticket-revoke", "site-a")
+    assert both.returncode == 2 and "two events" in both.stderr and "Traceback" not in both.stderr
