@@ -196,3 +196,34 @@ def test_agent_with_unreachable_etcd_says_so_and_keeps_trying(tmp_path: Path) ->
         timeout=30,
     )
     assert out2.returncode == 3 and "store unavailable" in out2.stderr and "Traceback" not in out2.stderr
+
+
+def test_ticket_commands_start_and_stop_what_depends_on_the_ticket(cluster: str, tmp_path: Path) -> None:
+    sock = cluster
+    spec = tmp_path / "ticket.yaml"
+    spec.write_text(
+        SPEC
+        + """constraints:
+  ticket:
+    - {id: grp-needs-site-a, ticket: site-a, resource: grp, loss-policy: stop}
+"""
+    )
+    hk("config", "apply", str(spec), store=sock)
+    wait_for(sock, lambda v: v["tickets"] == {"site-a": "revoked"} and v["leader"] is not None)
+    time.sleep(2.0)  # the leader has had every chance to start the group
+    view = status(sock)
+    assert on(view, "web") == [] and on(view, "marker") == [], view  # nothing runs without the ticket
+    out = hk("ticket", "grant", "site-b", store=sock, check=False)
+    assert out.returncode == 2 and "site-b" in out.stderr and "Traceback" not in out.stderr
+
+    hk("ticket", "grant", "site-a", store=sock)
+    view = wait_for(sock, lambda v: len(on(v, "web")) == 1 and on(v, "web") == on(v, "marker"))
+    assert view["tickets"] == {"site-a": "granted"}
+    assert "site-a: granted" in hk("status", store=sock).stdout
+
+    hk("ticket", "standby", "site-a", store=sock)  # granted but stepping down: the group stops
+    wait_for(sock, lambda v: on(v, "web") == [] and on(v, "marker") == [] and v["tickets"]["site-a"] == "standby")
+    hk("ticket", "activate", "site-a", store=sock)
+    wait_for(sock, lambda v: len(on(v, "web")) == 1)
+    hk("ticket", "revoke", "site-a", store=sock)  # loss-policy stop
+    wait_for(sock, lambda v: on(v, "web") == [] and on(v, "marker") == [])

@@ -212,6 +212,29 @@ def _node(args: argparse.Namespace) -> int:
     return _run(args, body)
 
 
+def _ticket(args: argparse.Namespace) -> int:
+    """Grant, revoke, put in standby or activate a ticket (crm_ticket's -g/-r/-s/-a)."""
+
+    async def body(store: Store, keys: st.Keys) -> int:
+        _, _, spec = await op.current_config(store, keys)
+        if spec is not None and args.ticket not in {t.ticket for t in spec.constraints.ticket}:
+            raise InputError.at(f"no ticket constraint in the configuration names {args.ticket!r}", field="ticket")
+        key = keys.ticket(args.ticket)
+        old = st.loads(kv.value if (kv := await store.get(key)) is not None else None) or {}
+        doc = {"granted": bool(old.get("granted")), "standby": bool(old.get("standby"))}
+        if args.action == "grant":
+            doc.update(granted=True, standby=False)
+        elif args.action == "revoke":
+            doc.update(granted=False, standby=False)
+        else:
+            doc["standby"] = args.action == "standby"
+        await store.put(key, st.dumps({**doc, "at": time.time()}))
+        print(f"{args.ticket}: {args.action}")
+        return 0
+
+    return _run(args, body)
+
+
 def _resource(args: argparse.Namespace) -> int:
     async def body(store: Store, keys: st.Keys) -> int:
         rsc, node, src = args.resource, args.node, f"hakeeper resource {args.action}"
@@ -315,6 +338,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("action", choices=["standby", "online"])
     p.add_argument("node")
     p.set_defaults(handler=_node)
+
+    p = subparsers.add_parser("ticket", help="grant, revoke, standby or activate a ticket (multi-site)")
+    _store_args(p)
+    p.add_argument("action", choices=["grant", "revoke", "standby", "activate"])
+    p.add_argument("ticket")
+    p.set_defaults(handler=_ticket)
 
     p = subparsers.add_parser("resource", help="move, ban, clear, cleanup or restart a resource")
     _store_args(p)

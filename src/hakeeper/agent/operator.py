@@ -32,6 +32,7 @@ def status_view(values: Mapping[str, bytes], keys: st.Keys, now: float) -> dict[
         "resources": {},
         "failures": [],
         "plan": None,
+        "tickets": {},
     }
     spec = found[1] if found else None
     state = st.cluster_state(spec, values, keys, now) if spec else None
@@ -68,6 +69,14 @@ def status_view(values: Mapping[str, bytes], keys: st.Keys, now: float) -> dict[
             view["resources"].setdefault(prim.id, {"running_on": [], "failed_on": []})
     for (node, rsc), doc in sorted(st.fail_counts(values, keys).items()):
         view["failures"].append({"resource": rsc, "node": node, "count": doc.get("count"), "last": doc.get("last")})
+    known = sorted({t.ticket for t in spec.constraints.ticket} if spec else set())
+    held = state.tickets if state else {}
+    for name in sorted(set(known) | set(held)):
+        t = held.get(name)
+        view["tickets"][name] = (
+            "standby" if t is not None and t.granted and t.standby else "granted" if t is not None and t.granted
+            else "revoked"
+        )
     plan = st.loads(values.get(keys.plan))
     if isinstance(plan, dict):
         done = st.done_marks(values, keys, int(plan.get("epoch", 0)))
@@ -98,6 +107,8 @@ def render_status(view: Mapping[str, Any]) -> str:
         for f in view["failures"]:
             when = time.strftime("%H:%M:%S", time.localtime(f["last"])) if f.get("last") else "?"
             lines.append(f"  * {f['resource']} on {f['node']}: fail-count={f['count']} last={when}")
+    if view.get("tickets"):
+        lines += ["", "Tickets:"] + [f"  * {name}: {word}" for name, word in view["tickets"].items()]
     plan = view.get("plan")
     if plan and plan["outstanding"]:
         lines += ["", f"Transition {plan['epoch']} in progress:"] + [f"  * {w}" for w in plan["outstanding"]]

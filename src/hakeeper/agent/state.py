@@ -12,6 +12,7 @@ Layout under /hakeeper/<cluster>/ (values are JSON):
   running/<node>          {"epoch", "id"}  bound to the node's lease   an action in flight
   claims                  "<node>:<epoch>:<id>" of the last claim       serialises claims and plans
   fence/<node>            {"at", "ok", "device", "output"}               the leader
+  tickets/<ticket>        {"granted": bool, "standby": bool, "at"}      `hakeeper ticket`
   attrs/<node>/<name>     "value"  bound to the node's lease             the node's agent (its
                           resource agents' crm_attribute: promotion scores, galera's seqno, ...)
   events/<ns>-<node>      {"at", "node", "kind", "rsc", "message"}       everyone
@@ -28,7 +29,7 @@ from typing import Any
 from hakeeper.placement import Plan
 from hakeeper.resources.result import Result, Status
 from hakeeper.spec import ClusterSpec, ClusterState, NodeState, Primitive, ResourceStatus
-from hakeeper.spec.model import Clone
+from hakeeper.spec.model import Clone, TicketState
 from hakeeper.spec.values import INFINITY
 
 Values = Mapping[str, bytes]
@@ -53,6 +54,10 @@ class Keys:
         self.reprobe = p + "reprobe/"
         self.heartbeat = p + "heartbeat/"
         self.attrs = p + "attrs/"
+        self.tickets = p + "tickets/"
+
+    def ticket(self, name: str) -> str:
+        return self.tickets + name
 
     def attr_of(self, node: str, name: str) -> str:
         return f"{self.attrs}{node}/{name}"
@@ -208,7 +213,12 @@ def cluster_state(
                 failure_kind=doc.get("kind") if failed else None,
             )
         )
-    return ClusterState(nodes=nodes, resources=resources, have_quorum=True, now=now)
+    tickets = {
+        name: TicketState(granted=bool(doc.get("granted")), standby=bool(doc.get("standby")))
+        for name, doc in _children(values, keys.tickets).items()
+        if isinstance(doc, dict)
+    }
+    return ClusterState(nodes=nodes, resources=resources, have_quorum=True, now=now, tickets=tickets)
 
 
 # ----- plans -----
