@@ -87,12 +87,14 @@ def test_etcd_member_death_moves_nothing(cl: NsCluster) -> None:
     victim = next(n for n in cl.names if n != node)
     before = len(fence_events(cl))
     cl.members[victim].stop()
-    time.sleep(6)  # three lease TTLs
-    view = cl.status()
-    assert cl.group_on(view) == node and cl.answers()
-    assert all(w == "online" for w in view["nodes"].values()), view["nodes"]
-    assert len(fence_events(cl)) == before
-    cl.start_member(victim)
+    try:
+        time.sleep(6)  # three lease TTLs
+        view = cl.status()
+        assert cl.group_on(view) == node and cl.answers()
+        assert all(w == "online" for w in view["nodes"].values()), view["nodes"]
+        assert len(fence_events(cl)) == before
+    finally:
+        cl.start_member(victim)  # the next tests need all three members, whatever happened here
 
 
 def test_leader_agent_death_new_leader_nothing_moves(cl: NsCluster) -> None:

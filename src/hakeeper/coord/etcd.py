@@ -78,6 +78,12 @@ def _unavailable(exc: BaseException) -> bool:
     return "no leader" in text or "leader changed" in text or "timed out" in text
 
 
+def _election(exc: BaseException) -> bool:
+    """The member answered that the raft leader changed while the request was pending: a new
+    leader was elected (a member cut off in a minority cannot see one), after the request left."""
+    return "leader changed" in str(exc)
+
+
 def _lease_gone(exc: BaseException) -> bool:
     return "lease not found" in str(exc)
 
@@ -145,11 +151,14 @@ class EtcdStore(Store):
 
     async def _call(self, fn: Callable[[aetcd.Client], Awaitable[T]]) -> T:
         last: BaseException | None = None
+        loop = asyncio.get_running_loop()
         for _ in range(len(self.endpoints)):
             client = await self._connected()
+            sent = loop.time()
             try:
                 return await bounded(fn(client), self.timeout + 0.5)
             except (TimeoutError, aexc.ClientError, rpc.AioRpcError) as exc:
+                self._note_election(exc, sent)
                 if _lease_gone(exc):
                     raise LeaseExpired(str(exc)) from exc
                 if not _unavailable(exc):
@@ -157,6 +166,10 @@ class EtcdStore(Store):
                 last = exc
                 await self._drop(client)
         raise StoreUnavailable(f"no etcd endpoint answered ({self.endpoints}): {last}")
+
+    def _note_election(self, exc: BaseException, sent: float) -> None:
+        if _election(exc) and sent > self.election_seen_at:
+            self.election_seen_at = sent
 
     async def get(self, key: str) -> KeyValue | None:
         async def op(c: aetcd.Client) -> KeyValue | None:
@@ -307,9 +320,12 @@ class EtcdStore(Store):
         reads everything again.
         """
         behind, stuck_at = 0, seen[0]
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
         try:
             while True:
                 await asyncio.sleep(self.probe_interval)
+                sent = loop.time()
                 request = rpc.RangeRequest(
                     key=prefix, range_end=_range_end(prefix), keys_only=True, min_mod_revision=seen[0] + 1
                 )
@@ -328,6 +344,7 @@ class EtcdStore(Store):
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
+            self._note_election(exc, sent)
             queue.put_nowait(StoreUnavailable(f"probe failed: {exc!r}"))
 
     async def close(self) -> None:

@@ -27,8 +27,13 @@ class LeaseKeeper:
         self._last_warning = float("-inf")
 
     def healthy(self, now: float, margin: float = 0.0) -> bool:
-        """The lease is known alive at `now` (a refresh less than ttl - margin seconds ago)."""
-        return self.lease != 0 and now - self.last_refresh < self.ttl - margin
+        """The lease is known alive at `now`: refreshed less than ttl - margin seconds ago, by a
+        keepalive of ours or by the store's election of a new leader (Store.election_seen_at)."""
+        refreshed = self.last_refresh
+        election = self.store.election_seen_at
+        if refreshed < election < refreshed + self.ttl:  # the lease still lived when it was renewed
+            refreshed = election
+        return self.lease != 0 and now - refreshed < self.ttl - margin
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -160,6 +160,14 @@ def unchanged_since(key: str, mod_revision: int) -> Compare:
 class Store(abc.ABC):
     """An async key-value store with revisions, transactions, leases and prefix watches."""
 
+    # Event-loop time at which a request was sent that then failed because the store elected a
+    # new leader meanwhile (etcd: "leader changed"). A new etcd leader grants every lease its full
+    # TTL again (plus the election timeout) when it takes over, which it did after that moment:
+    # so every lease, this client's too, was refreshed at least as late as then. The lease keeper
+    # counts it as a refresh, so a raft election that stalls lease refreshes for a second is not
+    # taken for a lost store (the node would stop everything it runs).
+    election_seen_at: float = float("-inf")
+
     @abc.abstractmethod
     async def get(self, key: str) -> KeyValue | None: ...
 
