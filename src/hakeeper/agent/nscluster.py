@@ -113,6 +113,20 @@ class NsCluster:
         names = sorted(self.names, key=lambda n: n != first)
         return ",".join(self.members[n].endpoint for n in names)
 
+    def raft_leader(self) -> str | None:
+        """The node whose etcd member is the raft leader now (etcdctl endpoint status)."""
+        out = subprocess.run(
+            ["etcdctl", "--endpoints", self.endpoints(), "endpoint", "status", "-w", "json"],
+            capture_output=True, text=True, timeout=15, env={**os.environ, "ETCDCTL_API": "3"},
+        )
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            for doc in json.loads(out.stdout or "[]"):
+                status = doc["Status"]
+                if status["header"]["member_id"] == status["leader"]:
+                    host = doc["Endpoint"].split("//")[-1].rsplit(":", 1)[0]
+                    return next((n for n in self.names if self.ip(n) == host), None)
+        return None
+
     def start(self) -> None:
         self.etcd.start(timeout=30)
         for name in self.names:
