@@ -50,13 +50,10 @@ def wait(cond: Any, timeout: float, what: str) -> Any:
 
 
 def healthy(c: NsCluster) -> str:
-    def check() -> str | None:
-        view = c.status()
-        if all(w == "online" for w in view["nodes"].values()) and c.answers():
-            return c.group_on(view)
-        return None
-
-    return wait(check, 90, "a healthy cluster")  # type: ignore[no-any-return]
+    try:
+        return c.healthy(90)
+    except TimeoutError as exc:
+        raise SystemExit(f"gave up waiting for a healthy cluster: {exc}") from exc
 
 
 def one_round(c: NsCluster) -> dict[str, Any]:

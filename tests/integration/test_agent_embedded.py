@@ -55,6 +55,16 @@ class Harness:
         spec = parse_spec(text)
         await self.store.put(self.keys.config, st.dumps({"version": 1, "spec": spec.model_dump(mode="json")}))
 
+    async def settled(self, spec: str, holder: Callable[[], Awaitable[str | None]], **options: Any) -> str:
+        """Start the three agents, apply `spec` and wait until `holder()` names a node: that node."""
+        for n in ("n1", "n2", "n3"):
+            self.start(n, **options)
+        await self.apply(spec)
+        await self.until(lambda: _some(holder()))
+        node = await holder()
+        assert node is not None
+        return node
+
     async def where(self) -> dict[str, list[str]]:
         kvs, _ = await self.store.get_prefix(self.keys.status)
         out: dict[str, list[str]] = {}
@@ -116,12 +126,7 @@ def svc_pid(tmp: Path, node: str) -> int:
 
 def test_group_placed_restarted_then_moved(tmp_path: Path) -> None:
     async def body(h: Harness) -> None:
-        for n in ("n1", "n2", "n3"):
-            h.start(n)
-        await h.apply(SPEC)
-        await h.until(lambda: _some(h.group_on()))
-        first = await h.group_on()
-        assert first is not None
+        first = await h.settled(SPEC, h.group_on)
         leader = (await h.store.get(h.keys.leader)).value.decode()  # type: ignore[union-attr]
         assert leader in h.agents
         # First monitor failure: restarted on the same node (fail count 1 < threshold 2).
@@ -144,12 +149,7 @@ def test_group_placed_restarted_then_moved(tmp_path: Path) -> None:
 
 def test_clean_leave_moves_group_and_leader_takeover(tmp_path: Path) -> None:
     async def body(h: Harness) -> None:
-        for n in ("n1", "n2", "n3"):
-            h.start(n)
-        await h.apply(SPEC)
-        await h.until(lambda: _some(h.group_on()))
-        first = await h.group_on()
-        assert first is not None
+        first = await h.settled(SPEC, h.group_on)
         leader = (await h.store.get(h.keys.leader)).value.decode()  # type: ignore[union-attr]
         # The node running the group leaves cleanly: the group restarts on another node.
         await h.agents[first].shutdown()
@@ -203,12 +203,7 @@ def test_failed_fencing_keeps_resources_where_they_were(tmp_path: Path) -> None:
     retrying, the group is started nowhere else meanwhile (no two copies), and the events say why."""
 
     async def body(h: Harness) -> None:
-        for n in ("n1", "n2", "n3"):
-            h.start(n)
-        await h.apply(FENCED_SPEC)
-        await h.until(lambda: _some(h.group_on()))
-        victim = await h.group_on()
-        assert victim is not None
+        victim = await h.settled(FENCED_SPEC, h.group_on)
         await h.kill(victim)
 
         async def fence_failed_twice() -> bool:
@@ -278,13 +273,7 @@ async def _promoted_with_writer(h: Harness, exclude: str | None = None) -> str |
 
 async def _promoted_cluster(h: Harness) -> str:
     """Three agents running PROMOTABLE_SPEC, settled; returns the node holding the promotion."""
-    for n in ("n1", "n2", "n3"):
-        h.start(n)
-    await h.apply(PROMOTABLE_SPEC)
-    await h.until(lambda: _some(_promoted_with_writer(h)))
-    first = await _promoted_with_writer(h)
-    assert first is not None
-    return first
+    return await h.settled(PROMOTABLE_SPEC, lambda: _promoted_with_writer(h))
 
 
 def test_promotable_agent_promotes_one_and_moves_promotion_on_standby(tmp_path: Path) -> None:
@@ -356,12 +345,7 @@ def test_the_node_timeout_cluster_option_overrides_the_agents_flag(tmp_path: Pat
     assert "node-timeout: 500ms" in spec and "status_file" in spec
 
     async def body(h: Harness) -> None:
-        for n in ("n1", "n2", "n3"):
-            h.start(n, node_timeout=0)
-        await h.apply(spec)
-        await h.until(lambda: _some(h.group_on()))
-        victim = await h.group_on()
-        assert victim is not None
+        victim = await h.settled(spec, h.group_on, node_timeout=0)
         await h.kill(victim)
         await h.until(lambda: _ne_none(h.group_on(), victim))
         kvs, _ = await h.store.get_prefix(h.keys.events)

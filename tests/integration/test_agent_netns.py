@@ -46,14 +46,7 @@ def cl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NsCluster]:
 
 def healthy(c: NsCluster) -> str:
     """All three nodes online, the group on one node answering: its node."""
-
-    def check() -> str | None:
-        view = c.status()
-        if all(w == "online" for w in view["nodes"].values()) and c.answers():
-            return c.group_on(view)
-        return None
-
-    return until(check, 60, "a healthy cluster")  # type: ignore[no-any-return]
+    return c.healthy(60)
 
 
 def fence_events(c: NsCluster) -> list[dict[str, Any]]:

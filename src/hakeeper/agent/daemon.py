@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import time
@@ -31,7 +30,8 @@ from hakeeper.coord.store import Compare, Delete, Put, Store, StoreError, bounde
 from hakeeper.coord.watch import Changes, Mirror, Snapshot, follow
 from hakeeper.placement import Plan, schedule
 from hakeeper.resources.base import ResourceAgent, make_agent
-from hakeeper.resources.ocf import attrs_dir, attrs_view
+from hakeeper.resources.crm_attribute import clear_attrs, read_attrs, write_view
+from hakeeper.resources.ocf import OcfAgent
 from hakeeper.resources.result import Result, Status
 from hakeeper.spec import ClusterSpec, ClusterState
 
@@ -84,6 +84,8 @@ class Agent:
         self._attrs_view: dict[str, dict[str, str]] | None = None
         self._spec_raw: bytes | None = None
         self._spec: ClusterSpec | None = None
+        self._meta_spec: ClusterSpec | None = None
+        self._meta: dict[str, dict[str, str]] = {}
 
     # ----- shared helpers -----
 
@@ -135,22 +137,30 @@ class Agent:
                 log.error("%s: %s", rsc, exc)
                 return None
             self.agents[local] = current
-        current.meta = st.ocf_meta(spec, rsc, self.node)
+        current.meta = self._ocf_meta(spec, rsc)
         return current
+
+    def _ocf_meta(self, spec: ClusterSpec, rsc: str) -> dict[str, str]:
+        """st.ocf_meta, worked out once per configuration: monitors ask on every tick."""
+        if spec is not self._meta_spec:
+            self._meta_spec, self._meta = spec, {}
+        if rsc not in self._meta:
+            self._meta[rsc] = st.ocf_meta(spec, rsc, self.node)
+        return self._meta[rsc]
 
     def _running_role(self, spec: ClusterSpec, rsc: str, res: Result) -> str:
         """The role a running instance reports: Promoted (rc 8), else Unpromoted for an instance of
         a promotable clone, else Started."""
         if res.status is Status.PROMOTED:
             return "Promoted"
-        return "Unpromoted" if st.is_promotable(spec, rsc) else "Started"
+        return "Unpromoted" if self._ocf_meta(spec, rsc).get("promotable") == "true" else "Started"
 
     # ----- node attributes (crm_attribute from resource agents) -----
 
     def _attr_ops(self) -> list[Any]:
         """Publish this node's attribute files (crm_attribute writes them) where the store differs;
         bound to the lease, as Pacemaker's transient attributes end with the node's membership."""
-        local = read_attrs(attrs_dir(self.state_dir))
+        local = read_attrs(self.state_dir)
         prefix = f"{self.keys.attrs}{self.node}/"
         stored = {k[len(prefix) :]: st.loads(v) for k, v in self.mirror.values.items() if k.startswith(prefix)}
         lease = self.keeper.lease
@@ -163,15 +173,9 @@ class Agent:
     def _write_attrs_view(self) -> None:
         """Every node's attributes where crm_attribute -N NODE -G finds them."""
         view = st.attributes(self.mirror.values, self.keys)
-        if view == self._attrs_view:
-            return
-        os.makedirs(self.state_dir, exist_ok=True)
-        path = attrs_view(self.state_dir)
-        tmp = f"{path}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(view, f, sort_keys=True)
-        os.replace(tmp, path)
-        self._attrs_view = view
+        if view != self._attrs_view:
+            write_view(self.state_dir, view)
+            self._attrs_view = view
 
     # ----- lifecycle -----
 
@@ -202,13 +206,13 @@ class Agent:
         """A new lease: a new incarnation of this node. Register, then probe before acting."""
         self.probed = False
         # Transient attributes belong to an incarnation: the probe's monitors set them afresh.
-        clear_attrs(attrs_dir(self.state_dir))
+        clear_attrs(self.state_dir)
         await election.register(
             self.store,
             self.keys.members,
             self.node,
             lease,
-            st.loads(self._member_doc(False)),
+            self._member_info(probed=False),
         )
         self.metrics.lease_grants.inc()
         self._probe_needed.set()
@@ -303,7 +307,7 @@ class Agent:
         ops.append(
             Put(
                 self.keys.member(self.node),
-                self._member_doc(True),
+                st.dumps(self._member_info(probed=True)),
                 lease,
             )
         )
@@ -460,7 +464,8 @@ class Agent:
             # Running in the role it should have (a promoted instance found unpromoted, or the
             # reverse, is a failure as in Pacemaker).
             if res.status is (Status.PROMOTED if promoted else Status.SUCCESS):
-                attrs = self._attr_ops()
+                # Only OCF agents call crm_attribute: other classes' monitors need no look.
+                attrs = self._attr_ops() if isinstance(ra, OcfAgent) else []
                 if attrs:
                     with contextlib.suppress(StoreError):
                         await self.store.txn([], attrs)
@@ -541,11 +546,11 @@ class Agent:
         self.local_running.clear()
         self.local_promoted.clear()
 
-    def _member_doc(self, probed: bool) -> bytes:
+    def _member_info(self, probed: bool) -> dict[str, Any]:
         doc: dict[str, Any] = {"pid": os.getpid(), "started": self.clock(), "probed": probed}
         if self.draining:
             doc["shutdown"] = True
-        return st.dumps(doc)
+        return doc
 
     async def shutdown(self, stop_resources: bool = True, drain_timeout: float = 120.0) -> None:
         """Leave cleanly, as Pacemaker does for a node shutting down: the member key says
@@ -562,7 +567,10 @@ class Agent:
             self.draining = True
             try:
                 await bounded(
-                    self.store.put(self.keys.member(self.node), self._member_doc(True), self.keeper.lease), 2
+                    self.store.put(
+                        self.keys.member(self.node), st.dumps(self._member_info(probed=True)), self.keeper.lease
+                    ),
+                    2,
                 )
                 log.info("shutting down: moving %s away", ", ".join(sorted(self.local_running)))
                 deadline = loop.time() + drain_timeout
@@ -599,29 +607,6 @@ async def cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
         _, pending = await asyncio.wait(pending, timeout=1.0)
         for t in pending:
             t.cancel()
-
-
-def read_attrs(directory: str) -> dict[str, str]:
-    """The attribute files crm_attribute left (name -> value); half-written ones are skipped."""
-    out: dict[str, str] = {}
-    try:
-        names = os.listdir(directory)
-    except FileNotFoundError:
-        return out
-    for name in names:
-        if name.endswith(".tmp"):
-            continue
-        path = os.path.join(directory, name)
-        with contextlib.suppress(OSError, UnicodeDecodeError), open(path, encoding="utf-8") as f:
-            out[name] = f.read()
-    return out
-
-
-def clear_attrs(directory: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        for name in os.listdir(directory):
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(directory, name))
 
 
 def compare_leader(keys: st.Keys, node: str) -> Compare:

@@ -186,6 +186,19 @@ class NsCluster:
     def status(self) -> dict[str, Any]:
         return json.loads(self.hk("status", "--json").stdout)  # type: ignore[no-any-return]
 
+    def healthy(self, timeout: float = 60.0) -> str:
+        """Wait until every node is online and the group answers on one node; returns that node."""
+        deadline = time.monotonic() + timeout
+        while True:
+            view = self.status()
+            if all(w == "online" for w in view["nodes"].values()) and self.answers():
+                node = self.group_on(view)
+                if node is not None:
+                    return node
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no healthy cluster within {timeout:g}s: {view['nodes']}")
+            time.sleep(0.1)
+
     def group_on(self, view: dict[str, Any] | None = None) -> str | None:
         view = view or self.status()
         where = [view["resources"].get(r, {}).get("running_on", []) for r in ("vip", "web", "dummy")]

@@ -16,6 +16,7 @@ from hakeeper.resources.base import make_agent
 from hakeeper.resources.stonith import device_missing
 from hakeeper.spec import Clone, ClusterSpec, Group, Location, Primitive
 from hakeeper.spec.checks import find_problems
+from hakeeper.spec.model import TicketState
 from hakeeper.spec.values import INFINITY
 from hakeeper.yamlsource import YamlDocument
 
@@ -72,11 +73,8 @@ def status_view(values: Mapping[str, bytes], keys: st.Keys, now: float) -> dict[
     known = sorted({t.ticket for t in spec.constraints.ticket} if spec else set())
     held = state.tickets if state else {}
     for name in sorted(set(known) | set(held)):
-        t = held.get(name)
-        view["tickets"][name] = (
-            "standby" if t is not None and t.granted and t.standby else "granted" if t is not None and t.granted
-            else "revoked"
-        )
+        t = held.get(name) or TicketState()
+        view["tickets"][name] = "revoked" if not t.granted else "standby" if t.standby else "granted"
     plan = st.loads(values.get(keys.plan))
     if isinstance(plan, dict):
         done = st.done_marks(values, keys, int(plan.get("epoch", 0)))

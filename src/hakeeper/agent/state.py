@@ -113,22 +113,22 @@ def members(values: Values, keys: Keys) -> set[str]:
     return set(_children(values, keys.members))
 
 
-def statuses(values: Values, keys: Keys) -> dict[tuple[str, str], dict[str, Any]]:
+def _per_node_resource(values: Values, prefix: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """{(node, rsc): document} for keys PREFIX<node>/<rsc>."""
     out = {}
-    for rest, doc in _children(values, keys.status).items():
+    for rest, doc in _children(values, prefix).items():
         node, _, rsc = rest.partition("/")
         if isinstance(doc, dict):
             out[(node, rsc)] = doc
     return out
+
+
+def statuses(values: Values, keys: Keys) -> dict[tuple[str, str], dict[str, Any]]:
+    return _per_node_resource(values, keys.status)
 
 
 def fail_counts(values: Values, keys: Keys) -> dict[tuple[str, str], dict[str, Any]]:
-    out = {}
-    for rest, doc in _children(values, keys.fail).items():
-        node, _, rsc = rest.partition("/")
-        if isinstance(doc, dict):
-            out[(node, rsc)] = doc
-    return out
+    return _per_node_resource(values, keys.fail)
 
 
 def attributes(values: Values, keys: Keys) -> dict[str, dict[str, str]]:
@@ -320,11 +320,6 @@ def local_id(spec: ClusterSpec, rsc: str) -> str:
         return rsc
     clone = _clone_of(spec, base)
     return rsc if clone is None or clone.meta.globally_unique else base
-
-
-def is_promotable(spec: ClusterSpec, rsc: str) -> bool:
-    clone = _clone_of(spec, rsc.partition(":")[0])
-    return clone is not None and bool(clone.meta.promotable)
 
 
 def ocf_meta(spec: ClusterSpec, rsc: str, node: str) -> dict[str, str]:

@@ -116,6 +116,51 @@ def crm_node(argv: Sequence[str], env: dict[str, str]) -> tuple[int, str, str]:
     return EX_USAGE, "", f"crm_node (hakeeper): only -n is supported, not {' '.join(argv)}\n"
 
 
+def attrs_dir(state_dir: str) -> str:
+    """This node's attributes, one file each, as crm_attribute writes them."""
+    return os.path.join(state_dir, "attrs")
+
+
+def attrs_view(state_dir: str) -> str:
+    """Every node's attributes as the store last showed them ({node: {name: value}})."""
+    return os.path.join(state_dir, "attrs-view.json")
+
+
+def read_attrs(state_dir: str) -> dict[str, str]:
+    """The attribute files crm_attribute left (name -> value); half-written ones are skipped."""
+    directory = attrs_dir(state_dir)
+    out: dict[str, str] = {}
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return out
+    for name in names:
+        if name.endswith(".tmp"):
+            continue
+        path = os.path.join(directory, name)
+        with contextlib.suppress(OSError, UnicodeDecodeError), open(path, encoding="utf-8") as f:
+            out[name] = f.read()
+    return out
+
+
+def clear_attrs(state_dir: str) -> None:
+    directory = attrs_dir(state_dir)
+    with contextlib.suppress(FileNotFoundError):
+        for name in os.listdir(directory):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, name))
+
+
+def write_view(state_dir: str, view: dict[str, dict[str, str]]) -> None:
+    """Publish every node's attributes where `crm_attribute -N NODE -G` reads them (atomically)."""
+    os.makedirs(state_dir, exist_ok=True)
+    path = attrs_view(state_dir)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(view, f, sort_keys=True)
+    os.replace(tmp, path)
+
+
 def install_shims(directory: str) -> str:
     """Write the wrappers (crm_attribute, crm_master, crm_node) into `directory`; returns it.
     They run this module with the interpreter and package the agent itself runs from."""

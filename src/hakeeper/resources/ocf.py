@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping
 
 from hakeeper.resources.base import AgentName, ResourceAgent, register_class, timed_out
-from hakeeper.resources.crm_attribute import install_shims
+from hakeeper.resources.crm_attribute import attrs_dir, attrs_view, install_shims
 from hakeeper.resources.result import Result
 from hakeeper.resources.runner import run
 
@@ -100,16 +100,6 @@ class OcfAgent(ResourceAgent):
             return ""
         done = await run([self.path, "meta-data"], 10, env=self.env("meta-data", 10))
         return done.output if done.rc == 0 else ""
-
-
-def attrs_dir(state_dir: str) -> str:
-    """This node's attributes, one file each, as crm_attribute writes them."""
-    return os.path.join(state_dir, "attrs")
-
-
-def attrs_view(state_dir: str) -> str:
-    """Every node's attributes as the store last showed them ({node: {name: value}})."""
-    return os.path.join(state_dir, "attrs-view.json")
 
 
 def register() -> None:
