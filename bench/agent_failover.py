@@ -16,7 +16,7 @@ input (Pacemaker+corosync are not installed), so no ratio is printed.
 Second part: idle CPU and RSS of one agent hosting 50 resources (OCF Dummy, monitor every 10 s)
 on the embedded store, measured from /proc over a quiet window.
 
-    python3 bench/agent_failover.py [--rounds 5] [--ttl 2]
+    python3 bench/agent_failover.py [--rounds 5] [--ttl 5]
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from hakeeper.agent.nscluster import NsCluster
+from hakeeper.coord.lease import DEFAULT_LEASE_TTL
 
 PARTS = ("detection", "decision", "fencing", "start", "answer")
 
@@ -208,7 +209,7 @@ def idle_footprint(count: int = 50, window: float = 30.0) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--ttl", type=int, default=2)
+    ap.add_argument("--ttl", type=int, default=DEFAULT_LEASE_TTL)
     ap.add_argument("--skip-idle", action="store_true")
     args = ap.parse_args()
     if os.geteuid() != 0:

@@ -137,7 +137,7 @@ def test_failing_monitor_restarts_then_moves(cl: NsCluster) -> None:
 def test_partitioned_minority_stops_its_resources(cl: NsCluster) -> None:
     # The majority notices the silent node (heartbeat) about as soon as the node notices it lost
     # the store; a fence delay (pcmk_delay_base) lets the minority's own stop be seen first.
-    cl.apply(cl.spec(fence_delay="4s"))
+    cl.apply(cl.spec(fence_delay="6s"))
     try:
         node = healthy(cl)
         log = Path(cl.workdir, f"{node}.agent.log")

@@ -23,6 +23,7 @@ from hakeeper.agent import operator as op
 from hakeeper.agent import state as st
 from hakeeper.agent.heartbeat import DEFAULT_NODE_TIMEOUT
 from hakeeper.coord.etcd import EtcdStore
+from hakeeper.coord.lease import DEFAULT_LEASE_TTL
 from hakeeper.coord.localserver import LocalServer, RemoteStore
 from hakeeper.coord.store import Store, StoreError
 from hakeeper.coord.watch import Mirror, follow
@@ -293,7 +294,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser("agent", help="run the node agent (membership, monitors, plan execution)")
     _store_args(p)
     p.add_argument("--node", required=True, help="this node's name, as in the configuration")
-    p.add_argument("--lease-ttl", type=int, default=2, help="membership lease TTL, seconds (etcd minimum 2)")
+    p.add_argument(
+        "--lease-ttl",
+        type=int,
+        default=DEFAULT_LEASE_TTL,
+        help="membership lease TTL, seconds: a node that cannot refresh it for 75%% of it stops its resources, "
+        "so it must outlast an etcd raft election (default %(default)s; 8 or more with etcd's default timings)",
+    )
     p.add_argument("--state-dir", default="/run/hakeeper", help="pidfiles and OCF state (per node below it)")
     p.add_argument(
         "--node-timeout",

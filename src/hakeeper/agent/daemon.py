@@ -25,7 +25,7 @@ from hakeeper.agent import state as st
 from hakeeper.agent.heartbeat import DEFAULT_NODE_TIMEOUT, Heartbeats, interval_for
 from hakeeper.agent.metrics import Metrics
 from hakeeper.coord import election
-from hakeeper.coord.lease import LeaseKeeper
+from hakeeper.coord.lease import DEFAULT_LEASE_TTL, LeaseKeeper
 from hakeeper.coord.store import Compare, Delete, Put, Store, StoreError, bounded
 from hakeeper.coord.watch import Changes, Mirror, Snapshot, follow
 from hakeeper.placement import Plan, schedule
@@ -46,7 +46,7 @@ class Agent:
         store: Store,
         node: str,
         cluster: str = "hakeeper",
-        ttl: int = 2,
+        ttl: int = DEFAULT_LEASE_TTL,
         state_dir: str = "/run/hakeeper",
         decide: Decide = schedule,
         metrics: Metrics | None = None,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hakeeper.coord.etcdproc import Cluster, Member
+from hakeeper.coord.lease import DEFAULT_LEASE_TTL
 from hakeeper.netlab import Lab
 from hakeeper.netlab.lab import kill_namespace_processes
 
@@ -70,7 +71,9 @@ resources:
 
 
 class NsCluster:
-    def __init__(self, workdir: str, tag: str = "c", subnet: int = 10, size: int = 3, ttl: int = 2) -> None:
+    def __init__(
+        self, workdir: str, tag: str = "c", subnet: int = 10, size: int = 3, ttl: int = DEFAULT_LEASE_TTL
+    ) -> None:
         self.workdir = workdir
         self.tag = tag
         self.subnet = subnet

@@ -1,6 +1,6 @@
 """Keeping a lease alive, and knowing when the store has stopped answering.
 
-The keeper refreshes every ttl/3. `healthy(now)` says whether the last refresh is recent enough
+The keeper refreshes every ttl/5. `healthy(now)` says whether the last refresh is recent enough
 that the lease surely still lives: the agent uses it as its quorum signal (a node cut off from the
 store cannot refresh, so it stops its resources before its lease can expire elsewhere).
 """
@@ -14,6 +14,15 @@ from collections.abc import Awaitable, Callable
 from hakeeper.coord.store import LeaseExpired, Store, StoreError, bounded
 
 log = logging.getLogger(__name__)
+
+# Why 5 s: while etcd elects a new raft leader nothing can be refreshed, and the agent cannot tell
+# an election (every lease survives: the new leader renews them all) from being cut off in a
+# minority (its lease runs out), so it must sit an election out before acting. With etcd at
+# 50/500 ms an election stalls refreshes for 0.7-1.3 s, over 2 s on a loaded machine
+# (bench/etcd_election_stall.py); at 5 s a node gives up after 3.75 s without a refresh, and the
+# last refresh is at most 1 s old when the stall begins. Failover does not wait for the TTL:
+# with fencing, heartbeats detect a lost node (agent/heartbeat.py).
+DEFAULT_LEASE_TTL = 5
 
 
 class LeaseKeeper:
@@ -64,4 +73,5 @@ class LeaseKeeper:
                     self._last_warning = now
                 await asyncio.sleep(0.1)
                 continue
-            await asyncio.sleep(max(0.1, self.ttl / 3))
+            # Often, so that the refresh before a stall is recent: the whole stall fits in the budget.
+            await asyncio.sleep(max(0.1, self.ttl / 5))
