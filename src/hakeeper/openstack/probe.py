@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import socket
 import sys
 import threading
 import time
 from urllib.parse import urlparse
+
+from hakeeper import stopsignals
 
 
 def request(host: str, port: int, path: str, timeout: float) -> tuple[bool, str | None, str | None]:
@@ -72,9 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     path = url.path + (f"?{url.query}" if url.query else "") or "/"
     if args.concurrent:
         return _burst(host, port, path, args.timeout, args.concurrent)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stopsignals.block()  # before any thread starts (see stopsignals.py: why not an Event)
     # Requests leave at a steady pace whether or not earlier ones have answered (each in a thread
     # of its own), as from many clients: a stalled request does not slow the stream, so lost
     # requests count the outage at the pace's resolution.
@@ -94,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     n = 0
     next_at = time.monotonic()
     threads = []
-    while not stop.is_set() and (args.count == 0 or n < args.count):
+    stopped = False
+    while not stopped and (args.count == 0 or n < args.count):
         if inflight.acquire(timeout=args.timeout):
             t = time.monotonic()
             th = threading.Thread(target=one, args=(t,), daemon=True)
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             threads.append(th)
             n += 1
         next_at = max(next_at + args.interval, time.monotonic())
-        stop.wait(max(0.0, next_at - time.monotonic()))
+        stopped = stopsignals.wait(next_at - time.monotonic())
         threads = [th for th in threads if th.is_alive()]
     for th in threads:
         th.join(args.timeout + 1)

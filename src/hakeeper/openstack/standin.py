@@ -9,12 +9,13 @@ Every GET answers 200 with `node=<node> service=<service>`; `GET /slow?ms=N` ans
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
+
+from hakeeper import stopsignals
 
 
 def _handler(node: str, service: str) -> type[BaseHTTPRequestHandler]:
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--node", required=True)
     ap.add_argument("--listen", action="append", required=True, metavar="ADDRESS:PORT:SERVICE")
     args = ap.parse_args(argv)
+    stopsignals.block()  # before the server threads start (see stopsignals.py: why not an Event)
     servers = []
     for spec in args.listen:
         address, port, service = spec.split(":", 2)
@@ -53,10 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         servers.append(srv)
         threading.Thread(target=srv.serve_forever, daemon=True).start()
     print(f"standin {args.node}: serving {', '.join(args.listen)}", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
+    stopsignals.wait()
     for srv in servers:
         srv.shutdown()
     return 0
