@@ -84,9 +84,14 @@ def test_the_probe_running_behind_stops_on_sigterm_and_reports(server: int) -> N
             "--interval", "0", "--timeout", "1"]
     for _ in range(10):
         p = subprocess.Popen(argv, stdout=subprocess.PIPE, env=ENV)
-        time.sleep(random.uniform(0.3, 0.5))
-        p.terminate()
-        out, _ = p.communicate(timeout=10)
+        try:
+            time.sleep(random.uniform(0.3, 0.5))
+            p.terminate()
+            out, _ = p.communicate(timeout=10)
+        finally:
+            if p.poll() is None:  # it hung: leave nothing behind
+                p.kill()
+                p.communicate()
         assert p.returncode == 0
         lines = [json.loads(line) for line in out.decode().splitlines()]
         # Every request it sent is reported (some may fail: nothing throttles a probe at interval 0).
