@@ -161,8 +161,7 @@ class Agent:
         """Publish this node's attribute files (crm_attribute writes them) where the store differs;
         bound to the lease, as Pacemaker's transient attributes end with the node's membership."""
         local = read_attrs(self.state_dir)
-        prefix = f"{self.keys.attrs}{self.node}/"
-        stored = {k[len(prefix) :]: st.loads(v) for k, v in self.mirror.values.items() if k.startswith(prefix)}
+        stored = st.attributes(self.mirror.values, self.keys).get(self.node, {})
         lease = self.keeper.lease
         ops: list[Any] = [
             Put(self.keys.attr_of(self.node, n), st.dumps(v), lease) for n, v in local.items() if stored.get(n) != v

@@ -374,9 +374,6 @@ def monitor_op(prim: Primitive, role: str = "Started") -> tuple[float, float] | 
     return None
 
 
-
-
-
 def failure_kind(result: Result) -> str:
     if result.status is Status.NOT_CONFIGURED:
         return "fatal"

@@ -80,10 +80,7 @@ def crm_attribute(argv: Sequence[str], env: dict[str, str]) -> tuple[int, str, s
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
             return 0, "", ""
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(args.update)
-        os.replace(tmp, path)  # atomic: the agent never publishes half a value
+        _write_atomically(path, args.update)  # the agent never publishes half a value
         return 0, "", ""
     value = _lookup(node, name, me, attrs_dir, env.get("HAKEEPER_ATTRS_VIEW", ""))
     if value is None:
@@ -154,11 +151,7 @@ def clear_attrs(state_dir: str) -> None:
 def write_view(state_dir: str, view: dict[str, dict[str, str]]) -> None:
     """Publish every node's attributes where `crm_attribute -N NODE -G` reads them (atomically)."""
     os.makedirs(state_dir, exist_ok=True)
-    path = attrs_view(state_dir)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(view, f, sort_keys=True)
-    os.replace(tmp, path)
+    _write_atomically(attrs_view(state_dir), json.dumps(view, sort_keys=True))
 
 
 def install_shims(directory: str) -> str:
@@ -180,12 +173,19 @@ def install_shims(directory: str) -> str:
                     continue
         except FileNotFoundError:
             pass
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, path)
+        _write_atomically(path, text, mode=0o755)
     return directory
+
+
+def _write_atomically(path: str, text: str, mode: int | None = None) -> None:
+    """Write through a temporary file and rename it: a reader sees the old text or the new one.
+    The temporary name ends in .tmp, which read_attrs skips."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    if mode is not None:
+        os.chmod(tmp, mode)
+    os.replace(tmp, path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
