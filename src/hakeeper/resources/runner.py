@@ -9,6 +9,7 @@ import signal
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import BinaryIO
 
 
 @dataclass(frozen=True)
@@ -25,18 +26,33 @@ async def run(
     env: Mapping[str, str] | None = None,
     stdin: str | None = None,
     grace: float = 2.0,
+    log: str | None = None,
 ) -> Completed:
-    """Run argv; on timeout send SIGTERM to its process group, then SIGKILL after `grace`."""
+    """Run argv; on timeout send SIGTERM to its process group, then SIGKILL after `grace`.
+
+    With `log`, the output is appended to that file instead of a pipe, and the command is done
+    when it exits: a daemon it leaves behind (an init script's) keeps writing there harmlessly,
+    where with a pipe we would wait for it to close its end (never), or kill it with SIGPIPE by
+    closing ours. The output returned is what was appended while the command ran."""
     start = time.monotonic()
+    sink: int | BinaryIO = asyncio.subprocess.PIPE
+    offset = 0
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            env=dict(env) if env is not None else None,
-            start_new_session=True,  # its own process group, so a timeout kills its children too
-        )
+        if log is not None:
+            sink = open(log, "ab")  # noqa: SIM115 - closed once the child holds its own copy
+            offset = sink.tell()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+                stdout=sink,
+                stderr=asyncio.subprocess.STDOUT,
+                env=dict(env) if env is not None else None,
+                start_new_session=True,  # its own process group, so a timeout kills its children too
+            )
+        finally:
+            if not isinstance(sink, int):
+                sink.close()
     except OSError as exc:
         return Completed(127, f"cannot run {argv[0]}: {exc}", time.monotonic() - start)
     try:
@@ -57,8 +73,21 @@ async def run(
             await asyncio.wait_for(proc.wait(), grace)
         raise
     rc = proc.returncode
+    if log is not None:
+        out = _tail(log, offset)
     text = out.decode(errors="replace")[-4000:]
     return Completed(rc if rc is not None and rc >= 0 else None, text, time.monotonic() - start)
+
+
+def _tail(path: str, offset: int, limit: int = 16000) -> bytes:
+    """The last `limit` bytes appended to `path` after `offset`."""
+    try:
+        with open(path, "rb") as f:
+            end = f.seek(0, os.SEEK_END)
+            f.seek(max(offset, end - limit))
+            return f.read(limit)
+    except OSError:
+        return b""
 
 
 def _killpg(pid: int, sig: int) -> None:

@@ -9,20 +9,49 @@ from hakeeper.resources.base import ResourceAgent, register_class, timed_out
 from hakeeper.resources.result import Result, Status
 from hakeeper.resources.runner import run
 
+# Where unit files are found (systemd.unit(5), system manager), generated and transient ones
+# included: a unit made by a generator (an LSB script's wrapper) is as real as a packaged one.
+UNIT_DIRS = (
+    "/etc/systemd/system.control", "/run/systemd/system.control", "/run/systemd/transient",
+    "/run/systemd/generator.early", "/etc/systemd/system", "/run/systemd/system",
+    "/run/systemd/generator", "/usr/local/lib/systemd/system", "/usr/lib/systemd/system",
+    "/lib/systemd/system", "/run/systemd/generator.late",
+)
+
 
 def systemd_running() -> bool:
+    """systemd is the service manager here (the test sd_booted() makes: /run/systemd/system)."""
     return os.path.isdir("/run/systemd/system") and shutil.which("systemctl") is not None
+
+
+def unit_name(name: str) -> str:
+    """`nginx` → `nginx.service`; a name with a unit suffix is kept."""
+    return name if "." in name else f"{name}.service"
+
+
+def unit_exists(name: str, dirs: tuple[str, ...] = UNIT_DIRS) -> bool:
+    """A unit file for `name` in systemd's search path (an instance `a@b.service` is found through
+    its template `a@.service`). A name with a slash names no unit."""
+    unit = unit_name(name)
+    if "/" in unit or unit.startswith("."):
+        return False
+    candidates = [unit]
+    prefix, at, rest = unit.partition("@")
+    if at and "." in rest:
+        candidates.append(f"{prefix}@.{rest.rsplit('.', 1)[1]}")
+    return any(os.path.exists(os.path.join(d, c)) for d in dirs for c in candidates)
 
 
 class SystemdAgent(ResourceAgent):
     @property
     def unit(self) -> str:
-        t = self.name.type
-        return t if "." in t else f"{t}.service"
+        return unit_name(self.name.type)
 
     def installed(self) -> str | None:
         if not systemd_running():
             return "systemd is not running on this node"
+        if not unit_exists(self.name.type):
+            return f"no systemd unit {self.unit} on this node"
         return None
 
     async def _ctl(self, timeout: float, *args: str) -> Result:
