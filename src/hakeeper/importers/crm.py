@@ -127,7 +127,7 @@ class CrmReader:
     def _primitive(self, st: Statement) -> None:
         if len(st.words) < 3:
             raise st.error("a primitive is written: primitive ID CLASS[:PROVIDER]:TYPE ...", "primitive")
-        rid, agent = st.words[1], st.words[2]
+        rid, agent = st.words[1], crm_agent(st.words[2])
         if agent.startswith("@"):
             raise st.error("a primitive built from a template is not supported yet", rid)
         words = st.words[3:]
@@ -169,10 +169,12 @@ class CrmReader:
 
     def _members(self, st: Statement) -> tuple[list[str], dict[str, dict[str, str]]]:
         words = st.words[2:]
-        members = []
-        while words and words[0] not in ("meta", "params", "description") and split_pair(words[0]) is None:
-            members.append(words.pop(0))
-        sections = _sections(st, words, ("meta", "params"), allow_leading=("description",))
+        end = 0
+        while end < len(words) and words[end] not in ("meta", "params", "description") \
+                and split_pair(words[end]) is None:
+            end += 1
+        members = words[:end]
+        sections = _sections(st, words[end:], ("meta", "params"), allow_leading=("description",))
         if sections.get("params"):
             raise st.error(f"params on a {st.kind} are not supported yet", st.words[1])
         return members, sections
@@ -225,6 +227,23 @@ class CrmReader:
 
 
 _NODE_SECTIONS = ("attributes", "utilization")
+# hakeeper's own classes that need no type: `process` and `vip` alone name them, not OCF agents.
+_BARE_CLASSES = frozenset({"process", "vip"})
+
+
+def crm_agent(text: str) -> str:
+    """crmsh's short forms → the full agent name. `crm configure show` prints an ocf:heartbeat
+    agent by its type alone (`primitive p_IP IPaddr2`), and crmsh reads `ocf:TYPE` with the
+    provider left out; both mean heartbeat's agent (crmsh would pick another provider only when
+    heartbeat has none of that name, which an import cannot know). Every other form is kept."""
+    if text.startswith("@") or text in _BARE_CLASSES:
+        return text
+    parts = text.split(":")
+    if len(parts) == 1 and text:
+        return f"ocf:heartbeat:{text}"
+    if len(parts) == 2 and parts[0] == "ocf" and parts[1]:
+        return f"ocf:heartbeat:{parts[1]}"
+    return text
 
 
 def _sections(st: Statement, words: list[str], names: tuple[str, ...],

@@ -248,3 +248,30 @@ def test_ticket_constraints() -> None:
     assert (t1.ticket, t1.resource, t1.role, t1.loss_policy) == ("T", "p", None, "fence")
     assert t2.resource is None and t2.targets() == [("p", None), ("m", "Promoted")]
     assert (t3.resource, t3.role, t3.effective_loss_policy(t3.role, True)) == ("m", "Promoted", "demote")
+
+
+def test_crmsh_short_agent_forms() -> None:
+    """`crm configure show` prints an ocf:heartbeat agent by its type alone; crmsh reads a bare
+    name (and `ocf:TYPE`) as heartbeat's agent. Every class-qualified form is kept as written."""
+    text = ("node a\n"
+            'primitive p_IP IPaddr2 params ip="10.0.0.9" cidr_netmask=24 op monitor interval=10s\n'
+            "primitive d ocf:Dummy\n"
+            "primitive s ocf:pacemaker:Stateful\n"
+            "primitive l lsb:apache2\nprimitive v service:ntp\nprimitive y systemd:memcached\n"
+            "primitive f stonith:fence_xvm\nprimitive u upstart:nova-api\n"
+            "primitive w process params command=/bin/true\nprimitive x vip params ip=10.0.0.8 nic=eth0\n")
+    spec = parse_crm(text, "short.crm")
+    agents = {p.id: str(p.agent) for p in spec.resources.primitives}
+    assert agents == {"p_IP": "ocf:heartbeat:IPaddr2", "d": "ocf:heartbeat:Dummy", "s": "ocf:pacemaker:Stateful",
+                      "l": "lsb:apache2", "v": "service:ntp", "y": "systemd:memcached", "f": "stonith:fence_xvm",
+                      "u": "upstart:nova-api", "w": "process", "x": "vip"}
+    assert spec.resources.primitives[0].params == {"ip": "10.0.0.9", "cidr_netmask": "24"}
+    assert parse_spec(dump_spec(spec)) == spec
+
+
+def test_long_group_imports() -> None:
+    """Group members are taken by index (they were popped from the front, quadratic in their number)."""
+    members = [f"m{i}" for i in range(3000)]
+    text = "node a\n" + "".join(f"primitive {m} ocf:heartbeat:Dummy\n" for m in members)
+    spec = parse_crm(text + f"group g {' '.join(members)} meta ordered=true\n", "group.crm")
+    assert spec.resources.groups[0].members == members and spec.resources.groups[0].meta.ordered
