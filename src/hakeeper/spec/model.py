@@ -9,12 +9,25 @@ each problem keeps the path of the offending value so its line can be reported.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from hakeeper.names import Name
 from hakeeper.spec.dates import parse_range, parse_time
 from hakeeper.spec.values import INFINITY, Agent, Duration, Score
+
+# Clone instances, promoted instances and their per-node limits are capped: Pacemaker allows a
+# clone-max above the node count (the extra instances stay stopped), so the cap cannot be the node
+# count, but the scheduler builds every instance, and a value like 10^9 must be refused, not
+# tried. 1024 is far beyond any real cluster (Pacemaker's own test suite goes up to 14).
+MAX_INSTANCES = 1024
+# Utilization capacities and demands (memory in MB, CPU shares...): any non-negative 32-bit value.
+MAX_UTILIZATION = 2**31 - 1
+Count = Annotated[int, Field(ge=0, le=MAX_INSTANCES)]
+# Failures before a resource moves away: a count (0 turns the threshold off, as in Pacemaker).
+Threshold = Annotated[Score, Field(ge=0)]
+Utilization = Annotated[int, Field(ge=0, le=MAX_UTILIZATION)]
 
 
 def _hyphenate(name: str) -> str:
@@ -47,7 +60,7 @@ class ClusterOptions(SpecModel):
     no_quorum_policy: Literal["stop", "freeze", "ignore", "demote", "suicide"] = "stop"
     # Defaults for every resource (Pacemaker's rsc_defaults).
     resource_stickiness: Score = 0
-    migration_threshold: Score = INFINITY
+    migration_threshold: Threshold = INFINITY
     start_failure_is_fatal: bool = True
     maintenance_mode: bool = False
     stop_all_resources: bool = False
@@ -59,11 +72,11 @@ class ClusterOptions(SpecModel):
 
 
 class Node(SpecModel):
-    name: str
+    name: Name
     attributes: dict[str, str] = Field(default_factory=dict)
     # A node-level preference added to every resource's score on it (CIB <node score=...>).
     score: Score = 0
-    utilization: dict[str, int] = Field(default_factory=dict)
+    utilization: dict[str, Utilization] = Field(default_factory=dict)
 
 
 class Operation(SpecModel):
@@ -83,38 +96,38 @@ class Meta(SpecModel):
     model_config = ConfigDict(extra="allow")  # unknown meta is kept verbatim, never dropped
 
     resource_stickiness: Score | None = None
-    migration_threshold: Score | None = None
+    migration_threshold: Threshold | None = None
     failure_timeout: Duration | None = None
     target_role: Role | None = None
     is_managed: bool | None = None
-    priority: int | None = None
+    priority: int | None = Field(default=None, ge=-INFINITY, le=INFINITY)
     allow_migrate: bool | None = None
     multiple_active: Literal["block", "stop_only", "stop_start", "stop_unexpected"] | None = None
     requires: Literal["nothing", "quorum", "fencing", "unfencing"] | None = None
     # Clone meta (used on clones only).
-    clone_max: int | None = None
-    clone_node_max: int | None = None
+    clone_max: Count | None = None
+    clone_node_max: Count | None = None
     interleave: bool | None = None
     ordered: bool | None = None
     globally_unique: bool | None = None
     notify: bool | None = None
     promotable: bool | None = None
-    promoted_max: int | None = None
-    promoted_node_max: int | None = None
+    promoted_max: Count | None = None
+    promoted_node_max: Count | None = None
 
     _role = field_validator("target_role", mode="before")(normalise_role)
 
 
 class Primitive(SpecModel):
-    id: str
+    id: Name
     agent: Agent
     params: dict[str, str] = Field(default_factory=dict)
     operations: list[Operation] = Field(default_factory=list)
     meta: Meta = Field(default_factory=Meta)
-    utilization: dict[str, int] = Field(default_factory=dict)
+    utilization: dict[str, Utilization] = Field(default_factory=dict)
     # Parameters that differ on some nodes (a CIB rule on node attributes): node → the values that
     # replace or add to `params` there. `params` holds what applies where no node rule holds.
-    node_params: dict[str, dict[str, str]] = Field(default_factory=dict)
+    node_params: dict[Name, dict[str, str]] = Field(default_factory=dict)
 
     @field_validator("params", mode="before")
     @classmethod
@@ -126,14 +139,14 @@ class Primitive(SpecModel):
 
 
 class Group(SpecModel):
-    id: str
-    members: list[str]
+    id: Name
+    members: list[Name]
     meta: Meta = Field(default_factory=Meta)
 
 
 class Clone(SpecModel):
-    id: str
-    child: str  # a primitive or group id
+    id: Name
+    child: Name  # a primitive or group id
     meta: Meta = Field(default_factory=Meta)
 
 
@@ -156,16 +169,18 @@ class Expression(SpecModel):
 
 
 class DurationSpec(SpecModel):
-    """The length of an `in_range` date expression that gives `start` and no `end`."""
+    """The length of an `in_range` date expression that gives `start` and no `end`.
+
+    Each field is at most a century, so the end of the range stays a representable date."""
 
     id: str | None = None
-    years: int | None = None
-    months: int | None = None
-    weeks: int | None = None
-    days: int | None = None
-    hours: int | None = None
-    minutes: int | None = None
-    seconds: int | None = None
+    years: int | None = Field(default=None, ge=0, le=100)
+    months: int | None = Field(default=None, ge=0, le=100 * 12)
+    weeks: int | None = Field(default=None, ge=0, le=100 * 53)
+    days: int | None = Field(default=None, ge=0, le=100 * 366)
+    hours: int | None = Field(default=None, ge=0, le=100 * 366 * 24)
+    minutes: int | None = Field(default=None, ge=0, le=100 * 366 * 24 * 60)
+    seconds: int | None = Field(default=None, ge=0, le=100 * 366 * 24 * 3600)
 
 
 class DateSpec(SpecModel):
@@ -234,8 +249,8 @@ class Rule(SpecModel):
 
 
 class ResourceSet(SpecModel):
-    id: str | None = None
-    resources: list[str]
+    id: Name | None = None
+    resources: list[Name]
     sequential: bool = True
     require_all: bool = True
     action: Literal["start", "stop", "promote", "demote"] | None = None
@@ -245,10 +260,10 @@ class ResourceSet(SpecModel):
 
 
 class Location(SpecModel):
-    id: str
-    resource: str | None = None
+    id: Name
+    resource: Name | None = None
     resource_pattern: str | None = None
-    node: str | None = None
+    node: Name | None = None
     score: Score | None = None
     role: Role | None = None
     rules: list[Rule] = Field(default_factory=list)
@@ -259,9 +274,9 @@ class Location(SpecModel):
 
 
 class Colocation(SpecModel):
-    id: str
-    resource: str | None = None  # the dependent resource: placed relative to `with`
-    with_resource: str | None = Field(default=None, alias="with")
+    id: Name
+    resource: Name | None = None  # the dependent resource: placed relative to `with`
+    with_resource: Name | None = Field(default=None, alias="with")
     score: Score = INFINITY
     resource_role: Role | None = None
     with_role: Role | None = None
@@ -275,10 +290,10 @@ Action = Literal["start", "stop", "promote", "demote"]
 
 
 class Order(SpecModel):
-    id: str
-    first: str | None = None
+    id: Name
+    first: Name | None = None
     first_action: Action = "start"
-    then: str | None = None
+    then: Name | None = None
     then_action: Action | None = None  # defaults to first-action, as in Pacemaker
     kind: Literal["Mandatory", "Optional", "Serialize"] = "Mandatory"
     symmetrical: bool | None = None  # defaults to true, except for Serialize
@@ -304,9 +319,9 @@ class TicketConstraint(SpecModel):
     happens to a resource that is active when the ticket is lost (`effective_loss_policy`).
     """
 
-    id: str
-    ticket: str
-    resource: str | None = None
+    id: Name
+    ticket: Name
+    resource: Name | None = None
     role: Role | None = None
     loss_policy: LossPolicy | None = None
     sets: list[ResourceSet] = Field(default_factory=list)
@@ -387,12 +402,12 @@ class ResourceStatus(SpecModel):
     no entry for a node is stopped on it.
     """
 
-    resource: str  # primitive id; `id:N` names an instance of a clone, kept as the CIB gives it
-    node: str
+    resource: Name  # primitive id; `id:N` names an instance of a clone, kept as the CIB gives it
+    node: Name
     role: Literal["Started", "Promoted", "Unpromoted", "Stopped"] = "Started"
     # The last operation failed: the resource must be recovered (stopped and started again).
     failed: bool = False
-    fail_count: int = 0
+    fail_count: int = Field(default=0, ge=0, le=INFINITY)
     last_failure: float | None = None  # seconds since the epoch, for failure-timeout
     # The operation that failed (start, stop, monitor...): a failed stop means the node needs fencing.
     failed_op: str | None = None
@@ -415,8 +430,8 @@ class ResourceStatus(SpecModel):
     # A live migration in progress: on the source, `migrating_to` names the target after a
     # successful migrate_to without a matching migrate_from; on the target, `migrating_from` names
     # the source after migrate_from. A partial migration needs a stop on both sides or a finish.
-    migrating_to: str | None = None
-    migrating_from: str | None = None
+    migrating_to: Name | None = None
+    migrating_from: Name | None = None
     # Recorded in the status but absent from the configuration: must be stopped, then forgotten.
     orphan: bool = False
     # For orphans, the agent as the history records it (the configuration no longer says).
@@ -435,14 +450,14 @@ class TicketState(SpecModel):
 
 
 class ClusterState(SpecModel):
-    nodes: dict[str, NodeState] = Field(default_factory=dict)
+    nodes: dict[Name, NodeState] = Field(default_factory=dict)
     resources: list[ResourceStatus] = Field(default_factory=list)
     have_quorum: bool = True
     now: float | None = None  # the evaluation time, seconds since the epoch (for failure-timeout)
     # The node that runs the controller's decisions (CIB `dc-uuid`, as a node name), if known.
-    dc: str | None = None
+    dc: Name | None = None
     # Tickets by name (multi-site clusters); a ticket with no entry is not granted.
-    tickets: dict[str, TicketState] = Field(default_factory=dict)
+    tickets: dict[Name, TicketState] = Field(default_factory=dict)
 
 
 class ClusterSpec(SpecModel):
