@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 EXIT_BAD_INPUT = 2
+# The largest operator file read: configurations are kilobytes, and reading is all in memory. (A CIB,
+# which for a large cluster holds its whole history, is streamed by its own reader and not bounded.)
+MAX_INPUT_BYTES = 10 * 1024 * 1024
 
 
 @dataclass
@@ -46,12 +49,21 @@ class InputError(Exception):
         return "\n".join(f"error: {p}" for p in self.problems)
 
 
-def read_input_text(path: str | Path) -> str:
-    """The text of an operator's input file, or an InputError naming it (unreadable, not UTF-8)."""
+def read_input_text(path: str | Path, max_bytes: int = MAX_INPUT_BYTES) -> str:
+    """The text of an operator's input file, or an InputError naming it (unreadable, too large, not
+    UTF-8). At most `max_bytes` are read, so `/dev/zero` or a runaway log given by mistake is
+    refused rather than read until memory runs out."""
     name = str(path)
     try:
-        return Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as fh:
+            raw = fh.read(max_bytes + 1)
     except OSError as exc:
         raise InputError.at(f"cannot read: {exc.strerror or exc}", file=name) from None
+    if len(raw) > max_bytes:
+        raise InputError.at(f"larger than {max_bytes:,} bytes: not a configuration file", file=name)
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputError.at(f"not UTF-8 text (byte {exc.start}: {exc.reason})", file=name) from None
+    # As reading in text mode did: \r\n and \r become \n, so every reader sees the same lines.
+    return text.replace("\r\n", "\n").replace("\r", "\n")
