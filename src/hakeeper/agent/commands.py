@@ -10,33 +10,41 @@ import argparse
 import asyncio
 import contextlib
 import faulthandler
+import getpass
 import json
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from hakeeper.agent import history as hist
 from hakeeper.agent import operator as op
 from hakeeper.agent import state as st
 from hakeeper.agent.heartbeat import DEFAULT_NODE_TIMEOUT
-from hakeeper.coord.etcd import EtcdStore
+from hakeeper.coord.etcd import EtcdStore, parse_endpoints
 from hakeeper.coord.lease import DEFAULT_LEASE_TTL
 from hakeeper.coord.localserver import LocalServer, RemoteStore
 from hakeeper.coord.store import Store, StoreError
 from hakeeper.coord.watch import Mirror, follow
 from hakeeper.errors import InputError
-from hakeeper.spec.loader import spec_from_document
+from hakeeper.spec import ClusterSpec
+from hakeeper.spec.crm_render import render_crm
+from hakeeper.spec.loader import dump_spec, spec_from_document
 from hakeeper.yamlsource import load_yaml
 
 EXIT_UNAVAILABLE = 3
 
 
 def _store_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--etcd", default=os.environ.get("HAKEEPER_ETCD"), help="etcd endpoints HOST:PORT[,HOST:PORT...]")
-    p.add_argument("--store", default=os.environ.get("HAKEEPER_STORE"), help="embedded store socket (single host)")
+    # Defaults are read in open_store, so an error can say whether the flag or the variable was wrong.
+    p.add_argument(
+        "--etcd", help="etcd endpoints HOST:PORT[,HOST:PORT...] ([ADDR]:PORT for IPv6; default $HAKEEPER_ETCD)"
+    )
+    p.add_argument("--store", help="embedded store socket, single host (default $HAKEEPER_STORE)")
     p.add_argument("--cluster", default=os.environ.get("HAKEEPER_CLUSTER", "hakeeper"), help="key prefix name")
     p.add_argument(
         "--timeout",
@@ -46,12 +54,42 @@ def _store_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+NO_STORE = (
+    "no store given: pass --etcd HOST:PORT[,...] (or set HAKEEPER_ETCD) to use an etcd cluster, "
+    "or --store SOCKET (or set HAKEEPER_STORE) to use the embedded store that "
+    "`hakeeper store serve --socket SOCKET` runs"
+)
+
+
+_STORES = (("store", "--store", "HAKEEPER_STORE"), ("etcd", "--etcd", "HAKEEPER_ETCD"))
+
+
+def _store_choice(args: argparse.Namespace) -> tuple[str, str, str] | None:
+    """("etcd"|"store", value, the flag or variable it came from): a flag wins over either
+    variable, and --store over --etcd."""
+    given = [(kind, getattr(args, kind), flag) for kind, flag, _ in _STORES]
+    given += [(kind, os.environ.get(variable) or "", variable) for kind, _, variable in _STORES]
+    return next(((kind, value, source) for kind, value, source in given if value), None)
+
+
 def open_store(args: argparse.Namespace) -> Store:
-    if args.store:
-        return RemoteStore(args.store, timeout=args.timeout)
-    if args.etcd:
-        return EtcdStore([e.strip() for e in args.etcd.split(",") if e.strip()], timeout=args.timeout)
-    raise InputError.at("no store given: use --etcd HOST:PORT[,...] or --store SOCKET", field="--etcd")
+    choice = _store_choice(args)
+    if choice is None:
+        raise InputError.at(NO_STORE, file="--etcd/--store")
+    kind, value, source = choice
+    if kind == "store":
+        return RemoteStore(value, timeout=args.timeout)
+    return EtcdStore(parse_endpoints(value, source), timeout=args.timeout)
+
+
+def _unavailable_hint(args: argparse.Namespace) -> str:
+    choice = _store_choice(args)
+    if choice is None:
+        return ""
+    kind, value, source = choice
+    if kind == "store":
+        return f" (is `hakeeper store serve --socket {value}` running? {source} names the socket)"
+    return f" (is etcd running and reachable at {value}? {source} lists its client endpoints)"
 
 
 def _run(args: argparse.Namespace, body: Callable[[Store, st.Keys], Awaitable[int]]) -> int:
@@ -60,12 +98,22 @@ def _run(args: argparse.Namespace, body: Callable[[Store, st.Keys], Awaitable[in
         try:
             return await body(store, st.Keys(args.cluster))
         except StoreError as exc:
-            print(f"error: store unavailable: {exc}", file=sys.stderr)
+            message = " ".join(str(exc).split())  # one line, whatever gRPC put in it
+            print(f"error: store unavailable: {message}{_unavailable_hint(args)}", file=sys.stderr)
             return EXIT_UNAVAILABLE
         finally:
             await store.close()
 
     return asyncio.run(main())
+
+
+def operator_identity() -> str:
+    """user@host of whoever runs the command, recorded with each configuration version."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):
+        user = f"uid{os.getuid()}"
+    return f"{user}@{socket.gethostname()}"
 
 
 # ----- agent and store server -----
@@ -152,8 +200,11 @@ def _print_status(values: dict[str, bytes], keys: st.Keys, as_json: bool) -> Non
 def _events(args: argparse.Namespace) -> int:
     async def body(store: Store, keys: st.Keys) -> int:
         kvs, rev = await store.get_prefix(keys.events)
-        for kv in kvs[-args.last :]:
+        for kv in kvs[-args.last :] if args.last > 0 else []:
             _print_event(st.loads(kv.value), args.json)
+        if not kvs:
+            # On stderr, so --json output stays a stream of events only.
+            print("no events yet; waiting for some" if args.follow else "no events", file=sys.stderr, flush=True)
         if args.follow:
             async for batch in store.watch_prefix(keys.events, rev + 1):
                 for e in batch:
@@ -185,18 +236,96 @@ def _config_apply(args: argparse.Namespace) -> int:
     op.check_agents(spec, doc, args.file)
 
     async def body(store: Store, keys: st.Keys) -> int:
-        raw, version, _ = await op.current_config(store, keys)
-        print(f"Transition this configuration causes (version {version} -> {version + 1}):")
-        for line in await op.preview(store, keys, spec):
-            print(f"  {line.strip()}")
-        if args.dry_run:
-            print("dry run: nothing applied")
-            return 0
-        if not await op.write_config(store, keys, raw, spec, version, os.path.abspath(args.file)):
-            print("error: the configuration changed while applying; nothing applied, try again", file=sys.stderr)
-            return 1
-        print(f"applied configuration version {version + 1}")
+        return await _apply(store, keys, spec, args, os.path.abspath(args.file), args.file)
+
+    return _run(args, body)
+
+
+async def _apply(
+    store: Store, keys: st.Keys, spec: ClusterSpec, args: argparse.Namespace, source: str, where: str
+) -> int:
+    """Preview, confirm what the configuration removes, then compare-and-set it in."""
+    raw, version, _ = await op.current_config(store, keys)
+    preview = await op.preview(store, keys, spec)
+    print(f"Transition this configuration causes (version {version} -> {version + 1}):")
+    for line in preview.lines:
+        print(f"  {line.strip()}")
+    if args.dry_run:
+        print("dry run: nothing applied")
         return 0
+    if preview.removes and not args.yes:
+        removal = preview.removal()
+        if not sys.stdin.isatty():
+            raise InputError.at(
+                f"this configuration removes {removal} (their resources are stopped); nothing applied: "
+                "pass --yes to apply it",
+                file=where,
+            )
+        answer = await asyncio.to_thread(input, f"This removes {removal}. Apply it? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing applied")
+            return 1
+    if not await op.write_config(store, keys, raw, spec, version, source, operator_identity()):
+        print("error: the configuration changed while applying; nothing applied, try again", file=sys.stderr)
+        return 1
+    print(f"applied configuration version {version + 1}")
+    return 0
+
+
+def _config_show(args: argparse.Namespace) -> int:
+    async def body(store: Store, keys: st.Keys) -> int:
+        spec = await _version_spec(store, keys, args.version)
+        print(render_crm(spec) if args.crm else dump_spec(spec), end="")
+        return 0
+
+    return _run(args, body)
+
+
+async def _version_spec(store: Store, keys: st.Keys, version: int | None) -> ClusterSpec:
+    """The configuration in the store (`version` None) or one of its kept versions."""
+    _, current, spec = await op.current_config(store, keys)
+    if spec is None:
+        raise InputError.at("no configuration applied yet (hakeeper config apply FILE)", file="the store")
+    if version is None or version == current:
+        return spec
+    kv = await store.get(hist.history_key(keys.prefix, version))
+    found = hist.version_of(kv.value) if kv is not None else None
+    if found is None:
+        kvs, _ = await store.get_prefix(hist.history_prefix(keys.prefix))
+        kept = [str(v.version) for v in hist.versions({k.key: k.value for k in kvs}, keys.prefix)]
+        raise op.unknown("version", str(version), [*kept, str(current)], "the configuration history")
+    return ClusterSpec.model_validate(found.spec)
+
+
+def _when(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
+
+
+def _config_history(args: argparse.Namespace) -> int:
+    async def body(store: Store, keys: st.Keys) -> int:
+        kvs, _ = await store.get_prefix(hist.history_prefix(keys.prefix))
+        values = {kv.key: kv.value for kv in kvs}
+        current = await store.get(keys.config)
+        if current is not None:
+            values[keys.config] = current.value
+        entries = hist.versions(values, keys.prefix)
+        if args.json:
+            print(json.dumps([{k: v for k, v in vars(e).items() if k != "spec"} for e in entries], indent=2))
+        elif not entries:
+            print("no configuration applied yet", file=sys.stderr)
+        else:
+            print(hist.render_history(entries, _when))
+        return 0
+
+    return _run(args, body)
+
+
+def _config_rollback(args: argparse.Namespace) -> int:
+    async def body(store: Store, keys: st.Keys) -> int:
+        spec = await _version_spec(store, keys, args.version)
+        op.check_agents(spec, None, f"configuration version {args.version}")
+        where = f"configuration version {args.version}"
+        return await _apply(store, keys, spec, args, f"rollback to version {args.version}", where)
 
     return _run(args, body)
 
@@ -204,8 +333,10 @@ def _config_apply(args: argparse.Namespace) -> int:
 def _node(args: argparse.Namespace) -> int:
     async def body(store: Store, keys: st.Keys) -> int:
         _, _, spec = await op.current_config(store, keys)
-        if spec is not None and args.node not in {n.name for n in spec.nodes}:
-            raise InputError.at(f"no node {args.node!r} in the configuration", field="node")
+        if spec is None:
+            raise InputError.at("no configuration applied yet (hakeeper config apply FILE)", file="the store")
+        if args.node not in {n.name for n in spec.nodes}:
+            raise op.unknown("node", args.node, (n.name for n in spec.nodes), "the configuration")
         await store.put(keys.node(args.node), st.dumps({"standby": args.action == "standby", "at": time.time()}))
         print(f"{args.node}: {args.action}")
         return 0
@@ -218,8 +349,12 @@ def _ticket(args: argparse.Namespace) -> int:
 
     async def body(store: Store, keys: st.Keys) -> int:
         _, _, spec = await op.current_config(store, keys)
-        if spec is not None and args.ticket not in {t.ticket for t in spec.constraints.ticket}:
-            raise InputError.at(f"no ticket constraint in the configuration names {args.ticket!r}", field="ticket")
+        held, _ = await store.get_prefix(keys.tickets)
+        # Known: named by a ticket constraint, or already in the store (granted or revoked before).
+        known = {t.ticket for t in spec.constraints.ticket} if spec is not None else set()
+        known |= {kv.key[len(keys.tickets) :] for kv in held}
+        if args.ticket not in known:
+            raise op.unknown("ticket", args.ticket, known, "the configuration's ticket constraints")
         key = keys.ticket(args.ticket)
         old = st.loads(kv.value if (kv := await store.get(key)) is not None else None) or {}
         doc = {"granted": bool(old.get("granted")), "standby": bool(old.get("standby"))}
@@ -239,34 +374,36 @@ def _ticket(args: argparse.Namespace) -> int:
 def _resource(args: argparse.Namespace) -> int:
     async def body(store: Store, keys: st.Keys) -> int:
         rsc, node, src = args.resource, args.node, f"hakeeper resource {args.action}"
+        by = operator_identity()
+        if args.action in ("move", "ban") and node is None:
+            raise InputError.at(f"{args.action} needs a node: hakeeper resource {args.action} RESOURCE NODE",
+                                file="command line", field="node")
+        if args.action not in ("move", "ban", "cleanup") and node is not None:
+            raise InputError.at(f"{args.action} takes no node (given {node!r})", file="command line", field="node")
         if args.action == "move":
-            if node is None:
-                raise InputError.at("move needs a target node", field="node")
-            version = await op.edit_config(store, keys, op.prefer(rsc, node), src)
+            version = await op.edit_config(store, keys, op.prefer(rsc, node), src, by)
         elif args.action == "ban":
-            if node is None:
-                raise InputError.at("ban needs a node", field="node")
-            version = await op.edit_config(store, keys, op.ban(rsc, node), src)
+            version = await op.edit_config(store, keys, op.ban(rsc, node), src, by)
         elif args.action == "clear":
-            version = await op.edit_config(store, keys, op.clear(rsc), src)
+            version = await op.edit_config(store, keys, op.clear(rsc), src, by)
         elif args.action == "cleanup":
             nodes = await op.cleanup(store, keys, rsc, node)
             print(f"{rsc}: cleaned up on {', '.join(nodes) or 'no node'}")
             return 0
         else:
-            return await _restart(store, keys, rsc, args.wait)
+            return await _restart(store, keys, rsc, args.wait, by)
         print(f"{rsc}: {args.action} applied as configuration version {version}")
         return 0
 
     return _run(args, body)
 
 
-async def _restart(store: Store, keys: st.Keys, rsc: str, wait: float) -> int:
+async def _restart(store: Store, keys: st.Keys, rsc: str, wait: float, by: str) -> int:
     _, _, spec = await op.current_config(store, keys)
     original = None
     if spec is not None:
         original = next((x.meta.target_role for x in op.all_resources(spec) if x.id == rsc), None)
-    await op.edit_config(store, keys, op.target_role(rsc, "Stopped"), "hakeeper resource restart")
+    await op.edit_config(store, keys, op.target_role(rsc, "Stopped"), "hakeeper resource restart", by)
     deadline = time.monotonic() + wait
     members = _members_of(spec, rsc)
     while time.monotonic() < deadline:
@@ -276,7 +413,7 @@ async def _restart(store: Store, keys: st.Keys, rsc: str, wait: float) -> int:
         await asyncio.sleep(0.2)
     else:
         print(f"warning: {rsc} did not stop within {wait:g}s; starting it again anyway", file=sys.stderr)
-    await op.edit_config(store, keys, op.target_role(rsc, original), "hakeeper resource restart")
+    await op.edit_config(store, keys, op.target_role(rsc, original), "hakeeper resource restart", by)
     print(f"{rsc}: restarted")
     return 0
 
@@ -338,7 +475,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _store_args(a)
     a.add_argument("file")
     a.add_argument("--dry-run", action="store_true", help="validate and show the transition only")
+    a.add_argument("--yes", action="store_true", help="apply even when it removes resources or nodes (no question)")
     a.set_defaults(handler=_config_apply)
+    a = sub.add_parser("show", help="print the configuration in the store (hakeeper YAML, or crm shell with --crm)")
+    _store_args(a)
+    a.add_argument("--crm", action="store_true", help="crm shell syntax, as `crm configure show` prints it")
+    a.add_argument("--version", type=int, help="an earlier version kept in the history (see config history)")
+    a.set_defaults(handler=_config_show)
+    a = sub.add_parser("history", help="the configuration's versions: when, by whom, what changed")
+    _store_args(a)
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(handler=_config_history)
+    a = sub.add_parser("rollback", help="apply an earlier version again (same preview and confirmation as apply)")
+    _store_args(a)
+    a.add_argument("version", type=int, help="the version to go back to (see config history)")
+    a.add_argument("--dry-run", action="store_true", help="show the transition only")
+    a.add_argument("--yes", action="store_true", help="apply even when it removes resources or nodes (no question)")
+    a.set_defaults(handler=_config_rollback)
 
     p = subparsers.add_parser("node", help="put a node in standby or back online")
     _store_args(p)

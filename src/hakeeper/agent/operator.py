@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+from hakeeper.agent import history as hist
 from hakeeper.agent import state as st
 from hakeeper.coord.store import Compare, Delete, Put, Store, absent
 from hakeeper.errors import InputError, Problem
@@ -31,6 +34,8 @@ def status_view(values: Mapping[str, bytes], keys: st.Keys, now: float) -> dict[
         "config_version": found[0] if found else None,
         "nodes": {},
         "resources": {},
+        "layout": [],
+        "agents": {},
         "failures": [],
         "plan": None,
         "tickets": {},
@@ -56,7 +61,7 @@ def status_view(values: Mapping[str, bytes], keys: st.Keys, now: float) -> dict[
             word = "OFFLINE"
         view["nodes"][name] = word
     for (node, rsc), doc in sorted(st.statuses(values, keys).items()):
-        entry = view["resources"].setdefault(rsc, {"running_on": [], "failed_on": []})
+        entry = view["resources"].setdefault(rsc, {"running_on": [], "failed_on": [], "promoted_on": []})
         if node in lost_unfenced:
             continue
         if doc.get("failed"):
@@ -64,10 +69,12 @@ def status_view(values: Mapping[str, bytes], keys: st.Keys, now: float) -> dict[
         elif doc.get("role", "Stopped") != "Stopped":
             entry["running_on"].append(node)
             if doc.get("role") == "Promoted":
-                entry["promoted_on"] = node
+                entry["promoted_on"].append(node)
     if spec:
         for prim in spec.resources.primitives:
-            view["resources"].setdefault(prim.id, {"running_on": [], "failed_on": []})
+            view["resources"].setdefault(prim.id, {"running_on": [], "failed_on": [], "promoted_on": []})
+        view["agents"] = {p.id: str(p.agent) for p in spec.resources.primitives}
+    view["layout"] = resource_layout(spec, view["resources"])
     for (node, rsc), doc in sorted(st.fail_counts(values, keys).items()):
         view["failures"].append({"resource": rsc, "node": node, "count": doc.get("count"), "last": doc.get("last")})
     known = sorted({t.ticket for t in spec.constraints.ticket} if spec else set())
@@ -87,19 +94,68 @@ def status_view(values: Mapping[str, bytes], keys: st.Keys, now: float) -> dict[
     return view
 
 
+def _base(rsc: str) -> str:
+    """A clone instance `p:N` is an instance of primitive p."""
+    base, _, number = rsc.partition(":")
+    return base if number.isdigit() else rsc
+
+
+def resource_layout(spec: ClusterSpec | None, reported: Iterable[str]) -> list[dict[str, Any]]:
+    """How status lists resources, in definition order: primitives on their own, groups with their
+    members, clones (of a primitive or a group) as one set; then resources reported somewhere
+    that the configuration no longer has (orphans)."""
+    items: list[dict[str, Any]] = []
+    configured: set[str] = set()
+    if spec is not None:
+        r = spec.resources
+        groups = {g.id: g for g in r.groups}
+        clones = {c.child: c for c in r.clones}
+        group_of = {m: g.id for g in r.groups for m in g.members}
+        seen: set[str] = set()
+        for prim in r.primitives:
+            configured.add(prim.id)
+            top = group_of.get(prim.id, prim.id)
+            clone = clones.get(top)
+            if (clone.id if clone else top) in seen:
+                continue
+            seen.add(clone.id if clone else top)
+            members = list(groups[top].members) if top in groups else [top]
+            if clone is not None:
+                items.append({
+                    "kind": "clone",
+                    "id": clone.id,
+                    "child": top,
+                    "members": members,
+                    "promotable": bool(clone.meta.promotable),
+                    "unique": bool(clone.meta.globally_unique),
+                    "clone_node_max": clone.meta.clone_node_max if clone.meta.clone_node_max is not None else 1,
+                })
+            elif top in groups:
+                items.append({"kind": "group", "id": top, "members": members})
+            else:
+                items.append({"kind": "primitive", "id": top})
+    for rsc in sorted({_base(r) for r in reported} - configured):
+        items.append({"kind": "primitive", "id": rsc, "orphan": spec is not None})
+    return items
+
+
 def render_status(view: Mapping[str, Any]) -> str:
     lines = [f"Leader: {view['leader'] or 'NONE'}    configuration version: {view['config_version']}", ""]
     lines.append("Nodes:")
     for name, word in view["nodes"].items():
         lines.append(f"  * {name}: {word}")
     lines += ["", "Resources:"]
-    for rsc, entry in sorted(view["resources"].items()):
-        where = ", ".join(entry["running_on"]) or "Stopped"
-        word = "Started" if entry["running_on"] else ""
-        if len(entry["running_on"]) > 1:
-            word = "MULTIPLE ACTIVE"
-        failed = f"  FAILED on {', '.join(entry['failed_on'])}" if entry["failed_on"] else ""
-        lines.append(f"  * {rsc}\t{word} {where}{failed}".rstrip())
+    resources: Mapping[str, Any] = view["resources"]
+    agents: Mapping[str, str] = view.get("agents") or {}
+    layout = view.get("layout") or resource_layout(None, resources)
+    for item in layout:
+        if item["kind"] == "clone":
+            lines += _clone_lines(item, resources, agents, list(view["nodes"]))
+        elif item["kind"] == "group":
+            lines.append(f"  * Resource Group: {item['id']}:")
+            lines += [_primitive_line(m, resources, agents, "    ") for m in item["members"]]
+        else:
+            lines.append(_primitive_line(item["id"], resources, agents, "  ", orphan=bool(item.get("orphan"))))
     if view["failures"]:
         lines += ["", "Failures:"]
         for f in view["failures"]:
@@ -111,6 +167,86 @@ def render_status(view: Mapping[str, Any]) -> str:
     if plan and plan["outstanding"]:
         lines += ["", f"Transition {plan['epoch']} in progress:"] + [f"  * {w}" for w in plan["outstanding"]]
     return "\n".join(lines)
+
+
+def _entry(resources: Mapping[str, Any], rsc: str) -> Mapping[str, Any]:
+    return resources.get(rsc) or {"running_on": [], "failed_on": [], "promoted_on": []}
+
+
+def _primitive_line(
+    rsc: str, resources: Mapping[str, Any], agents: Mapping[str, str], indent: str, orphan: bool = False
+) -> str:
+    entry = _entry(resources, rsc)
+    running = list(entry["running_on"])
+    if len(running) > 1:
+        where = f"MULTIPLE ACTIVE {', '.join(running)}"
+    elif running:
+        role = "Promoted" if running[0] in entry.get("promoted_on", []) else "Started"
+        where = f"{role} {running[0]}"
+    else:
+        where = "Stopped"
+    if orphan:
+        where = f"ORPHANED {where}"
+    failed = f"  FAILED on {', '.join(entry['failed_on'])}" if entry["failed_on"] else ""
+    agent = agents.get(_base(rsc), "orphan" if orphan else "?")
+    return f"{indent}* {rsc}\t({agent}):\t {where}{failed}"
+
+
+def _clone_lines(
+    item: Mapping[str, Any], resources: Mapping[str, Any], agents: Mapping[str, str], nodes: list[str]
+) -> list[str]:
+    """crm_mon's clone set: the nodes each role runs on, one line per role, then failures and
+    the nodes it is stopped on. Multiply active only when a node runs more instances of a member
+    than clone-node-max allows (or an instance of a unique clone runs on several nodes)."""
+    members: list[str] = item["members"]
+    kind = " (promotable)" if item["promotable"] else " (unique)" if item["unique"] else ""
+    lines = [f"  * Clone Set: {item['id']} [{item['child']}]{kind}:"]
+    # Instances reported per member: anonymous clones report by the primitive's id, unique ones
+    # (and older reports) by `id:N`.
+    instances = {m: sorted(r for r in resources if _base(r) == m) for m in members}
+    if item["unique"]:
+        for m in members:
+            lines += [_primitive_line(r, resources, agents, "    ") for r in instances[m] if r != m]
+        return lines
+    running: dict[str, set[str]] = {m: set() for m in members}
+    promoted: dict[str, set[str]] = {m: set() for m in members}
+    extra: list[str] = []
+    for m in members:
+        per_node: dict[str, int] = {}
+        for r in instances[m]:
+            entry = _entry(resources, r)
+            running[m] |= set(entry["running_on"])
+            promoted[m] |= set(entry.get("promoted_on", []))
+            for n in entry["running_on"]:
+                per_node[n] = per_node.get(n, 0) + 1
+        extra += [
+            f"    * MULTIPLE ACTIVE: {m} on {n} ({count} instances, clone-node-max {item['clone_node_max']})"
+            for n, count in sorted(per_node.items())
+            if count > item["clone_node_max"]
+        ]
+    everywhere = set.intersection(*running.values()) if running else set()
+    order = nodes + sorted((set().union(*running.values()) - set(nodes)) if running else set())
+    if item["promotable"]:
+        top = set.intersection(*promoted.values()) & everywhere if promoted else set()
+        roles = [("Promoted", [n for n in order if n in top]),
+                 ("Unpromoted", [n for n in order if n in everywhere - top])]
+    else:
+        roles = [("Started", [n for n in order if n in everywhere])]
+    lines += [f"    * {role}: [ {' '.join(where)} ]" for role, where in roles if where]
+    # A cloned group partly active on a node: its members there, one by one.
+    for n in order:
+        partial = [m for m in members if n in running[m]]
+        if partial and n not in everywhere:
+            lines += [f"    * {m}\t({agents.get(m, '?')}):\t Started {n} (group incomplete)" for m in partial]
+    for m in members:
+        failed = sorted({n for r in instances[m] for n in _entry(resources, r)["failed_on"]})
+        if failed:
+            lines.append(f"    * {m}\t({agents.get(m, '?')}):\t FAILED on {', '.join(failed)}")
+    lines += extra
+    stopped = [n for n in nodes if not any(n in running[m] for m in members)]
+    if stopped:
+        lines.append(f"    * Stopped: [ {' '.join(stopped)} ]")
+    return lines
 
 
 # ----- configuration -----
@@ -135,8 +271,14 @@ def check_agents(spec: ClusterSpec, doc: YamlDocument | None = None, file: str |
         raise InputError(problems)
 
 
-def config_doc(spec: ClusterSpec, version: int, source: str) -> bytes:
-    return st.dumps({"version": version, "spec": spec.model_dump(mode="json"), "source": source, "at": time.time()})
+def config_doc(
+    spec: ClusterSpec, version: int, source: str, by: str | None = None, old: ClusterSpec | None = None
+) -> bytes:
+    doc = {"version": version, "spec": spec.model_dump(mode="json"), "source": source, "at": time.time()}
+    if by is not None:
+        doc["by"] = by
+    doc["changes"] = hist.spec_changes(old, spec)
+    return st.dumps(doc)
 
 
 async def current_config(store: Store, keys: st.Keys) -> tuple[bytes | None, int, ClusterSpec | None]:
@@ -147,15 +289,32 @@ async def current_config(store: Store, keys: st.Keys) -> tuple[bytes | None, int
     return kv.value, (found[0] if found else 0), (found[1] if found else None)
 
 
+def config_writes(
+    keys: st.Keys, raw: bytes | None, spec: ClusterSpec, version: int, source: str, by: str | None
+) -> list[Put | Delete]:
+    """The new version, the one it replaces kept in the history, and the history's oldest entry
+    dropped beyond KEEP: one transaction, so no version is ever lost half-way."""
+    old = st.config_of({keys.config: raw}, keys) if raw is not None else None
+    ops: list[Put | Delete] = [Put(keys.config, config_doc(spec, version + 1, source, by, old[1] if old else None))]
+    if raw is not None and version >= 1:
+        ops.append(Put(hist.history_key(keys.prefix, version), raw))
+    pruned = hist.pruned_version(version + 1)
+    if pruned is not None:
+        ops.append(Delete(hist.history_key(keys.prefix, pruned)))
+    return ops
+
+
 async def write_config(
-    store: Store, keys: st.Keys, raw: bytes | None, spec: ClusterSpec, version: int, source: str
+    store: Store, keys: st.Keys, raw: bytes | None, spec: ClusterSpec, version: int, source: str, by: str | None = None
 ) -> bool:
     """Compare-and-set: only if the configuration is still the one that was read."""
     guard = Compare(keys.config, "value", "==", raw) if raw is not None else absent(keys.config)
-    return (await store.txn([guard], [Put(keys.config, config_doc(spec, version + 1, source))])).succeeded
+    return (await store.txn([guard], config_writes(keys, raw, spec, version, source, by))).succeeded
 
 
-async def edit_config(store: Store, keys: st.Keys, edit: Callable[[ClusterSpec], None], source: str) -> int:
+async def edit_config(
+    store: Store, keys: st.Keys, edit: Callable[[ClusterSpec], None], source: str, by: str | None = None
+) -> int:
     for _ in range(10):
         raw, version, spec = await current_config(store, keys)
         if spec is None:
@@ -164,18 +323,89 @@ async def edit_config(store: Store, keys: st.Keys, edit: Callable[[ClusterSpec],
         problems = find_problems(spec)
         if problems:
             raise InputError([Problem(p.message, field=".".join(map(str, p.path))) for p in problems])
-        if await write_config(store, keys, raw, spec, version, source):
+        if await write_config(store, keys, raw, spec, version, source, by):
             return version + 1
         await asyncio.sleep(0.05)
     raise InputError.at("the configuration kept changing underneath; try again")
 
 
-async def preview(store: Store, keys: st.Keys, spec: ClusterSpec) -> list[str]:
-    """The transition this configuration would cause now (the leader computes the same)."""
+@dataclass
+class Preview:
+    """What applying a configuration would do now: the transition (orphans labelled), and what
+    it removes, which needs the operator's confirmation."""
+
+    lines: list[str]
+    removed_resources: list[str] = field(default_factory=list)
+    removed_nodes: list[str] = field(default_factory=list)
+    # Resources active somewhere that the new configuration does not have, "X on n1".
+    orphans: list[str] = field(default_factory=list)
+
+    @property
+    def removes(self) -> bool:
+        return bool(self.removed_resources or self.removed_nodes or self.orphans)
+
+    def removal(self) -> str:
+        """`resources a, b; nodes n3` (lists truncated) for a one-line confirmation or refusal."""
+        parts = []
+        resources = sorted(set(self.removed_resources) | {o.split(" on ", 1)[0] for o in self.orphans})
+        if resources:
+            parts.append(f"resource{'s' if len(resources) > 1 else ''} {names_list(resources)}")
+        if self.removed_nodes:
+            parts.append(f"node{'s' if len(self.removed_nodes) > 1 else ''} {names_list(self.removed_nodes)}")
+        return " and ".join(parts)
+
+
+_SUMMARY_LINE = re.compile(r"^(\s*\* \S+\s+)(\S+)(.*)$")
+
+
+def preview_of(spec: ClusterSpec, values: Mapping[str, bytes], keys: st.Keys, now: float) -> Preview:
+    """The transition this configuration would cause from the store's current values (the leader
+    computes the same), with stops of resources it no longer configures labelled "(orphan)", and
+    what it removes from the configuration in the store. Pure."""
+    found = st.config_of(values, keys)
+    changes = hist.spec_changes(found[1] if found else None, spec)
+    removed_resources, removed_nodes = hist.removed(changes)
+    plan = schedule(spec, st.cluster_state(spec, values, keys, now))
+    configured = {p.id for p in spec.resources.primitives}
+    lines = []
+    for line in plan.summary:
+        match = _SUMMARY_LINE.match(line)
+        if match and _base(match.group(2)) not in configured and match.group(1).split()[1] != "Fence":
+            line = f"{match.group(1)}{match.group(2)} (orphan){match.group(3)}"
+        lines.append(line)
+    stopping = {(a.resource, a.node) for a in plan.actions if a.task == "stop" and a.resource}
+    stopping |= {(_base(r), n) for r, n in stopping if r}
+    orphans = []
+    for (node, rsc), doc in sorted(st.statuses(values, keys).items()):
+        if _base(rsc) in configured or not st.active(doc):
+            continue
+        orphans.append(f"{rsc} on {node}")
+        if (rsc, node) not in stopping and (_base(rsc), node) not in stopping:
+            why = "its node is no longer configured" if node in removed_nodes else "the scheduler plans no stop"
+            lines.append(f"  * Orphan {rsc} (active on {node}) is not stopped by this transition: {why}")
+    spec_nodes = {n.name for n in spec.nodes}
+    lines += [f"  * Remove node {n} from the configuration" for n in removed_nodes if n not in spec_nodes]
+    return Preview(lines or ["(no changes)"], removed_resources, removed_nodes, orphans)
+
+
+async def preview(store: Store, keys: st.Keys, spec: ClusterSpec) -> Preview:
     kvs, _ = await store.get_prefix(keys.prefix)
-    values = {kv.key: kv.value for kv in kvs}
-    plan = schedule(spec, st.cluster_state(spec, values, keys, time.time()))
-    return plan.summary or ["(no changes)"]
+    return preview_of(spec, {kv.key: kv.value for kv in kvs}, keys, time.time())
+
+
+def names_list(names: Iterable[str], limit: int = 12) -> str:
+    """`a, b, c` or `a, b, c, ... (40 more)`: a list that keeps an error on one readable line."""
+    items = list(names)
+    if len(items) <= limit:
+        return ", ".join(items)
+    return ", ".join(items[:limit]) + f", ... ({len(items) - limit} more)"
+
+
+def unknown(what: str, name: str, known: Iterable[str], where: str) -> InputError:
+    """One line: no such node/resource/ticket, and the ones there are."""
+    names = sorted(set(known))
+    listing = f"known: {names_list(names)}" if names else f"no {what} is known yet"
+    return InputError.at(f"no {what} {name!r}; {listing}", file=where, field=what)
 
 
 def _locations_without(spec: ClusterSpec, prefix: str) -> None:
@@ -203,8 +433,13 @@ def ban(rsc: str, node: str) -> Callable[[ClusterSpec], None]:
 
 def clear(rsc: str) -> Callable[[ClusterSpec], None]:
     def edit(spec: ClusterSpec) -> None:
-        _locations_without(spec, f"cli-prefer-{rsc}")
-        _locations_without(spec, f"cli-ban-{rsc}-on-")
+        # A resource removed since it was moved may still have its constraints: those count too.
+        def ours(c: Location) -> bool:
+            return c.resource == rsc and c.id.startswith(("cli-prefer-", "cli-ban-"))
+
+        if rsc not in {x.id for x in all_resources(spec)} and not any(ours(c) for c in spec.constraints.location):
+            raise unknown("resource", rsc, (x.id for x in all_resources(spec)), "the configuration")
+        spec.constraints.location = [c for c in spec.constraints.location if not ours(c)]
 
     return edit
 
@@ -219,6 +454,14 @@ def target_role(rsc: str, role: str | None) -> Callable[[ClusterSpec], None]:
     return edit
 
 
+def primitives_of(spec: ClusterSpec, rsc: str) -> set[str]:
+    """The primitives a resource id stands for: itself, a group's members, a clone's child's."""
+    groups = {g.id: g.members for g in spec.resources.groups}
+    clones = {c.id: c.child for c in spec.resources.clones}
+    top = clones.get(rsc, rsc)
+    return set(groups.get(top, [top])) | {rsc}
+
+
 def all_resources(spec: ClusterSpec) -> list[Primitive | Group | Clone]:
     r = spec.resources
     return [*r.primitives, *r.groups, *r.clones]
@@ -226,25 +469,40 @@ def all_resources(spec: ClusterSpec) -> list[Primitive | Group | Clone]:
 
 def _known(spec: ClusterSpec, rsc: str, node: str | None) -> None:
     if rsc not in {x.id for x in all_resources(spec)}:
-        raise InputError.at(f"no resource {rsc!r} in the configuration", field="resource")
+        raise unknown("resource", rsc, (x.id for x in all_resources(spec)), "the configuration")
     if node is not None and node not in {n.name for n in spec.nodes}:
-        raise InputError.at(f"no node {node!r} in the configuration", field="node")
+        raise unknown("node", node, (n.name for n in spec.nodes), "the configuration")
 
 
 async def cleanup(store: Store, keys: st.Keys, rsc: str, node: str | None) -> list[str]:
     """Forget rsc's fail counts (on one node or all) and ask those nodes to probe again."""
     kvs, _ = await store.get_prefix(keys.prefix)
     values = {kv.key: kv.value for kv in kvs}
+    found = st.config_of(values, keys)
+    spec = found[1] if found else None
+    reports = st.statuses(values, keys)
+    fails = st.fail_counts(values, keys)
+    # Known: configured, or reported somewhere (an orphan's failures can be cleaned up too).
+    known = {x.id for x in all_resources(spec)} if spec is not None else set()
+    known |= {r for (_, r) in [*reports, *fails]}
+    if rsc not in known:
+        raise unknown("resource", rsc, known, "the configuration or the status")
+    known_nodes = {n.name for n in spec.nodes} if spec is not None else set()
+    known_nodes |= {n for (n, _) in [*reports, *fails]}
+    if node is not None and node not in known_nodes:
+        raise unknown("node", node, known_nodes, "the configuration")
+    targets = primitives_of(spec, rsc) if spec is not None else {rsc}
     ops: list[Any] = []
     nodes = set()
-    members = {n for (n, r) in st.fail_counts(values, keys) if r == rsc} | {
-        n for (n, r), d in st.statuses(values, keys).items() if r == rsc and d.get("failed")
+    pairs = {(n, r) for (n, r) in fails if r in targets} | {
+        (n, r) for (n, r), d in reports.items() if r in targets and d.get("failed")
     }
-    for n in sorted(members):
+    for n, r in sorted(pairs):
         if node is None or n == node:
-            ops.append(Delete(keys.fail_of(n, rsc)))
-            ops.append(Put(keys.reprobe + n, st.dumps({"resource": rsc, "at": time.time()})))
+            ops.append(Delete(keys.fail_of(n, r)))
             nodes.add(n)
+    # One probe request per node (a transaction may not name a key twice).
+    ops += [Put(keys.reprobe + n, st.dumps({"resource": rsc, "at": time.time()})) for n in sorted(nodes)]
     if ops:
         await store.txn([], ops)
     return sorted(nodes)

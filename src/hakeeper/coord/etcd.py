@@ -42,6 +42,7 @@ from hakeeper.coord.store import (
     TxnResult,
     bounded,
 )
+from hakeeper.errors import InputError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -54,6 +55,51 @@ _TARGETS = {
     "mod": transactions.Mod,
 }
 _OPS = {"==": rpc.Compare.EQUAL, "!=": rpc.Compare.NOT_EQUAL, "<": rpc.Compare.LESS, ">": rpc.Compare.GREATER}
+
+
+def parse_endpoints(text: str, source: str = "--etcd") -> list[str]:
+    """`HOST:PORT[,HOST:PORT...]` (IPv6 as `[ADDR]:PORT`, an `http://` prefix allowed) → the
+    endpoints as "host:port", or an InputError naming `source` (the flag or variable it came from).
+
+    Checked here because gRPC would take a missing port for its default and a port above 65535
+    modulo 65536: the agent would then talk to a store nobody meant."""
+    endpoints = []
+    for raw in text.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        endpoint = item.removeprefix("http://")
+        if any(c.isspace() or not c.isprintable() for c in endpoint):
+            raise _endpoint_error(source, item, "spaces or control characters in an endpoint")
+        if "://" in endpoint:
+            raise _endpoint_error(source, item, "only plain http:// endpoints are supported")
+        if endpoint.startswith("["):
+            host, bracket, rest = endpoint.partition("]")
+            host += bracket
+            if not bracket or len(host) < 3:
+                raise _endpoint_error(source, item, "an IPv6 address is written [ADDRESS]:PORT")
+            if not rest.startswith(":"):
+                raise _endpoint_error(source, item, "no port: write [ADDRESS]:PORT, such as [::1]:2379")
+            port = rest[1:]
+        else:
+            host, colon, port = endpoint.rpartition(":")
+            if not colon:
+                raise _endpoint_error(source, item, "no port: write HOST:PORT, such as 127.0.0.1:2379")
+            if ":" in host:
+                raise _endpoint_error(source, item, "an IPv6 address goes in brackets: [ADDRESS]:PORT")
+            if not host:
+                raise _endpoint_error(source, item, "no host: write HOST:PORT, such as 127.0.0.1:2379")
+        if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+            raise _endpoint_error(source, item, f"port {port!r} is not a number from 1 to 65535")
+        endpoints.append(f"{host}:{int(port)}")
+    if not endpoints:
+        raise InputError.at("no etcd endpoint given: write HOST:PORT[,HOST:PORT...]", file=source)
+    return endpoints
+
+
+def _endpoint_error(source: str, item: str, message: str) -> InputError:
+    shown = item if len(item) <= 80 else item[:77] + "..."
+    return InputError.at(f"etcd endpoint {shown!r}: {message}", file=source)
 
 
 def _range_end(prefix: bytes) -> bytes:
