@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hakeeper.errors import InputError
 from hakeeper.spec.loader import dump_spec
 from hakeeper.spec.model import ClusterSpec
 
@@ -24,15 +26,35 @@ def _read(kind: str, path: str) -> ClusterSpec:
     return read_crm(path)
 
 
-def write_atomically(out: Path, text: str) -> None:
-    """Write next to the target and rename, so a reader never sees half a file."""
-    fd, tmp = tempfile.mkstemp(dir=out.parent if str(out.parent) else ".", prefix=f".{out.name}.")
+def write_atomically(out: Path, text: str, option: str = "--output") -> None:
+    """Write `text` to `out` whole or not at all: into a temporary file next to it, then renamed,
+    so a reader never sees half a file and a failure leaves nothing behind.
+
+    A directory that does not exist or cannot be written, or an `out` that is a directory, is the
+    operator's mistake: an InputError naming the path and the option, exit status 2."""
+    directory = out.parent
+    tmp: str | None = None
     try:
-        with os.fdopen(fd, "w") as fh:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{out.name}.")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, out)
+    except OSError as exc:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        reason = exc.strerror or str(exc)
+        if tmp is None and not directory.is_dir():
+            message = f"cannot write: the directory {directory} does not exist"
+        elif tmp is None:
+            message = f"cannot write in {directory}: {reason}"
+        else:
+            message = f"cannot write: {reason}"
+        raise InputError.at(message, file=str(out), field=option) from None
     except BaseException:
-        os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         raise
 
 

@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from hakeeper.errors import InputError, Problem, read_input_text
 from hakeeper.openstack.profile import Profile, resolve
 from hakeeper.yamlsource import Path_, YamlDocument
 
 _WS = " \t\n\r"
+MAX_DEPTH = 100  # nested objects and arrays; a Chef environment needs five or six
 _SCALAR = json.JSONDecoder()
 
 
@@ -54,6 +56,10 @@ class _Locator:
         if i >= len(self.text):
             raise self.fail("unexpected end of input", i)
         ch = self.text[i]
+        if ch in "{[" and len(path) >= MAX_DEPTH:
+            # The reader recurses once per level: bounded here, never a RecursionError.
+            raise InputError.at(f"nested more than {MAX_DEPTH} levels deep", file=self.file,
+                                line=self.line(i), field=str(path[0]))
         if ch == "{":
             return self.obj(i + 1, path)
         if ch == "[":
@@ -62,6 +68,8 @@ class _Locator:
             return _SCALAR.raw_decode(self.text, i)
         except json.JSONDecodeError as exc:
             raise self.fail(exc.msg, exc.pos) from None
+        except ValueError:  # an integer longer than Python converts (4,300 digits)
+            raise self.fail("a number too long to read", i) from None
 
     def obj(self, i: int, path: Path_) -> tuple[dict[str, Any], int]:
         out: dict[str, Any] = {}
@@ -201,8 +209,9 @@ def import_environment(file: str | Path, controllers: Sequence[tuple[str, str]],
     # The result must be a working profile; a problem in what came from --controller is named so.
     try:
         profile = Profile.model_validate(data)
-    except Exception as exc:  # pydantic ValidationError: report against the command line
-        raise InputError.at(f"the controllers given do not make a valid profile: {exc}",
+    except ValidationError as exc:  # what came from the file was checked: report the command line
+        why = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise InputError.at(f"the controllers given do not make a valid profile ({why})",
                             field="--controller") from None
     _, problems = resolve(profile)
     if problems:

@@ -8,21 +8,49 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from hakeeper.errors import InputError
+
 
 def _write_all(out: Path, files: dict[str, str]) -> None:
-    """Write every file or none: render into a temporary directory, then move the files in."""
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out, prefix=".render-") as tmp:
-        for name, text in files.items():
-            (Path(tmp) / name).write_text(text, encoding="utf-8")
-        for name in files:
-            os.replace(Path(tmp) / name, out / name)
+    """Write every file or none: render into a temporary directory inside `out`, then move the files in.
+
+    `out` itself is created if it is missing, but not its parents: a mistyped path is an error, not
+    a tree of new directories. Every failure to write is an InputError naming `out` and -o (exit
+    status 2), and leaves nothing behind: the temporary directory goes, and so does `out` if this
+    call created it."""
+    if out.exists() and not out.is_dir():
+        raise InputError.at("not a directory", file=str(out), field="--output")
+    in_the_way = [name for name in files if (out / name).is_dir()]
+    if in_the_way:
+        raise InputError.at(f"{in_the_way[0]} is a directory there; nothing was written",
+                            file=str(out), field="--output")
+    created = False
+    try:
+        if not out.is_dir():
+            out.mkdir()
+            created = True
+        with tempfile.TemporaryDirectory(dir=out, prefix=".render-") as tmp:
+            for name, text in files.items():
+                (Path(tmp) / name).write_text(text, encoding="utf-8")
+            for name in files:
+                os.replace(Path(tmp) / name, out / name)
+    except OSError as exc:
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only ever empty here: nothing was moved in
+        if not created and not out.is_dir() and exc.errno == errno.ENOENT:
+            message = f"cannot write: the directory {out.parent} does not exist"
+        else:
+            message = f"cannot write in {out}: {exc.strerror or exc}"
+        raise InputError.at(message, file=str(out), field="--output") from None
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -70,11 +98,9 @@ def _import_chef_env(args: argparse.Namespace) -> int:
     if args.output in (None, "-"):
         sys.stdout.write(text)
     else:
-        out = Path(args.output)
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, out)  # a reader never sees half a profile
+        from hakeeper.importers.commands import write_atomically
+
+        write_atomically(Path(args.output), text)  # a reader never sees half a profile
         print(f"{args.output}: profile written; render it with: hakeeper openstack render {args.output} -o DIR")
     return 0
 

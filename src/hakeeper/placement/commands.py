@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from hakeeper.errors import InputError, Problem
 from hakeeper.placement.engine import schedule
@@ -55,28 +54,45 @@ def register(subparsers: Any) -> None:
     exp.set_defaults(handler=_explain)
 
 
-def read_cluster(path: str) -> ClusterSpec:
-    file = Path(path)
+XML_MARKUP = "<"
+_BOM = "\ufeff"
+_HEAD_BYTES = 64 * 1024
+
+
+def input_format(head: str) -> Literal["xml", "yaml"]:
+    """Which reader a cluster file is for, from its first token: XML (a CIB) or YAML (a spec).
+
+    Everything an XML document may begin with (the XML declaration, comments, processing
+    instructions, a doctype, the root element) starts with "<", after an optional byte-order mark
+    and whitespace; a YAML spec starts with a key, a comment ("#"), a directive or "---". So a YAML
+    spec whose comment mentions "<cib" is YAML, and a CIB behind a long license comment is XML.
+    Only the first token counts: never a substring further on. An XML file whose root is not
+    <cib> goes to the CIB reader too, which says so with its line."""
+    text = head.removeprefix(_BOM).lstrip()
+    return "xml" if text.startswith(XML_MARKUP) else "yaml"
+
+
+def _file_format(path: str) -> Literal["xml", "yaml"]:
     try:
-        head = file.read_text(encoding="utf-8", errors="replace")[:4096]
+        with open(path, "rb") as fh:
+            head = fh.read(_HEAD_BYTES).decode("utf-8", errors="replace")
     except OSError as exc:
-        raise InputError([Problem(f"cannot read: {exc.strerror}", path, None, None)]) from exc
-    if "<cib" in head:
+        raise InputError([Problem(f"cannot read: {exc.strerror or exc}", path, None, None)]) from None
+    return input_format(head)
+
+
+def read_cluster(path: str) -> tuple[ClusterSpec, bool]:
+    """The cluster in a spec or CIB file, and whether it came from a CIB (Pacemaker's rules for
+    fencing devices then apply)."""
+    if _file_format(path) == "xml":
         try:
             cib: Any = importlib.import_module("hakeeper.importers.cib")
         except ImportError as exc:
             raise InputError([Problem("CIB XML needs the CIB importer (hakeeper.importers.cib)",
                                       path, None, None)]) from exc
         spec: ClusterSpec = cib.read_cib(path)
-        return spec
-    return load_spec(path)
-
-
-def _is_cib(path: str) -> bool:
-    try:
-        return "<cib" in Path(path).read_text(encoding="utf-8", errors="replace")[:4096]
-    except OSError:
-        return False
+        return spec, True
+    return load_spec(path), False
 
 
 def _node_names(spec: ClusterSpec, names: list[str], path: str, option: str) -> None:
@@ -88,7 +104,7 @@ def _node_names(spec: ClusterSpec, names: list[str], path: str, option: str) -> 
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    spec = read_cluster(args.file)
+    spec, from_cib = read_cluster(args.file)
     if args.state:
         spec = spec.model_copy(update={"state": load_state(args.state)})
     _node_names(spec, args.fail, args.file, "--fail")
@@ -110,7 +126,7 @@ def _simulate(args: argparse.Namespace) -> int:
             tickets[name] = event
     now = initial_state(spec, presumed_tickets(tickets))
     state = inject(spec, now, args.fail, args.standby, op_fail, tickets)
-    plan = schedule(spec, state, fencing_device_required=_is_cib(args.file))
+    plan = schedule(spec, state, fencing_device_required=from_cib)
     after = state_from_plan(spec, plan, state)
     current = {k: v for k, v in plan.current.items()}
     if args.json:
@@ -128,11 +144,11 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    spec = read_cluster(args.file)
+    spec, from_cib = read_cluster(args.file)
     if args.state:
         spec = spec.model_copy(update={"state": load_state(args.state)})
     state = initial_state(spec) if spec.state is not None else None
-    plan = schedule(spec, state, explain=True, fencing_device_required=_is_cib(args.file))
+    plan = schedule(spec, state, explain=True, fencing_device_required=from_cib)
     if not resolve(spec, plan, args.resource):
         raise InputError([Problem(f"unknown resource {args.resource!r}", args.file, None,
                                   "resource")])
