@@ -1,10 +1,12 @@
-"""Resource classes against real agents: Debian's OCF scripts, processes, netlink in namespaces,
-fence-agents' fence_dummy and the namespace fence device."""
+"""Resource classes against real agents: Debian's OCF scripts, init scripts (ours and Debian's),
+processes, netlink in namespaces, fence-agents' fence_dummy and the namespace fence device."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -83,6 +85,152 @@ def test_process_class_tracks_pid(tmp_path: Path) -> None:
     assert act("process", "start", tmp_path, command="/nonexistent/bin") is Status.NOT_CONFIGURED
 
 
+# A small LSB init script: `sleep` is its daemon, started in the background without redirecting
+# its output (as careless scripts do: the action must still finish when the script exits).
+INIT_SCRIPT = """#!/bin/sh
+PIDFILE="{state}/demo.pid"
+case "$1" in
+  start) if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then exit 0; fi
+         sleep 600 &
+         echo $! > "$PIDFILE"; sleep 0.3; echo "demo started"; exit 0;;
+  stop) if [ -f "$PIDFILE" ]; then kill "$(cat "$PIDFILE")" 2>/dev/null; rm -f "$PIDFILE"; fi; exit 0;;
+  status) [ -f "$PIDFILE" ] || exit 3
+          if kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then exit 0; fi; exit 1;;
+  *) echo "usage: $0 start|stop|status"; exit 2;;
+esac
+"""
+
+
+@pytest.fixture
+def init_d(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    scripts = tmp_path / "init.d"
+    scripts.mkdir()
+    script = scripts / "hakeeper-demo"
+    script.write_text(INIT_SCRIPT.format(state=tmp_path))
+    script.chmod(0o755)
+    (scripts / "not-executable").write_text("#!/bin/sh\nexit 0\n")
+    monkeypatch.setenv("HAKEEPER_INIT_D", str(scripts))
+    yield scripts
+    pidfile = tmp_path / "demo.pid"
+    if pidfile.exists():  # a failed test leaves no daemon behind
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pidfile.read_text()), 9)
+
+
+def _unused_pid() -> int:
+    limit = int(Path("/proc/sys/kernel/pid_max").read_text())
+    return next(p for p in range(limit - 1, 1, -1) if not Path(f"/proc/{p}").exists())
+
+
+def lsb_act(agent: str, action: str, state: Path, timeout: float = 20) -> Result:
+    return asyncio.run(make_agent("demo", agent, {}, str(state / "node")).action(action, timeout))
+
+
+@pytest.mark.parametrize("cls", ["lsb", "service", "upstart"])
+def test_init_script_lifecycle(init_d: Path, tmp_path: Path, cls: str) -> None:
+    """lsb: runs the script; service: and upstart: run it too here (no systemd manages a unit
+    of that name)."""
+    agent = f"{cls}:hakeeper-demo"
+    assert make_agent("demo", agent, {}, str(tmp_path)).installed() is None
+    first = lsb_act(agent, "monitor", tmp_path)
+    assert (first.status, first.rc) == (Status.NOT_RUNNING, 3)
+    started = lsb_act(agent, "start", tmp_path)
+    # Finished when the script exits, though its daemon still holds the output it inherited.
+    assert started.status is Status.SUCCESS and "demo started" in started.output, started
+    assert started.duration >= 0.3  # the script's own pause is in the measured time
+    assert lsb_act(agent, "monitor", tmp_path).status is Status.SUCCESS
+    # The daemon dies, leaving its pid file: a pid that no process has stands for it (a killed
+    # daemon would stay a zombie until whatever adopted it reaps it).
+    pidfile = tmp_path / "demo.pid"
+    daemon = int(pidfile.read_text())
+    pidfile.write_text(f"{_unused_pid()}\n")
+    os.kill(daemon, 9)
+    dead = lsb_act(agent, "monitor", tmp_path)
+    assert (dead.status, dead.rc, dead.output) == (Status.NOT_RUNNING, 1, "dead, its pid file remains")
+    assert lsb_act(agent, "start", tmp_path).status is Status.SUCCESS
+    assert lsb_act(agent, "stop", tmp_path).status is Status.SUCCESS
+    assert lsb_act(agent, "monitor", tmp_path).status is Status.NOT_RUNNING
+    assert lsb_act(agent, "stop", tmp_path).status is Status.SUCCESS  # stopping twice is fine
+
+
+def test_init_script_missing_or_unusable(init_d: Path, tmp_path: Path) -> None:
+    missing = make_agent("x", "lsb:hakeeper-missing", {}, str(tmp_path))
+    assert missing.installed() == f"no init script {init_d}/hakeeper-missing"
+    for action in ("start", "monitor", "stop"):
+        res = lsb_act("lsb:hakeeper-missing", action, tmp_path)
+        assert (res.status, res.rc) == (Status.NOT_INSTALLED, 5), (action, res)
+    reason = make_agent("x", "lsb:not-executable", {}, str(tmp_path)).installed()
+    assert reason is not None and "not executable" in reason
+    # A name that would leave the directory is refused, not run.
+    reason = make_agent("x", "lsb:..", {}, str(tmp_path)).installed()
+    assert reason is not None and "not an init script name" in reason
+    assert lsb_act("lsb:..", "start", tmp_path).status is Status.NOT_INSTALLED
+    # Another directory, given to the class directly.
+    from hakeeper.resources.base import AgentName
+    from hakeeper.resources.lsb import LsbAgent
+
+    other = LsbAgent("x", AgentName("lsb", None, "hakeeper-demo"), {}, str(tmp_path), init_d=str(tmp_path))
+    assert other.installed() == f"no init script {tmp_path}/hakeeper-demo"
+
+
+def test_upstart_without_a_mapping_says_what_to_do(init_d: Path, tmp_path: Path) -> None:
+    if systemd_running():
+        pytest.skip("the message differs where systemd runs (no unit named rather than no systemd)")
+    reason = make_agent("x", "upstart:hakeeper-nova-api", {}, str(tmp_path)).installed()
+    assert reason == (f"upstart:hakeeper-nova-api: no upstart on this system; systemd is not running and "
+                      f"no init script {init_d}/hakeeper-nova-api; install the service or change the "
+                      f"primitive to systemd:hakeeper-nova-api or lsb:hakeeper-nova-api")
+    res = lsb_act("upstart:hakeeper-nova-api", "start", tmp_path)
+    assert (res.status, res.rc, res.output) == (Status.NOT_INSTALLED, 5, reason)
+    svc = make_agent("x", "service:hakeeper-nova-api", {}, str(tmp_path)).installed()
+    assert svc is not None and svc.startswith("service:") and "no init script" in svc and "no upstart" not in svc
+
+
+def test_upstart_mapping_warns_once(init_d: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="hakeeper.resources.lsb")
+    for _ in range(3):
+        ra = make_agent("demo", "upstart:hakeeper-demo", {}, str(tmp_path))
+        assert ra.installed() is None
+        assert asyncio.run(ra.action("monitor", 10)).status is Status.NOT_RUNNING
+    warnings = [r.getMessage() for r in caplog.records if "upstart" in r.getMessage()]
+    assert warnings == [f"upstart:hakeeper-demo: no upstart on this system; running it as lsb:hakeeper-demo "
+                        f"({init_d}/hakeeper-demo)"]
+
+
+def test_debian_init_script(tmp_path: Path) -> None:
+    """A real Debian script from /etc/init.d (x11-common: start sets up the X socket directories
+    in /tmp, status checks them, stop does nothing), through the default directory."""
+    needs_root()
+    if not Path("/etc/init.d/x11-common").exists():
+        pytest.skip("no /etc/init.d/x11-common (package x11-common)")
+    assert make_agent("x11", "lsb:x11-common", {}, str(tmp_path)).installed() is None
+    res = asyncio.run(make_agent("x11", "lsb:x11-common", {}, str(tmp_path)).action("start", 20))
+    assert res.status is Status.SUCCESS, res
+    assert Path("/tmp/.X11-unix").is_dir() and Path("/tmp/.ICE-unix").is_dir()
+    res = asyncio.run(make_agent("x11", "lsb:x11-common", {}, str(tmp_path)).action("monitor", 20))
+    assert (res.status, res.rc) == (Status.SUCCESS, 0), res
+    assert act("lsb:x11-common", "stop", tmp_path) is Status.SUCCESS
+
+
+def test_every_class_reports_its_real_duration(tmp_path: Path) -> None:
+    """Measured around the action, whatever the class: process start waits for the command to
+    settle (0.2 s), so its duration is at least that; stonith's start, with no subprocess, still
+    takes a measurable time; an OCF timeout lasts at least the timeout."""
+    started = asyncio.run(make_agent("p", "process", {"command": "sleep 30"}, str(tmp_path)).action("start", 20))
+    try:
+        assert started.status is Status.SUCCESS and started.duration >= 0.2, started
+    finally:
+        stopped = asyncio.run(make_agent("p", "process", {"command": "sleep 30"}, str(tmp_path)).action("stop", 20))
+    assert stopped.status is Status.SUCCESS and stopped.duration > 0
+    fence = asyncio.run(make_agent("f", "stonith:netns", {}, str(tmp_path)).action("start", 20))
+    assert fence.status is Status.SUCCESS and fence.duration > 0
+
+
+def test_timeouts_report_their_duration(ocf_root: Path, tmp_path: Path) -> None:
+    res = asyncio.run(make_agent("h", "ocf:test:Hang", {}, str(tmp_path)).action("monitor", 0.5))
+    assert res.status is Status.TIMEOUT and res.duration >= 0.5
+
+
 def _act_result(agent: str, action: str, timeout: float = 20) -> Result:
     return asyncio.run(make_agent("r1", agent, {}, "/tmp").action(action, timeout))
 
@@ -108,7 +256,7 @@ def test_systemd_class(tmp_path: Path) -> None:
     try:
         subprocess.run(["systemctl", "daemon-reload"], check=True)
         assert ra.installed() is None
-        assert _act_result("systemd:hakeeper-no-such-unit", "monitor").status is Status.NOT_RUNNING
+        assert _act_result("systemd:hakeeper-no-such-unit", "monitor").status is Status.NOT_INSTALLED
         assert _act_result("systemd:hakeeper-test-unit", "monitor").status is Status.NOT_RUNNING
         assert _act_result("systemd:hakeeper-test-unit", "start").status is Status.SUCCESS
         assert _act_result("systemd:hakeeper-test-unit", "monitor").status is Status.SUCCESS

@@ -127,7 +127,7 @@ def choose_backend(*, systemd_up: bool, has_unit: bool, has_script: bool) -> str
     return None
 
 
-_warned: set[str] = set()
+_warned: set[str] = set()  # the upstart mappings already logged by this process
 
 
 class ServiceAgent(ResourceAgent):
@@ -197,10 +197,11 @@ class UpstartAgent(ServiceAgent):
                 f"lsb:{self.name.type}")
 
     def _mapped(self, agent: ResourceAgent) -> None:
-        key = f"{self.name}>{agent.name}"
-        if key not in _warned:
-            _warned.add(key)
-            log.warning("%s: no upstart on this system; running it as %s", self.name, agent.name)
+        target = f"{agent.name} ({agent.script})" if isinstance(agent, LsbAgent) else str(agent.name)
+        message = f"{self.name}: no upstart on this system; running it as {target}"
+        if message not in _warned:
+            _warned.add(message)
+            log.warning("%s", message)
 
 
 def register() -> None:
