@@ -36,6 +36,10 @@ from hakeeper.resources.result import Result, Status
 from hakeeper.spec import ClusterSpec, ClusterState
 
 log = logging.getLogger("hakeeper.agent")
+# Shutdown: beyond the stop (and demote) timeouts of what runs here, this long for the leader to
+# plan the moves and for the store writes at the end. The agent exits within the sum.
+SHUTDOWN_MARGIN = 10.0
+STORE_RESERVE = 5.0  # of the margin, kept for the final store writes
 
 Decide = Callable[[ClusterSpec, ClusterState], Plan]
 
@@ -86,6 +90,10 @@ class Agent:
         self._spec: ClusterSpec | None = None
         self._meta_spec: ClusterSpec | None = None
         self._meta: dict[str, dict[str, str]] = {}
+        # Last known definitions of what runs here (also in each status report): what stopping a
+        # resource needs once the configuration drops it.
+        self.definitions: dict[str, st.Definition] = {}
+        self._in_flight_timeout = 0.0  # the timeout of the action running now, for shutdown's budget
 
     # ----- shared helpers -----
 
@@ -124,10 +132,11 @@ class Agent:
             await self.store.put(self.keys.event(time.time_ns(), self.node), st.dumps(doc))
 
     def agent_for(self, spec: ClusterSpec, rsc: str) -> ResourceAgent | None:
-        """The agent for `rsc` (a resource, or the clone instance a plan names) on this node."""
+        """The agent for `rsc` (a resource, or the clone instance a plan names) on this node; for
+        an orphan, built from its last known definition."""
         prim = st.primitive(spec, rsc)
         if prim is None:
-            return None
+            return self._orphan_agent(self.local_name(spec, rsc))
         local = st.local_id(spec, rsc)
         current = self.agents.get(local)
         if current is None or str(current.name) != str(prim.agent) or current.params != prim.params:
@@ -140,8 +149,67 @@ class Agent:
         current.meta = self._ocf_meta(spec, rsc)
         return current
 
+    def _orphan_agent(self, rsc: str) -> ResourceAgent | None:
+        known = self.known(rsc)
+        if known is None:
+            return None
+        current = self.agents.get(rsc)
+        if current is None or str(current.name) != known.agent or current.params != known.params:
+            try:
+                current = make_agent(rsc, known.agent, known.params, self.state_dir)
+            except ValueError as exc:
+                log.error("%s (orphan): %s", rsc, exc)
+                return None
+            self.agents[rsc] = current
+        current.meta = dict(known.meta)
+        return current
+
+    def local_name(self, spec: ClusterSpec, instance: str) -> str:
+        """What this node's reports call the resource a plan names. An orphaned anonymous clone's
+        instance gets a number for the scheduler only (st.cluster_state): here it is the
+        primitive's id its report was written under."""
+        local = st.local_id(spec, instance)
+        base, _, number = local.partition(":")
+        if number.isdigit() and not st.configured(spec, local) and self.known(local) is None:
+            return base
+        return local
+
+    def known(self, rsc: str) -> st.Definition | None:
+        """The last known definition of `rsc` here: remembered, else from this node's report."""
+        found = self.definitions.get(rsc)
+        if found is None:
+            doc = st.loads(self.mirror.values.get(self.keys.status_of(self.node, rsc)))
+            found = st.Definition.from_json(doc.get("definition")) if isinstance(doc, dict) else None
+            if found is not None:
+                self.definitions[rsc] = found
+        return found
+
+    def _definition(self, spec: ClusterSpec, rsc: str, instance: str | None = None) -> st.Definition | None:
+        """The definition to record in `rsc`'s report: as configured now (and remembered), else
+        the last known one."""
+        found = st.definition(spec, instance or rsc, self.node)
+        if found is None:
+            return self.known(rsc)
+        self.definitions[rsc] = found
+        return found
+
+    def _timeout(self, spec: ClusterSpec, rsc: str, op: str) -> float:
+        prim = st.primitive(spec, rsc)
+        if prim is not None:
+            return st.op_timeout(prim, op)
+        known = self.known(self.local_name(spec, rsc))
+        return known.timeout(op) if known is not None else 20.0
+
+    def _forget(self, rsc: str) -> None:
+        """An orphan stopped (or found stopped): nothing more to know about it."""
+        self.definitions.pop(rsc, None)
+        self.agents.pop(rsc, None)
+
     def _ocf_meta(self, spec: ClusterSpec, rsc: str) -> dict[str, str]:
         """st.ocf_meta, worked out once per configuration: monitors ask on every tick."""
+        if not st.configured(spec, rsc):
+            known = self.known(self.local_name(spec, rsc))
+            return dict(known.meta) if known is not None else {"on_node": self.node}
         if spec is not self._meta_spec:
             self._meta_spec, self._meta = spec, {}
         if rsc not in self._meta:
@@ -278,28 +346,51 @@ class Agent:
 
     # ----- probing and plan execution -----
 
-    async def _probe(self, spec: ClusterSpec) -> None:
-        """Find out what runs here (after a (re)start or a new lease): one monitor per resource."""
+    async def _probe(self, spec: ClusterSpec) -> set[str]:
+        """Find out what runs here (after a (re)start or a new lease): one monitor per configured
+        resource, and one per orphan this node reports (with its last known definition), so an
+        orphan is neither lost track of nor left running. Returns the ids probed."""
         ops: list[Any] = []
-        for prim in spec.resources.primitives:
-            ra = self.agent_for(spec, prim.id)
+        probed: set[str] = set()
+        targets = [(prim.id, st.op_timeout(prim, "monitor")) for prim in spec.resources.primitives]
+        orphans = st.orphans_of(spec, self.mirror.values, self.keys, self.node)
+        for rsc in sorted(orphans):
+            known = self.known(rsc)
+            if known is None:
+                # A report without a definition (written before reports carried one): nothing
+                # here can stop it. Say so rather than pretend; the report stays.
+                await self.event(
+                    "orphan-unknown",
+                    f"{rsc} is reported on {self.node} but is neither configured nor described: "
+                    "it cannot be probed or stopped here; stop it by hand, then `resource cleanup`",
+                    rsc,
+                )
+                probed.add(rsc)
+                continue
+            targets.append((rsc, known.timeout("monitor")))
+        for rsc, timeout in targets:
+            ra = self.agent_for(spec, rsc)
             if ra is None:
                 continue
-            res = await ra.action("monitor", st.op_timeout(prim, "monitor"))
-            key = self.keys.status_of(self.node, prim.id)
+            probed.add(rsc)
+            res = await ra.action("monitor", timeout)
+            key = self.keys.status_of(self.node, rsc)
+            known = self._definition(spec, rsc)
             if res.running:
-                self.local_running.add(prim.id)
-                role = self._running_role(spec, prim.id, res)
+                self.local_running.add(rsc)
+                role = self._running_role(spec, rsc, res)
                 if role == "Promoted":
-                    self.local_promoted.add(prim.id)
-                ops.append(Put(key, st.dumps(self._status_doc(res, "monitor", ok=True, role=role))))
-                self._start_monitor(spec, prim.id, role)
+                    self.local_promoted.add(rsc)
+                ops.append(Put(key, st.dumps(self._status_doc(res, "monitor", ok=True, role=role, known=known))))
+                self._start_monitor(spec, rsc, role)
             elif res.stopped:
-                self.local_running.discard(prim.id)
-                self.local_promoted.discard(prim.id)
+                self.local_running.discard(rsc)
+                self.local_promoted.discard(rsc)
                 ops.append(Delete(key))
+                if rsc in orphans:
+                    self._forget(rsc)
             else:
-                ops.append(Put(key, st.dumps(self._status_doc(res, "monitor", ok=False))))
+                ops.append(Put(key, st.dumps(self._status_doc(res, "monitor", ok=False, known=known))))
         ops.append(Delete(self.keys.reprobe + self.node))
         ops += self._attr_ops()
         lease = self.keeper.lease
@@ -312,11 +403,18 @@ class Agent:
         )
         await self.store.txn([], ops)
         self.probed = True
+        found = len(orphans)
         await self.event(
-            "probe", f"probed {len(spec.resources.primitives)} resources, {len(self.local_running)} running here"
+            "probe",
+            f"probed {len(spec.resources.primitives)} resources"
+            + (f" and {found} orphan{'s' if found != 1 else ''}" if found else "")
+            + f", {len(self.local_running)} running here",
         )
+        return probed
 
-    def _status_doc(self, res: Result, op: str, ok: bool, role: str = "Started") -> dict[str, Any]:
+    def _status_doc(
+        self, res: Result, op: str, ok: bool, role: str = "Started", known: st.Definition | None = None
+    ) -> dict[str, Any]:
         doc: dict[str, Any] = {
             "role": role if res.running or (ok and op != "stop") else "Stopped",
             "op": op,
@@ -328,6 +426,8 @@ class Agent:
             doc["role"] = "Promoted"
         if not ok:
             doc.update({"failed": True, "kind": st.failure_kind(res), "role": "Started", "output": res.output[-500:]})
+        if known is not None:
+            doc["definition"] = known.as_json()
         return doc
 
     async def _worker(self) -> None:
@@ -339,12 +439,12 @@ class Agent:
             spec = self.spec() or ClusterSpec()
             try:
                 # Probe after a new lease, on request, and when the configuration names resources
-                # this agent has not looked for yet.
+                # (or this node's reports name orphans) this agent has not looked for yet.
                 ids = {p.id for p in spec.resources.primitives}
+                ids |= set(st.orphans_of(spec, self.mirror.values, self.keys, self.node))
                 if self._probe_needed.is_set() or not ids <= self.probed_ids:
                     self._probe_needed.clear()
-                    await self._probe(spec)
-                    self.probed_ids = ids
+                    self.probed_ids = await self._probe(spec) | ids
                 await self._execute(spec)
             except StoreError as exc:
                 log.warning("worker: %s", exc)
@@ -388,15 +488,21 @@ class Agent:
 
     async def _run_action(self, spec: ClusterSpec, epoch: int, action: dict[str, Any]) -> None:
         instance, task = action["resource"], action["task"]
-        rsc = st.local_id(spec, instance)  # what this node's reports and bookkeeping call it
-        prim = st.primitive(spec, rsc)
+        rsc = self.local_name(spec, instance)  # what this node's reports and bookkeeping call it
+        orphan = not st.configured(spec, rsc)
         ra = self.agent_for(spec, instance)
+        known = self._definition(spec, rsc, instance)
         if task in ("stop", "demote"):
             self._stop_monitor(rsc)
-        if ra is None or prim is None:
-            res = Result(Status.NOT_CONFIGURED, 6, f"no resource {rsc} in the configuration")
+        if ra is None:
+            res = Result(Status.NOT_CONFIGURED, 6, f"no resource {rsc} in the configuration, nor a definition of it")
         else:
-            res = await ra.action(task, st.op_timeout(prim, task))
+            timeout = self._timeout(spec, instance, task)
+            self._in_flight_timeout = timeout
+            try:
+                res = await ra.action(task, timeout)
+            finally:
+                self._in_flight_timeout = 0.0
         ok = res.ok_for(task)
         self.metrics.actions.labels(task, "ok" if ok else res.status.value).inc()
         key = self.keys.status_of(self.node, rsc)
@@ -410,23 +516,25 @@ class Agent:
             self.local_running.discard(rsc)
         elif ok:
             role = "Promoted" if task == "promote" else self._running_role(spec, rsc, res)
-            ops.append(Put(key, st.dumps(self._status_doc(res, task, ok=True, role=role))))
+            ops.append(Put(key, st.dumps(self._status_doc(res, task, ok=True, role=role, known=known))))
             self.local_running.add(rsc)
         else:
-            ops.append(Put(key, st.dumps(self._status_doc(res, task, ok=False))))
+            ops.append(Put(key, st.dumps(self._status_doc(res, task, ok=False, known=known))))
             ops += await self._fail_count_ops(spec, rsc, task)
         ops.append(Delete(self.keys.running_of(self.node)))
         ops += self._attr_ops()
         await self.store.txn([], ops)
+        if ok and task == "stop" and orphan:
+            self._forget(rsc)
         if self.executed_epoch == epoch:
             self.executed[action["id"]] = ok
         await self.event(
             task if ok else f"{task}-failed",
-            f"{task} on {self.node}: {res.describe()} "
-            f"in {res.duration:.2f}s{'' if ok else ' ' + res.output.strip()[-200:]}",
+            f"{task}{' (orphan, with its last known definition)' if orphan else ''} on {self.node}: "
+            f"{res.describe()} in {res.duration:.2f}s{'' if ok else ' ' + res.output.strip()[-200:]}",
             rsc,
         )
-        if ok and task in ("start", "promote", "demote"):
+        if ok and task in ("start", "promote", "demote") and not orphan:
             self._start_monitor(spec, rsc, "Promoted" if task == "promote" else "Started")
 
     async def _fail_count_ops(self, spec: ClusterSpec, rsc: str, op: str) -> list[Any]:
@@ -455,8 +563,12 @@ class Agent:
         while True:
             await asyncio.sleep(interval)
             spec = self.spec()
-            ra = self.agent_for(spec, rsc) if spec is not None else None
+            # An orphan is not monitored: the leader has it stopped (or, with
+            # stop-orphan-resources false, left alone).
+            ra = self.agent_for(spec, rsc) if spec is not None and st.configured(spec, rsc) else None
             if ra is None or spec is None:
+                if self.monitors.get(rsc) is asyncio.current_task():
+                    del self.monitors[rsc]
                 return
             res = await ra.action("monitor", timeout, interval)
             self.metrics.monitors.labels(rsc, res.status.value).inc()
@@ -473,7 +585,7 @@ class Agent:
             self.monitors.pop(rsc, None)
             self.local_running.discard(rsc)
             self.local_promoted.discard(rsc)
-            doc = self._status_doc(res, "monitor", ok=False)
+            doc = self._status_doc(res, "monitor", ok=False, known=self._definition(spec, rsc))
             doc["interval"] = interval
             ops = [
                 Put(self.keys.status_of(self.node, rsc), st.dumps(doc)),
@@ -521,29 +633,52 @@ class Agent:
         if policy == "suicide":
             self.stopped.set()
 
-    async def _stop_locally(self, spec: ClusterSpec, why: str) -> None:
+    async def _stop_locally(self, spec: ClusterSpec, why: str) -> list[str]:
         """Stop everything running here without the leader: promoted instances are demoted first
-        (agents such as Stateful or galera refuse to stop a promoted instance), then everything
-        stops in reverse definition order, which for a group is its stop order."""
+        (agents such as Stateful or galera refuse to stop a promoted instance), orphans first (with
+        their last known definitions), then the rest in reverse definition order, which for a
+        group is its stop order. Returns what could not be stopped (still running here), after
+        logging and reporting it: an agent never leaves processes behind without saying so."""
         for rsc in list(self.monitors):
             self._stop_monitor(rsc)
         order = [p.id for p in spec.resources.primitives]
 
         def position(rsc: str) -> int:
             prim = st.primitive(spec, rsc)
-            return -order.index(prim.id) if prim is not None and prim.id in order else 0
+            if prim is None:
+                return -len(order) - 1  # an orphan
+            return -order.index(prim.id) if prim.id in order else 0
 
-        for rsc in sorted(self.local_running, key=position):
-            ra, prim = self.agent_for(spec, rsc), st.primitive(spec, rsc)
-            if ra is None or prim is None:
+        left: dict[str, str] = {}
+        for rsc in sorted(self.local_running, key=lambda r: (position(r), r)):
+            ra = self.agent_for(spec, rsc)
+            if ra is None:
+                left[rsc] = "no definition known to stop it with"
                 continue
             if rsc in self.local_promoted:
-                res = await ra.action("demote", st.op_timeout(prim, "demote"))
+                res = await ra.action("demote", self._timeout(spec, rsc, "demote"))
                 log.warning("%s: demoted %s: %s", why, rsc, res.describe())
-            res = await ra.action("stop", st.op_timeout(prim, "stop"))
+            res = await ra.action("stop", self._timeout(spec, rsc, "stop"))
             log.warning("%s: stopped %s: %s", why, rsc, res.describe())
-        self.local_running.clear()
-        self.local_promoted.clear()
+            if not res.ok_for("stop"):
+                left[rsc] = f"stop failed: {res.describe()}"
+        self.local_running = set(left)
+        self.local_promoted &= self.local_running
+        if left:
+            what = "; ".join(f"{r} ({reason})" for r, reason in sorted(left.items()))
+            log.error("%s: LEFT RUNNING on %s: %s", why, self.node, what)
+            await self.event("left-running", f"{why}: still running on {self.node}: {what}", left=sorted(left))
+        return sorted(left)
+
+    def _stop_cost(self, spec: ClusterSpec, running: set[str]) -> float:
+        """Seconds stopping `running` here may take at most: their stop timeouts, plus the demote
+        timeouts of promoted instances."""
+        total = 0.0
+        for rsc in running:
+            total += self._timeout(spec, rsc, "stop")
+            if rsc in self.local_promoted:
+                total += self._timeout(spec, rsc, "demote")
+        return total
 
     def _member_info(self, probed: bool) -> dict[str, Any]:
         doc: dict[str, Any] = {"pid": os.getpid(), "started": self.clock(), "probed": probed}
@@ -557,11 +692,18 @@ class Agent:
         elsewhere, stop here, start elsewhere); this agent keeps carrying out its part until nothing
         runs here. Then it withdraws its reports and revokes the lease (the member key goes, and
         leadership with it). Reports withdrawn means the node is not "lost": nobody fences it.
-        Whatever the leader did not move within `drain_timeout` (no leader, no quorum, a store
-        gone) is stopped here directly."""
+
+        Bounded: it ends within the stop (and demote) timeouts of what runs here plus
+        SHUTDOWN_MARGIN. The leader gets as long as what still runs here could still be stopped
+        locally in the time left (`drain_timeout` at most); whatever it did not move by then is
+        stopped here directly. What even that cannot stop is logged, reported as a `left-running`
+        event, and keeps its report (a failed stop, with its definition): the next agent here
+        probes it again, and with fencing the cluster fences the node rather than run it twice."""
         if self.draining or self.leaving:
             return
         loop = asyncio.get_running_loop()
+        spec = self.spec() or ClusterSpec()
+        deadline = loop.time() + self._stop_cost(spec, self.local_running) + self._in_flight_timeout + SHUTDOWN_MARGIN
         if stop_resources and self.keeper.lease and not self.quorum_lost and self.local_running:
             self.draining = True
             try:
@@ -572,9 +714,14 @@ class Agent:
                     2,
                 )
                 log.info("shutting down: moving %s away", ", ".join(sorted(self.local_running)))
-                deadline = loop.time() + drain_timeout
-                while (self.local_running or self.action_lock.locked()) and loop.time() < deadline:
+                drain_end = loop.time() + drain_timeout
+                while (self.local_running or self.action_lock.locked()) and loop.time() < drain_end:
                     if self.quorum_lost:
+                        break
+                    spec = self.spec() or spec
+                    cost = self._stop_cost(spec, self.local_running) + self._in_flight_timeout
+                    if loop.time() + cost + STORE_RESERVE >= deadline:
+                        log.warning("shutting down: the leader did not move everything in time; stopping the rest here")
                         break
                     await asyncio.sleep(0.1)
             except (StoreError, TimeoutError) as exc:
@@ -582,16 +729,29 @@ class Agent:
         self.leaving = True
         async with self.action_lock:  # let an action in flight finish, start no other
             pass
-        spec = self.spec()
-        if stop_resources and spec is not None:
+        spec = self.spec() or spec
+        left: list[str] = []
+        if stop_resources:
             if self.local_running:
-                await self._stop_locally(spec, "shutting down")
+                left = await self._stop_locally(spec, "shutting down")
             with contextlib.suppress(StoreError, TimeoutError):
-                await bounded(self.store.delete_prefix(f"{self.keys.status}{self.node}/"), 2)
+                await bounded(self._withdraw_reports(spec, left), 2)
         self.stopped.set()
         if self.keeper.lease:
             with contextlib.suppress(StoreError, TimeoutError):
                 await bounded(self.store.revoke(self.keeper.lease), 2)
+
+    async def _withdraw_reports(self, spec: ClusterSpec, left: list[str]) -> None:
+        """Delete this node's reports, except for what is left running: those say so (a failed
+        stop) and keep the definition to stop them with."""
+        prefix = f"{self.keys.status}{self.node}/"
+        kvs, _ = await self.store.get_prefix(prefix)
+        ops: list[Any] = [Delete(kv.key) for kv in kvs if kv.key[len(prefix) :] not in left]
+        for rsc in left:
+            res = Result(Status.ERROR, 1, "left running when its agent shut down")
+            ops.append(Put(prefix + rsc, st.dumps(self._status_doc(res, "stop", ok=False, known=self.known(rsc)))))
+        if ops:
+            await self.store.txn([], ops)
 
 
 async def cancel_all(tasks: list[asyncio.Task[Any]]) -> None:

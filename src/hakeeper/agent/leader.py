@@ -126,9 +126,16 @@ class Leader:
             await a.store.txn([self._still_leader()], [Delete(k) for k in expired])
             await a.event("failure-timeout", f"expired fail counts: {', '.join(k.split('/', 4)[-1] for k in expired)}")
             return
-        state = st.cluster_state(spec, values, self.keys, now, self.suspects)
+        forgotten = st.orphan_fail_counts(spec, values, self.keys)
+        if forgotten:
+            await a.store.txn([self._still_leader()], [Delete(k) for k in forgotten])
+            names = ", ".join(k.split("/", 4)[-1] for k in forgotten)
+            await a.event("orphan-cleanup", f"fail counts of resources no longer configured nor running: {names}")
+            return
+        # Orphans and nodes dropped from the configuration included (see st.cluster_state).
+        sched_spec, state = st.scheduler_input(spec, values, self.keys, now, self.suspects)
         t0 = time.perf_counter()
-        plan = await asyncio.to_thread(a.decide, spec, state)
+        plan = await asyncio.to_thread(a.decide, sched_spec, state)
         self.last_decide = time.perf_counter() - t0
         a.metrics.decide_seconds.set(self.last_decide)
         raw = values.get(self.keys.plan)

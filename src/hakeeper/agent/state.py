@@ -5,7 +5,8 @@ Layout under /hakeeper/<cluster>/ (values are JSON):
   members/<node>          {"pid", "started"}  bound to the node's lease  membership
   leader                  "<node>"            bound to the leader's lease
   nodes/<node>            {"standby": bool}                              operator
-  status/<node>/<rsc>     {"role", "failed", "op", "rc", "kind", "at"}   the node's agent
+  status/<node>/<rsc>     {"role", "failed", "op", "rc", "kind", "at",   the node's agent
+                           "definition": what stopping it needs, see Definition}
   fail/<node>/<rsc>       {"count", "last"}                              the node's agent
   plan                    {"epoch", "leader", "actions", "edges", ...}  the leader, by CAS
   done/<epoch>/<index>    {"ok", "rc", "output"}                         whoever ran the action
@@ -24,12 +25,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from hakeeper.placement import Plan
 from hakeeper.resources.result import Result, Status
 from hakeeper.spec import ClusterSpec, ClusterState, NodeState, Primitive, ResourceStatus
-from hakeeper.spec.model import Clone, TicketState
+from hakeeper.spec.model import Clone, Node, TicketState
 from hakeeper.spec.values import INFINITY
 
 Values = Mapping[str, bytes]
@@ -141,9 +143,125 @@ def attributes(values: Values, keys: Keys) -> dict[str, dict[str, str]]:
     return out
 
 
-def _is_stonith(spec: ClusterSpec, rsc: str) -> bool:
+# ----- last known definitions (orphans) -----
+
+# The operations an orphan may still need: a probe after a restart, a demote, a stop.
+ORPHAN_OPS = ("monitor", "demote", "stop")
+
+
+@dataclass(frozen=True)
+class Definition:
+    """What a node's agent needs to probe, demote and stop a resource it runs once the
+    configuration no longer describes it (Pacemaker stops an orphan with the definition it last
+    knew). Each status report carries one, so it survives agent restarts and any number of
+    configuration versions in between, and goes when the report goes. `params` may hold secrets:
+    the report lives in the same store as the configuration, but it is never logged."""
+
+    agent: str
+    params: dict[str, str] = field(default_factory=dict)
+    timeouts: dict[str, float] = field(default_factory=dict)
+    meta: dict[str, str] = field(default_factory=dict)  # the CRM_meta_* facts it ran with
+    clone: str | None = None  # the clone it belonged to
+    unique: bool = False  # a globally unique clone's instance (keeps its number)
+
+    def timeout(self, op: str, default: float = 20.0) -> float:
+        return self.timeouts.get(op, default)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "agent": self.agent,
+            "params": dict(self.params),
+            "timeouts": dict(self.timeouts),
+            "meta": dict(self.meta),
+            "clone": self.clone,
+            "unique": self.unique,
+        }
+
+    @classmethod
+    def from_json(cls, doc: Any) -> Definition | None:
+        """The definition a report carries, or None when it has none (or a malformed one)."""
+        if not isinstance(doc, dict) or not isinstance(doc.get("agent"), str) or not doc["agent"]:
+            return None
+        params, timeouts, meta = doc.get("params", {}), doc.get("timeouts", {}), doc.get("meta", {})
+        if not all(isinstance(d, dict) for d in (params, timeouts, meta)):
+            return None
+        try:
+            return cls(
+                agent=doc["agent"],
+                params={str(k): str(v) for k, v in params.items()},
+                timeouts={str(k): float(v) for k, v in timeouts.items()},
+                meta={str(k): str(v) for k, v in meta.items()},
+                clone=doc["clone"] if isinstance(doc.get("clone"), str) else None,
+                unique=bool(doc.get("unique")),
+            )
+        except (TypeError, ValueError):
+            return None
+
+
+def definition(spec: ClusterSpec, rsc: str, node: str) -> Definition | None:
+    """The definition of `rsc` (a resource or a clone instance) on `node` as configured now."""
     prim = primitive(spec, rsc)
-    return prim is not None and prim.agent.cls == "stonith"
+    if prim is None:
+        return None
+    clone = _clone_of(spec, rsc.partition(":")[0])
+    return Definition(
+        agent=str(prim.agent),
+        params=dict(prim.params),
+        timeouts={op: op_timeout(prim, op) for op in ORPHAN_OPS},
+        meta=ocf_meta(spec, rsc, node),
+        clone=clone.id if clone is not None else None,
+        unique=clone is not None and bool(clone.meta.globally_unique),
+    )
+
+
+def configured(spec: ClusterSpec, rsc: str) -> bool:
+    return primitive(spec, rsc) is not None
+
+
+def orphans_of(spec: ClusterSpec, values: Values, keys: Keys, node: str) -> dict[str, dict[str, Any]]:
+    """{rsc: report} of what `node` reports that the configuration no longer has."""
+    return {r: d for (n, r), d in statuses(values, keys).items() if n == node and not configured(spec, r)}
+
+
+def orphan_fail_counts(spec: ClusterSpec, values: Values, keys: Keys) -> list[str]:
+    """Fail-count keys of resources no longer configured and no longer reported on that node:
+    nothing is left to recover, so they are forgotten (as Pacemaker clears an orphan's)."""
+    reports = statuses(values, keys)
+    return [
+        keys.fail_of(node, rsc)
+        for node, rsc in fail_counts(values, keys)
+        if not configured(spec, rsc) and (node, rsc) not in reports
+    ]
+
+
+def _orphan_names(spec: ClusterSpec, reports: Mapping[tuple[str, str], dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """The name the scheduler gets for each orphan report. An anonymous clone's instances are
+    reported under the primitive's id on every node; once the clone is gone they would merge into
+    one resource with one role, so each node's instance gets a number (`db:0` promoted on n1,
+    `db:1` unpromoted on n2) and is demoted and stopped on its own. Node agents map the number
+    back (`local_id`)."""
+    names: dict[tuple[str, str], str] = {}
+    numbers: dict[str, int] = {}
+    for (node, rsc), doc in sorted(reports.items()):
+        if configured(spec, rsc):
+            continue
+        d = Definition.from_json(doc.get("definition"))
+        if d is not None and d.clone is not None and not d.unique and ":" not in rsc:
+            n = numbers.get(rsc, 0)
+            numbers[rsc] = n + 1
+            names[(node, rsc)] = f"{rsc}:{n}"
+        else:
+            names[(node, rsc)] = rsc
+    return names
+
+
+def _is_stonith(spec: ClusterSpec, rsc: str, doc: Mapping[str, Any] | None = None) -> bool:
+    prim = primitive(spec, rsc)
+    if prim is not None:
+        return prim.agent.cls == "stonith"
+    # An orphan: as its last known definition says.
+    d = Definition.from_json((doc or {}).get("definition"))
+    return d is not None and d.agent.split(":", 1)[0] == "stonith"
 
 
 def active(doc: Mapping[str, Any]) -> bool:
@@ -159,6 +277,17 @@ def cluster_state(
     suspect it (`suspects`: its heartbeat stopped, see heartbeat.py). A node without a member key
     that still has active resources reported is unclean: it was lost, not shut down, and must be
     fenced (the leader deletes its reports once fencing succeeded, which makes it clean-offline).
+
+    Orphans: a report of a resource the configuration no longer has becomes a ResourceStatus
+    with orphan=True and the agent of its last known definition, so the scheduler stops it
+    (demoting it first if promoted), unless stop-orphan-resources is false.
+
+    Unconfigured nodes: a node dropped from the configuration while its agent still runs (or
+    still reports resources) is listed too, in standby. Pacemaker keeps a member that is not in
+    the configuration in the cluster (its controller adds it back); nothing may be placed there,
+    so whatever it runs moves away or, if orphaned, stops. An empty configuration therefore stops
+    everything everywhere. `scheduling_spec` adds these nodes to the configuration the scheduler
+    sees.
     """
     joined = {n: d for n, d in _children(values, keys.members).items() if n not in suspects}
     # A member that has not finished probing is present (not lost) but runs nothing new yet.
@@ -167,20 +296,23 @@ def cluster_state(
     fails = fail_counts(values, keys)
     node_docs = _children(values, keys.nodes)
     attrs = attributes(values, keys)
+    names = [node.name for node in spec.nodes]
+    unconfigured = sorted(
+        ({n for n in joined if n not in names} | {n for (n, _), d in reports.items() if active(d)}) - set(names)
+    )
     nodes: dict[str, NodeState] = {}
-    for node in spec.nodes:
-        name = node.name
+    for name in names + unconfigured:
         doc = node_docs.get(name) or {}
         # A stonith resource is only a pointer to a device: its node needs no fencing for it.
         lost_active = name not in joined and any(
-            n == name and active(d) and not _is_stonith(spec, r) for (n, r), d in reports.items()
+            n == name and active(d) and not _is_stonith(spec, r, d) for (n, r), d in reports.items()
         )
         member = joined.get(name)
         nodes[name] = NodeState(
             online=name in online,
             # Its agent is leaving: the scheduler moves everything away first.
             shutdown=isinstance(member, dict) and bool(member.get("shutdown")),
-            standby=bool(doc.get("standby")),
+            standby=bool(doc.get("standby")) or name in unconfigured,
             unclean=lost_active,
             fence_reason=(
                 None
@@ -196,13 +328,16 @@ def cluster_state(
     entries = dict(reports)
     for key in fails:
         entries.setdefault(key, {"role": "Stopped"})
+    orphan_names = _orphan_names(spec, reports)
     resources: list[ResourceStatus] = []
     for (node, rsc), doc in sorted(entries.items()):
         fail = fails.get((node, rsc)) or {}
         failed = bool(doc.get("failed"))
+        orphan = not configured(spec, rsc)
+        known = Definition.from_json(doc.get("definition")) if orphan else None
         resources.append(
             ResourceStatus(
-                resource=rsc,
+                resource=orphan_names.get((node, rsc), rsc),
                 node=node,
                 role=doc.get("role", "Stopped"),
                 failed=failed,
@@ -211,6 +346,8 @@ def cluster_state(
                 failed_op=doc.get("op") if failed else None,
                 failed_rc=doc.get("rc") if failed else None,
                 failure_kind=doc.get("kind") if failed else None,
+                orphan=orphan,
+                agent=known.agent if known is not None else None,
             )
         )
     tickets = {
@@ -219,6 +356,37 @@ def cluster_state(
         if isinstance(doc, dict)
     }
     return ClusterState(nodes=nodes, resources=resources, have_quorum=True, now=now, tickets=tickets)
+
+
+def scheduling_spec(spec: ClusterSpec, state: ClusterState) -> ClusterSpec:
+    """The configuration as the scheduler must see it with `state` (from cluster_state): nodes
+    the configuration dropped but that still run or report something are added (cluster_state
+    puts them in standby), so what they run can be moved away or stopped. A clone without an
+    explicit clone-max keeps the configured node count, which is what its agents are told
+    (ocf_meta). The configuration itself when nothing is missing."""
+    names = {n.name for n in spec.nodes}
+    extra = [Node(name=name) for name in state.nodes if name not in names]
+    if not extra:
+        return spec
+    pinned = {"clone_max": len(spec.nodes)}
+    clones = [
+        c if c.meta.clone_max is not None else c.model_copy(update={"meta": c.meta.model_copy(update=pinned)})
+        for c in spec.resources.clones
+    ]
+    return spec.model_copy(
+        update={
+            "nodes": [*spec.nodes, *extra],
+            "resources": spec.resources.model_copy(update={"clones": clones}),
+        }
+    )
+
+
+def scheduler_input(
+    spec: ClusterSpec, values: Values, keys: Keys, now: float, suspects: Collection[str] = ()
+) -> tuple[ClusterSpec, ClusterState]:
+    """(configuration, state) to give the scheduler: cluster_state with scheduling_spec."""
+    state = cluster_state(spec, values, keys, now, suspects)
+    return scheduling_spec(spec, state), state
 
 
 # ----- plans -----
