@@ -7,6 +7,13 @@ supplies (the node's name, clone instance and counts). HA_RSCTMP and HA_VARRUN p
 node's state directory so several nodes on one host (the demo) keep separate state files.
 HA_SBIN_DIR points at hakeeper's crm_attribute/crm_master/crm_node (crm_attribute.py), so
 promotable agents can set their promotion scores and read other nodes' attributes.
+
+Names are checked where they become paths. The provider and type must each be one directory entry
+(no '/', never '.' or '..', no leading '.' or '-'), and the script they name must resolve, links
+followed, to an executable file inside resource.d/PROVIDER: `ocf:heartbeat:../../../bin/sh` or a
+link planted in the directory cannot run anything outside it. Agents name their state files after
+the resource (`$HA_RSCTMP/Dummy-$OCF_RESOURCE_INSTANCE.state`), so a resource id that would lead
+such a file out of the state directory fails the action too.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from hakeeper.names import PathEscapeError, agent_component_problem, contained_path, is_inside
 from hakeeper.resources.base import AgentName, ResourceAgent, register_class, timed_out
 from hakeeper.resources.crm_attribute import attrs_dir, attrs_view, install_shims
 from hakeeper.resources.result import Result
@@ -29,12 +37,35 @@ class OcfAgent(ResourceAgent):
     def __init__(self, rid: str, name: AgentName, params: Mapping[str, str], state_dir: str) -> None:
         super().__init__(rid, name, params, state_dir)
         self.root = ocf_root()
-        self.path = os.path.join(self.root, "resource.d", name.provider or "heartbeat", name.type)
+        self.provider_dir = os.path.join(self.root, "resource.d", name.provider or "heartbeat")
+        self.path = os.path.join(self.provider_dir, name.type)
         self._sbin: str | None = None
 
     def installed(self) -> str | None:
+        for what, part in (("provider", self.name.provider or "heartbeat"), ("type", self.name.type)):
+            problem = agent_component_problem(part)
+            if problem is not None:
+                return f"OCF agent {self.name}: the {what} {problem}"
         if not os.access(self.path, os.X_OK):
             return f"OCF agent {self.name} not found at {self.path}"
+        # The provider directory must itself resolve inside resource.d, or a provider linked to
+        # /bin would make every program there an "agent".
+        resource_d = os.path.dirname(self.provider_dir)
+        if (not is_inside(self.path, self.provider_dir) or not is_inside(self.provider_dir, resource_d)
+                or not os.path.isfile(self.path)):
+            return (f"OCF agent {self.name}: {self.path} resolves to {os.path.realpath(self.path)}, "
+                    f"not a file inside {self.provider_dir}")
+        return self._unsafe_instance()
+
+    def _unsafe_instance(self) -> str | None:
+        """Why files named after this resource would leave the state directory, or None."""
+        try:
+            for base in ("rsctmp", "varrun"):
+                where = os.path.join(self.state_dir, base)
+                contained_path(where, self.rid)
+                contained_path(where, f"{self.name.type}-{self.rid}")
+        except PathEscapeError as exc:
+            return f"resource id {self.rid!r} would put the agent's files outside the state directory: {exc}"
         return None
 
     def env(self, action: str, timeout: float) -> dict[str, str]:
@@ -59,7 +90,15 @@ class OcfAgent(ResourceAgent):
             "HAKEEPER_ATTRS_DIR": attrs_dir(self.state_dir),
             "HAKEEPER_ATTRS_VIEW": attrs_view(self.state_dir),
             "__OCF_ACTION": action,
+            # Pacemaker's executor gives these; agents call crm_promotion/crm_mon through them
+            # (feature set >= 3.10: crm_attribute -p, not crm_master), `$SHELL -c` with bash
+            # process substitution (crm_mon_no_validation), `which pacemakerd`/`crm_node -n` on PATH,
+            # and clients reading ~/.my.cnf (galera's status queries).
+            "OCF_RESKEY_crm_feature_set": "3.16.2",
+            "SHELL": "/bin/bash",
+            "HOME": os.environ.get("HOME", "/root"),
         }
+        env["PATH"] = self._shims() + os.pathsep + env["PATH"]
         if "on_node" in self.meta:
             env["HAKEEPER_NODE"] = self.meta["on_node"]
         env.update({f"OCF_RESKEY_CRM_meta_{k}": v for k, v in self.meta.items()})

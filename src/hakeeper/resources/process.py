@@ -16,6 +16,7 @@ import subprocess
 import threading
 import time
 
+from hakeeper.names import PathEscapeError, contained_path
 from hakeeper.resources.base import ResourceAgent, register_class
 from hakeeper.resources.result import Result, Status
 
@@ -34,11 +35,30 @@ def _start_time(pid: int) -> str | None:
 
 
 class ProcessAgent(ResourceAgent):
+    # The pid and log files are named after the resource id. The spec admits only safe ids, but a
+    # file is opened here, so here is where a name that would lead outside the state directory is
+    # refused too (PathEscapeError): whatever the id, nothing is written elsewhere.
     @property
     def pidfile(self) -> str:
-        return os.path.join(self.state_dir, f"{self.rid}.pid")
+        return contained_path(self.state_dir, f"{self.rid}.pid")
+
+    @property
+    def logfile(self) -> str:
+        return contained_path(self.state_dir, f"{self.rid}.log")
+
+    def _unsafe(self) -> str | None:
+        """Why this resource's files cannot be placed in the state directory, or None."""
+        try:
+            contained_path(self.state_dir, f"{self.rid}.pid")
+            contained_path(self.state_dir, f"{self.rid}.log")
+        except PathEscapeError as exc:
+            return f"resource id {self.rid!r} would put its files outside the state directory: {exc}"
+        return None
 
     def installed(self) -> str | None:
+        unsafe = self._unsafe()
+        if unsafe is not None:
+            return unsafe
         cmd = self.params.get("command", "")
         if not cmd:
             return "process resource needs a `command` parameter"
@@ -48,6 +68,8 @@ class ProcessAgent(ResourceAgent):
         return None
 
     def _pid(self) -> int | None:
+        if self._unsafe() is not None:
+            return None
         try:
             with open(self.pidfile) as f:
                 pid_s, started = f.read().split()
@@ -65,7 +87,7 @@ class ProcessAgent(ResourceAgent):
         os.makedirs(self.state_dir, exist_ok=True)
         env = dict(os.environ)
         env.update({k[4:]: v for k, v in self.params.items() if k.startswith("env_")})
-        log = open(os.path.join(self.state_dir, f"{self.rid}.log"), "ab")  # noqa: SIM115
+        log = open(self.logfile, "ab")  # noqa: SIM115
         try:
             proc = subprocess.Popen(
                 shlex.split(self.params["command"]),
@@ -90,6 +112,11 @@ class ProcessAgent(ResourceAgent):
         return await self.monitor(timeout) if self._pid() else Result(Status.ERROR, 1, "exited at once")
 
     async def stop(self, timeout: float) -> Result:
+        unsafe = self._unsafe()
+        if unsafe is not None:
+            # start refuses such an id, so nothing of this resource can be running: the stop is
+            # done (a failed stop would have the node fenced for a process that never existed).
+            return Result(Status.SUCCESS, 0, f"not running: {unsafe}")
         pid = self._pid()
         if pid is None:
             with contextlib.suppress(FileNotFoundError):
@@ -109,6 +136,9 @@ class ProcessAgent(ResourceAgent):
         return Result(Status.SUCCESS, 0, "stopped")
 
     async def monitor(self, timeout: float) -> Result:
+        unsafe = self._unsafe()
+        if unsafe is not None:
+            return Result(Status.NOT_CONFIGURED, 6, unsafe)
         if self._pid() is not None:
             return Result(Status.SUCCESS, 0, "running")
         return Result(Status.NOT_RUNNING, 7, "not running")
