@@ -8,6 +8,7 @@ before anything is applied.
 from __future__ import annotations
 
 import ipaddress
+import math
 from dataclasses import dataclass, field
 
 from hakeeper.errors import InputError, Problem
@@ -44,6 +45,7 @@ class Script:
 class Track:
     name: str
     weight: int | None = None  # None: the script's own weight
+    quoted: bool = True  # False: read from an included file's block, so never quoted (see kaconf)
 
 
 @dataclass
@@ -105,6 +107,7 @@ class Group:
     notify_fault: str | None = None
     notify: str | None = None
     where: Where = ("<input>", 0)
+    unquoted: set[str] = field(default_factory=set)  # members read from an included file's block
 
 
 @dataclass
@@ -114,6 +117,10 @@ class Config:
     groups: list[Group] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+
+
+def _show(name: str, quoted: bool) -> str:
+    return repr(name) if quoted else "(a name from an included file, not quoted)"
 
 
 def check(cfg: Config) -> None:
@@ -132,6 +139,8 @@ def check(cfg: Config) -> None:
             bad(inst, "priority", f"priority {inst.priority} is outside 1-255")
         if inst.version not in (2, 3):
             bad(inst, "version", f"VRRP version {inst.version}: only 2 and 3 exist")
+        elif not math.isfinite(inst.advert_int):
+            bad(inst, "advert_int", "advert_int must be a finite number of seconds")
         elif inst.version == 2:
             if inst.advert_int != int(inst.advert_int) or not 1 <= inst.advert_int <= 255:
                 bad(inst, "advert_int", f"advert_int {inst.advert_int:g}: VRRPv2 carries whole seconds 1-255")
@@ -160,7 +169,7 @@ def check(cfg: Config) -> None:
         seen[key] = inst.name
         for t in inst.track_scripts:
             if t.name not in cfg.scripts:
-                bad(inst, "track_script", f"no vrrp_script {t.name!r}")
+                bad(inst, "track_script", f"no vrrp_script {_show(t.name, t.quoted)}")
         for peer in [inst.unicast_src_ip, inst.mcast_src_ip, *inst.unicast_peers]:
             if peer is not None:
                 try:
@@ -170,7 +179,8 @@ def check(cfg: Config) -> None:
     for g in cfg.groups:
         for m in g.members:
             if m not in names:
-                problems.append(Problem(f"no vrrp_instance {m!r}", g.where[0], g.where[1], f"{g.name}.group"))
+                problems.append(Problem(f"no vrrp_instance {_show(m, m not in g.unquoted)}", g.where[0],
+                                        g.where[1], f"{g.name}.group"))
     if problems:
         raise InputError(problems)
 
@@ -187,7 +197,9 @@ def check_host(cfg: Config, links: dict[str, list[str]]) -> None:
         wanted += [("virtual_ipaddress", v.dev) for v in inst.vips + inst.excluded_vips if v.dev]
         for key, dev in wanted:
             if dev not in links:
-                problems.append(Problem(f"interface {dev!r} does not exist on this host", f,
+                quoted = key != "track_interface" or all(t.quoted for t in inst.track_interfaces
+                                                         if t.name == dev)
+                problems.append(Problem(f"interface {_show(dev, quoted)} does not exist on this host", f,
                                         inst.line_of(key), f"{inst.name}.{key}"))
         if inst.priority == 255 and inst.interface in links:
             own = set(links[inst.interface])
