@@ -9,6 +9,7 @@ from pathlib import Path
 
 from hakeeper.agent import state as st
 from hakeeper.resources.crm_attribute import EX_NOSUCH, EX_USAGE, crm_attribute, crm_node, install_shims
+from hakeeper.resources.pacemaker_cli import read_outbox
 from hakeeper.spec import parse_spec
 
 
@@ -33,14 +34,23 @@ def test_promotion_score_set_read_and_deleted(tmp_path: Path) -> None:
     assert crm_attribute(["-p", "-G", "-q", "-d", "0"], env) == (0, "0\n", "")
 
 
-def test_other_nodes_are_read_from_the_view_and_never_written(tmp_path: Path) -> None:
+def test_other_nodes_are_read_from_the_view_and_written_through_the_outbox(tmp_path: Path) -> None:
     env = _env(tmp_path)
     (tmp_path / "view.json").write_text(json.dumps({"n2": {"db-last-committed": "42"}}))
+    (tmp_path / "cluster-view.json").write_text(json.dumps({"nodes": ["n1", "n2", "n3"], "online": ["n1", "n2"]}))
     assert crm_attribute(["-N", "n2", "-l", "reboot", "-n", "db-last-committed", "-G", "-q"], env) == (0, "42\n", "")
     assert crm_attribute(["-N", "n3", "-n", "db-last-committed", "-G", "-q"], env)[0] == EX_NOSUCH
-    status, _, err = crm_attribute(["-N", "n2", "-n", "x", "-v", "1"], env)
-    assert status == EX_USAGE and "only this node" in err
-    assert not (tmp_path / "attrs").exists()
+    # galera: set_bootstrap_node and promote_everyone write other nodes' attributes
+    assert crm_attribute(["-N", "n2", "-l", "reboot", "--name", "db-bootstrap", "-v", "true"], env)[0] == 0
+    assert crm_attribute(["-p", "-N", "n2", "-v", "100"], env)[0] == 0
+    assert crm_attribute(["-p", "-N", "n2", "-D"], env)[0] == 0
+    assert not (tmp_path / "attrs").exists()  # nothing of n1's own changed
+    assert read_outbox(str(tmp_path)) == {("n2", "db-bootstrap"): "true", ("n2", "master-db"): None}
+    assert read_outbox(str(tmp_path)) == {}  # consumed
+    # a node that is down (or unknown) takes no request: it would outlive the node's reboot
+    status, _, err = crm_attribute(["-N", "n3", "--name", "db-bootstrap", "-v", "true"], env)
+    assert status == EX_NOSUCH and "n3" in err
+    assert crm_attribute(["-N", "../x", "--name", "a", "-v", "1"], env)[0] == EX_USAGE
 
 
 def test_bad_use_is_a_usage_error(tmp_path: Path) -> None:
@@ -49,7 +59,8 @@ def test_bad_use_is_a_usage_error(tmp_path: Path) -> None:
     assert crm_attribute(["-n", "../escape", "-v", "1"], env)[0] == EX_USAGE
     assert crm_attribute(["-t", "crm_config", "-n", "stonith-enabled", "-v", "false"], env)[0] == EX_USAGE
     assert crm_node(["-n"], env) == (0, "n1\n", "")
-    assert crm_node(["-l"], env)[0] == EX_USAGE
+    assert crm_node(["-l"], env)[0] == EX_NOSUCH  # no cluster view yet
+    assert crm_node(["--bogus"], env)[0] == EX_USAGE
 
 
 def test_installed_wrappers_run_as_agents_call_them(tmp_path: Path) -> None:

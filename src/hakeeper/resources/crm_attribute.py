@@ -8,7 +8,10 @@ HA_SBIN_DIR to a directory of small wrappers (`install_shims`) that land here: a
 node is a file in HAKEEPER_ATTRS_DIR (the node agent publishes the directory to the store after
 every action, bound to the node's lease, as Pacemaker's transient attributes end with the node's
 membership); other nodes' attributes are read from the snapshot the agent keeps in
-HAKEEPER_ATTRS_VIEW. `crm_node -n` answers the node's name.
+HAKEEPER_ATTRS_VIEW. Setting or deleting another node's attribute (galera's `-N peer
+--name galera-bootstrap -v true`, `crm_attribute -p -N peer -v 100`) leaves it in this node's
+outbox; the agent sends it to that node's agent through the store (pacemaker_cli.py), which
+applies it. `crm_node`, `cibadmin -Q`, `crm_mon` and `pacemakerd -$` are pacemaker_cli.py's.
 
 Exit status as Pacemaker's tools: 0 done, 64 usage (CRM_EX_USAGE), 105 no such attribute
 (CRM_EX_NOSUCH).
@@ -25,9 +28,13 @@ import shlex
 import sys
 from collections.abc import Sequence
 
+from hakeeper.resources.pacemaker_cli import TOOLS, crm_node
+
+__all__ = ["crm_attribute", "crm_node", "install_shims", "promotion_name"]
+
 EX_USAGE = 64
 EX_NOSUCH = 105
-SHIMS = ("crm_attribute", "crm_master", "crm_node")
+SHIMS = ("crm_attribute", "crm_master", "crm_node", "cibadmin", "crm_mon", "pacemakerd")
 
 
 def promotion_name(instance: str) -> str:
@@ -72,15 +79,17 @@ def crm_attribute(argv: Sequence[str], env: dict[str, str]) -> tuple[int, str, s
         return EX_USAGE, "", f"crm_attribute (hakeeper): a valid attribute name is required, not {name!r}\n"
     attrs_dir = env.get("HAKEEPER_ATTRS_DIR", "")
     if args.update is not None or args.delete:
-        if node != me or not attrs_dir:
-            return EX_USAGE, "", f"crm_attribute (hakeeper): only this node's ({me}) attributes can be set\n"
+        if not attrs_dir:
+            return EX_USAGE, "", "crm_attribute (hakeeper): HAKEEPER_ATTRS_DIR is not set (run by the node agent)\n"
+        if node != me:
+            return _set_for_other(node, name, None if args.delete else args.update, attrs_dir, env)
         os.makedirs(attrs_dir, exist_ok=True)
         path = os.path.join(attrs_dir, name)
         if args.delete:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
             return 0, "", ""
-        _write_atomically(path, args.update)  # the agent never publishes half a value
+        write_atomically(path, args.update)  # the agent never publishes half a value
         return 0, "", ""
     value = _lookup(node, name, me, attrs_dir, env.get("HAKEEPER_ATTRS_VIEW", ""))
     if value is None:
@@ -89,6 +98,33 @@ def crm_attribute(argv: Sequence[str], env: dict[str, str]) -> tuple[int, str, s
         return EX_NOSUCH, "", f"Error performing operation: No such device or address (attribute {name} on {node})\n"
     out = value if args.quiet else f"scope=status  name={name} value={value}"
     return 0, out + "\n", ""
+
+
+def _set_for_other(node: str, name: str, value: str | None, attrs: str, env: dict[str, str]) -> tuple[int, str, str]:
+    """Another node's attribute (galera's `-bootstrap`, promotion scores for its peers): left in
+    this node's outbox; the agent publishes it as a request and the target's agent applies it.
+    Only an online node of the cluster can take one: a request for a node that is down would
+    otherwise wait for it and outlive its reboot."""
+    if not _valid_name(node):
+        return EX_USAGE, "", f"crm_attribute (hakeeper): invalid node name {node!r}\n"
+    online = _online(env)
+    if online is not None and node not in online:
+        return EX_NOSUCH, "", f"Could not map name={node} to a UUID (not an online node of this cluster)\n"
+    directory = os.path.join(os.path.dirname(attrs.rstrip("/")), "attrs-outbox", node)
+    os.makedirs(directory, exist_ok=True)
+    write_atomically(os.path.join(directory, name), json.dumps({"value": value}))
+    return 0, "", ""
+
+
+def _online(env: dict[str, str]) -> list[str] | None:
+    """The online nodes of the agent's cluster view (pacemaker_cli.py), None when there is none."""
+    view = env.get("HAKEEPER_ATTRS_VIEW", "")
+    try:
+        with open(os.path.join(os.path.dirname(view), "cluster-view.json"), encoding="utf-8") as f:
+            online = json.load(f).get("online")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return [str(n) for n in online] if isinstance(online, list) else None
 
 
 def _lookup(node: str, name: str, me: str, attrs_dir: str, view: str) -> str | None:
@@ -105,12 +141,6 @@ def _lookup(node: str, name: str, me: str, attrs_dir: str, view: str) -> str | N
         return None
     value = nodes.get(node, {}).get(name) if isinstance(nodes, dict) else None
     return value if isinstance(value, str) else None
-
-
-def crm_node(argv: Sequence[str], env: dict[str, str]) -> tuple[int, str, str]:
-    if list(argv) in (["-n"], ["--name"]):
-        return 0, env.get("HAKEEPER_NODE", "") + "\n", ""
-    return EX_USAGE, "", f"crm_node (hakeeper): only -n is supported, not {' '.join(argv)}\n"
 
 
 def attrs_dir(state_dir: str) -> str:
@@ -151,11 +181,12 @@ def clear_attrs(state_dir: str) -> None:
 def write_view(state_dir: str, view: dict[str, dict[str, str]]) -> None:
     """Publish every node's attributes where `crm_attribute -N NODE -G` reads them (atomically)."""
     os.makedirs(state_dir, exist_ok=True)
-    _write_atomically(attrs_view(state_dir), json.dumps(view, sort_keys=True))
+    write_atomically(attrs_view(state_dir), json.dumps(view, sort_keys=True))
 
 
 def install_shims(directory: str) -> str:
-    """Write the wrappers (crm_attribute, crm_master, crm_node) into `directory`; returns it.
+    """Write the wrappers (crm_attribute, crm_master, and pacemaker_cli.py's cibadmin, crm_mon,
+    crm_node, pacemakerd) into `directory`; returns it.
     They run this module with the interpreter and package the agent itself runs from."""
     os.makedirs(directory, exist_ok=True)
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -173,11 +204,11 @@ def install_shims(directory: str) -> str:
                     continue
         except FileNotFoundError:
             pass
-        _write_atomically(path, text, mode=0o755)
+        write_atomically(path, text, mode=0o755)
     return directory
 
 
-def _write_atomically(path: str, text: str, mode: int | None = None) -> None:
+def write_atomically(path: str, text: str, mode: int | None = None) -> None:
     """Write through a temporary file and rename it: a reader sees the old text or the new one.
     The temporary name ends in .tmp, which read_attrs skips."""
     tmp = f"{path}.{os.getpid()}.tmp"
@@ -195,8 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EX_USAGE
     tool, rest = argv[0], argv[1:]
     env = dict(os.environ)
-    if tool == "crm_node":
-        status, out, err = crm_node(rest, env)
+    if tool in TOOLS:
+        status, out, err = TOOLS[tool](rest, env)
     elif tool == "crm_master":
         # crm_master is crm_attribute for the calling resource's promotion score.
         status, out, err = crm_attribute(["--promotion", *rest], env)
