@@ -165,6 +165,11 @@ def test_init_script_missing_or_unusable(init_d: Path, tmp_path: Path) -> None:
     reason = make_agent("x", "lsb:..", {}, str(tmp_path)).installed()
     assert reason is not None and "not an init script name" in reason
     assert lsb_act("lsb:..", "start", tmp_path).status is Status.NOT_INSTALLED
+    # A script named by its absolute path (Pacemaker's CTS writes lsb:/usr/lib/heartbeat/cts/LSBDummy).
+    by_path = f"lsb:{init_d}/hakeeper-demo"
+    assert make_agent("x", by_path, {}, str(tmp_path)).installed() is None
+    assert lsb_act(by_path, "monitor", tmp_path).rc == 3
+    assert lsb_act(f"service:{init_d}/hakeeper-demo", "monitor", tmp_path).rc == 3
     # Another directory, given to the class directly.
     from hakeeper.resources.base import AgentName
     from hakeeper.resources.lsb import LsbAgent

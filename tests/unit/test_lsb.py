@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hakeeper.resources.lsb import action_result, bad_script_name, choose_backend, status_result
+from hakeeper.resources.lsb import action_result, bad_script_name, choose_backend, script_path, status_result
 from hakeeper.resources.result import Status
 from hakeeper.resources.runner import Completed
 from hakeeper.resources.systemd import unit_exists, unit_name
@@ -67,8 +68,23 @@ def test_backend_choice(systemd_up: bool, has_unit: bool, has_script: bool) -> N
 @given(st.text(min_size=1, max_size=20))
 def test_script_names_never_leave_the_directory(name: str) -> None:
     bad = bad_script_name(name)
-    escapes = "/" in name or name in (".", "..") or "\0" in name
-    assert (bad is not None) == escapes
+    if not name.startswith("/"):
+        assert (bad is not None) == ("/" in name or name in (".", "..") or "\0" in name)
+    if bad is None:
+        path = script_path(name, "/etc/init.d")
+        # Inside the directory, or the very absolute path written (no `..`, nothing to normalise).
+        assert os.path.dirname(path) == "/etc/init.d" or (path == name and os.path.normpath(path) == path)
+        assert ".." not in path.split("/")
+
+
+@pytest.mark.parametrize("name", ["/usr/lib/heartbeat/cts/LSBDummy", "/etc/init.d/ssh"])
+def test_absolute_script_paths_as_pacemaker(name: str) -> None:
+    assert bad_script_name(name) is None and script_path(name, "/etc/init.d") == name
+
+
+@pytest.mark.parametrize("name", ["/etc/../bin/sh", "/etc//x", "/etc/init.d/", "a/b", "../x", "..", "."])
+def test_bad_script_paths(name: str) -> None:
+    assert bad_script_name(name) is not None
 
 
 def test_unit_lookup(tmp_path: Path) -> None:

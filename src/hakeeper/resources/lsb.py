@@ -1,9 +1,10 @@
 """Init scripts and the classes that resolve to a service manager: `lsb:`, `service:`, `upstart:`.
 
-- `lsb:NAME` runs `/etc/init.d/NAME start|stop|status`. start and stop answer with the LSB exit
-  codes, which are OCF's for 0-7; status has codes of its own (0 running, 1 dead with a pid
-  file left, 2 dead with a lock file left, 3 not running, 4 unknown) that are mapped as Pacemaker
-  maps them: 1-3 are "not running" (nothing runs, so it is safe to start elsewhere), 4 a failure.
+- `lsb:NAME` runs `/etc/init.d/NAME start|stop|status` (`lsb:/PATH`: that script, as in
+  Pacemaker). start and stop answer with the LSB exit codes, which are OCF's for 0-7; status
+  has codes of its own (0 running, 1 dead with a pid file left, 2 dead with a lock file left,
+  3 not running, 4 unknown) that are mapped as Pacemaker maps them: 1-3 are "not running"
+  (nothing runs, so it is safe to start elsewhere), 4 a failure.
 - `service:NAME` is the systemd unit where systemd is the service manager and has the unit, else
   the init script, as Pacemaker decides (Pacemaker would try an upstart job in between).
 - `upstart:NAME`: upstart is gone from every supported distribution, so the job runs as the
@@ -50,10 +51,19 @@ def init_dir() -> str:
 
 
 def bad_script_name(name: str) -> str | None:
-    """An init script is a file directly in the init directory: a name never leads out of it."""
+    """An init script is a file directly in the init directory, or (as Pacemaker allows) a script
+    named by its absolute path, written plainly: a name never climbs out with `..`."""
+    if os.path.isabs(name) and "\0" not in name and os.path.normpath(name) == name \
+            and ".." not in name.split("/"):
+        return None
     if not name or "/" in name or "\0" in name or name in (".", ".."):
-        return f"{name!r} is not an init script name (a file name in the init directory, without '/')"
+        return (f"{name!r} is not an init script name (a file name in the init directory, or an "
+                f"absolute path without '..')")
     return None
+
+
+def script_path(name: str, init_d: str) -> str:
+    return name if os.path.isabs(name) else os.path.join(init_d, name)
 
 
 def status_result(done: Completed) -> Result:
@@ -84,7 +94,7 @@ class LsbAgent(ResourceAgent):
 
     @property
     def script(self) -> str:
-        return os.path.join(self.init_d, self.name.type)
+        return script_path(self.name.type, self.init_d)
 
     def installed(self) -> str | None:
         bad = bad_script_name(self.name.type)
@@ -142,7 +152,7 @@ class ServiceAgent(ResourceAgent):
     def _missing(self, systemd_up: bool) -> str:
         unit = unit_name(self.name.type)
         manager = f"no systemd unit {unit}" if systemd_up else "systemd is not running"
-        return f"{self.name}: {manager} and no init script {os.path.join(self.init_d, self.name.type)}"
+        return f"{self.name}: {manager} and no init script {script_path(self.name.type, self.init_d)}"
 
     def backend(self) -> ResourceAgent | str:
         """The agent that runs this resource now, or why there is none. Decided again at every
@@ -151,9 +161,10 @@ class ServiceAgent(ResourceAgent):
         if bad is not None:
             return bad
         systemd_up = systemd_running()
+        path = os.path.isabs(self.name.type)  # a script's path names no unit
         kind = choose_backend(systemd_up=systemd_up,
-                              has_unit=systemd_up and unit_exists(self.name.type),
-                              has_script=os.path.isfile(os.path.join(self.init_d, self.name.type)))
+                              has_unit=systemd_up and not path and unit_exists(self.name.type),
+                              has_script=os.path.isfile(script_path(self.name.type, self.init_d)))
         if kind is None:
             return self._missing(systemd_up)
         agent = self._backends.get(kind)
@@ -190,7 +201,7 @@ class UpstartAgent(ServiceAgent):
 
     def _missing(self, systemd_up: bool) -> str:
         unit = unit_name(self.name.type)
-        script = os.path.join(self.init_d, self.name.type)
+        script = script_path(self.name.type, self.init_d)
         manager = f"no systemd unit {unit}" if systemd_up else "systemd is not running"
         return (f"{self.name}: no upstart on this system; {manager} and no init script {script}; "
                 f"install the service or change the primitive to systemd:{self.name.type} or "
