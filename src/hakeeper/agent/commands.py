@@ -257,8 +257,7 @@ async def _apply(
         removal = preview.removal()
         if not sys.stdin.isatty():
             raise InputError.at(
-                f"this configuration removes {removal} (their resources are stopped); nothing applied: "
-                "pass --yes to apply it",
+                f"this configuration removes {removal}; nothing applied: pass --yes to apply it anyway",
                 file=where,
             )
         answer = await asyncio.to_thread(input, f"This removes {removal}. Apply it? [y/N] ")

@@ -383,8 +383,13 @@ def preview_of(spec: ClusterSpec, values: Mapping[str, bytes], keys: st.Keys, no
         if (rsc, node) not in stopping and (_base(rsc), node) not in stopping:
             why = "its node is no longer configured" if node in removed_nodes else "the scheduler plans no stop"
             lines.append(f"  * Orphan {rsc} (active on {node}) is not stopped by this transition: {why}")
-    spec_nodes = {n.name for n in spec.nodes}
-    lines += [f"  * Remove node {n} from the configuration" for n in removed_nodes if n not in spec_nodes]
+    active = {o.split(" on ", 1)[0] for o in orphans} | {_base(o.split(" on ", 1)[0]) for o in orphans}
+    lines += [
+        f"  * Remove resource {r} from the configuration (not active anywhere)"
+        for r in removed_resources
+        if r not in active and not any(_base(a.resource or "") == r for a in plan.actions)
+    ]
+    lines += [f"  * Remove node {n} from the configuration" for n in removed_nodes]
     return Preview(lines or ["(no changes)"], removed_resources, removed_nodes, orphans)
 
 
