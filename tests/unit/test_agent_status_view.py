@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hakeeper.agent import state as st
-from hakeeper.agent.operator import status_view
+from hakeeper.agent.operator import render_status, status_view
 from hakeeper.placement import schedule
 from hakeeper.spec import parse_spec
 
@@ -57,3 +57,82 @@ def test_a_node_shutting_down_says_so_and_the_scheduler_moves_its_resources() ->
         ("stop", "d1", "n1"),
         ("start", "d1", "n2"),
     }
+
+
+CLONES = """\
+cluster: {stonith-enabled: false}
+nodes: [{name: n1}, {name: n2}, {name: n3}, {name: n4}]
+resources:
+  primitives:
+    - {id: ping, agent: "ocf:pacemaker:ping"}
+    - {id: db, agent: "ocf:pacemaker:Stateful"}
+    - {id: web, agent: process, params: {command: "sleep 100"}}
+    - {id: vip, agent: vip, params: {ip: 10.0.0.1}}
+    - {id: tok, agent: "ocf:heartbeat:Dummy"}
+  groups: [{id: front, members: [vip, web]}]
+  clones:
+    - {id: ping-clone, child: ping}
+    - {id: db-clone, child: db, meta: {promotable: true}}
+    - {id: tok-set, child: tok, meta: {globally-unique: true, clone-max: 3}}
+"""
+
+
+def _view(reports: dict[tuple[str, str], dict[str, object]]) -> dict[str, object]:
+    spec = parse_spec(CLONES, "c.yaml")
+    keys = st.Keys("t")
+    values = {keys.config: st.dumps({"version": 3, "spec": spec.model_dump(mode="json", by_alias=True)})}
+    values |= {keys.member(n): st.dumps({"probed": True}) for n in ("n1", "n2", "n3", "n4")}
+    values |= {keys.status_of(n, r): st.dumps(doc) for (n, r), doc in reports.items()}
+    return status_view(values, keys, now=100.0)
+
+
+def test_a_healthy_clone_is_a_clone_set_not_multiply_active() -> None:
+    started = {"role": "Started"}
+    view = _view({
+        **{(n, "ping"): started for n in ("n1", "n2", "n3")},
+        ("n1", "db"): {"role": "Promoted"},
+        ("n2", "db"): {"role": "Unpromoted"},
+        ("n3", "db"): {"role": "Unpromoted"},
+        ("n2", "vip"): started,
+        ("n2", "web"): started,
+    })
+    text = render_status(view)
+    assert "MULTIPLE ACTIVE" not in text, text
+    lines = text.splitlines()
+    at = lines.index("  * Clone Set: ping-clone [ping]:")
+    assert lines[at + 1 : at + 3] == ["    * Started: [ n1 n2 n3 ]", "    * Stopped: [ n4 ]"]
+    at = lines.index("  * Clone Set: db-clone [db] (promotable):")
+    assert lines[at + 1 : at + 4] == ["    * Promoted: [ n1 ]", "    * Unpromoted: [ n2 n3 ]", "    * Stopped: [ n4 ]"]
+    at = lines.index("  * Resource Group: front:")
+    assert lines[at + 1 : at + 3] == ["    * vip\t(vip):\t Started n2", "    * web\t(process):\t Started n2"]
+
+
+def test_multiply_active_only_when_it_is() -> None:
+    view = _view({
+        ("n1", "web"): {"role": "Started"},
+        ("n3", "web"): {"role": "Started"},
+        ("n1", "tok:0"): {"role": "Started"},
+        ("n1", "tok:1"): {"role": "Started"},  # two unique instances on n1: clone-node-max is 1
+        ("n2", "tok:2"): {"role": "Started"},
+        ("n1", "gone"): {"role": "Started"},  # no longer configured
+    })
+    text = render_status(view)
+    assert "    * web\t(process):\t MULTIPLE ACTIVE n1, n3" in text, text
+    assert "    * MULTIPLE ACTIVE: tok on n1 (2 instances, clone-node-max 1)" in text, text
+    assert "    * tok:2\t(ocf:heartbeat:Dummy):\t Started n2" in text, text
+    assert "  * gone\t(orphan):\t ORPHANED Started n1" in text, text
+    assert text.count("MULTIPLE ACTIVE") == 2
+
+
+def test_a_cloned_group_partly_up_on_a_node_lists_its_members_there() -> None:
+    spec_text = CLONES.replace("    - {id: ping-clone, child: ping}", "    - {id: front-clone, child: front}")
+    spec = parse_spec(spec_text, "c.yaml")
+    keys = st.Keys("t")
+    values = {keys.config: st.dumps({"version": 1, "spec": spec.model_dump(mode="json", by_alias=True)})}
+    values |= {keys.member(n): st.dumps({"probed": True}) for n in ("n1", "n2", "n3", "n4")}
+    for n, r in [("n1", "vip"), ("n1", "web"), ("n2", "vip")]:
+        values[keys.status_of(n, r)] = st.dumps({"role": "Started"})
+    text = render_status(status_view(values, keys, now=1.0))
+    assert "    * Started: [ n1 ]" in text
+    assert "    * vip\t(vip):\t Started n2 (group incomplete)" in text
+    assert "    * Stopped: [ n3 n4 ]" in text

@@ -204,10 +204,6 @@ def _clone_lines(
     # Instances reported per member: anonymous clones report by the primitive's id, unique ones
     # (and older reports) by `id:N`.
     instances = {m: sorted(r for r in resources if _base(r) == m) for m in members}
-    if item["unique"]:
-        for m in members:
-            lines += [_primitive_line(r, resources, agents, "    ") for r in instances[m] if r != m]
-        return lines
     running: dict[str, set[str]] = {m: set() for m in members}
     promoted: dict[str, set[str]] = {m: set() for m in members}
     extra: list[str] = []
@@ -224,6 +220,11 @@ def _clone_lines(
             for n, count in sorted(per_node.items())
             if count > item["clone_node_max"]
         ]
+    if item["unique"]:
+        # Each instance is its own resource: one line each (multiply active if on several nodes).
+        for m in members:
+            lines += [_primitive_line(r, resources, agents, "    ") for r in instances[m] if r != m]
+        return lines + extra
     everywhere = set.intersection(*running.values()) if running else set()
     order = nodes + sorted((set().union(*running.values()) - set(nodes)) if running else set())
     if item["promotable"]:
