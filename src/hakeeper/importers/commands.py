@@ -44,8 +44,10 @@ def write_atomically(out: Path, text: str, option: str = "--output") -> None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
         reason = exc.strerror or str(exc)
-        if tmp is None and not directory.is_dir():
+        if tmp is None and not directory.exists():
             message = f"cannot write: the directory {directory} does not exist"
+        elif tmp is None and not directory.is_dir():
+            message = f"cannot write: {directory} is not a directory"
         elif tmp is None:
             message = f"cannot write in {directory}: {reason}"
         else:

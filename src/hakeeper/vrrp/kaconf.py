@@ -296,7 +296,7 @@ class Reader:
             return None
         bounds = BOUNDS.get(node.keyword) or BOUNDS.get(node.keyword.removeprefix("vrrp_"))
         if bounds is not None and not bounds[0] <= value <= bounds[1]:
-            self.error(node, f"{value:g} is outside {bounds[0]:g}..{bounds[1]:g}")
+            self.error(node, f"{_plain(value)} is outside {_plain(bounds[0])}..{_plain(bounds[1])}")
             return None
         return value
 
@@ -498,6 +498,11 @@ class Reader:
                 self.error(item, f"address option {item.show(index)} is not supported", ctx)
                 return None
         return vip
+
+
+def _plain(number: float) -> str:
+    """A number as written: 1000000 and 0.5, not 1e+06."""
+    return str(int(number)) if number == int(number) else repr(number)
 
 
 def _is_ip(text: str) -> bool:
