@@ -94,6 +94,60 @@ def control_character_problem(text: str) -> str | None:
     return f"{_shown(text)} holds the control character {bad.group()!r}"
 
 
+# Linux refuses interface names of 16 bytes or more, '/', ':' and whitespace, and '.' and '..'.
+_INTERFACE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,14}")
+
+
+def interface_problem(text: str) -> str | None:
+    """Why `text` is not a network interface name hakeeper writes into a configuration, or None."""
+    if _INTERFACE.fullmatch(text):
+        return None
+    if not text:
+        return "must not be empty"
+    if len(text) > 15:
+        return f"{_shown(text)} is longer than 15 characters (Linux's limit for an interface name)"
+    return (f"{_shown(text)} is not an interface name (letters, digits, '_', '.', '@', '-'; "
+            "not starting with '.', '-' or '@')")
+
+
+# A word of a generated configuration line (a path, a URI, a password): printable ASCII without the
+# characters that would end the word or start something else in haproxy.cfg or keepalived.conf
+# (whitespace, comments '#' '!', quotes, escapes, braces, haproxy's variables '$').
+_WORD_FORBIDDEN = set(" \t\"'\\#!{}$;")
+
+
+def config_word_problem(text: str) -> str | None:
+    """Why `text` cannot be written as one word of haproxy.cfg or keepalived.conf, or None."""
+    if not text:
+        return "must not be empty"
+    control = control_character_problem(text)
+    if control is not None:
+        return control
+    bad = next((c for c in text if not c.isascii() or c in _WORD_FORBIDDEN), None)
+    if bad is not None:
+        return f"{_shown(text)} has {bad!r}, which a configuration file cannot carry inside one word"
+    return None
+
+
+def check_config_word(value: str) -> str:
+    problem = config_word_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+def check_interface(value: str) -> str:
+    problem = interface_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+# str fields that end up in a generated configuration file.
+ConfigWord = Annotated[str, AfterValidator(check_config_word)]
+InterfaceName = Annotated[str, AfterValidator(check_interface)]
+
+
 class PathEscapeError(ValueError):
     """A path built from a name would leave the directory it belongs in."""
 

@@ -13,6 +13,11 @@ the renderers (haproxy.cfg, keepalived.conf, cluster spec) work from.
     vips:
       keystone-service-api: 10.0.0.22
       mysql-db: 10.0.0.21
+
+Every value that ends up in haproxy.cfg or keepalived.conf is checked here, with its line: names
+(profile, networks, controllers, services, units) follow hakeeper's identifier rule
+(`hakeeper.names`), interfaces Linux's, paths, check paths and passwords must be one printable word,
+timeouts haproxy's time format. The renderers then parse what they wrote (`render.py`).
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from hakeeper.errors import InputError, Problem
+from hakeeper.names import ConfigWord, InterfaceName, Name
 from hakeeper.yamlsource import Path_, YamlDocument, load_yaml, parse_yaml
 
 
@@ -40,6 +46,12 @@ class ProfileModel(BaseModel):
 
 Check = Literal["http", "tcp", "mysql", "ssl-hello"]
 Balance = Literal["roundrobin", "source", "active-backup"]
+# The URI haproxy's HTTP check asks for: one word, starting with '/'.
+CheckPath = Annotated[ConfigWord, Field(pattern=r"^/", max_length=1024)]
+# An absolute path haproxy writes (its pid file, its stats socket).
+AbsolutePath = Annotated[ConfigWord, Field(pattern=r"^/", max_length=1024)]
+# haproxy's time format: a number with an optional unit.
+HaproxyTime = Annotated[str, Field(pattern=r"^[0-9]{1,9}(us|ms|s|m|h|d)?$")]
 
 
 class ServiceDef(ProfileModel):
@@ -48,10 +60,10 @@ class ServiceDef(ProfileModel):
     port: int = Field(ge=1, le=65535)
     mode: Literal["http", "tcp"] = "http"
     check: Check = "http"
-    check_path: str = "/"
+    check_path: CheckPath = "/"
     balance: Balance = "roundrobin"
     # The systemd unit that runs the service on a controller (for the cluster spec).
-    unit: str
+    unit: Name
     # Behind haproxy unless it is a service clients reach on every node themselves (RabbitMQ).
     proxied: bool = True
     # Served by another service's listener when both share a VIP and port (keystone internal/public).
@@ -62,9 +74,9 @@ class ServiceOverride(ProfileModel):
     port: int | None = Field(default=None, ge=1, le=65535)
     mode: Literal["http", "tcp"] | None = None
     check: Check | None = None
-    check_path: str | None = None
+    check_path: CheckPath | None = None
     balance: Balance | None = None
-    unit: str | None = None
+    unit: Name | None = None
 
 
 def _svc(port: int, unit: str, **kw: object) -> ServiceDef:
@@ -95,14 +107,14 @@ CATALOGUE: dict[str, ServiceDef] = {
 
 
 class Controller(ProfileModel):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: Name
     address: ipaddress.IPv4Address
     # The interface carrying the VIP network on this controller (defaults to vrrp.interface).
-    interface: str | None = None
+    interface: InterfaceName | None = None
 
 
 class VrrpOptions(ProfileModel):
-    interface: str = "eth0"
+    interface: InterfaceName = "eth0"
     first_vrid: int = Field(default=51, ge=1, le=255)
     # VRRPv3 (RFC 5798) allows adverts in centiseconds, hence sub-second failover; v2 whole seconds.
     version: Literal[2, 3] = 2
@@ -111,41 +123,41 @@ class VrrpOptions(ProfileModel):
     priority: int = Field(default=150, ge=2, le=254)
     priority_step: int = Field(default=10, ge=1, le=100)
     preempt: bool = True
-    auth_pass: str | None = Field(default=None, max_length=8)
+    auth_pass: ConfigWord | None = Field(default=None, max_length=8)
     # How the VIP follows a working haproxy: `monitor` asks haproxy's monitor URI over HTTP (it
     # answers only if haproxy serves requests); `process` only checks that the process exists.
     haproxy_check: Literal["monitor", "process"] = "monitor"
     # keepalived runs track scripts at whole-second intervals.
-    check_interval: int = Field(default=1, ge=1)
-    check_fall: int = Field(default=2, ge=1)
-    check_rise: int = Field(default=2, ge=1)
+    check_interval: int = Field(default=1, ge=1, le=3600)
+    check_fall: int = Field(default=2, ge=1, le=1000)
+    check_rise: int = Field(default=2, ge=1, le=1000)
 
 
 class HaproxyOptions(ProfileModel):
     monitor_address: ipaddress.IPv4Address = ipaddress.IPv4Address("127.0.0.1")
     monitor_port: int = Field(default=8404, ge=1, le=65535)
-    stats_socket: str = "/run/haproxy/admin.sock"
-    pidfile: str = "/run/haproxy.pid"
+    stats_socket: AbsolutePath = "/run/haproxy/admin.sock"
+    pidfile: AbsolutePath = "/run/haproxy.pid"
     check_inter: str = Field(default="1s", pattern=r"^\d+(ms|s)?$")
-    fall: int = Field(default=2, ge=1)
-    rise: int = Field(default=2, ge=1)
-    timeout_connect: str = "5s"
-    timeout_client: str = "1m"
-    timeout_server: str = "1m"
-    maxconn: int = Field(default=4096, ge=1)
+    fall: int = Field(default=2, ge=1, le=1000)
+    rise: int = Field(default=2, ge=1, le=1000)
+    timeout_connect: HaproxyTime = "5s"
+    timeout_client: HaproxyTime = "1m"
+    timeout_server: HaproxyTime = "1m"
+    maxconn: int = Field(default=4096, ge=1, le=10_000_000)
     # Where the controllers' haproxies share their stick tables (the single MySQL writer).
     peers_port: int = Field(default=1024, ge=1, le=65535)
 
 
 class Profile(ProfileModel):
-    name: str = "openstack"
+    name: Name = "openstack"
     vip_mode: Literal["vrrp", "cluster"] = "vrrp"
-    networks: dict[str, ipaddress.IPv4Network] = Field(min_length=1)
+    networks: dict[Name, ipaddress.IPv4Network] = Field(min_length=1)
     controllers: list[Controller] = Field(min_length=2)
-    vips: dict[str, ipaddress.IPv4Address] = Field(min_length=1)
+    vips: dict[Name, ipaddress.IPv4Address] = Field(min_length=1)
     # VRRP router ids per VIP address; unset ones are numbered from vrrp.first-vrid.
     vrids: dict[str, int] = Field(default_factory=dict)
-    services: dict[str, ServiceOverride] = Field(default_factory=dict)
+    services: dict[Name, ServiceOverride] = Field(default_factory=dict)
     # RabbitMQ clients list every broker (transport_url); put it on its VIP only when asked.
     rabbitmq_on_vip: bool = False
     vrrp: VrrpOptions = Field(default_factory=VrrpOptions)
@@ -233,6 +245,9 @@ def resolve(profile: Profile) -> tuple[Resolved | None, list[tuple[Path_, str]]]
                          f"{v.advert_int}: use version: 3 for sub-second adverts"))
     elif v.version == 3 and round(v.advert_int * 100) < 1:
         problems.append((("vrrp", "advert-int"), "VRRP version 3 adverts at least every 0.01 s"))
+    if v.version == 3 and v.auth_pass is not None:
+        problems.append((("vrrp", "auth-pass"), "VRRP version 3 has no authentication (RFC 5798): "
+                         "remove auth-pass or use version: 2"))
     lowest = profile.vrrp.priority - (len(profile.controllers) - 1) * profile.vrrp.priority_step
     if lowest < 1:
         problems.append((("vrrp", "priority-step"),
