@@ -14,15 +14,20 @@
         track_scripts: [chk_api]
     sync_groups:
       - {name: g1, members: [nooip]}
+
+Names (instances, scripts, groups, tracked scripts) follow hakeeper's identifier rule, interfaces
+Linux's (`hakeeper.names`); script and notify commands are one line; numbers are finite and within
+what keepalived accepts, so a bad value is an error with its line, never a crash in the speaker.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from hakeeper.names import InterfaceName, Name, control_character_problem
 from hakeeper.vrrp.config import Config, Garp, Group, Instance, Script, Track, Vip, check
 from hakeeper.vrrp.packet import AUTH_PASS, pad_password
 from hakeeper.yamlsource import YamlDocument, load_yaml
@@ -32,76 +37,90 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _one_line(value: str) -> str:
+    problem = control_character_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+# A command line or label: any printable text, but one line.
+OneLine = Annotated[str, AfterValidator(_one_line)]
+DAY = 86400.0
+Seconds = Annotated[float, Field(ge=0, le=DAY, allow_inf_nan=False)]
+Repeat = Annotated[int, Field(ge=1, le=10_000)]
+
+
 class VipModel(_Strict):
     address: ipaddress.IPv4Interface | ipaddress.IPv6Interface
-    dev: str | None = None
-    label: str | None = None
-    brd: str | None = None
-    scope: str | None = None
+    dev: InterfaceName | None = None
+    label: Annotated[OneLine, Field(max_length=15)] | None = None
+    brd: OneLine | None = None
+    scope: OneLine | None = None
 
 
 class TrackModel(_Strict):
-    name: str
-    weight: int | None = None
+    name: Name
+    weight: int | None = Field(default=None, ge=-254, le=254)
 
 
 class GarpModel(_Strict):
-    master_delay: float = 5.0
-    master_repeat: int = 5
-    master_refresh: float = 0.0
-    master_refresh_repeat: int = 1
+    master_delay: Seconds = 5.0
+    master_repeat: Repeat = 5
+    master_refresh: Seconds = 0.0
+    master_refresh_repeat: Repeat = 1
 
 
 class ScriptModel(_Strict):
-    script: str
-    interval: float = Field(1.0, gt=0)
-    timeout: float | None = Field(None, gt=0)
+    script: OneLine
+    interval: float = Field(1.0, gt=0, le=DAY, allow_inf_nan=False)
+    timeout: float | None = Field(None, gt=0, le=DAY, allow_inf_nan=False)
     weight: int = Field(0, ge=-254, le=254)
-    rise: int = Field(1, ge=1)
-    fall: int = Field(1, ge=1)
+    rise: int = Field(1, ge=1, le=1_000_000)
+    fall: int = Field(1, ge=1, le=1_000_000)
     init_fail: bool = False
 
 
 class InstanceModel(_Strict):
-    name: str
-    interface: str
-    vrid: int
+    name: Name
+    interface: InterfaceName
+    vrid: int  # vrid, priority and advert_int are checked by config.check, which knows the version
     priority: int = 100
     state: Literal["MASTER", "BACKUP"] = "BACKUP"
-    advert_int: float = 1.0
+    advert_int: float = Field(1.0, allow_inf_nan=False)
     version: Literal[2, 3] | None = None
     auth_pass: str | None = None
     vips: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface | VipModel]
     excluded_vips: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface | VipModel] = []
-    track_scripts: list[str | TrackModel] = []
-    track_interfaces: list[str | TrackModel] = []
+    track_scripts: list[Name | TrackModel] = []
+    track_interfaces: list[InterfaceName | TrackModel] = []
     dont_track_primary: bool = False
     nopreempt: bool = False
-    preempt_delay: float = Field(0.0, ge=0)
-    mcast_src_ip: str | None = None
-    unicast_src_ip: str | None = None
-    unicast_peers: list[str] = []
-    notify_master: str | None = None
-    notify_backup: str | None = None
-    notify_fault: str | None = None
-    notify_stop: str | None = None
-    notify: str | None = None
+    preempt_delay: float = Field(0.0, ge=0, le=1000, allow_inf_nan=False)
+    mcast_src_ip: OneLine | None = None
+    unicast_src_ip: OneLine | None = None
+    unicast_peers: list[OneLine] = []
+    notify_master: OneLine | None = None
+    notify_backup: OneLine | None = None
+    notify_fault: OneLine | None = None
+    notify_stop: OneLine | None = None
+    notify: OneLine | None = None
     garp: GarpModel | None = None
 
 
 class GroupModel(_Strict):
-    name: str
-    members: list[str]
-    notify_master: str | None = None
-    notify_backup: str | None = None
-    notify_fault: str | None = None
-    notify: str | None = None
+    name: Name
+    members: list[Name]
+    notify_master: OneLine | None = None
+    notify_backup: OneLine | None = None
+    notify_fault: OneLine | None = None
+    notify: OneLine | None = None
 
 
 class VrrpFile(_Strict):
     version: Literal[2, 3] = 2
     garp: GarpModel = GarpModel()
-    scripts: dict[str, ScriptModel] = {}
+    scripts: dict[Name, ScriptModel] = {}
     instances: list[InstanceModel]
     sync_groups: list[GroupModel] = []
 
