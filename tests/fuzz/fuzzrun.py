@@ -70,6 +70,7 @@ class Case:
     outputs: tuple[str, ...] = ()  # where the command writes (file or directory), for error naming
     injected: str | None = None  # a line that must never appear in a generated .cfg/.conf
     must_refuse: bool = False  # the contract says this input is refused with exit 2
+    must_accept: bool = False  # a valid input (a seed, a CIB with a long comment): exit 0
     extra_paths: tuple[str, ...] = ()  # other paths an error may name (included files)
 
 
@@ -79,7 +80,8 @@ class Outcome:
     status: int | None  # exit status, None if killed by a signal
     signal: int | None
     seconds: float
-    max_rss: int  # bytes
+    max_rss: int  # bytes, the child's peak resident size (it starts with the parent's pages)
+    base_rss: int  # bytes, the child's resident size before it ran the command
     stdout: str
     stderr: str
     failures: list[str] = field(default_factory=list)  # symptom classes, empty when the case passed
@@ -97,6 +99,7 @@ def _child(argv: list[str], workdir: Path, out: Path, err: Path) -> None:
     """In the forked child: bound it, redirect it, run the command, never return."""
     status = 1
     try:
+        (out.parent / "rss0").write_text(str(_rss()))
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
@@ -131,6 +134,11 @@ def _child(argv: list[str], workdir: Path, out: Path, err: Path) -> None:
             pass
     finally:
         os._exit(status)
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def _snapshot(workdir: Path) -> set[str]:
@@ -169,7 +177,8 @@ def run_case(case: Case, workdir: Path, secret: str) -> Outcome:
         status=os.WEXITSTATUS(wait_status) if os.WIFEXITED(wait_status) else None,
         signal=os.WTERMSIG(wait_status) if os.WIFSIGNALED(wait_status) else None,
         seconds=seconds,
-        max_rss=usage.ru_maxrss * 1024,
+        max_rss=usage.ru_maxrss * 1024,  # Linux reports KiB
+        base_rss=int((logs / "rss0").read_text() or 0) if (logs / "rss0").exists() else 0,
         stdout=out.read_bytes().decode("utf-8", "replace"),
         stderr=err.read_bytes().decode("utf-8", "replace"),
     )
@@ -192,8 +201,10 @@ def judge(o: Outcome, workdir: Path, before: set[str], secret: str) -> list[str]
     if o.signal is not None:
         bad.append("timeout" if o.signal in (signal.SIGALRM, signal.SIGKILL) else f"signal {o.signal}")
     elif traceback_seen:  # the status is 1 then; the exception says more
-        kind = "MemoryError" if "MemoryError" in o.stderr else _exception_name(o.stderr)
-        bad.append(f"traceback ({kind})")
+        if "MemoryError" in o.stderr:
+            bad.append("over the memory bound (MemoryError traceback)")
+        else:
+            bad.append(f"traceback ({_exception_name(o.stderr)})")
     elif o.status not in (0, 2):
         bad.append(f"exit status {o.status}")
     if o.seconds > TIME_LIMIT and "timeout" not in bad:
@@ -221,6 +232,8 @@ def judge(o: Outcome, workdir: Path, before: set[str], secret: str) -> list[str]
             bad.append("output left behind after exit 2")
     elif any(Path(p).name.startswith(".") for p in new):
         bad.append("temporary file left behind")
+    if o.status == 2 and case.must_accept:
+        bad.append("refused a valid input")
     if o.status == 0:
         if case.must_refuse:
             bad.append("accepted input the contract refuses")
