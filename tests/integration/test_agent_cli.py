@@ -227,3 +227,88 @@ def test_ticket_commands_start_and_stop_what_depends_on_the_ticket(cluster: str,
     wait_for(sock, lambda v: len(on(v, "web")) == 1)
     hk("ticket", "revoke", "site-a", store=sock)  # loss-policy stop
     wait_for(sock, lambda v: on(v, "web") == [] and on(v, "marker") == [])
+
+
+def test_removing_a_running_resource_previews_its_orphan_stop_and_needs_yes(cluster: str, tmp_path: Path) -> None:
+    sock = cluster
+    good = tmp_path / "good.yaml"
+    good.write_text(SPEC)
+    hk("config", "apply", str(good), store=sock)
+    view = wait_for(sock, lambda v: len(on(v, "marker")) == 1)
+    where = on(view, "marker")[0]
+    smaller = tmp_path / "smaller.yaml"
+    marker = (
+        "    - id: marker\n      agent: ocf:heartbeat:Dummy\n"
+        "      operations: [{name: monitor, interval: 1s, timeout: 10s}]\n"
+    )
+    assert marker in SPEC
+    smaller.write_text(SPEC.replace(marker, "").replace("members: [web, marker]", "members: [web]"))
+    out = hk("config", "apply", str(smaller), store=sock, check=False)
+    assert out.returncode == 2 and "resource marker" in out.stderr and "--yes" in out.stderr, out
+    stop = [line for line in out.stdout.splitlines() if "Stop" in line]
+    assert len(stop) == 1 and "marker (orphan)" in stop[0] and where in stop[0], out.stdout
+    assert status(sock)["config_version"] == 1  # nothing applied
+    hk("config", "apply", str(smaller), "--yes", store=sock)
+    wait_for(sock, lambda v: on(v, "marker") == [] and len(on(v, "web")) == 1)
+
+
+def test_unknown_names_are_refused_with_the_known_ones(cluster: str, tmp_path: Path) -> None:
+    sock = cluster
+    good = tmp_path / "good.yaml"
+    good.write_text(SPEC + "constraints:\n  ticket: [{id: t, ticket: site-a, resource: grp}]\n")
+    hk("config", "apply", str(good), store=sock)
+    cases = [
+        (("node", "standby", "n9"), "no node 'n9'; known: n1, n2"),
+        (("ticket", "grant", "site-b"), "no ticket 'site-b'; known: site-a"),
+        (("resource", "cleanup", "nosuch"), "no resource 'nosuch'; known: grp, marker, web"),
+        (("resource", "restart", "nosuch"), "no resource 'nosuch'; known: grp, marker, web"),
+        (("resource", "clear", "nosuch"), "no resource 'nosuch'; known: grp, marker, web"),
+        (("resource", "ban", "web", "n9"), "no node 'n9'; known: n1, n2"),
+        (("resource", "move", "grp", "n9"), "no node 'n9'; known: n1, n2"),
+        (("resource", "cleanup", "web", "n9"), "no node 'n9'; known: n1, n2"),
+    ]
+    for args, message in cases:
+        out = hk(*args, store=sock, check=False)
+        assert out.returncode == 2 and message in out.stderr, (args, out)
+        assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+    assert status(sock)["config_version"] == 1  # none of them changed anything
+
+
+def test_events_say_when_there_are_none_and_store_errors_say_what_to_do(tmp_path: Path) -> None:
+    sock = str(tmp_path / "store.sock")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "hakeeper", "store", "serve", "--socket", sock],
+        env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        for _ in range(100):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.05)
+        out = hk("events", store=sock)
+        assert out.stdout == "" and out.stderr.strip() == "no events"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(15)
+
+    def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        clean = {k: v for k, v in ENV.items() if k not in ("HAKEEPER_ETCD", "HAKEEPER_STORE")}
+        return subprocess.run([sys.executable, "-m", "hakeeper", *args], env={**clean, **env},
+                              capture_output=True, text=True, timeout=60)
+
+    out = run("status")
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out
+    for hint in ("--etcd", "HAKEEPER_ETCD", "--store", "HAKEEPER_STORE", "hakeeper store serve --socket"):
+        assert hint in out.stderr, out.stderr
+    for endpoint, why in (("127.0.0.1", "no port"), ("127.0.0.1:99999", "1 to 65535"), ("127.0.0.1:0", "1 to 65535"),
+                          ("etcd:abc", "1 to 65535")):
+        out = run("status", "--etcd", endpoint)
+        assert out.returncode == 2 and out.stderr.startswith("error: --etcd: ") and why in out.stderr, out
+        out = run("node", "standby", "n1", HAKEEPER_ETCD=endpoint)
+        assert out.returncode == 2 and out.stderr.startswith("error: HAKEEPER_ETCD: ") and why in out.stderr, out
+        assert "Traceback" not in out.stderr
+    out = run("status", "--store", str(tmp_path / "nothing.sock"), "--timeout", "0.5")
+    assert out.returncode == 3 and "hakeeper store serve --socket" in out.stderr, out
+    assert len(out.stderr.strip().splitlines()) == 1
+    out = run("status", "--etcd", "[::1]:9", "--timeout", "0.5")
+    assert out.returncode == 3 and "store unavailable" in out.stderr and "[::1]:9" in out.stderr, out
