@@ -44,10 +44,10 @@ def save_reproducer(root: Path, o: Outcome) -> Path:
     for rel, data in o.case.files.items():
         (where / rel).parent.mkdir(parents=True, exist_ok=True)
         (where / rel).write_bytes(data)
-    argv = " ".join(shlex.quote(a) for a in o.case.argv)
+    argv = " ".join(shlex.quote(a.replace("{d}", ".")) for a in o.case.argv)
     (where / "command").write_text(
-        f"# run in this directory with d=$PWD; symptoms: {'; '.join(o.failures)}\n"
-        f"hakeeper {argv.replace('{d}', '$d')}\n")
+        f"# run in this directory; symptoms: {'; '.join(o.failures)}\n"
+        f"hakeeper {argv}\n")
     (where / "stderr").write_text(o.stderr[-20000:])
     (where / "stdout").write_text(o.stdout[-5000:])
     return where
