@@ -276,3 +276,18 @@ def test_deeply_nested_blocks(tmp_path: Path) -> None:
     path.write_text("a {\n" * 50_000)
     assert refused("vrrp", "--check", "--keepalived-conf", str(path)) == (
         f"error: {path}:17: blocks nested more than 16 deep\n")
+
+
+# --- CIB ------------------------------------------------------------------------------------
+
+def test_deeply_nested_cib_rules(tmp_path: Path) -> None:
+    n = 1500  # within libxml2's 2048, beyond Python's recursion limit
+    rules = "".join(f'<rule id="r{i}" boolean-op="and" score="INFINITY">' for i in range(n))
+    rules += '<expression id="e" attribute="#uname" operation="eq" value="n1"/>' + "</rule>" * n
+    constraint = f'<constraints><rsc_location id="l" rsc="p">{rules}</rsc_location></constraints>'
+    path = tmp_path / "cib.xml"
+    path.write_text(CIB.replace("<constraints/>", constraint).replace(
+        "<resources/>", '<resources><primitive id="p" class="ocf" provider="heartbeat" type="Dummy"/>'
+                        "</resources>"))
+    err = refused("import", "cib", str(path))
+    assert err == f"error: {path}:6: r62: nested more than 64 elements deep inside <configuration>\n"

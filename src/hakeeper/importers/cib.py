@@ -34,6 +34,22 @@ _IGNORED_SECTIONS = frozenset({"acls", "alerts", "fencing-topology"})
 _TAGS = ("cib", "configuration", "status", "node_state")
 
 
+# Pacemaker's configurations nest a dozen elements at most (rules within rules within a
+# constraint); libxml2 allows 2048.
+MAX_CONFIGURATION_DEPTH = 64
+
+
+def _too_deep(root: Element, limit: int) -> Element | None:
+    """The first element more than `limit` levels below `root`, or None (iterative: any depth)."""
+    stack = [(root, 0)]
+    while stack:
+        elem, depth = stack.pop()
+        if depth > limit:
+            return elem
+        stack.extend((child, depth + 1) for child in elem)
+    return None
+
+
 class _Builder:
     def __init__(self, file: str, now: float | None) -> None:
         self.now = now
@@ -49,6 +65,11 @@ class _Builder:
         self.per_node_params: list[tuple[Primitive, Element]] = []
 
     def configuration(self, config: Element) -> None:
+        deep = _too_deep(config, MAX_CONFIGURATION_DEPTH)
+        if deep is not None:
+            # The readers below recurse into rules and sets: bounded here, never a RecursionError.
+            raise self.ctx.error(f"nested more than {MAX_CONFIGURATION_DEPTH} elements deep inside "
+                                 "<configuration>", deep, deep.get("id"))
         when = self.cib.get("execution-date")
         if when is not None and when.isdigit():
             self.now = float(when)  # the CIB says when it is to be evaluated: that wins
