@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 
+from hakeeper.errors import InputError
 from hakeeper.vrrp.config import Config, check_host
 
 
@@ -70,8 +71,12 @@ def main(args: argparse.Namespace) -> int:
         print(f"ok: {len(cfg.instances)} instance(s)", file=sys.stderr)
         return 0
     if args.pid_file:
-        with open(args.pid_file, "w") as fh:
-            fh.write(f"{os.getpid()}\n")
+        try:
+            with open(args.pid_file, "w") as fh:
+                fh.write(f"{os.getpid()}\n")
+        except OSError as exc:  # a missing directory, a read-only place: the operator's to fix
+            raise InputError.at(f"cannot write: {exc.strerror or exc}", file=args.pid_file,
+                                field="--pid-file") from None
 
     def speaker() -> int:
         import faulthandler
