@@ -5,6 +5,9 @@ JSON lines: a request {"op": ..., args} gets one reply {"ok": result} or {"error
 "message": text}; a "watch" request turns its connection into a stream of {"events": [...]}
 lines. Values travel base64-encoded. RemoteStore is the client side and fulfils the Store
 contract; when the server goes away its calls raise StoreUnavailable and its watches end with it.
+
+The socket path is claimed safely (`claim_socket_path`): nothing at the path is ever deleted
+unless it is provably a dead socket this server created. The socket is created with mode 0600.
 """
 
 from __future__ import annotations
@@ -12,7 +15,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import errno
+import fcntl
 import json
+import os
+import socket
+import stat
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict
 from typing import Any
@@ -32,6 +40,7 @@ from hakeeper.coord.store import (
     StoreUnavailable,
     TxnResult,
 )
+from hakeeper.errors import InputError
 
 _LIMIT = 64 * 1024 * 1024
 
@@ -76,22 +85,162 @@ def _cmp_from(d: dict[str, Any]) -> Compare:
     return Compare(d["key"], d["target"], d["op"], operand)
 
 
+MARKER_SUFFIX = ".hakeeper"
+
+
+def _refuse(path: str, why: str) -> InputError:
+    return InputError.at(f"{path}: {why}; nothing was changed", field="--socket")
+
+
+class SocketClaim:
+    """The right to serve on a socket path, proved by a marker file beside it (PATH.hakeeper).
+
+    The rule for what already sits at PATH: nothing is ever deleted unless it is a socket, the
+    marker records that very socket (its device and inode: hakeeper created it), no hakeeper
+    server holds the marker's lock (the one that created it is gone), and connecting to it is
+    refused (no other program listens on it either). A regular file, a directory, a symlink, a
+    socket someone else made or one that anybody still serves is refused with an InputError.
+    Binding never replaces anything by itself (bind fails on an existing path), so the check and
+    the bind cannot race into deleting a file that appeared in between. The lock is held while
+    serving; it also keeps two servers from claiming one path at once."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.marker = path + MARKER_SUFFIX
+        self._fd: int | None = None
+        self._identity: tuple[int, int] | None = None
+
+    def acquire(self) -> None:
+        try:
+            info = os.lstat(self.marker)
+        except FileNotFoundError:
+            info = None
+        except OSError as exc:
+            raise _refuse(self.path, f"cannot inspect {self.marker}: {exc.strerror}") from None
+        if info is not None and not stat.S_ISREG(info.st_mode):
+            raise _refuse(self.path, f"{self.marker} exists and is not hakeeper's marker file")
+        try:
+            fd = os.open(self.marker, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise _refuse(self.path, f"cannot create {self.marker}: {exc.strerror}") from None
+        created = info is None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise _refuse(self.path, "another hakeeper store is serving on it") from None
+            recorded = self._read_marker(fd)
+            if recorded is None and not created and os.fstat(fd).st_size:
+                raise _refuse(self.path, f"{self.marker} exists and is not hakeeper's marker file")
+            self._replace_stale_socket(recorded)
+        except BaseException:
+            os.close(fd)
+            if created:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.marker)
+            raise
+        self._fd = fd
+
+    @staticmethod
+    def _read_marker(fd: int) -> tuple[int, int] | None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        try:
+            doc = json.loads(os.read(fd, 4096) or b"null")
+            return (int(doc["dev"]), int(doc["ino"]))
+        except (ValueError, TypeError, KeyError):
+            return None
+
+    def _replace_stale_socket(self, recorded: tuple[int, int] | None) -> None:
+        try:
+            info = os.lstat(self.path)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise _refuse(self.path, f"cannot inspect it: {exc.strerror}") from None
+        if stat.S_ISLNK(info.st_mode):
+            raise _refuse(self.path, "it is a symbolic link")
+        if stat.S_ISDIR(info.st_mode):
+            raise _refuse(self.path, "it is a directory")
+        if not stat.S_ISSOCK(info.st_mode):
+            raise _refuse(self.path, "it exists and is not a socket")
+        if _listening(self.path):
+            raise _refuse(self.path, "another program is listening on this socket")
+        if recorded != (info.st_dev, info.st_ino):
+            raise _refuse(self.path, "a socket hakeeper did not create is there (remove it yourself if it is stale)")
+        os.unlink(self.path)  # ours, dead: the server that made it is gone
+
+    def bind(self) -> socket.socket:
+        """A listening-ready Unix socket at the path, mode 0600, recorded in the marker."""
+        assert self._fd is not None, "acquire first"
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)  # no moment where others may connect
+        try:
+            sock.bind(self.path)
+        except OSError as exc:
+            sock.close()
+            raise _refuse(self.path, f"cannot bind: {exc.strerror}") from None
+        finally:
+            os.umask(old)
+        os.chmod(self.path, 0o600)
+        info = os.lstat(self.path)
+        self._identity = (info.st_dev, info.st_ino)
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, json.dumps({"dev": info.st_dev, "ino": info.st_ino, "pid": os.getpid()}).encode(), 0)
+        return sock
+
+    def release(self) -> None:
+        """Remove the socket (if it is still the one bound here) and the marker; unlock."""
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            info = os.lstat(self.path)
+            if (info.st_dev, info.st_ino) == self._identity:
+                os.unlink(self.path)
+        with contextlib.suppress(OSError):
+            os.unlink(self.marker)
+        os.close(self._fd)
+        self._fd = None
+
+
+def _listening(path: str) -> bool:
+    """Whether a program accepts connections on the socket at `path` (refused: nobody)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(path)
+    except OSError as exc:
+        # A full backlog (EAGAIN) or a timeout still means somebody listens.
+        return exc.errno not in (errno.ECONNREFUSED, errno.ENOENT)
+    finally:
+        probe.close()
+    return True
+
+
 class LocalServer:
-    """Serves one MemoryStore on a Unix socket path."""
+    """Serves one MemoryStore on a Unix socket path (claimed safely, see SocketClaim)."""
 
     def __init__(self, path: str, store: MemoryStore | None = None) -> None:
         self.path = path
         self.store = store or MemoryStore()
         self._server: asyncio.AbstractServer | None = None
+        self._claim = SocketClaim(path)
 
     async def start(self) -> None:
-        self._server = await asyncio.start_unix_server(self._serve, self.path, limit=_LIMIT)
+        """Raises InputError (nothing deleted, nothing left behind) when the path is taken."""
+        self._claim.acquire()
+        try:
+            sock = self._claim.bind()
+            self._server = await asyncio.start_unix_server(self._serve, sock=sock, limit=_LIMIT)
+        except BaseException:
+            self._claim.release()
+            raise
 
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1)
+        self._claim.release()
         await self.store.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
