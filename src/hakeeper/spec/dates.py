@@ -58,7 +58,10 @@ def parse_time(text: str) -> datetime:
         hours, minutes, seconds = int(clock["h"]), int(clock["mi"] or 0), int(clock["s"] or 0)
         if hours > 24 or minutes > 59 or seconds > 60 or (hours == 24 and minutes + seconds):
             raise ValueError(f"not a valid time of day in {text!r}")
-        day += timedelta(hours=hours, minutes=minutes, seconds=seconds)
+        try:
+            day += timedelta(hours=hours, minutes=minutes, seconds=seconds)
+        except OverflowError:  # 24:00 on 9999-12-31: past the last date Python can hold
+            raise ValueError(f"not a valid date: {text!r} (after year 9999)") from None
         rest = rest[1 + clock.end():]
     rest = rest.strip()
     zone = UTC
@@ -109,7 +112,11 @@ def end_of(expr: DateExpression) -> datetime | None:
     if expr.end is not None:
         return parse_time(expr.end)
     if expr.start is not None and expr.duration is not None:
-        return add_duration(parse_time(expr.start), duration_parts(expr.duration))
+        try:
+            return add_duration(parse_time(expr.start), duration_parts(expr.duration))
+        except (OverflowError, ValueError):
+            # The end falls after year 9999: no time hakeeper will ever evaluate is past it.
+            return datetime.max.replace(tzinfo=UTC)
     return None
 
 
