@@ -90,5 +90,135 @@ def _register_import(subparsers: Any) -> None:
     imp.set_defaults(handler=dispatch)
 
 
+def _physical(text: str) -> tuple[str, str]:
+    network, sep, dev = text.partition("=")
+    if not sep or not network or not dev:
+        raise argparse.ArgumentTypeError(f"{text!r}: want NETWORK=INTERFACE (the HA network is 'ha')")
+    return network, dev
+
+
+def l3_agent(args: argparse.Namespace) -> int:
+    import asyncio
+    import contextlib
+    import logging
+
+    from hakeeper.l3.agent import AgentOptions, serve
+    from hakeeper.l3.specfile import load_router_spec
+
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s hakeeper-l3[%(process)d] %(levelname)s %(message)s")
+    logging.getLogger("pyroute2").setLevel(logging.WARNING)
+    spec = load_router_spec(args.spec)
+    nodes = tuple(n for n in args.nodes.split(",") if n)
+    if args.node not in nodes:
+        print(f"hakeeper l3-agent: --node {args.node} is not in --nodes", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    physical = dict(args.physical or [])
+    needed = {"ha"} | {i.subnet for r in spec.routers for i in r.interfaces} | {
+        r.gateway.network for r in spec.routers if r.gateway}
+    missing = sorted(needed - set(physical))
+    if missing:
+        print(f"hakeeper l3-agent: no --physical NETWORK=INTERFACE for {', '.join(missing)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    opts = AgentOptions(args.node, nodes, physical, args.netns_prefix, args.state_file, args.garp_master_delay,
+                        args.cluster)
+
+    async def main() -> None:
+        store = _open_store(args) if (args.etcd or args.store) else None
+        try:
+            await serve(spec, opts, store)
+        finally:
+            if store is not None:
+                await store.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+    return 0
+
+
+def _open_store(args: argparse.Namespace) -> Any:
+    from hakeeper.agent.commands import open_store
+
+    return open_store(args)
+
+
+def _store_options(p: argparse.ArgumentParser, required: bool) -> None:
+    need = "" if required else " (optional: without it, states go to --state-file only)"
+    p.add_argument("--etcd", default=os.environ.get("HAKEEPER_ETCD"), help="etcd endpoints HOST:PORT[,...]" + need)
+    p.add_argument("--store", default=os.environ.get("HAKEEPER_STORE"), help="embedded store socket" + need)
+    p.add_argument("--cluster", default=os.environ.get("HAKEEPER_CLUSTER", "hakeeper"), help="key prefix name")
+    p.add_argument("--timeout", type=float, default=2.0, help="store request timeout, seconds")
+
+
+async def _reports(args: argparse.Namespace) -> list[Any]:
+    from hakeeper.l3.hosting import Report, report_key
+
+    store = _open_store(args)
+    try:
+        kvs, _ = await store.get_prefix(report_key(args.cluster))
+    finally:
+        await store.close()
+    return [Report.decode(kv.value) for kv in kvs]
+
+
+def list_hosting(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+    import time
+
+    from hakeeper.l3.hosting import hosting, hosting_table
+
+    rows = hosting(asyncio.run(_reports(args)), args.router, time.time())
+    if not rows:
+        print(f"hakeeper router list-hosting: no network node reports router {args.router}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps([{"id": r.id, **r.as_json()} for r in rows], indent=1))
+    else:
+        sys.stdout.write(hosting_table(rows))
+    return 0
+
+
+def list_routers(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+    import time
+
+    from hakeeper.l3.hosting import summary, table
+
+    routers = summary(asyncio.run(_reports(args)), time.time())
+    if args.json:
+        print(json.dumps([{"id": r.id, "name": r.name, "active": list(r.active), "replicas": r.replicas}
+                          for r in routers], indent=1))
+    else:
+        sys.stdout.write(table(["id", "name", "active", "replicas"],
+                               [[r.id, r.name, ",".join(r.active) or "-", str(r.replicas)] for r in routers]))
+    return 0
+
+
 def register(subparsers: Any) -> None:
     _register_import(subparsers)
+    p = subparsers.add_parser("l3-agent", help="serve every HA router scheduled on this network node")
+    p.add_argument("--node", required=True, help="this network node's name")
+    p.add_argument("--nodes", required=True, help="every network node, comma-separated")
+    p.add_argument("--spec", required=True, metavar="FILE", help="the router spec (YAML)")
+    p.add_argument("--physical", action="append", type=_physical, metavar="NETWORK=INTERFACE",
+                   help="the node's interface for a network (repeat; 'ha' is the HA network)")
+    p.add_argument("--netns-prefix", default="", help="prefix of the router namespaces' names")
+    p.add_argument("--state-file", help="JSON file with every router's ha_state on this node")
+    p.add_argument("--garp-master-delay", type=float, default=60.0,
+                   help="seconds before the second gratuitous ARP burst after a takeover (Neutron: 60)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    _store_options(p, required=False)
+    p.set_defaults(handler=l3_agent)
+    r = subparsers.add_parser("router", help="HA routers: which network nodes host them, and their states")
+    sub = r.add_subparsers(dest="router_command", required=True)
+    h = sub.add_parser("list-hosting", help="Neutron's l3-agent-list-hosting-router table")
+    h.add_argument("router", metavar="ROUTER", help="router id or name")
+    h.add_argument("--json", action="store_true")
+    _store_options(h, required=True)
+    h.set_defaults(handler=list_hosting)
+    ls = sub.add_parser("list", help="every router, its active node and its alive replicas")
+    ls.add_argument("--json", action="store_true")
+    _store_options(ls, required=True)
+    ls.set_defaults(handler=list_routers)

@@ -1,0 +1,162 @@
+"""One router's data plane on one network node: what it looks like (pure) and building it.
+
+As Neutron's L3 agent lays it out: a namespace `qrouter-<id>` with
+* `ha-<id>` on the router's HA network: the node's own address from l3_ha_net_cidr, and on the
+  master the primary VIP 169.254.0.<vrid>/24 (keepalived's `virtual_ipaddress`);
+* `qr-<...>` per internal subnet and `qg-<id>` on the external network, up on every replica with
+  the same MAC (the port's), addresses only on the master (`virtual_ipaddress_excluded`), with the
+  floating IPs as /32 on qg- and the default route via the upstream gateway (`virtual_routes`);
+* nftables NAT in the namespace on every replica (inert without the addresses): DNAT of each
+  floating IP to its fixed address, SNAT of it back, SNAT of the internal subnets to the gateway.
+
+The node side: each interface is a veth whose other end is plugged into the node's bridge for that
+network (`hkb-...`, holding the node's physical interface for it), standing in for OVS's br-int
+and br-ex. IPv6 is off in router namespaces: a backup's qg-/qr- share the master's MAC, and IPv6
+neighbour discovery from them would move that MAC on the switches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass
+
+from hakeeper.l3 import netns
+from hakeeper.l3.model import Router, Settings
+from hakeeper.l3.scheduler import Placement
+
+HA_NETWORK = "ha"  # the key of the HA network in the node's physical mapping
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def port_mac(*parts: str) -> str:
+    """Neutron's fa:16:3e prefix, the rest from the port's identity: equal on every node."""
+    d = _digest(*parts)
+    return f"fa:16:3e:{d[0:2]}:{d[2:4]}:{d[4:6]}"
+
+
+def bridge_name(network: str) -> str:
+    return "hkb-" + _digest("bridge", network)[:10]
+
+
+@dataclass(frozen=True)
+class Port:
+    name: str  # inside the router namespace
+    peer: str  # the node-side end, in the node's bridge
+    network: str  # key into the node's physical mapping
+    mac: str | None  # None: let the kernel pick (the ha- port differs per node)
+    addresses: tuple[ipaddress.IPv4Interface, ...]  # master-only ones
+
+
+@dataclass(frozen=True)
+class Layout:
+    router_id: str
+    namespace: str
+    ha: Port
+    ha_address: ipaddress.IPv4Interface
+    vip: ipaddress.IPv4Interface
+    vrid: int
+    internal: tuple[Port, ...]
+    external: Port | None
+    upstream: ipaddress.IPv4Address | None
+    nat: str  # the nftables ruleset of the namespace
+
+    @property
+    def ports(self) -> tuple[Port, ...]:
+        return (self.ha, *self.internal, *((self.external,) if self.external else ()))
+
+    def master_addresses(self) -> list[tuple[str, ipaddress.IPv4Interface]]:
+        """(interface, address) present only while master, the primary VIP first."""
+        out = [(self.ha.name, self.vip)]
+        for p in (*self.internal, *((self.external,) if self.external else ())):
+            out += [(p.name, a) for a in p.addresses]
+        return out
+
+
+NAT_TABLE = "hakeeper_nat"
+
+
+def nat_ruleset(router: Router, qg: str | None) -> str:
+    """The namespace's NAT table, as one atomic `nft -f` input (replaces the previous one)."""
+    lines = [f"table ip {NAT_TABLE}", f"delete table ip {NAT_TABLE}", f"table ip {NAT_TABLE} {{",
+             "  chain prerouting { type nat hook prerouting priority dstnat; policy accept;"]
+    if qg is not None and router.gateway is not None:
+        lines += [f"    ip daddr {f.external} dnat to {f.fixed}" for f in router.floating_ips]
+    lines += ["  }", "  chain output { type nat hook output priority -100; policy accept;"]
+    if qg is not None:
+        lines += [f"    ip daddr {f.external} dnat to {f.fixed}" for f in router.floating_ips]
+    lines += ["  }", "  chain postrouting { type nat hook postrouting priority srcnat; policy accept;"]
+    if qg is not None and router.gateway is not None:
+        lines += [f'    oifname "{qg}" ip saddr {f.fixed} snat to {f.external}' for f in router.floating_ips]
+        lines += [f'    oifname "{qg}" ip saddr {i.address.network} snat to {router.gateway.address.ip}'
+                  for i in router.interfaces]
+    lines += ["  }", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def layout(router: Router, placement: Placement, node: str, settings: Settings, ns_prefix: str = "") -> Layout:
+    """Pure: names, MACs and addresses of `router`'s replica on `node`."""
+    rid = router.id
+    short = rid.replace("-", "")[:11]
+    host = placement.ha_hosts[node]
+    cidr = settings.l3_ha_net_cidr
+    ha_addr = ipaddress.IPv4Interface(f"{cidr.network_address + host}/{cidr.prefixlen}")
+    ha = Port(f"ha-{short}", "t" + _digest(rid, "ha")[:13], HA_NETWORK, None, ())
+    internal = tuple(
+        Port(f"qr-{_digest(rid, i.subnet)[:11]}", "t" + _digest(rid, "qr", i.subnet)[:13], i.subnet,
+             port_mac(rid, "qr", i.subnet), (i.address,))
+        for i in router.interfaces
+    )
+    external = None
+    upstream = None
+    if router.gateway is not None:
+        g = router.gateway
+        fips = tuple(ipaddress.IPv4Interface(f"{f.external}/32") for f in router.floating_ips)
+        external = Port(f"qg-{short}", "t" + _digest(rid, "qg")[:13], g.network, port_mac(rid, "qg"),
+                        (g.address, *fips))
+        upstream = g.upstream
+    vip = ipaddress.IPv4Interface(f"169.254.0.{placement.vrid}/24")
+    return Layout(rid, f"{ns_prefix}qrouter-{rid}", ha, ha_addr, vip, placement.vrid, internal, external,
+                  upstream, nat_ruleset(router, external.name if external else None))
+
+
+def ensure_bridges(physical: dict[str, str]) -> None:
+    """On the node: a bridge per network holding the node's physical interface for it."""
+    cmds = []
+    for network, dev in sorted(physical.items()):
+        br = bridge_name(network)
+        if netns.run(["ip", "link", "show", br], check=False).returncode != 0:
+            cmds += [f"link add {br} type bridge forward_delay 0 stp_state 0"]
+        cmds += [f"link set {dev} master {br}", f"link set {dev} up", f"link set {br} up"]
+    netns.ip_batch(cmds)
+
+
+def build(lay: Layout) -> None:
+    """Create (or re-create) the router's namespace and interfaces on this node: no master address
+    anywhere, so a returning node never starts as a second master."""
+    netns.delete(lay.namespace)
+    netns.add(lay.namespace)
+    node_cmds = []
+    for p in lay.ports:
+        node_cmds.append(f"link del {p.peer}")
+    netns.ip_batch(node_cmds, force=True)  # leftovers of an earlier run; absent ones are fine
+    node_cmds = []
+    for p in lay.ports:
+        mac = f" address {p.mac}" if p.mac else ""
+        node_cmds += [f"link add {p.peer} type veth peer name {p.name}{mac} netns {lay.namespace}",
+                      f"link set {p.peer} master {bridge_name(p.network)} up"]
+    netns.ip_batch(node_cmds)
+    ns_cmds = ["link set lo up", f"addr add {lay.ha_address} dev {lay.ha.name}"]
+    ns_cmds += [f"link set {p.name} up" for p in lay.ports]
+    netns.ip_batch(ns_cmds, lay.namespace)
+    netns.in_netns(lay.namespace, ["sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.disable_ipv6=1",
+                                   "net.ipv6.conf.default.disable_ipv6=1"])
+    netns.in_netns(lay.namespace, ["nft", "-f", "-"], stdin=lay.nat)
+
+
+def destroy(lay: Layout) -> None:
+    netns.delete(lay.namespace)
+    netns.ip_batch([f"link del {p.peer}" for p in lay.ports], force=True)
