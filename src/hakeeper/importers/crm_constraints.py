@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hakeeper.importers.crm_lexer import Statement, split_pair, validate
+from hakeeper.importers.crm_lexer import QuotedWord, Statement, split_pair, validate
 from hakeeper.importers.located import SourceMap
 from hakeeper.spec.model import (
     Colocation,
@@ -132,7 +132,9 @@ class ConstraintParser:
         terms: list[list[str]] = [[]]
         joins: set[str] = set()
         for word in words[1:]:
-            if word in ("and", "or"):
+            if isinstance(word, QuotedWord):
+                terms[-1].append(word)  # a value, whatever it spells
+            elif word in ("and", "or"):
                 joins.add(word)
                 terms.append([])
             elif word in ("(", ")"):

@@ -74,17 +74,26 @@ _PIECE = re.compile(r"""
 _DOUBLE_ESCAPE = re.compile(r'\\([\\"])')
 
 
+class QuotedWord(str):
+    """A word written with quotes or a backslash in it: always a value, never a keyword or a
+    bracket (`#uname eq ")"` compares with a parenthesis, `#uname eq "and"` with the word)."""
+
+    __slots__ = ()
+
+
 def split_words(text: str) -> list[str]:
-    """Raises ValueError for an unclosed quote or a final lone backslash, as shlex does."""
+    """Raises ValueError for an unclosed quote or a final lone backslash, as shlex does.
+    Words with quoting in them are QuotedWord (equal to the plain string)."""
     words: list[str] = []
     pieces: list[str] = []
-    in_word = False  # an empty quoted string is still a word
+    in_word = quoted = False  # an empty quoted string is still a word
     for m in _PIECE.finditer(text):
         kind = m.lastgroup
         if kind == "space":
             if in_word:
-                words.append("".join(pieces))
-                pieces, in_word = [], False
+                joined = "".join(pieces)
+                words.append(QuotedWord(joined) if quoted else joined)
+                pieces, in_word, quoted = [], False, False
             continue
         if kind == "unclosed":
             raise ValueError("No closing quotation")
@@ -93,8 +102,10 @@ def split_words(text: str) -> list[str]:
         value = m.group(kind or "plain")
         pieces.append(_DOUBLE_ESCAPE.sub(r"\1", value) if kind == "double" else value)
         in_word = True
+        quoted = quoted or kind != "plain"
     if in_word:
-        words.append("".join(pieces))
+        joined = "".join(pieces)
+        words.append(QuotedWord(joined) if quoted else joined)
     return words
 
 

@@ -275,3 +275,13 @@ def test_long_group_imports() -> None:
     text = "node a\n" + "".join(f"primitive {m} ocf:heartbeat:Dummy\n" for m in members)
     spec = parse_crm(text + f"group g {' '.join(members)} meta ordered=true\n", "group.crm")
     assert spec.resources.groups[0].members == members and spec.resources.groups[0].meta.ordered
+
+
+def test_quoted_rule_values_are_values() -> None:
+    """A quoted `)` or `and` in a rule is the value compared with, not syntax (config show --crm
+    writes such values quoted)."""
+    spec = parse_crm(BASE + 'location l p rule 10: #uname eq ")"\nlocation m q rule 5: kind eq "and"\n', "q.crm")
+    first, second = (loc.rules[0] for loc in spec.constraints.location)
+    assert [(e.attribute, e.operation, e.value) for e in first.expressions] == [("#uname", "eq", ")")]
+    assert [(e.attribute, e.operation, e.value) for e in second.expressions] == [("kind", "eq", "and")]
+    assert second.boolean_op == "and" and len(second.expressions) == 1

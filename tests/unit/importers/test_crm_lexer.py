@@ -55,19 +55,29 @@ def test_unclosed_quote_is_located() -> None:
 
 
 def _import_time(size: int) -> float:
+    """CPU time of this process (other processes' load does not count) for one import."""
     text = f'node n1\nprimitive p ocf:heartbeat:Dummy params big="{"x" * size}" \\\n    op monitor interval=10s\n'
-    best = float("inf")
-    for _ in range(5):
-        began = time.perf_counter()
-        spec = parse_crm(text, "big.crm")
-        best = min(best, time.perf_counter() - began)
+    began = time.process_time()
+    spec = parse_crm(text, "big.crm")
+    spent = time.process_time() - began
     assert len(spec.resources.primitives[0].params["big"]) == size
-    return best
+    return spent
 
 
 def test_long_line_imports_in_linear_time() -> None:
     """Ten times the line, about ten times the time: the ratio is compared, not a wall-clock
-    limit, and generously (quadratic lexing measured 100x here: 0.13 s for 100 KB, 15.6 s for
-    1 MB). The small size is large enough that fixed costs do not dominate."""
-    small, large = _import_time(60_000), _import_time(600_000)
-    assert large / max(small, 1e-4) < 35, (small, large)
+    limit, and generously (quadratic lexing measured 50-100x here: 0.13 s for 100 KB, 16.7 s for
+    1 MB). The best of a few tries counts, so one slow run on a loaded machine does not."""
+    small = min(_import_time(60_000) for _ in range(5))
+    ratios = []
+    for _ in range(7):
+        ratios.append(_import_time(600_000) / max(small, 1e-4))
+        if ratios[-1] < 35:
+            break
+    assert min(ratios) < 35, (small, ratios)
+
+
+def test_quoted_words_are_marked() -> None:
+    words = split_words('a "b" c\\d \'\' e')
+    assert words == ["a", "b", "cd", "", "e"]
+    assert [type(w).__name__ for w in words] == ["str", "QuotedWord", "QuotedWord", "QuotedWord", "str"]
