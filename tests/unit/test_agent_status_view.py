@@ -136,3 +136,35 @@ def test_a_cloned_group_partly_up_on_a_node_lists_its_members_there() -> None:
     assert "    * Started: [ n1 ]" in text
     assert "    * vip\t(vip):\t Started n2 (group incomplete)" in text
     assert "    * Stopped: [ n3 n4 ]" in text
+
+
+def test_a_fenced_node_is_offline_while_its_old_member_key_lingers() -> None:
+    spec = parse_spec(SPEC.format(stonith="true"), "c.yaml")
+    keys = st.Keys("t")
+    values = {
+        keys.config: st.dumps({"version": 1, "spec": spec.model_dump(mode="json", by_alias=True)}),
+        # n1's member key is bound to a lease that outlives the fence by up to a TTL.
+        keys.member("n1"): st.dumps({"probed": True, "started": 50.0}),
+        keys.member("n2"): st.dumps({"probed": True, "started": 40.0}),
+        f"{keys.fence}n1": st.dumps({"at": 90.0, "ok": True, "device": "fence"}),
+    }
+    assert status_view(values, keys, now=100.0)["nodes"]["n1"] == "OFFLINE (fenced)"
+    # Once it comes back it is a new incarnation, started after the fence: online again.
+    values[keys.member("n1")] = st.dumps({"probed": True, "started": 95.0})
+    assert status_view(values, keys, now=100.0)["nodes"]["n1"] == "online"
+
+
+def test_a_node_dropped_from_the_configuration_stays_in_view_while_it_runs_something() -> None:
+    spec = parse_spec(SPEC.format(stonith="false"), "c.yaml")
+    keys = st.Keys("t")
+    values = {
+        keys.config: st.dumps({"version": 1, "spec": spec.model_dump(mode="json", by_alias=True)}),
+        keys.member("n1"): st.dumps({"probed": True}),
+        keys.member("n3"): st.dumps({"probed": True}),
+        keys.status_of("n4", "old"): st.dumps({"role": "Started"}),
+    }
+    nodes = status_view(values, keys, now=100.0)["nodes"]
+    assert nodes["n3"] == "online, not in the configuration (nothing is placed here)"
+    # n4 reports a resource but has no member key: lost, and without fencing what it ran is stopped.
+    assert nodes["n4"].startswith("OFFLINE (lost")
+    assert "n3" in render_status(status_view(values, keys, now=100.0))

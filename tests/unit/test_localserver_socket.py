@@ -176,11 +176,6 @@ def test_a_stale_socket_of_a_killed_server_is_replaced(tmp_path: Path) -> None:
     assert time.monotonic() - t0 < 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="agent/commands.py _store_serve still unlinks --socket before LocalServer.start checks it "
-    "(owned by another helper): remove this mark with that unlink",
-)
 def test_the_cli_refuses_a_regular_file_with_exit_2(tmp_path: Path) -> None:
     path = tmp_path / "precious"
     path.write_text("keep me")

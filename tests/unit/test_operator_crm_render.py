@@ -97,6 +97,7 @@ def specs(draw: Any) -> ClusterSpec:
         name=draw(NAMES), stonith_enabled=draw(s.booleans()), symmetric_cluster=draw(s.booleans()),
         no_quorum_policy=draw(s.sampled_from(["stop", "freeze", "ignore"])),
         resource_stickiness=draw(SCORES), migration_threshold=draw(s.sampled_from([INFINITY, 3])),
+        node_timeout=draw(s.sampled_from([None, 0.0, 0.5, 1.5, 60.0])),
         other=draw(s.dictionaries(s.sampled_from(["dc-version", "cluster-infrastructure", "batch-limit"]), VALUES,
                                   max_size=2)),
     )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import faulthandler
 import getpass
 import json
@@ -156,8 +155,7 @@ def _store_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO)
 
     async def main() -> int:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(args.socket)
+        # The server claims the path itself: it never removes what it did not create.
         server = LocalServer(args.socket)
         await server.start()
         stop = asyncio.Event()

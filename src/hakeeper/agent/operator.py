@@ -42,7 +42,12 @@ def status_view(values: Mapping[str, bytes], keys: st.Keys, now: float) -> dict[
     }
     spec = found[1] if found else None
     state = st.cluster_state(spec, values, keys, now) if spec else None
-    names = [n.name for n in spec.nodes] if spec else sorted(joined)
+    configured = [n.name for n in spec.nodes] if spec else sorted(joined)
+    # Members and nodes still reporting resources that the configuration no longer lists are kept
+    # in view: the scheduler keeps them in standby until what they run has stopped.
+    reporting = {node for node, _ in st.statuses(values, keys)}
+    extra = sorted((joined | reporting) - set(configured)) if spec else []
+    names = configured + extra
     fencing = spec is not None and spec.cluster.stonith_enabled
     # Without fencing the scheduler counts what a lost node ran as stopped; so does this view.
     lost_unfenced: set[str] = set()
@@ -55,6 +60,11 @@ def status_view(values: Mapping[str, bytes], keys: st.Keys, now: float) -> dict[
             lost_unfenced.add(name)
         elif ns is not None and ns.shutdown:
             word = "shutting down (its resources are moving away)"
+        elif name in joined and _fenced_since_joined(values, keys, name):
+            # Its member key outlives the fence until its lease expires; the node itself is gone.
+            word = "OFFLINE (fenced)"
+        elif name in extra:
+            word = ("online, " if name in joined else "") + "not in the configuration (nothing is placed here)"
         elif name in joined:
             word = "standby" if node_docs.get(name, {}).get("standby") else "online"
         else:
@@ -137,6 +147,16 @@ def resource_layout(spec: ClusterSpec | None, reported: Iterable[str]) -> list[d
     for rsc in sorted({_base(r) for r in reported} - configured):
         items.append({"kind": "primitive", "id": rsc, "orphan": spec is not None})
     return items
+
+
+def _fenced_since_joined(values: Mapping[str, bytes], keys: st.Keys, node: str) -> bool:
+    """Whether the node was fenced after its current member key was written (so that key is a
+    leftover of the incarnation the fence killed)."""
+    fence = st.loads(values.get(f"{keys.fence}{node}"))
+    member = st.loads(values.get(keys.member(node)))
+    if not isinstance(fence, dict) or not isinstance(member, dict):
+        return False
+    return bool(fence.get("ok")) and float(fence.get("at", 0)) >= float(member.get("started", 0))
 
 
 def render_status(view: Mapping[str, Any]) -> str:
@@ -366,7 +386,9 @@ def preview_of(spec: ClusterSpec, values: Mapping[str, bytes], keys: st.Keys, no
     found = st.config_of(values, keys)
     changes = hist.spec_changes(found[1] if found else None, spec)
     removed_resources, removed_nodes = hist.removed(changes)
-    plan = schedule(spec, st.cluster_state(spec, values, keys, now))
+    # Nodes dropped from the configuration stay in the scheduler's view (standby) while they run
+    # something, so what they run is stopped; the leader schedules with the same input.
+    plan = schedule(*st.scheduler_input(spec, values, keys, now))
     configured = {p.id for p in spec.resources.primitives}
     lines = []
     for line in plan.summary:

@@ -21,7 +21,8 @@ _OPTIONS = {"cluster-name": "name", "symmetric-cluster": "symmetric-cluster",
             "stonith-enabled": "stonith-enabled", "no-quorum-policy": "no-quorum-policy",
             "maintenance-mode": "maintenance-mode", "stop-all-resources": "stop-all-resources",
             "start-failure-is-fatal": "start-failure-is-fatal",
-            "default-resource-stickiness": "resource-stickiness"}
+            "default-resource-stickiness": "resource-stickiness",
+            "node-timeout": "node-timeout"}  # hakeeper's own: the agents' heartbeat timeout
 _RSC_DEFAULT_OPTIONS = ("resource-stickiness", "migration-threshold")
 _META_ALIASES = {"master-max": "promoted-max", "master-node-max": "promoted-node-max"}
 _OP_FIELDS = frozenset({"interval", "timeout", "role", "on-fail", "enabled"})

@@ -54,11 +54,15 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+_RULE_SYNTAX = frozenset({"and", "or", "not"})
+
+
 def _word(text: str) -> str:
     """A word as crm shell's lexer reads it back: bare when it can be, else double-quoted."""
     if "\n" in text or "\r" in text:
         raise _Unwritable("a value with a line break")
-    if text and not any(c.isspace() or c in "\"'\\" for c in text):
+    # Rule syntax words would be read back as syntax, not as values.
+    if text and text not in _RULE_SYNTAX and not any(c.isspace() or c in "\"'\\()[]" for c in text):
         return text
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
