@@ -28,9 +28,15 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from hakeeper.resources.pacemaker_cli import TOOLS, crm_node
+# Agents call crm_attribute a dozen times per action: it starts without site-packages (-S) and
+# imports pacemaker_cli (lxml) only for the other tools.
+FAST = ("crm_attribute", "crm_master")
 
-__all__ = ["crm_attribute", "crm_node", "install_shims", "promotion_name"]
+
+def crm_node(argv: Sequence[str], env: dict[str, str]) -> tuple[int, str, str]:
+    from hakeeper.resources.pacemaker_cli import crm_node as answer
+
+    return answer(argv, env)
 
 EX_USAGE = 64
 EX_NOSUCH = 105
@@ -191,10 +197,11 @@ def install_shims(directory: str) -> str:
     os.makedirs(directory, exist_ok=True)
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     for tool in SHIMS:
+        flags = " -S" if tool in FAST else ""
         text = (
             "#!/bin/sh\n"
             f"# {tool} for OCF agents run by hakeeper (see hakeeper/resources/crm_attribute.py)\n"
-            f"PYTHONPATH={shlex.quote(package_root)} exec {shlex.quote(sys.executable)} "
+            f"PYTHONPATH={shlex.quote(package_root)} exec {shlex.quote(sys.executable)}{flags} "
             f"-m hakeeper.resources.crm_attribute {tool} \"$@\"\n"
         )
         path = os.path.join(directory, tool)
@@ -226,7 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EX_USAGE
     tool, rest = argv[0], argv[1:]
     env = dict(os.environ)
-    if tool in TOOLS:
+    if tool not in FAST:
+        from hakeeper.resources.pacemaker_cli import TOOLS
+
         status, out, err = TOOLS[tool](rest, env)
     elif tool == "crm_master":
         # crm_master is crm_attribute for the calling resource's promotion score.
