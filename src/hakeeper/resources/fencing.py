@@ -16,6 +16,7 @@ import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from hakeeper.names import agent_path_problem, control_character_problem, is_inside
 from hakeeper.resources.runner import run
 
 
@@ -30,9 +31,43 @@ class FenceDevice(abc.ABC):
     async def fence(self, node: str, timeout: float) -> FenceResult: ...
 
 
+FENCE_AGENT_DIR = "/usr/sbin"
+
+
+def fence_agent_path(agent: str) -> str:
+    """The script a `stonith:AGENT` primitive runs: a name under /usr/sbin, or an absolute path."""
+    return agent if os.path.isabs(agent) else os.path.join(FENCE_AGENT_DIR, agent)
+
+
+def fence_agent_problem(agent: str) -> str | None:
+    """Why `stonith:AGENT` cannot run here (a name that would leave /usr/sbin, a missing or
+    non-executable script), or None."""
+    shape = agent_path_problem(agent, absolute=True)
+    if shape is not None:
+        return f"fence agent {agent!r}: {shape}"
+    path = fence_agent_path(agent)
+    if not os.path.isabs(agent) and not is_inside(path, FENCE_AGENT_DIR):
+        return f"fence agent {path} is not inside {FENCE_AGENT_DIR}"
+    real = os.path.realpath(path)
+    if not os.path.isfile(real) or not os.access(real, os.X_OK):
+        return f"fence agent {path} not found"
+    return None
+
+
+def stdin_problem(params: Mapping[str, str]) -> str | None:
+    """Fence agents read `key=value` lines: a line break in a value would add an option of its own
+    (`action=on`), so such parameters are refused rather than passed."""
+    for key, value in params.items():
+        problem = control_character_problem(key) or control_character_problem(value)
+        if problem is not None or "=" in key:
+            return f"fence parameter {key!r} cannot be passed on one line"
+    return None
+
+
 class FenceAgent(FenceDevice):
     def __init__(self, agent: str, params: Mapping[str, str], action: str = "off") -> None:
-        self.path = agent if os.path.isabs(agent) else os.path.join("/usr/sbin", agent)
+        self.agent = agent
+        self.path = fence_agent_path(agent)
         self.params = {k: v for k, v in params.items() if k != "host_map"}
         self.host_map = dict(
             item.split(":", 1) for item in params.get("host_map", "").replace(",", ";").split(";") if ":" in item
@@ -44,8 +79,9 @@ class FenceAgent(FenceDevice):
         return "".join(f"{k}={v}\n" for k, v in opts.items())
 
     async def fence(self, node: str, timeout: float) -> FenceResult:
-        if not os.access(self.path, os.X_OK):
-            return FenceResult(False, f"fence agent {self.path} not found")
+        problem = fence_agent_problem(self.agent) or stdin_problem({**self.params, "action": self.action})
+        if problem is not None:
+            return FenceResult(False, problem)
         done = await run([self.path], timeout, stdin=self.stdin(node))
         if done.timed_out:
             return FenceResult(False, f"{os.path.basename(self.path)} timed out after {timeout:g}s")

@@ -8,8 +8,9 @@ import contextlib
 import os
 from collections.abc import Mapping
 
+from hakeeper.names import PathEscapeError, contained_path
 from hakeeper.resources.base import ResourceAgent, register_class
-from hakeeper.resources.fencing import FenceDevice, make_device
+from hakeeper.resources.fencing import FenceDevice, fence_agent_problem, make_device
 from hakeeper.resources.result import Result, Status
 from hakeeper.spec.values import parse_duration
 
@@ -39,14 +40,17 @@ def fence_delay(params: Mapping[str, str]) -> tuple[float, float]:
 def device_missing(agent_type: str) -> str | None:
     if agent_type == "netns":
         return None
-    path = agent_type if os.path.isabs(agent_type) else os.path.join("/usr/sbin", agent_type)
-    return None if os.access(path, os.X_OK) else f"fence agent {path} not found"
+    return fence_agent_problem(agent_type)
 
 
 class StonithAgent(ResourceAgent):
-    @property
-    def marker(self) -> str:
-        return os.path.join(self.state_dir, f"{self.rid}.stonith")
+    def marker(self) -> str | None:
+        """The file that says the device was started here; None for an id that would put it
+        outside the state directory (the spec refuses such ids; this is the second line)."""
+        try:
+            return contained_path(self.state_dir, f"{self.rid}.stonith")
+        except PathEscapeError:
+            return None
 
     def installed(self) -> str | None:
         return device_missing(self.name.type)
@@ -56,17 +60,23 @@ class StonithAgent(ResourceAgent):
         if reason is not None:
             return Result(Status.NOT_INSTALLED, 5, reason)
         os.makedirs(self.state_dir, exist_ok=True)
-        with open(self.marker, "w"):
+        marker = self.marker()
+        if marker is None:
+            return Result(Status.NOT_CONFIGURED, 6, f"resource id {self.rid!r} leaves the state directory")
+        with open(marker, "w"):
             pass
         return Result(Status.SUCCESS, 0)
 
     async def stop(self, timeout: float) -> Result:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.marker)
+        marker = self.marker()  # None: nothing can have been started under that id
+        if marker is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(marker)
         return Result(Status.SUCCESS, 0)
 
     async def monitor(self, timeout: float) -> Result:
-        if not os.path.exists(self.marker):
+        marker = self.marker()
+        if marker is None or not os.path.exists(marker):
             return Result(Status.NOT_RUNNING, 7)
         reason = self.installed()
         return Result(Status.SUCCESS, 0) if reason is None else Result(Status.NOT_INSTALLED, 5, reason)
