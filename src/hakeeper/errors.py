@@ -7,6 +7,7 @@ never a traceback.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,11 +27,25 @@ class Problem:
     field: str | None = None
 
     def __str__(self) -> str:
+        if self.file is None and self.field is not None and self.field.startswith("--"):
+            return f"{self.field}: {self.message}"  # a value given on the command line
         where = self.file or "<input>"
         if self.line is not None:
             where += f":{self.line}"
-        what = f"{self.field}: " if self.field else ""
+        what = f"{shown_field(self.field)}: " if self.field else ""
         return f"{where}: {what}{self.message}"
+
+
+# A part of a field path that reads as a name (a key, an index, an instance `rsc:0`, a flag).
+_NAME_LIKE = re.compile(r"[A-Za-z0-9_#@\-\[\]/]{1,64}(?::[0-9]{1,6})?")
+
+
+def shown_field(field: str) -> str:
+    """The field path of an error as it may be printed. A part that does not read as a name is
+    text taken from the input, and the input may not be a file the operator wrote (a sudo rule
+    running hakeeper on /etc/shadow): it is described by its length, never quoted."""
+    return ".".join(part if not part or _NAME_LIKE.fullmatch(part) else f"<a key of {len(part)} characters>"
+                    for part in field.split("."))
 
 
 @dataclass

@@ -215,6 +215,8 @@ def judge(o: Outcome, workdir: Path, before: set[str], secret: str) -> list[str]
     new = sorted(after - before)
     if o.status == 2:
         paths = [str(workdir / p) for p in case.files]
+        # A value given on the command line is located by its flag (`--controller: ...`).
+        paths += [arg for arg in case.argv if arg.startswith("--")]
         for p in (*case.outputs, *case.extra_paths):
             # An error about where to write may name the output or a directory above it.
             path = Path(expand(p, workdir))

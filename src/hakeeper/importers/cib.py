@@ -280,7 +280,9 @@ def read_cib(source: str | Path | IO[bytes], file: str | None = None, *, now: fl
                                      resolve_entities=False, no_network=True)
             etree.parse(str(source) if isinstance(source, Path) else source, parser)
     except etree.XMLSyntaxError as exc:
-        raise InputError.at(f"not a CIB: {exc.msg}", file=name, line=exc.lineno or 1) from None
+        # libxml2 may end its message with a line break and a second location: keep one line.
+        message = " ".join(str(exc.msg).split())
+        raise InputError.at(f"not a CIB: {message}", file=name, line=exc.lineno or 1) from None
     except OSError as exc:
         raise InputError.at(f"cannot read: {exc.strerror or exc}", file=name) from None
     return builder.finish()

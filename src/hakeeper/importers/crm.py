@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hakeeper.errors import read_input_text
+from hakeeper.errors import read_input_text, shown_field
 from hakeeper.importers.crm_constraints import ConstraintParser
 from hakeeper.importers.crm_lexer import Statement, split_pair, statements, validate
 from hakeeper.importers.located import SourceMap
@@ -87,7 +87,9 @@ class CrmReader:
         elif kind in _UNSUPPORTED:
             raise st.error(f"{_UNSUPPORTED[kind]} ({kind}) is not supported yet", kind)
         else:
-            raise st.error(f"unknown crm statement {kind!r}", kind)
+            # Quoted only when it reads as a word: the file may not be a crm configuration at all.
+            shown = shown_field(kind)
+            raise st.error(f"unknown crm statement {kind!r}" if shown == kind else "not a crm statement", shown)
 
     def _pairs(self, st: Statement, words: list[str]) -> dict[str, str]:
         """`[$id=X] [NAME:] k=v ...` → {k: v}; the set's id or name is dropped (it names nothing we keep)."""

@@ -206,17 +206,26 @@ def import_environment(file: str | Path, controllers: Sequence[tuple[str, str]],
     p = Path(file)
     doc = locate_json(read_input_text(p), str(p))
     data = profile_data(doc, controllers, vip_mode)
-    # The result must be a working profile; a problem in what came from --controller is named so.
+    # The result must be a working profile. A problem is located where its value came from: the
+    # file for the VIPs and the name, the command line for the controllers.
+    found = _attr(doc, "vips")
+    vips_path: Path_ = found[1] if found else ("override_attributes", "vips")
     try:
         profile = Profile.model_validate(data)
-    except ValidationError as exc:  # what came from the file was checked: report the command line
-        why = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise InputError.at(f"the controllers given do not make a valid profile ({why})",
-                            field="--controller") from None
+    except ValidationError as exc:
+        located = []
+        for e in exc.errors():
+            loc = tuple(part for part in e["loc"] if part != "[key]")
+            msg = e["msg"].removeprefix("Value error, ").replace("\n", " ")
+            if loc[:1] == ("vips",):
+                located.append(_err(doc, (*vips_path, *loc[1:]), msg))
+            elif loc[:1] == ("controllers",) and len(loc) > 1 and isinstance(loc[1], int):
+                located.append(Problem(f"{controllers[loc[1]][0]!r}: {msg}", None, None, "--controller"))
+            else:
+                located.append(Problem(msg, str(p), None, ".".join(str(x) for x in loc)))
+        raise InputError(located) from None
     _, problems = resolve(profile)
     if problems:
-        found = _attr(doc, "vips")
-        vips_path: Path_ = found[1] if found else ("override_attributes", "vips")
         out = []
         for path, msg in problems:
             if path[:1] == ("controllers",) and isinstance(path[1], int):
