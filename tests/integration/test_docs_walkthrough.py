@@ -71,6 +71,8 @@ def test_a_newcomer_gets_a_cluster_that_fails_over() -> None:
     finally:
         subprocess.run(["bash", "-c", teardown], capture_output=True, timeout=60)
     assert not any(ns.startswith("hkw-") for ns in netns_list()), "the teardown left namespaces behind"
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    assert "hkw-" not in links, "the teardown left links behind"
     assert not os.path.exists("/tmp/hkw")
 
 
