@@ -24,6 +24,7 @@ COMMAND_MODULES: list[str] = [
     "hakeeper.conformance.commands",
     "hakeeper.openstack.commands",
     "hakeeper.agent.commands",
+    "hakeeper.l3.commands",
 ]
 
 

@@ -29,6 +29,7 @@ from hakeeper.coord.lease import DEFAULT_LEASE_TTL, LeaseKeeper
 from hakeeper.coord.store import Compare, Delete, Put, Store, StoreError, bounded
 from hakeeper.coord.watch import Changes, Mirror, Snapshot, follow
 from hakeeper.placement import Plan, schedule
+from hakeeper.resources import pacemaker_cli
 from hakeeper.resources.base import ResourceAgent, make_agent
 from hakeeper.resources.crm_attribute import clear_attrs, read_attrs, write_view
 from hakeeper.resources.ocf import OcfAgent
@@ -235,6 +236,7 @@ class Agent:
             Put(self.keys.attr_of(self.node, n), st.dumps(v), lease) for n, v in local.items() if stored.get(n) != v
         ]
         ops += [Delete(self.keys.attr_of(self.node, n)) for n in stored if n not in local]
+        ops += pacemaker_cli.outbox_ops(self)  # attributes set for other nodes: requests to them
         return ops if lease else []
 
     def _write_attrs_view(self) -> None:
@@ -259,6 +261,7 @@ class Agent:
             asyncio.create_task(leader.run(), name="leader"),
         ]
         tasks.append(asyncio.create_task(self._heartbeat(), name="heartbeat"))
+        tasks.append(asyncio.create_task(pacemaker_cli.follow_requests(self), name="attr-requests"))
         try:
             done, _ = await asyncio.wait(
                 [*tasks, asyncio.create_task(self.stopped.wait())], return_when=asyncio.FIRST_COMPLETED
@@ -274,6 +277,7 @@ class Agent:
         self.probed = False
         # Transient attributes belong to an incarnation: the probe's monitors set them afresh.
         clear_attrs(self.state_dir)
+        await pacemaker_cli.purge_requests(self)  # requests made for an earlier incarnation are void
         await election.register(
             self.store,
             self.keys.members,
@@ -339,6 +343,7 @@ class Agent:
             if self._note_heartbeats(update):
                 self.metrics.revision.set(self.mirror.revision)
                 continue
+            pacemaker_cli.refresh_view(self)  # what cibadmin/crm_mon/crm_node answer agents
             if self.keys.reprobe + self.node in self.mirror.values:
                 self._probe_needed.set()  # `resource cleanup` asks for a fresh look
             self.metrics.revision.set(self.mirror.revision)
@@ -492,7 +497,9 @@ class Agent:
         orphan = not st.configured(spec, rsc)
         ra = self.agent_for(spec, instance)
         known = self._definition(spec, rsc, instance)
-        if task in ("stop", "demote"):
+        if task in ("stop", "demote", "promote"):
+            # Pacemaker cancels the recurring monitor before a role change: an unpromoted
+            # instance's monitor would take the promotion in progress (rc 8) for a failure.
             self._stop_monitor(rsc)
         if ra is None:
             res = Result(Status.NOT_CONFIGURED, 6, f"no resource {rsc} in the configuration, nor a definition of it")

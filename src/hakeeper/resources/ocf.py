@@ -18,6 +18,7 @@ such a file out of the state directory fails the action too.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 
@@ -64,6 +65,7 @@ class OcfAgent(ResourceAgent):
                 where = os.path.join(self.state_dir, base)
                 contained_path(where, self.rid)
                 contained_path(where, f"{self.name.type}-{self.rid}")
+            contained_path(self.state_dir, f"{self.rid}.ocf.log")  # the actions' output
         except PathEscapeError as exc:
             return f"resource id {self.rid!r} would put the agent's files outside the state directory: {exc}"
         return None
@@ -114,7 +116,17 @@ class OcfAgent(ResourceAgent):
         reason = self.installed()
         if reason is not None:
             return Result.from_ocf(5, reason)
-        done = await run([self.path, action], timeout, env=self.env(action, timeout))
+        # Output through a file, not a pipe: an agent that starts a daemon in the background
+        # (galera's and mysql's mysqld_safe &) leaves it holding the pipe, and the action would
+        # only end at its timeout. One file per resource: a monitor of another resource running at
+        # the same time must not lend its output to this action's result. (installed() has
+        # checked that the id stays inside the state directory.)
+        os.makedirs(self.state_dir, exist_ok=True)
+        log = os.path.join(self.state_dir, f"{self.rid}.ocf.log")
+        with contextlib.suppress(OSError):
+            if os.path.getsize(log) > 1 << 20:
+                os.truncate(log, 0)
+        done = await run([self.path, action], timeout, env=self.env(action, timeout), log=log)
         if done.timed_out:
             return timed_out(done)
         return Result.from_ocf(done.rc, done.output, done.duration)
