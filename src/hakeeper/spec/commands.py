@@ -8,7 +8,7 @@ from typing import Any
 
 from hakeeper.errors import InputError, Problem
 from hakeeper.spec.loader import spec_from_document
-from hakeeper.spec.runnable import unrunnable
+from hakeeper.spec.runnable import unmonitored, unrunnable
 from hakeeper.yamlsource import load_yaml
 
 
@@ -31,6 +31,11 @@ def _validate(args: argparse.Namespace) -> int:
             problems.append(Problem(message, args.file, line, field))
         else:
             notes.append(Problem(f"{check.primitive} ({check.agent}): {check.note}", args.file, line, field))
+    for index in unmonitored(spec):
+        where = ("resources", "primitives", index)
+        notes.append(Problem(f"{spec.resources.primitives[index].id} has no monitor operation: hakeeper will "
+                             "not notice if it stops running (add {name: monitor, interval: 10s})",
+                             args.file, doc.line_of(where), ".".join(map(str, where))))
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     if problems and args.strict:

@@ -43,3 +43,14 @@ def unrunnable(spec: ClusterSpec) -> list[AgentCheck]:
     """Every primitive that cannot run here or runs other than written, in file order."""
     checks = (check_primitive(i, p) for i, p in enumerate(spec.resources.primitives))
     return [c for c in checks if c.problem is not None or c.note is not None]
+
+
+def unmonitored(spec: ClusterSpec) -> list[int]:
+    """Indexes of the primitives with no enabled recurring monitor: the agent starts and stops
+    them but never looks again, so a crash goes unnoticed (fence devices excepted: the leader
+    tries them when it fences)."""
+    return [
+        i for i, prim in enumerate(spec.resources.primitives)
+        if prim.agent.cls != "stonith"
+        and not any(op.name == "monitor" and op.enabled and op.interval > 0 for op in prim.operations)
+    ]

@@ -87,3 +87,24 @@ def test_validate_warns_on_the_seed_002_import(tmp_path: Path) -> None:
     strict = _cli("validate", "--strict", str(spec))
     assert strict.returncode == 2 and "Traceback" not in strict.stderr
     assert sum("no upstart on this system" in line for line in strict.stderr.splitlines()) == len(UPSTART)
+
+
+def test_a_primitive_without_a_monitor_is_named_and_fence_devices_are_not() -> None:
+    from hakeeper.spec import parse_spec
+    from hakeeper.spec.runnable import unmonitored
+
+    spec = parse_spec(
+        """\
+nodes: [{name: n1}]
+resources:
+  primitives:
+    - {id: fence, agent: "stonith:netns"}
+    - {id: web, agent: process, params: {command: "sleep 1"}}
+    - {id: off, agent: process, params: {command: "sleep 1"},
+       operations: [{name: monitor, interval: 5s, enabled: false}]}
+    - {id: probe-only, agent: process, params: {command: "sleep 1"}, operations: [{name: monitor}]}
+    - {id: db, agent: process, params: {command: "sleep 1"}, operations: [{name: monitor, interval: 5s}]}
+""",
+        "s.yaml",
+    )
+    assert [spec.resources.primitives[i].id for i in unmonitored(spec)] == ["web", "off", "probe-only"]
