@@ -100,11 +100,11 @@ resources:
   primitives:
     - {id: fence, agent: "stonith:netns"}
     - {id: web, agent: process, params: {command: "sleep 1"}}
-    - {id: off, agent: process, params: {command: "sleep 1"},
+    - {id: quiet, agent: process, params: {command: "sleep 1"},
        operations: [{name: monitor, interval: 5s, enabled: false}]}
     - {id: probe-only, agent: process, params: {command: "sleep 1"}, operations: [{name: monitor}]}
     - {id: db, agent: process, params: {command: "sleep 1"}, operations: [{name: monitor, interval: 5s}]}
 """,
         "s.yaml",
     )
-    assert [spec.resources.primitives[i].id for i in unmonitored(spec)] == ["web", "off", "probe-only"]
+    assert [spec.resources.primitives[i].id for i in unmonitored(spec)] == ["web", "quiet", "probe-only"]
