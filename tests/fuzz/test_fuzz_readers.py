@@ -21,6 +21,8 @@ import fuzzrun
 import pytest
 from fuzzreport import save_reproducer, summary
 
+pytest_plugins = ["fuzzfixtures"]  # the suite's fixtures (see fuzzfixtures.py for why not a conftest)
+
 pytestmark = pytest.mark.slow  # about 20 s on an idle 2-core machine; part of every run all the same
 
 MUTATIONS = int(os.environ.get("HAKEEPER_FUZZ_MUTATIONS", "12"))

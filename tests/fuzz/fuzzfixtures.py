@@ -1,4 +1,7 @@
-"""Fixtures of the fuzz suite: hakeeper preloaded (forked runs start warm), a fake secret, a store."""
+"""Fixtures of the fuzz suite: hakeeper preloaded (forked runs start warm), a fake secret, a store.
+
+A module of its own, imported by the test module, not a conftest.py: a second module named
+`conftest` would shadow tests/conftest.py, whose helpers the other tests import by that name."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _preloaded() -> None:
+def preloaded() -> None:
     fuzzrun.preload()
 
 
