@@ -1,5 +1,6 @@
 """One contract, every backend: the same test functions run against the embedded store (in
-process and through its Unix-socket server) and a real etcd started on loopback."""
+process, through its Unix-socket server, and kept on disk in SQLite behind that server) and a
+real etcd started on loopback."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 
 from conftest import needs_binary
 from hakeeper.coord import election
+from hakeeper.coord.durable import DurableStore
 from hakeeper.coord.etcd import EtcdStore
 from hakeeper.coord.etcdproc import Cluster, loopback_cluster
 from hakeeper.coord.localserver import LocalServer, RemoteStore
@@ -39,7 +41,7 @@ def etcd_cluster() -> Iterator[Cluster]:
             cluster.stop()
 
 
-@pytest.fixture(params=["memory", "local", "etcd"])
+@pytest.fixture(params=["memory", "local", "durable", "etcd"])
 def backend(request: pytest.FixtureRequest, tmp_path: Any) -> Callable[[], Any]:
     """An async context manager factory giving a fresh Store (and a unique key prefix)."""
     kind = request.param
@@ -51,8 +53,9 @@ def backend(request: pytest.FixtureRequest, tmp_path: Any) -> Callable[[], Any]:
         if kind == "memory":
             async with MemoryStore() as s:
                 yield s, prefix
-        elif kind == "local":
-            server = LocalServer(str(tmp_path / "store.sock"))
+        elif kind in ("local", "durable"):
+            store = DurableStore.open(tmp_path / "data", "contract") if kind == "durable" else None
+            server = LocalServer(str(tmp_path / "store.sock"), store)
             await server.start()
             try:
                 async with RemoteStore(server.path) as s:

@@ -98,9 +98,18 @@ class MemoryStore(Store):
                 for key in self._matching(op):
                     del self._data[key]
                     events.append(Event("delete", key, b"", rev))
+        self._commit(rev, events)
         self._revision = rev
         self._record(events)
         return events
+
+    def _commit(self, revision: int, events: list[Event]) -> None:
+        """Called with a transaction's changes applied to _data, before anyone sees them: the
+        durable store writes them to disk here, so no watcher or client learns of a change that
+        a crash could still lose."""
+
+    def _tick(self, now: float) -> None:
+        """Called on every reaper pass (the durable store records that it was alive)."""
 
     def _matching(self, op: Delete) -> list[str]:
         if op.prefix:
@@ -154,6 +163,7 @@ class MemoryStore(Store):
             now = loop.time()
             if now - last > REAP_PERIOD + STALL:
                 self._forgive_stall(now - last)
+            self._tick(now)
             for lease, (_, deadline) in list(self._leases.items()):
                 if deadline <= now:
                     self._expire(lease)
