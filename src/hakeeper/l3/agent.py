@@ -50,12 +50,13 @@ def node_schedule(spec: RouterSpec, nodes: tuple[str, ...]) -> Schedule:
     return schedule(wants, nodes, s.replicas(len(nodes)), ha_hosts=hosts)
 
 
-def layouts_for(spec: RouterSpec, sched: Schedule, node: str, prefix: str) -> list[dataplane.Layout]:
+def layouts_for(spec: RouterSpec, sched: Schedule, node: str, prefix: str,
+                mapped: frozenset[str] = frozenset()) -> list[dataplane.Layout]:
     out = []
     for r in spec.routers:
         p = sched.routers.get(r.id)
         if p is not None and node in p.nodes:
-            out.append(dataplane.layout(r, p, node, spec.settings, prefix))
+            out.append(dataplane.layout(r, p, node, spec.settings, prefix, mapped))
     return out
 
 
@@ -73,7 +74,7 @@ async def serve(spec: RouterSpec, opts: AgentOptions, store: Store | None = None
     sched = node_schedule(spec, opts.nodes)
     for problem in sched.problems:
         log.error("%s", problem)
-    lays = layouts_for(spec, sched, opts.node, opts.netns_prefix)
+    lays = layouts_for(spec, sched, opts.node, opts.netns_prefix, frozenset(opts.physical))
     dataplane.ensure_bridges(opts.physical)
     await withdraw_all(lays)
     started = time.monotonic()

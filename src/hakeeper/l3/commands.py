@@ -114,7 +114,9 @@ def l3_agent(args: argparse.Namespace) -> int:
         print(f"hakeeper l3-agent: --node {args.node} is not in --nodes", file=sys.stderr)
         return EXIT_BAD_INPUT
     physical = dict(args.physical or [])
-    needed = {"ha"} | {i.subnet for r in spec.routers for i in r.interfaces} | {
+    # The HA network: each project's own (`ha:PROJECT`) where mapped, the shared `ha` otherwise.
+    shared_ha = any(f"ha:{r.project}" not in physical for r in spec.routers) or not spec.routers
+    needed = ({"ha"} if shared_ha else set()) | {i.subnet for r in spec.routers for i in r.interfaces} | {
         r.gateway.network for r in spec.routers if r.gateway}
     missing = sorted(needed - set(physical))
     if missing:

@@ -28,6 +28,12 @@ from hakeeper.l3.scheduler import Placement
 HA_NETWORK = "ha"  # the key of the HA network in the node's physical mapping
 
 
+def ha_network_key(project: str, segment: int) -> str:
+    """The physical-mapping key of one HA network (`ha:PROJECT`, `ha:PROJECT-2`): each HA network
+    needs an L2 segment of its own, as VRIDs repeat across them; unmapped ones share `ha`."""
+    return f"ha:{project}" + (f"-{segment}" if segment else "")
+
+
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
@@ -97,14 +103,17 @@ def nat_ruleset(router: Router, qg: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def layout(router: Router, placement: Placement, node: str, settings: Settings, ns_prefix: str = "") -> Layout:
-    """Pure: names, MACs and addresses of `router`'s replica on `node`."""
+def layout(router: Router, placement: Placement, node: str, settings: Settings, ns_prefix: str = "",
+           mapped: frozenset[str] = frozenset()) -> Layout:
+    """Pure: names, MACs and addresses of `router`'s replica on `node`; `mapped` are the networks
+    the node has an interface for (an HA network of its own, or the shared `ha`)."""
     rid = router.id
     short = rid.replace("-", "")[:11]
     host = placement.ha_hosts[node]
     cidr = settings.l3_ha_net_cidr
     ha_addr = ipaddress.IPv4Interface(f"{cidr.network_address + host}/{cidr.prefixlen}")
-    ha = Port(f"ha-{short}", "t" + _digest(rid, "ha")[:13], HA_NETWORK, None, ())
+    ha_key = ha_network_key(placement.network.project, placement.network.segment)
+    ha = Port(f"ha-{short}", "t" + _digest(rid, "ha")[:13], ha_key if ha_key in mapped else HA_NETWORK, None, ())
     internal = tuple(
         Port(f"qr-{_digest(rid, i.subnet)[:11]}", "t" + _digest(rid, "qr", i.subnet)[:13], i.subnet,
              port_mac(rid, "qr", i.subnet), (i.address,))
