@@ -152,7 +152,8 @@ def test_watch_from_revision_in_order(backend: Factory) -> None:
         start = await s.put(p + "a", b"1")
         await s.put(p + "b", b"2")
         await s.delete(p + "a")
-        await s.put("/elsewhere" + p, b"not watched")
+        # Next to the watched prefix, sharing its first characters, but not under it.
+        await s.put(p.rstrip("/") + "-elsewhere/k", b"not watched")
         seen: list[tuple[str, str, bytes]] = []
 
         async def consume() -> None:

@@ -106,8 +106,14 @@ class DurableStore(MemoryStore):
                 db.execute("BEGIN IMMEDIATE")
                 db.executemany(
                     "INSERT INTO meta VALUES (?, ?)",
-                    [("cluster", cluster), ("cluster_id", self.cluster_id), ("revision", 1), ("compacted", 0),
-                     ("next_lease", 0x1000), ("alive_at", time.monotonic())],
+                    [
+                        ("cluster", cluster),
+                        ("cluster_id", self.cluster_id),
+                        ("revision", 1),
+                        ("compacted", 0),
+                        ("next_lease", 0x1000),
+                        ("alive_at", time.monotonic()),
+                    ],
                 )
             return
         self.cluster_id = str(meta["cluster_id"])
@@ -133,7 +139,11 @@ class DurableStore(MemoryStore):
         self._persist_leases()
         log.info(
             "store %s: revision %d, %d keys, %d leases resumed, history from revision %d",
-            self.path, self._revision, len(self._data), len(self._leases), self._compacted + 1,
+            self.path,
+            self._revision,
+            len(self._data),
+            len(self._leases),
+            self._compacted + 1,
         )
 
     # ----- writing -----
@@ -157,10 +167,12 @@ class DurableStore(MemoryStore):
             statements.append(("INSERT INTO events VALUES (?, ?, ?, ?, ?)", (revision, seq, e.kind, e.key, e.value)))
             kv = self._data.get(e.key)
             if e.kind == "put" and kv is not None:
-                statements.append((
-                    "INSERT OR REPLACE INTO kv VALUES (?, ?, ?, ?, ?, ?)",
-                    (kv.key, kv.value, kv.create_revision, kv.mod_revision, kv.version, kv.lease),
-                ))
+                statements.append(
+                    (
+                        "INSERT OR REPLACE INTO kv VALUES (?, ?, ?, ?, ?, ?)",
+                        (kv.key, kv.value, kv.create_revision, kv.mod_revision, kv.version, kv.lease),
+                    )
+                )
             else:
                 statements.append(("DELETE FROM kv WHERE key = ?", (e.key,)))
         statements.append(("UPDATE meta SET value = ? WHERE name = 'revision'", (revision,)))

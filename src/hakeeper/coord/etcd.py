@@ -20,6 +20,9 @@ import os
 # around every fork(), which with the asyncio engine stalls the event loop and starves watch
 # streams; the agent never uses gRPC in a child, so it needs no fork support.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
+# gRPC's core logs a refused TLS handshake as lines of "Corruption detected" on stderr; the
+# store's own error says what happened (GRPC_VERBOSITY=debug brings the details back).
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Literal, TypeVar
 
@@ -42,6 +45,7 @@ from hakeeper.coord.store import (
     TxnResult,
     bounded,
 )
+from hakeeper.coord.tls import EtcdSecurity, SecureClient, TlsMaterial, explain, load_material
 from hakeeper.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -121,7 +125,8 @@ def _unavailable(exc: BaseException) -> bool:
     if isinstance(exc, rpc.AioRpcError):
         return exc.code() in (rpc.StatusCode.UNAVAILABLE, rpc.StatusCode.DEADLINE_EXCEEDED)
     text = str(exc)
-    return "no leader" in text or "leader changed" in text or "timed out" in text
+    # An auth token the member forgot (it restarted): a new connection authenticates again.
+    return "no leader" in text or "leader changed" in text or "timed out" in text or "invalid auth token" in text
 
 
 def _election(exc: BaseException) -> bool:
@@ -137,10 +142,19 @@ def _lease_gone(exc: BaseException) -> bool:
 class EtcdStore(Store):
     """etcd through aetcd, over a list of endpoints ("host:port"), failing over between them."""
 
-    def __init__(self, endpoints: Sequence[str], timeout: float = 2.0, probe_interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        endpoints: Sequence[str],
+        timeout: float = 2.0,
+        probe_interval: float = 0.5,
+        security: EtcdSecurity | None = None,
+    ) -> None:
         if not endpoints:
             raise ValueError("no etcd endpoints")
         self.endpoints = list(endpoints)
+        self.security = security
+        # Certificates are read and checked now: a wrong file is the operator's input error.
+        self._material: TlsMaterial | None = load_material(security) if security and security.tls else None
         self.timeout = timeout
         self.probe_interval = probe_interval
         self._index = 0
@@ -163,11 +177,19 @@ class EtcdStore(Store):
             if self._closed:
                 raise StoreUnavailable("store closed")
             if self._client is None:
-                host, _, port = self.endpoint.rpartition(":")
-                client = aetcd.Client(host=host, port=int(port), timeout=self.timeout)
+                client = self._new_client(self.endpoint)
                 await client.connect()
                 self._client = client
             return self._client
+
+    def _new_client(self, endpoint: str) -> aetcd.Client:
+        host, _, port = endpoint.rpartition(":")
+        if self.security is None:
+            return aetcd.Client(host=host, port=int(port), timeout=self.timeout)
+        return SecureClient(host, int(port), self.timeout, self._material, self.security)
+
+    def _failure(self, exc: BaseException | None, endpoint: str) -> str | None:
+        return None if exc is None else explain(exc, endpoint, self.security)
 
     async def _drop(self, client: Any) -> None:
         """Forget a client that failed and move to the next endpoint (once per failure)."""
@@ -197,6 +219,7 @@ class EtcdStore(Store):
 
     async def _call(self, fn: Callable[[aetcd.Client], Awaitable[T]]) -> T:
         last: BaseException | None = None
+        why: str | None = None  # a TLS or authentication failure, said plainly
         loop = asyncio.get_running_loop()
         for _ in range(len(self.endpoints)):
             client = await self._connected()
@@ -208,10 +231,11 @@ class EtcdStore(Store):
                 if _lease_gone(exc):
                     raise LeaseExpired(str(exc)) from exc
                 if not _unavailable(exc):
-                    raise StoreError(f"etcd {self.endpoint}: {exc}") from exc
+                    raise StoreError(self._failure(exc, self.endpoint) or f"etcd {self.endpoint}: {exc}") from exc
                 last = exc
+                why = self._failure(exc, self.endpoint)
                 await self._drop(client)
-        raise StoreUnavailable(f"no etcd endpoint answered ({self.endpoints}): {last}")
+        raise StoreUnavailable(why or f"no etcd endpoint answered ({self.endpoints}): {last}")
 
     def _note_election(self, exc: BaseException, sent: float) -> None:
         if _election(exc) and sent > self.election_seen_at:
@@ -297,14 +321,14 @@ class EtcdStore(Store):
         if self._closed:
             raise StoreUnavailable("store closed")
         endpoint = self.endpoints[self._watch_index % len(self.endpoints)]
-        host, _, port = endpoint.rpartition(":")
-        client = aetcd.Client(host=host, port=int(port), timeout=self.timeout)
+        client = self._new_client(endpoint)
 
         def rotate(why: object) -> StoreUnavailable:
             self._watch_index += 1
             log.warning("etcd watch: %s; moving to %s", why, self.endpoints[self._watch_index % len(self.endpoints)])
             self._retire(client)
-            return StoreUnavailable(f"watch on {endpoint}: {why}")
+            plain = self._failure(why, endpoint) if isinstance(why, BaseException) else None
+            return StoreUnavailable(f"watch on {endpoint}: {plain or why}")
 
         try:
             await client.connect()

@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.request
@@ -24,6 +25,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """A member's server certificate and key, and the CA its clients' certificates must come
+    from (--client-cert-auth: a client without one is refused). The health check presents the
+    server's own certificate, so it must allow client authentication too."""
+
+    ca: str
+    cert: str
+    key: str
+
+
 @dataclass
 class Member:
     name: str
@@ -35,6 +47,7 @@ class Member:
     # Raft timings in ms (heartbeat, election): fast failure detection for a LAN cluster;
     # etcd's own defaults are (100, 1000).
     timings: tuple[int, int] = (50, 500)
+    tls: TlsFiles | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -45,13 +58,17 @@ class Member:
     def peer_url(self) -> str:
         return f"http://{self.host}:{self.peer_port}"
 
+    @property
+    def client_url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.client_port}"
+
     def command(self, initial_cluster: str, token: str) -> list[str]:
         cmd = [
             ETCD,
             f"--name={self.name}",
             f"--data-dir={self.data_dir}",
-            f"--listen-client-urls=http://{self.host}:{self.client_port}",
-            f"--advertise-client-urls=http://{self.host}:{self.client_port}",
+            f"--listen-client-urls={self.client_url}",
+            f"--advertise-client-urls={self.client_url}",
             f"--listen-peer-urls={self.peer_url}",
             f"--initial-advertise-peer-urls={self.peer_url}",
             f"--initial-cluster={initial_cluster}",
@@ -65,6 +82,13 @@ class Member:
             "--logger=zap",
             "--log-level=error",
         ]
+        if self.tls:
+            cmd += [
+                f"--cert-file={self.tls.cert}",
+                f"--key-file={self.tls.key}",
+                f"--trusted-ca-file={self.tls.ca}",
+                "--client-cert-auth",
+            ]
         if self.netns:
             cmd = ["ip", "netns", "exec", self.netns, *cmd]
         return cmd
@@ -78,9 +102,14 @@ class Member:
         out.close()
 
     def healthy(self) -> bool:
-        url = f"http://{self.endpoint}/health"
+        url = f"{self.client_url}/health"
+        handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
+        if self.tls:
+            context = ssl.create_default_context(cafile=self.tls.ca)
+            context.load_cert_chain(self.tls.cert, self.tls.key)
+            handlers.append(urllib.request.HTTPSHandler(context=context))
         try:
-            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            opener = urllib.request.build_opener(*handlers)
             with opener.open(url, timeout=0.5) as r:
                 return b'"true"' in r.read()
         except OSError:
@@ -129,9 +158,9 @@ class Cluster:
             m.stop()
 
 
-def loopback_cluster(base_dir: str, size: int = 1) -> Cluster:
+def loopback_cluster(base_dir: str, size: int = 1, tls: TlsFiles | None = None) -> Cluster:
     members = [
-        Member(f"m{i}", "127.0.0.1", free_port(), free_port(), os.path.join(base_dir, f"m{i}.etcd"))
+        Member(f"m{i}", "127.0.0.1", free_port(), free_port(), os.path.join(base_dir, f"m{i}.etcd"), tls=tls)
         for i in range(size)
     ]
     return Cluster(members)
