@@ -73,13 +73,17 @@ class Writer:
     when its INSERT returned; a row whose INSERT failed is retried under a new number, and may or
     may not exist (Galera can commit and lose the answer): never counted as lost."""
 
-    def __init__(self, hosts: Sequence[str], user: str, password: str, interval: float = 0.01) -> None:
+    def __init__(
+        self, hosts: Sequence[str], user: str, password: str, interval: float = 0.01, first_id: int | None = None
+    ) -> None:
         self.hosts = list(hosts)
         self.user, self.password = user, password
         self.interval = interval
         self.acked: list[tuple[int, float]] = []  # (row, when acknowledged, monotonic)
         self.errors: list[tuple[float, str]] = []
-        self.next_id = 1
+        # Rows numbered from the start time in microseconds: writers of one table, started
+        # seconds apart, never reuse each other's numbers (a duplicate key is not a fault).
+        self.next_id = first_id if first_id is not None else int(time.time() * 1e6)
         self._current = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

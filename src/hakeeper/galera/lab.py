@@ -276,7 +276,55 @@ class GaleraLab:
         self.members[name].start(self.etcd.initial_cluster, self.etcd.token)
         self.start_agent(name)
 
+    def save_logs(self) -> None:
+        """Each node's MariaDB error.log (and grastate.dat) into the work directory, before
+        close() removes the node directories: what a failed test is read from afterwards."""
+        for n in getattr(self, "hosts", {}):
+            for f in ("error.log", "data/grastate.dat"):
+                with contextlib.suppress(OSError):
+                    kept = os.path.join(self.workdir, f"{n}.{Path(f).name}")
+                    shutil.copyfile(os.path.join(self.node_dir(n), f), kept)
+
+    def galera_roles(self) -> dict[str, str]:
+        """hakeeper's view of the galera clone: node -> Promoted / Started / FAILED (absent: stopped)."""
+        roles: dict[str, str] = {}
+        view = self.status()
+        for rsc, entry in view["resources"].items():
+            if rsc.partition(":")[0] != "galera":
+                continue
+            for n in entry["running_on"]:
+                roles[n] = "Promoted" if n in entry.get("promoted_on", []) else "Started"
+            for n in entry["failed_on"]:
+                roles[n] = "FAILED"
+        if view.get("plan") and view["plan"].get("outstanding"):
+            roles["(transition)"] = " ".join(view["plan"]["outstanding"])
+        return roles
+
+    def wait_quiet(self, timeout: float, quiet: float = 5.0) -> None:
+        """Until every node is Synced in the Primary component, promoted in hakeeper's view with
+        no transition outstanding, and has stayed so for `quiet` seconds: the next scenario starts
+        from a healthy, settled cluster, not from one still recovering from the last."""
+        deadline = time.monotonic() + timeout
+        since: float | None = None
+        last: tuple[list[str], dict[str, str]] = ([], {})
+        while True:
+            now = time.monotonic()
+            synced = sorted(self.synced())
+            try:
+                roles = self.galera_roles()
+            except (RuntimeError, ValueError, subprocess.TimeoutExpired):
+                roles = {}
+            last = (synced, roles)
+            healthy = synced == sorted(self.names) and roles == {n: "Promoted" for n in self.names}
+            since = (since or now) if healthy else None
+            if since is not None and now - since >= quiet:
+                return
+            if now > deadline:
+                raise TimeoutError(f"no quiet cluster after {timeout:g}s: synced {last[0]}, hakeeper {last[1]}")
+            time.sleep(0.5)
+
     def close(self) -> None:
+        self.save_logs()
         for proc in list(self.agents.values()):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)

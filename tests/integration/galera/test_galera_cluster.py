@@ -8,9 +8,10 @@ docs/galera.md.)
 
 from __future__ import annotations
 
-import tempfile
+import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -20,28 +21,41 @@ from hakeeper.galera.lab import CHECK_PASSWORD, CHECK_USER, GaleraLab, galera_sp
 
 
 @pytest.fixture(scope="module")
-def lab() -> Iterator[GaleraLab]:
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GaleraLab]:
     needs_root()
     needs_binary("etcd", "etcd-server")
     needs_binary("mariadbd", "mariadb-server")
     needs_binary("mariadb-install-db", "mariadb-server")
     needs_ocf_agent("heartbeat/galera", "resource-agents")
-    workdir = tempfile.mkdtemp(prefix="hkg-", dir="/tmp")
-    cluster = GaleraLab(workdir)
+    # In pytest's own temporary tree, kept for the last runs: close() copies every node's
+    # error.log and grastate.dat there, so a failure can be read afterwards.
+    cluster = GaleraLab(str(tmp_path_factory.mktemp("hkg")))
     try:
         cluster.start()
         cluster.apply(galera_spec(cluster))
         first = cluster.wait_synced(1, 150)[0]
         cluster.create_check_user(first)
         checker.prepare(cluster.addr[first], CHECK_USER, CHECK_PASSWORD)
-        cluster.wait_synced(3, 150)
+        cluster.wait_quiet(150)
         yield cluster
     finally:
         cluster.close()
 
 
-def _verify(lab: GaleraLab, writer: checker.Writer) -> checker.Verdict:
-    verdict = checker.verify(lab.addr, writer.acknowledged(), CHECK_USER, CHECK_PASSWORD)
+# Every row acknowledged in this module, by any test: each check counts all of them, so a later
+# fault that loses an earlier test's rows fails too.
+LEDGER: set[int] = set()
+
+
+def _galera_status(lab: GaleraLab) -> list[dict[str, Any]]:
+    return json.loads(lab.hk("galera", "status", "--json").stdout)["nodes"]  # type: ignore[no-any-return]
+
+
+def _verify(lab: GaleraLab, *writers: checker.Writer, nodes: list[str] | None = None) -> checker.Verdict:
+    for writer in writers:
+        LEDGER.update(writer.acknowledged())
+    where = {n: a for n, a in lab.addr.items() if nodes is None or n in nodes}
+    verdict = checker.verify(where, LEDGER, CHECK_USER, CHECK_PASSWORD)
     assert verdict.ok, verdict.describe()
     assert verdict.acknowledged > 0
     return verdict
@@ -55,9 +69,12 @@ def test_the_real_agent_forms_the_cluster_and_every_row_is_everywhere(lab: Galer
     time.sleep(2)
     writer.stop()
     _verify(lab, writer)
-    # The bootstrap left no stale marker behind: a new incarnation would start a second cluster.
-    text = lab.hk("status").stdout
-    assert "galera-bootstrap" not in text
+    # hakeeper's galera status: every node promoted, and the bootstrap left no stale marker
+    # behind (a new incarnation of that node would start a second cluster).
+    nodes = _galera_status(lab)
+    assert {n["node"]: n["role"] for n in nodes} == {n: "Promoted" for n in lab.names}
+    assert not any(n["bootstrap"] for n in nodes)
+    assert "primary component: g1, g2, g3" in lab.hk("galera", "status").stdout
 
 
 @pytest.mark.timeout(400)
@@ -78,3 +95,94 @@ def test_one_database_killed_writes_continue_and_it_rejoins(lab: GaleraLab) -> N
     finally:
         writer.stop()
     _verify(lab, writer)
+    lab.wait_quiet(120)
+
+
+def _outage(lab: GaleraLab, behind: str, ahead: list[str]) -> checker.Writer:
+    """`behind` loses power first while `ahead` go on taking writes, then `ahead` lose power at
+    once; returns the writer (its rows are what must survive)."""
+    writer = checker.Writer([lab.addr[n] for n in ahead], CHECK_USER, CHECK_PASSWORD)
+    writer.start()
+    try:
+        time.sleep(1)
+        lab.power_off(behind)
+        died = time.monotonic()
+        deadline = died + 30
+        while writer.first_ack_after(died + 2) is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert writer.first_ack_after(died + 2) is not None, "no write acknowledged after the first node died"
+        for n in ahead:
+            lab.power_off(n)
+    finally:
+        writer.stop()
+    assert writer.first_ack_after(died), "the surviving nodes took no writes: the test would not tell nodes apart"
+    time.sleep(lab.ttl + 1)  # every lease has expired: nothing of the old incarnations remains
+    return writer
+
+
+@pytest.mark.timeout(400)
+def test_full_outage_recovers_by_itself_from_the_most_advanced_node(lab: GaleraLab) -> None:
+    """Every node loses power, one after the other: g1 first, while the other two go on taking
+    writes (so g1 is behind), then g2 and g3 at once. All come back, g1 first (a careless
+    recovery would bootstrap the first node it sees). The cluster must become writable with
+    no operator action, and every acknowledged row must be there: bootstrapping from g1
+    would lose the rows written after it died."""
+    behind, *ahead = lab.names
+    writer = _outage(lab, behind, ahead)
+    for n in lab.names:
+        lab.power_on(n)
+        time.sleep(2)
+    back = time.monotonic()
+    probe = checker.Writer([lab.addr[n] for n in lab.names], CHECK_USER, CHECK_PASSWORD)
+    probe.start()
+    try:
+        deadline = back + 150
+        while probe.first_ack_after(back) is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert probe.first_ack_after(back) is not None, f"not writable 150s after: {lab.galera_roles()}"
+        lab.wait_synced(3, 150)
+    finally:
+        probe.stop()
+    _verify(lab, writer, probe)
+    lab.wait_quiet(120)
+
+
+@pytest.mark.timeout(400)
+def test_a_node_lost_for_good_the_operator_forces_a_bootstrap(lab: GaleraLab) -> None:
+    """As above, but g1 does not come back. The agent waits for it (it may be the most
+    advanced); `hakeeper galera bootstrap` refuses an offline node, refuses g2 without --force
+    (g1 has not reported) and says what may be lost; with --force the cluster is writable and
+    nothing acknowledged is lost (g1 was behind). When g1 returns it joins."""
+    missing, *present = lab.names
+    writer = _outage(lab, missing, present)
+    for n in present:
+        lab.power_on(n)
+    deadline = time.monotonic() + 120
+    while not all(r["seqno"] is not None for r in _galera_status(lab) if r["node"] in present):
+        assert time.monotonic() < deadline, f"positions not reported: {_galera_status(lab)}"
+        time.sleep(1)
+    time.sleep(3)
+    assert not any(r["role"] == "Promoted" for r in _galera_status(lab)), "bootstrapped without every node"
+
+    offline = lab.hk("galera", "bootstrap", missing, check=False)
+    assert offline.returncode == 2 and "offline" in offline.stderr, offline.stderr
+    unforced = lab.hk("galera", "bootstrap", present[0], check=False)
+    assert unforced.returncode == 2 and "--force" in unforced.stderr and missing in unforced.stderr, unforced.stderr
+    forced = lab.hk("galera", "bootstrap", present[0], "--force")
+    assert "LOST" in forced.stdout and missing in forced.stdout, forced.stdout
+
+    asked = time.monotonic()
+    probe = checker.Writer([lab.addr[n] for n in present], CHECK_USER, CHECK_PASSWORD)
+    probe.start()
+    try:
+        deadline = asked + 120
+        while probe.first_ack_after(asked) is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert probe.first_ack_after(asked) is not None, f"not writable when forced: {_galera_status(lab)}"
+        lab.wait_synced(2, 120)
+    finally:
+        probe.stop()
+    _verify(lab, writer, probe, nodes=present)
+    lab.power_on(missing)  # it comes back after all: it joins the new primary component
+    lab.wait_quiet(150)
+    _verify(lab)
