@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -203,3 +205,42 @@ def test_operator_commands_from_a_config_file(secured: Secured) -> None:
     conf.write_text(conf.read_text() + "etcd-password = hunter2\n")
     secret = _hk("status", "--config", str(conf))
     assert secret.returncode == 2 and f"{conf}:6" in secret.stderr and "hunter2" not in secret.stderr, secret
+
+
+def test_an_agent_runs_a_resource_over_tls_as_the_clusters_user(secured: Secured) -> None:
+    """The whole agent (membership lease, election, watches, plans) as the restricted user."""
+    cert, key = secured.files["client"]
+    conf = secured.dir / "agent.conf"
+    conf.write_text(f"etcd = {secured.cluster.endpoints[0]}\ncacert = {secured.ca}\ncert = {cert}\nkey = {key}\n")
+    spec = secured.dir / "agent-spec.yaml"
+    spec.write_text(
+        "cluster: {stonith-enabled: false}\nnodes: [{name: n1}]\n"
+        "resources:\n  primitives:\n    - {id: web, agent: process, params: {command: 'sleep 1000'}}\n"
+    )
+    env = {"HAKEEPER_CONFIG": str(conf), "HAKEEPER_CLUSTER": CLUSTER}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HAKEEPER_")}
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "hakeeper", "agent", "--node", "n1", "--lease-ttl", "8",
+         "--state-dir", str(secured.dir / "state")],
+        env={**clean, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )
+    try:
+        applied = _hk("config", "apply", str(spec), "--yes", env=env)
+        assert applied.returncode == 0, applied
+        deadline = time.monotonic() + 90
+        while True:
+            out = _hk("status", "--json", env=env)
+            assert out.returncode == 0, out
+            view = json.loads(out.stdout)
+            if view["leader"] == "n1" and view["resources"].get("web", {}).get("running_on") == ["n1"]:
+                break
+            assert agent.poll() is None, agent.stderr.read() if agent.stderr else b""
+            assert time.monotonic() < deadline, view
+            time.sleep(1)
+    finally:
+        os.killpg(agent.pid, signal.SIGTERM)
+        try:
+            agent.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(agent.pid, signal.SIGKILL)
+            agent.wait(10)
