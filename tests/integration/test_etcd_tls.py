@@ -23,11 +23,11 @@ from typing import Any
 
 import pytest
 import test_coord_contract as contract
-from tls_pki import Authority
 
 from conftest import needs_binary
 from hakeeper.coord.etcd import EtcdStore
 from hakeeper.coord.etcdproc import Cluster, TlsFiles, loopback_cluster
+from hakeeper.coord.pki import Authority
 from hakeeper.coord.store import Store, StoreError
 from hakeeper.coord.tls import EtcdSecurity
 from hakeeper.errors import InputError

@@ -157,6 +157,32 @@ class Cluster:
         for m in self.members:
             m.stop()
 
+    def etcdctl(self, *args: str, root: tuple[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run etcdctl against the members (over TLS as `root`'s certificate when TLS is on)."""
+        first = self.members[0]
+        flags = [f"--endpoints={','.join(m.client_url for m in self.members)}"]
+        if first.tls is not None:
+            cert, key = root or (first.tls.cert, first.tls.key)
+            flags += [f"--cacert={first.tls.ca}", f"--cert={cert}", f"--key={key}"]
+        return subprocess.run(
+            ["etcdctl", *flags, *args], check=True, capture_output=True, text=True, timeout=30,
+            env={**os.environ, "ETCDCTL_API": "3"},
+        )
+
+    def enable_auth(self, root: tuple[str, str], user: str, prefix: str) -> None:
+        """etcd's RBAC as production runs it: a root user, and `user` (a client certificate's CN)
+        whose role may read and write `prefix` and nothing else."""
+        for args in (
+            ("user", "add", "root", "--no-password"),
+            ("user", "grant-role", "root", "root"),
+            ("role", "add", user),
+            ("role", "grant-permission", user, "readwrite", "--prefix=true", prefix),
+            ("user", "add", user, "--no-password"),
+            ("user", "grant-role", user, user),
+            ("auth", "enable"),
+        ):
+            self.etcdctl(*args, root=root)
+
 
 def loopback_cluster(base_dir: str, size: int = 1, tls: TlsFiles | None = None) -> Cluster:
     members = [

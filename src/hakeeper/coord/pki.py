@@ -1,11 +1,13 @@
-"""Certificates for TLS tests, made fresh per run with `cryptography`: a CA, certificates it
-signs (a server one naming 127.0.0.1, client ones whose CN is the etcd user, an expired one),
-and a second, unrelated CA with a client certificate of its own."""
+"""Certificates for test clusters and benchmarks, made fresh per run with `cryptography`: a CA,
+the certificates it signs (servers naming their addresses, clients whose CN is the etcd user,
+an expired one on request). Production certificates come from the site's own CA."""
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
@@ -37,7 +39,9 @@ class Authority:
         self.path = directory / f"{cn}.pem"
         self.path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, name: str, cn: str, server: bool = False, expired: bool = False) -> tuple[str, str]:
+    def issue(
+        self, name: str, cn: str, server: bool = False, expired: bool = False, ips: Sequence[str] = ("127.0.0.1",)
+    ) -> tuple[str, str]:
         """(certificate path, key path) of a new certificate for `cn`."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
@@ -56,7 +60,8 @@ class Authority:
             .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         )
         if server:
-            names = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            names: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+            names.append(x509.DNSName("localhost"))
             builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
         cert_path, key_path = self.directory / f"{name}.pem", self.directory / f"{name}-key.pem"
         cert_path.write_bytes(builder.sign(self.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
@@ -67,3 +72,26 @@ class Authority:
         )
         key_path.chmod(0o600)
         return str(cert_path), str(key_path)
+
+
+@dataclass(frozen=True)
+class ClusterPki:
+    """What an etcd cluster with client-certificate authentication and its clients need."""
+
+    ca: str
+    server: tuple[str, str]  # every member's certificate and key (names every member address)
+    client: tuple[str, str]  # the cluster's etcd user (CN = user)
+    root: tuple[str, str]  # etcd's root user, to set up RBAC
+    user: str
+
+
+def cluster_pki(directory: Path, ips: Sequence[str], user: str) -> ClusterPki:
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = Authority(directory, "hakeeper-test-ca")
+    return ClusterPki(
+        str(ca.path),
+        ca.issue("server", "etcd", server=True, ips=ips),
+        ca.issue("client", user),
+        ca.issue("root", "root"),
+        user,
+    )
