@@ -130,3 +130,30 @@ def test_one_server_per_directory(tmp_path: Path) -> None:
     finally:
         asyncio.run(first.close())
     asyncio.run(DurableStore.open(tmp_path, "c").close())
+
+
+def test_a_served_store_expires_reloaded_leases_without_any_client(tmp_path: Path) -> None:
+    from hakeeper.coord.localserver import LocalServer
+
+    async def main() -> None:
+        store = DurableStore.open(tmp_path / "data", "c")
+        await store.put("/held", b"x", await store.grant(1))
+        await store.close()
+        again = DurableStore.open(tmp_path / "data", "c")
+        server = LocalServer(str(tmp_path / "s.sock"), again)
+        await server.start()
+        try:
+            await asyncio.sleep(2.5)  # no request at all: the reaper runs from the start
+            assert "/held" not in again._data
+        finally:
+            await server.close()
+        assert await _keys_after_reopen(tmp_path / "data") == []
+
+    async def _keys_after_reopen(directory: Path) -> list[str]:
+        store = DurableStore.open(directory, "c")
+        try:
+            return [kv.key for kv in (await store.get_prefix("/"))[0]]
+        finally:
+            await store.close()
+
+    asyncio.run(main())

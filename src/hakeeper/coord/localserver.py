@@ -231,6 +231,7 @@ class LocalServer:
         try:
             sock = self._claim.bind()
             self._server = await asyncio.start_unix_server(self._serve, sock=sock, limit=_LIMIT)
+            self.store.start()
         except BaseException:
             self._claim.release()
             raise

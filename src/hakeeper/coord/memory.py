@@ -51,6 +51,11 @@ class MemoryStore(Store):
     def revision(self) -> int:
         return self._revision
 
+    def start(self) -> None:
+        """Start the lease reaper now rather than at the first request (a server does: leases
+        loaded from disk must run out even if no client ever comes back)."""
+        self._check()
+
     def _check(self) -> None:
         if self._closed:
             raise StoreUnavailable("store closed")
