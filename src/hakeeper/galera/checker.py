@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import threading
 import time
 from collections.abc import Sequence
@@ -79,7 +80,7 @@ class Writer:
         self.hosts = list(hosts)
         self.user, self.password = user, password
         self.interval = interval
-        self.acked: list[tuple[int, float]] = []  # (row, when acknowledged, monotonic)
+        self.acked: list[tuple[int, float, str]] = []  # (row, when acknowledged (monotonic), through which host)
         self.errors: list[tuple[float, str]] = []
         # Rows numbered from the start time in microseconds: writers of one table, started
         # seconds apart, never reuse each other's numbers (a duplicate key is not a fault).
@@ -100,11 +101,19 @@ class Writer:
 
     def acknowledged(self) -> set[int]:
         with self._lock:
-            return {row for row, _ in self.acked}
+            return {row for row, _, _ in self.acked}
 
-    def first_ack_after(self, t: float) -> float | None:
+    def first_ack_after(self, t: float, hosts: Sequence[str] | None = None) -> float | None:
+        """When the first row after `t` was acknowledged (through one of `hosts`, if given)."""
         with self._lock:
-            return next((at for _, at in self.acked if at > t), None)
+            return next((at for _, at, via in self.acked if at > t and (hosts is None or via in hosts)), None)
+
+    def longest_gap(self, start: float, end: float) -> float:
+        """The longest time without an acknowledgement between `start` and `end` (monotonic):
+        how long writes stalled around a fault."""
+        with self._lock:
+            times = [start, *(at for _, at, _ in self.acked if start < at < end), end]
+        return max(b - a for a, b in itertools.pairwise(times))
 
     def _run(self) -> None:
         conn = None
@@ -117,7 +126,7 @@ class Writer:
                 with conn.cursor() as cur:
                     cur.execute(f"INSERT INTO {TABLE} (id, at) VALUES (%s, %s)", (row, time.time()))
                 with self._lock:
-                    self.acked.append((row, time.monotonic()))
+                    self.acked.append((row, time.monotonic(), self.hosts[self._current]))
             except pymysql.MySQLError as exc:
                 self.errors.append((time.monotonic(), f"{self.hosts[self._current]}: {exc}"))
                 if conn is not None:

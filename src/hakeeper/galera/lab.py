@@ -276,6 +276,26 @@ class GaleraLab:
         self.members[name].start(self.etcd.initial_cluster, self.etcd.token)
         self.start_agent(name)
 
+    def partition(self, name: str) -> None:
+        """Cut the node off from its peers (nftables in its namespace drops their packets both
+        ways; no reset, as a broken switch): the test host still reaches it, so a client can see
+        whether it serves."""
+        peers = ", ".join(a for n, a in self.addr.items() if n != name)
+        rules = (
+            "table inet hkgpart {\n"
+            f"  chain in {{ type filter hook input priority 0; ip saddr {{ {peers} }} drop; }}\n"
+            f"  chain out {{ type filter hook output priority 0; ip daddr {{ {peers} }} drop; }}\n"
+            "}\n"
+        )
+        path = os.path.join(self.workdir, f"{name}.partition.nft")
+        Path(path).write_text(rules)
+        out = self.hosts[name].run(["nft", "-f", path], timeout=10)
+        if out.returncode != 0:
+            raise RuntimeError(f"partitioning {name}: {out.stderr}")
+
+    def heal(self, name: str) -> None:
+        self.hosts[name].run(["nft", "delete", "table", "inet", "hkgpart"], timeout=10)
+
     def save_logs(self) -> None:
         """Each node's MariaDB error.log (and grastate.dat) into the work directory, before
         close() removes the node directories: what a failed test is read from afterwards."""
@@ -300,7 +320,7 @@ class GaleraLab:
             roles["(transition)"] = " ".join(view["plan"]["outstanding"])
         return roles
 
-    def wait_quiet(self, timeout: float, quiet: float = 5.0) -> None:
+    def wait_quiet(self, timeout: float, quiet: float = 3.0) -> None:
         """Until every node is Synced in the Primary component, promoted in hakeeper's view with
         no transition outstanding, and has stayed so for `quiet` seconds: the next scenario starts
         from a healthy, settled cluster, not from one still recovering from the last."""
