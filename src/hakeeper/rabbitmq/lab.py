@@ -1,0 +1,271 @@
+"""Three real RabbitMQ brokers under hakeeper agents, in network namespaces (prefix `hkr`,
+10.96.<subnet>.0/24): per node an etcd member, a hakeeper agent and, started by the agent through
+hakeeper's native `rabbitmq` class (run as a clone), rabbitmq-server as `rabbit@<node>`.
+
+Every node sees the same paths, as machines of a real cluster do, so the primitive has one set of
+parameters: `ip netns exec` bind-mounts /etc/netns/<ns>/hkrabbitmq over /etc/hkrabbitmq (the
+node's HOME, cookie, mnesia, logs) and /etc/netns/<ns>/hosts over /etc/hosts (the short node
+names r1, r2, r3 resolve to the nodes' addresses). Both go when the lab closes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hakeeper.coord.etcdproc import Cluster, Member
+from hakeeper.netlab import Lab
+from hakeeper.netlab.lab import kill_namespace_processes
+
+SRC = str(Path(__file__).resolve().parents[2])
+PREFIX = "hkr"
+IFNAME = "eth0"
+MOUNT = "/etc/hkrabbitmq"  # what every node's processes see as their RabbitMQ directory
+BIN = "/usr/lib/rabbitmq/bin"
+VHOST = "openstack"
+POLICY = "openstack-quorum"
+# RabbitMQ's own processes: what "the broker" of a node is, for a kill.
+BROKER_COMMANDS = ("beam.smp", "erl_child_setup", "rabbitmq-server", "epmd", "inet_gethost", "sh")
+
+
+def rabbitmq_spec(lab: RabbitLab, monitor: str = "5s") -> str:
+    """The cluster: the native rabbitmq class as a clone on every node."""
+    names = ", ".join(f"{{name: {n}}}" for n in lab.names)
+    return f"""\
+cluster:
+  name: {lab.tag}
+  stonith-enabled: false
+  no-quorum-policy: stop
+nodes: [{names}]
+resources:
+  primitives:
+    - id: rabbitmq
+      agent: rabbitmq:cluster
+      params:
+        cookie: "{lab.cookie}"
+        base_dir: {MOUNT}
+        nodes: "{",".join(lab.names)}"
+        force_boot_after: "30"
+      operations:
+        - {{name: start, timeout: 240s}}
+        - {{name: stop, timeout: 60s}}
+        - {{name: monitor, interval: {monitor}, timeout: 30s}}
+  clones:
+    - id: rabbitmq-clone
+      child: rabbitmq
+"""
+
+
+class RabbitLab:
+    def __init__(self, workdir: str, tag: str = "r", subnet: int = 0, size: int = 3, ttl: int = 5) -> None:
+        self.workdir = workdir
+        self.tag = tag
+        self.ttl = ttl
+        self.cookie = f"HKLABCOOKIE{os.getpid()}"
+        self.names = [f"{tag}{i}" for i in range(1, size + 1)]
+        self.addr = {n: f"10.96.{subnet}.{i}" for i, n in enumerate(self.names, 1)}
+        os.makedirs(workdir, exist_ok=True)
+        os.chmod(workdir, 0o755)
+        os.makedirs(MOUNT, exist_ok=True)  # the mount point the per-node directories go over
+        self.lab = Lab(PREFIX)
+        self.lab.start()
+        self.agents: dict[str, subprocess.Popen[bytes]] = {}
+        try:
+            self.lab.attach_root(f"10.96.{subnet}.254/24")
+            self.hosts = {n: self.lab.host(n, {IFNAME: [f"{a}/24"]}) for n, a in self.addr.items()}
+            self.members = {
+                n: Member(n, self.addr[n], 2379, 2380, os.path.join(workdir, f"{n}.etcd"), netns=h.ns)
+                for n, h in self.hosts.items()
+            }
+            self.etcd = Cluster(list(self.members.values()), token=f"hkr-{tag}-{os.getpid()}")
+            hosts_file = "127.0.0.1 localhost\n" + "".join(f"{a} {n}\n" for n, a in self.addr.items())
+            for n in self.names:
+                d = self.node_dir(n)
+                os.makedirs(d, exist_ok=True)
+                shutil.chown(d, "rabbitmq", "rabbitmq")
+                Path(f"/etc/netns/{self.hosts[n].ns}/hosts").write_text(hosts_file)
+        except BaseException:
+            self.close()
+            raise
+
+    def node_dir(self, name: str) -> str:
+        """The node's /etc/hkrabbitmq, seen from outside its namespace."""
+        return f"/etc/netns/{self.hosts[name].ns}/hkrabbitmq"
+
+    def mnesia_dir(self, name: str) -> str:
+        return os.path.join(self.node_dir(name), "mnesia", f"rabbit@{name}")
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "PYTHONPATH": SRC, "HAKEEPER_CLUSTER": self.tag, "no_proxy": "*"}
+
+    def endpoints(self, first: str | None = None) -> str:
+        return ",".join(self.members[n].endpoint for n in sorted(self.names, key=lambda n: n != first))
+
+    def start(self) -> None:
+        self.etcd.start(timeout=30)
+        for n in self.names:
+            self.start_agent(n)
+
+    def start_agent(self, name: str) -> None:
+        with open(os.path.join(self.workdir, f"{name}.agent.log"), "ab") as log:
+            self.agents[name] = self.hosts[name].spawn(
+                [
+                    sys.executable, "-m", "hakeeper", "agent", "--node", name,
+                    "--etcd", self.endpoints(name), "--lease-ttl", str(self.ttl), "--timeout", "0.5",
+                    "--state-dir", os.path.join(self.workdir, "state"), "--log-level", "info",
+                ],
+                env=self.env, stdout=log, stderr=log, start_new_session=True,
+            )
+
+    def hk(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        out = subprocess.run(
+            [sys.executable, "-m", "hakeeper", *args, "--etcd", self.endpoints()],
+            env=self.env, capture_output=True, text=True, timeout=timeout,
+        )
+        if check and out.returncode != 0:
+            raise RuntimeError(f"hakeeper {' '.join(args)}: {out.stderr}")
+        return out
+
+    def apply(self, text: str) -> None:
+        path = os.path.join(self.workdir, "cluster.yaml")
+        Path(path).write_text(text)
+        self.hk("config", "apply", "--yes", path)
+
+    def ctl(
+        self, name: str, *args: str, tool: str = "rabbitmqctl", timeout: float = 30
+    ) -> subprocess.CompletedProcess[str]:
+        """A RabbitMQ CLI command against the node, from inside its namespace, as rabbitmq."""
+        argv = ["setpriv", "--reuid=rabbitmq", "--regid=rabbitmq", "--init-groups",
+                f"{BIN}/{tool}", "-n", f"rabbit@{name}", *args]
+        try:
+            return self.hosts[name].run(argv, timeout=timeout, env={**os.environ, "HOME": MOUNT})
+        except subprocess.TimeoutExpired:
+            return subprocess.CompletedProcess(argv, 124, "", "timed out")
+
+    def cluster_status(self, name: str) -> dict[str, Any] | None:
+        out = self.ctl(name, "cluster_status", "--formatter", "json", timeout=15)
+        if out.returncode != 0 or "{" not in out.stdout:
+            return None
+        with contextlib.suppress(ValueError):
+            doc = json.loads(out.stdout[out.stdout.index("{"):])
+            return doc if isinstance(doc, dict) else None
+        return None
+
+    def running_nodes(self) -> dict[str, list[str]]:
+        """Per node whose broker answers: the running nodes of its cluster."""
+        out = {}
+        for n in self.names:
+            st = self.cluster_status(n)
+            if st is not None:
+                out[n] = sorted(st.get("running_nodes", []))
+        return out
+
+    def wait_cluster(self, count: int, timeout: float) -> dict[str, list[str]]:
+        """Until `count` brokers answer and all of them see the same `count` running nodes."""
+        deadline = time.monotonic() + timeout
+        want = sorted(f"rabbit@{n}" for n in self.names)
+        while True:
+            got = self.running_nodes()
+            views = list(got.values())
+            if len(got) >= count and all(len(v) >= count and set(v) <= set(want) and v == views[0] for v in views):
+                return got
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no cluster of {count} within {timeout:g}s: {got}")
+            time.sleep(1)
+
+    def setup_openstack_vhost(self, name: str) -> None:
+        """OpenStack's vhost: quorum queues by default, a policy for them, the guest user allowed."""
+        steps = [
+            ("add_vhost", VHOST, "--default-queue-type", "quorum"),
+            ("set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*"),
+            ("set_policy", "-p", VHOST, "--apply-to", "queues", POLICY, r"^(?!amq\.).*",
+             '{"delivery-limit": 100, "max-length": 1000000}'),
+        ]
+        for step in steps:
+            out = self.ctl(name, *step)
+            if out.returncode != 0 and "already exists" not in out.stdout + out.stderr:
+                raise RuntimeError(f"{' '.join(step)} on {name}: {out.stdout} {out.stderr}")
+
+    def quorum_members(self, queue: str) -> dict[str, str]:
+        """The queue's Raft members and their states ({"r1": "leader", ...}) from the first node
+        that answers `rabbitmq-queues quorum_status`."""
+        for n in self.names:
+            out = self.ctl(n, "quorum_status", "-p", VHOST, queue, "--formatter", "json", tool="rabbitmq-queues",
+                           timeout=20)
+            with contextlib.suppress(ValueError):
+                rows = json.loads(out.stdout[out.stdout.index("["):])
+                return {str(r["Node Name"]).split("@", 1)[1]: str(r["Raft State"]) for r in rows}
+        return {}
+
+    def queue_info(self, name: str, queue: str) -> tuple[str, str] | None:
+        """(type, policy) of a queue whose leader is on node `name`. (The cluster-wide list_queues
+        waits for every node to stream its rows straight to the CLI; `--local` does not.)"""
+        out = self.ctl(name, "list_queues", "-q", "--no-table-headers", "-p", VHOST, "name", "type", "policy",
+                       "--local", timeout=20)
+        for line in out.stdout.splitlines():
+            parts = line.split("\t")
+            if len(parts) == 3 and parts[0] == queue:
+                return parts[1], parts[2]
+        return None
+
+    def leader_of(self, queue: str) -> str:
+        leaders = [n for n, state in self.quorum_members(queue).items() if state == "leader"]
+        if not leaders:
+            raise RuntimeError(f"no leader found for queue {queue}")
+        return leaders[0]
+
+    def broker_pids(self, name: str) -> list[int]:
+        out = subprocess.run(["ip", "netns", "pids", self.hosts[name].ns], capture_output=True, text=True)
+        pids = []
+        for pid in out.stdout.split():
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{pid}/comm").read_text().strip() == "beam.smp":
+                    pids.append(int(pid))
+        return pids
+
+    def kill_broker(self, name: str) -> None:
+        """SIGKILL the node's Erlang VM (its whole broker; the agent and etcd live on)."""
+        for pid in self.broker_pids(name):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def power_off(self, name: str) -> None:
+        """Everything of the node dies at once and its link goes dark."""
+        self.hosts[name].ip("link", "set", IFNAME, "down", check=False)
+        kill_namespace_processes(self.hosts[name].ns)
+        self.members[name].proc = None
+        proc = self.agents.pop(name, None)
+        if proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(5)
+
+    def power_on(self, name: str) -> None:
+        """The node boots: link up, /run (the agent's state) empty, etcd member and agent started."""
+        shutil.rmtree(os.path.join(self.workdir, "state", name), ignore_errors=True)
+        self.hosts[name].ip("link", "set", IFNAME, "up", check=False)
+        self.members[name].start(self.etcd.initial_cluster, self.etcd.token)
+        self.start_agent(name)
+
+    def close(self) -> None:
+        for proc in list(self.agents.values()):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        for h in getattr(self, "hosts", {}).values():
+            kill_namespace_processes(h.ns)
+        if hasattr(self, "etcd"):
+            self.etcd.stop()
+        self.lab.close()
+        for h in getattr(self, "hosts", {}).values():
+            shutil.rmtree(f"/etc/netns/{h.ns}", ignore_errors=True)
+        with contextlib.suppress(OSError):
+            if not any(os.path.isdir(f"/etc/netns/{ns}/hkrabbitmq") for ns in os.listdir("/etc/netns")):
+                os.rmdir(MOUNT)
