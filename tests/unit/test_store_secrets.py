@@ -69,3 +69,30 @@ def test_masked_or_unknown_secrets_are_refused() -> None:
     assert "c.yaml" in str(err.value) and "params.password" in str(err.value) and "--show-secrets" in str(err.value)
     with pytest.raises(InputError, match="has no parameter 'pasword' to keep secret"):
         refuse_masked(_spec({"password": "x"}, ["pasword"]), "c.yaml")
+
+
+def test_log_records_are_masked_with_the_configuration_in_force() -> None:
+    import io
+    import logging
+
+    from hakeeper.coord.secrets import SecretLogFilter
+
+    current: list[ClusterSpec | None] = [None]
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.addFilter(SecretLogFilter(lambda: current[0]))
+    log = logging.getLogger("test-secret-filter")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        log.warning("monitor of db failed: %s", "mysql -pFirstPW1 refused")
+        current[0] = _spec({"password": "FirstPW1"})
+        log.warning("monitor of db failed: %s", "mysql -pFirstPW1 refused")
+        current[0] = _spec({"password": "SecondPW2"})  # a new configuration, a new password
+        log.warning("start: -pSecondPW2 and the old -pFirstPW1")
+    finally:
+        log.removeHandler(handler)
+    lines = out.getvalue().splitlines()
+    assert lines[0].endswith("mysql -pFirstPW1 refused")  # no configuration yet: nothing known
+    assert lines[1] == f"monitor of db failed: mysql -p{MASK} refused"
+    assert lines[2] == f"start: -p{MASK} and the old -pFirstPW1"

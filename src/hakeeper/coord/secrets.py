@@ -17,8 +17,9 @@ A configuration shown masked must not be applied back with the placeholders as p
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from hakeeper.errors import InputError, Problem
@@ -121,3 +122,33 @@ class Redactor:
         if isinstance(doc, list | tuple):
             return [self.doc(v) for v in doc]
         return doc
+
+
+class SecretLogFilter(logging.Filter):
+    """Masks the configuration's secret values in every log record of a process (the agent logs
+    what resource agents print, and they may print their own command line). `spec` gives the
+    configuration in force; it is read per record, its Redactor built once per configuration."""
+
+    def __init__(self, spec: Callable[[], ClusterSpec | None]) -> None:
+        super().__init__()
+        self._spec = spec
+        self._seen: ClusterSpec | None = None
+        self._redactor = Redactor(())
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        spec = self._spec()
+        if spec is not self._seen:
+            self._seen, self._redactor = spec, Redactor.for_spec(spec)
+        message = record.getMessage()
+        masked = self._redactor.text(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+def install_log_redaction(spec: Callable[[], ClusterSpec | None]) -> SecretLogFilter:
+    """Mask secrets in everything the root logger's handlers write (call after logging is set up)."""
+    secret_filter = SecretLogFilter(spec)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(secret_filter)
+    return secret_filter
