@@ -79,6 +79,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
     password_file.chmod(0o600)
     cert, key = files["server"]
     cluster = loopback_cluster(str(d), 1, tls=TlsFiles(str(ca.path), cert, key))
+    cluster.members[0].extra = ("--auth-token-ttl=2",)  # password tokens expire after 2 s idle
     cluster.start()
     s = Secured(cluster, d, str(ca.path), files, str(other.path), str(password_file))
     try:
@@ -128,7 +129,16 @@ def test_password_authentication_over_tls(secured: Secured) -> None:
     from hakeeper.coord.tls import read_password_file
 
     password = read_password_file(secured.password_file, "--etcd-password-file")
-    contract.test_put_get_revisions(_factory(secured, secured.security(user="pw-user", password=password)))
+    security = secured.security(user="pw-user", password=password)
+    contract.test_put_get_revisions(_factory(secured, security))
+
+    async def idle_past_the_token_ttl() -> None:
+        async with EtcdStore(secured.cluster.endpoints, timeout=TIMEOUT, security=security) as store:
+            await store.put(PREFIX + "pw/1", b"1")
+            await asyncio.sleep(4)  # etcd forgets the token after 2 s without use
+            await store.put(PREFIX + "pw/2", b"2")  # authenticates again, transparently
+
+    asyncio.run(idle_past_the_token_ttl())
 
 
 def _refusal(secured: Secured, security: EtcdSecurity | None, key: str = PREFIX + "x") -> str:

@@ -122,11 +122,12 @@ def _kv(kv: Any) -> KeyValue:
 def _unavailable(exc: BaseException) -> bool:
     if isinstance(exc, aexc.ConnectionFailedError | aexc.ConnectionTimeoutError | asyncio.TimeoutError):
         return True
+    text = str(exc)
+    if "invalid auth token" in text:  # a token the member forgot: a new connection authenticates again
+        return True
     if isinstance(exc, rpc.AioRpcError):
         return exc.code() in (rpc.StatusCode.UNAVAILABLE, rpc.StatusCode.DEADLINE_EXCEEDED)
-    text = str(exc)
-    # An auth token the member forgot (it restarted): a new connection authenticates again.
-    return "no leader" in text or "leader changed" in text or "timed out" in text or "invalid auth token" in text
+    return "no leader" in text or "leader changed" in text or "timed out" in text
 
 
 def _election(exc: BaseException) -> bool:
@@ -221,7 +222,9 @@ class EtcdStore(Store):
         last: BaseException | None = None
         why: str | None = None  # a TLS or authentication failure, said plainly
         loop = asyncio.get_running_loop()
-        for _ in range(len(self.endpoints)):
+        attempts, attempt, renewed = len(self.endpoints), 0, False
+        while attempt < attempts:
+            attempt += 1
             client = await self._connected()
             sent = loop.time()
             try:
@@ -234,6 +237,10 @@ class EtcdStore(Store):
                     raise StoreError(self._failure(exc, self.endpoint) or f"etcd {self.endpoint}: {exc}") from exc
                 last = exc
                 why = self._failure(exc, self.endpoint)
+                if "invalid auth token" in str(exc) and not renewed:
+                    # The member forgot this client's token (idle past --auth-token-ttl, or it
+                    # restarted): a new connection authenticates again; that is one more try.
+                    renewed, attempts = True, attempts + 1
                 await self._drop(client)
         raise StoreUnavailable(why or f"no etcd endpoint answered ({self.endpoints}): {last}")
 

@@ -48,6 +48,7 @@ class Member:
     # etcd's own defaults are (100, 1000).
     timings: tuple[int, int] = (50, 500)
     tls: TlsFiles | None = None
+    extra: tuple[str, ...] = ()  # more etcd flags
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -89,6 +90,7 @@ class Member:
                 f"--trusted-ca-file={self.tls.ca}",
                 "--client-cert-auth",
             ]
+        cmd += self.extra
         if self.netns:
             cmd = ["ip", "netns", "exec", self.netns, *cmd]
         return cmd
