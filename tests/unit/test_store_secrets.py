@@ -67,6 +67,8 @@ def test_masked_or_unknown_secrets_are_refused() -> None:
     with pytest.raises(InputError) as err:
         refuse_masked(_spec({"password": MASK}), "c.yaml")
     assert "c.yaml" in str(err.value) and "params.password" in str(err.value) and "--show-secrets" in str(err.value)
+    with pytest.raises(InputError, match=r"crm resource secret.*list password under `secret:`"):
+        refuse_masked(_spec({"password": "lrm://"}), "c.yaml")
     with pytest.raises(InputError, match="has no parameter 'pasword' to keep secret"):
         refuse_masked(_spec({"password": "x"}, ["pasword"]), "c.yaml")
 

@@ -11,8 +11,9 @@ configuration or anything derived from it masks it:
   agent's error output may quote its own command line), and masks any field whose name says it
   is a secret (a VRRP instance's auth_pass).
 
-A configuration shown masked must not be applied back with the placeholders as passwords:
-`refuse_masked` stops that, naming the primitive and parameter.
+A configuration shown masked must not be applied back with the placeholders as passwords, nor
+one imported from a CIB whose secrets Pacemaker kept on the nodes (`lrm://`): `refuse_masked`
+stops both, naming the primitive and parameter.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from hakeeper.spec import ClusterSpec
 from hakeeper.spec.model import Primitive
 
 MASK = "********"
+# What a CIB holds instead of a parameter `crm resource secret` moved to the nodes' local files.
+PACEMAKER_SECRET = "lrm://"
 # A parameter or field named like this holds a secret (whole words between underscores/dashes).
 _SECRET_NAME = re.compile(
     r"(?:^|[_\-.])(?:pass|passwd|password|pwd|auth[_\-]?pass|secret|token|cookie|credentials?|private[_\-]?key)"
@@ -89,6 +92,13 @@ def refuse_masked(spec: ClusterSpec, file: str) -> None:
                     problems.append(Problem(
                         f"primitive {primitive.id}: parameter {key} is the placeholder `config show` prints "
                         "for a secret, not its value (`config show --show-secrets` prints the values)",
+                        file, field=f"resources.primitives.{i}.params.{key}",
+                    ))
+                elif value == PACEMAKER_SECRET:
+                    problems.append(Problem(
+                        f"primitive {primitive.id}: parameter {key} was kept out of the CIB by `crm resource "
+                        "secret` (its value is in /var/lib/pacemaker/lrm/secrets on each node): write the "
+                        f"value here and list {key} under `secret:`",
                         file, field=f"resources.primitives.{i}.params.{key}",
                     ))
     if problems:
