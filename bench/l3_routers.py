@@ -288,7 +288,7 @@ class Bench:
         result = Result("hakeeper", setup_a, setup_b, idle, [v - t0 for v in watch.seen.values()],
                         [v - t0 for v in reported.values()], self.n - len(watch.seen))
         watch.close()
-        agent_b.terminate()
+        agent_b.kill()  # its graceful stop (1000 routers handing over) is not measured here
         agent_b.wait(timeout=60)
         self.teardown("hakeeper")
         return result
@@ -423,12 +423,13 @@ def main() -> int:
                 for kind in ("hakeeper", "keepalived"):
                     if args.only and kind != args.only:
                         continue
-                    print(f"{n} routers: {kind} ...", flush=True)
+                    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+                    print(f"{n} routers: {kind} ... (machine load average {load})", flush=True)
                     results.append(bench.run_hakeeper() if kind == "hakeeper" else bench.run_keepalived())
+                    report(n, per_ha, results)  # as it goes: a later layout may not finish
             finally:
                 for kind in ("hakeeper", "keepalived"):
                     bench.teardown(kind)
-            report(n, per_ha, results)
     return 0
 
 

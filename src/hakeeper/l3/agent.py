@@ -1,7 +1,9 @@
 """`hakeeper l3-agent`: one process per network node serving every router scheduled on it.
 
-The schedule is the pure `scheduler.schedule` over the spec's routers and the network nodes, so
-every node works out the same answer by itself. The agent builds its routers' namespaces, runs
+With `--spec`, the schedule is the pure `scheduler.schedule` over the spec's routers and the
+network nodes, so every node works out the same answer by itself. Without it the routers and
+their schedule come from the store (`routerstore`) and the agent follows their changes live.
+The agent builds its routers' namespaces, runs
 them all in one `RouterSpeaker`, and writes their states to a state file (JSON, replaced
 atomically, at most one advert interval late) that `hakeeper router list-hosting` reads.
 """
@@ -16,11 +18,14 @@ import signal
 import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from hakeeper.coord.store import Store, StoreError, bounded, wait_event
-from hakeeper.l3 import dataplane
+from hakeeper.errors import InputError
+from hakeeper.l3 import dataplane, netns
 from hakeeper.l3.hosting import HaState, Report, report_key
 from hakeeper.l3.model import RouterSpec
+from hakeeper.l3.routerstore import Stored, decode, routers_key
 from hakeeper.l3.scheduler import RouterWant, Schedule, schedule
 from hakeeper.l3.speaker import RouterSpeaker, VrrpSettings, withdraw_all
 from hakeeper.vrrp.machine import State
@@ -41,6 +46,46 @@ class AgentOptions:
     state_file: str | None = None
     garp_master_delay: float = 60.0
     cluster: str = "hakeeper"
+    pid_file: str | None = None
+
+
+def _agent_alive(pid: int) -> bool:
+    try:
+        return b"l3-agent" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+async def handover(pid_file: str | None) -> bool:
+    """Take over from a running agent of this node (the one in `pid_file`): everything slow
+    (starting Python, reading the store) is done by now, so it is told to stop for a restart
+    (SIGHUP: it leaves its routers as they are) only now, and its masters are adopted a moment
+    later, well within the backups' Master_Down_Interval. Then this agent's pid goes in. True
+    if a running agent handed over (only then are masters adopted: a namespace holding the VIP
+    after a crash may be stale, the other node having taken over)."""
+    if pid_file is None:
+        return False
+    took_over = False
+    try:
+        pid = int(Path(pid_file).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        pid = 0
+    if pid and pid != os.getpid() and _agent_alive(pid):
+        log.info("taking over from the running agent (pid %d)", pid)
+        os.kill(pid, signal.SIGHUP)
+        for _ in range(1500):
+            if not _agent_alive(pid):
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise RuntimeError(f"the running agent (pid {pid}) did not stop within 15 s")
+        took_over = True
+    directory = os.path.dirname(os.path.abspath(pid_file))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".hakeeper-l3-pid.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"{os.getpid()}\n")
+    os.replace(tmp, pid_file)
+    return took_over
 
 
 def node_schedule(spec: RouterSpec, nodes: tuple[str, ...]) -> Schedule:
@@ -70,29 +115,152 @@ def write_state(path: str, node: str, states: dict[str, State]) -> None:
     os.replace(tmp, path)
 
 
-async def serve(spec: RouterSpec, opts: AgentOptions, store: Store | None = None) -> None:
-    sched = node_schedule(spec, opts.nodes)
+class RouterAgent:
+    """The routers of this node as the spec and schedule say, applied as differences: a router
+    added is built and started, one deleted is stopped and its namespace removed, one changed is
+    changed in place; the others are not touched (no re-election). The `ip`/`nft` commands that
+    build and change namespaces run on a worker thread: the event loop keeps every other
+    router's adverts on time meanwhile (a loop blocked for Master_Down_Interval is a failover)."""
+
+    def __init__(self, opts: AgentOptions, speaker: RouterSpeaker) -> None:
+        self.opts = opts
+        self.speaker = speaker
+        self.applied: dict[str, dataplane.Layout] = {}
+        self.names: dict[str, str] = {}
+        self.unmapped: set[str] = set()
+
+    def wanted(self, spec: RouterSpec, sched: Schedule) -> dict[str, dataplane.Layout]:
+        lays = layouts_for(spec, sched, self.opts.node, self.opts.netns_prefix, frozenset(self.opts.physical))
+        out = {}
+        for lay in lays:
+            unmapped = sorted({p.network for p in lay.ports} - set(self.opts.physical))
+            if unmapped:
+                if lay.router_id not in self.unmapped:
+                    log.error("router %s: this node has no --physical interface for %s", lay.router_id,
+                              ", ".join(unmapped))
+                self.unmapped.add(lay.router_id)
+                continue
+            out[lay.router_id] = lay
+        return out
+
+    async def start(self, spec: RouterSpec, sched: Schedule, adopt_masters: bool) -> None:
+        """First application: reuse the namespaces the previous agent left, build the rest, remove
+        router namespaces of routers no longer here. With `adopt_masters` (the previous agent
+        handed over just now) its masters stay masters: a restart is not a failover. Otherwise
+        every router starts as a backup, its master addresses withdrawn (a node that returns after
+        a crash must not bring back a second master)."""
+        want = self.wanted(spec, sched)
+        self.names = {r.id: r.name for r in spec.routers}
+        mine = {lay.namespace for lay in want.values()}
+        for ns in netns.names(f"{self.opts.netns_prefix}qrouter-"):
+            if ns not in mine:
+                netns.delete(ns)
+        started = time.monotonic()
+        found = {}
+        for rid, lay in want.items():
+            complete, holds_vip = await dataplane.inspect(lay)
+            found[rid] = (complete, holds_vip and adopt_masters)
+        # Masters first and at once, in this process: their next advert must reach the backups
+        # before Master_Down_Interval runs out since the previous agent's last one.
+        for rid, (complete, holds_vip) in found.items():
+            if complete and holds_vip:
+                self.speaker.add(want[rid], adopt=True)
+                self.applied[rid] = want[rid]
+        for rid, (complete, holds_vip) in found.items():
+            lay = want[rid]
+            if complete and not holds_vip:
+                await withdraw_all([lay])  # a backup holds none of the master's addresses
+                self.speaker.add(lay)
+            elif not complete:
+                await asyncio.to_thread(dataplane.build, lay)  # from nothing: no master address anywhere
+                self.speaker.add(lay)
+            self.applied[rid] = lay
+        for rid, (complete, _) in found.items():
+            if complete:
+                await asyncio.to_thread(dataplane.refresh, want[rid])  # the NAT table as the spec says now
+        adopted = sum(1 for c, _ in found.values() if c)
+        log.info("%d router(s) adopted (%d master), %d built in %.2f s", adopted,
+                 sum(1 for c, h in found.values() if c and h), len(found) - adopted, time.monotonic() - started)
+
+    async def apply(self, spec: RouterSpec, sched: Schedule) -> None:
+        want = self.wanted(spec, sched)
+        self.names.update({r.id: r.name for r in spec.routers})
+        for rid in [r for r in self.applied if r not in want]:
+            log.info("router %s: removed from this node", rid)
+            self.speaker.remove(rid)
+            await asyncio.to_thread(dataplane.destroy, self.applied.pop(rid))
+        for rid, lay in want.items():
+            old = self.applied.get(rid)
+            if old is None:
+                log.info("router %s: added to this node", rid)
+                await asyncio.to_thread(dataplane.build, lay)
+                self.speaker.add(lay)
+            elif old != lay:
+                if (old.vrid, old.ha_address, old.namespace) != (lay.vrid, lay.ha_address, lay.namespace):
+                    self.speaker.remove(rid)  # a new identity on the HA network: a new instance
+                    await asyncio.to_thread(dataplane.destroy, old)
+                    await asyncio.to_thread(dataplane.build, lay)
+                    self.speaker.add(lay)
+                else:
+                    log.info("router %s: changed in place", rid)
+                    await asyncio.to_thread(dataplane.update, old, lay)
+                    self.speaker.update(lay)
+            self.applied[rid] = lay
+
+
+async def _follow(store: Store, cluster: str, since: int, interval: float) -> Stored | None:
+    """The stored routers once their revision is past `since` (polled: one small read a second)."""
+    try:
+        kv = await bounded(store.get(routers_key(cluster)), interval)
+    except (StoreError, TimeoutError, OSError) as exc:
+        log.warning("cannot read the routers from the store: %s", exc)
+        return None
+    if kv is None or kv.mod_revision <= since:
+        return None
+    try:
+        return decode(kv.value, kv.mod_revision)
+    except (InputError, ValueError, KeyError) as exc:
+        log.error("the routers in the store are unreadable, keeping the current ones: %s", exc)
+        return None
+
+
+async def serve(spec: RouterSpec | None, opts: AgentOptions, store: Store | None = None) -> None:
+    """Serve the routers of `spec` (scheduled here over opts.nodes), or with `spec` None the
+    routers in the store, following their changes."""
+    stored: Stored | None = None
+    if spec is None:
+        assert store is not None
+        while stored is None:
+            stored = await _follow(store, opts.cluster, 0, 2.0)
+            if stored is None:
+                log.info("waiting for routers in the store (hakeeper router init)")
+                await asyncio.sleep(1.0)
+        spec, sched = stored.spec, stored.schedule
+    else:
+        sched = node_schedule(spec, opts.nodes)
     for problem in sched.problems:
         log.error("%s", problem)
-    lays = layouts_for(spec, sched, opts.node, opts.netns_prefix, frozenset(opts.physical))
     dataplane.ensure_bridges(opts.physical)
-    await withdraw_all(lays)
-    started = time.monotonic()
-    for lay in lays:
-        dataplane.build(lay)
-    log.info("%d router(s) built in %.2f s", len(lays), time.monotonic() - started)
     s = spec.settings
     password = s.ha_vrrp_auth_password.get_secret_value() if s.ha_vrrp_auth_password else None
     loop = asyncio.get_running_loop()
     dirty = asyncio.Event()
     speaker = RouterSpeaker(VrrpSettings(s.ha_vrrp_advert_int, password, opts.garp_master_delay),
                             on_change=lambda _rid, _st: dirty.set())
-    for lay in lays:
-        speaker.add(lay)
+    agent = RouterAgent(opts, speaker)
+    await agent.start(spec, sched, await handover(opts.pid_file))
     stopping = asyncio.Event()
+    detach = False
+
+    def stop(keep: bool) -> None:
+        nonlocal detach
+        detach = keep
+        stopping.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
-    names = {r.id: r.name for r in spec.routers}
+        loop.add_signal_handler(sig, stop, False)
+    # SIGHUP: stop for a restart, leaving every router as it is for the next agent to adopt.
+    loop.add_signal_handler(signal.SIGHUP, stop, True)
     interval = float(s.ha_vrrp_advert_int)
 
     async def publish(states: dict[str, State]) -> None:
@@ -101,7 +269,7 @@ async def serve(spec: RouterSpec, opts: AgentOptions, store: Store | None = None
         if store is None:
             return
         report = Report(opts.node, time.time(), interval,
-                        {rid: (names[rid], HA_STATE[st]) for rid, st in states.items()})
+                        {rid: (agent.names.get(rid, rid), HA_STATE[st]) for rid, st in states.items()})
         try:
             await bounded(store.put(report_key(opts.cluster, opts.node), report.encode()), interval / 2)
         except (StoreError, TimeoutError, OSError) as exc:
@@ -116,10 +284,32 @@ async def serve(spec: RouterSpec, opts: AgentOptions, store: Store | None = None
             await publish(speaker.states())
             await asyncio.sleep(0.05)  # a burst of 1000 transitions is one write
 
-    await publish(speaker.states())
+    async def follower(since: int) -> None:
+        assert store is not None
+        while True:
+            await asyncio.sleep(0.5)
+            new = await _follow(store, opts.cluster, since, interval)
+            if new is None:
+                continue
+            since = new.revision
+            if new.spec.settings != s:
+                log.warning("L3 HA settings changed in the store: they apply when the agent restarts")
+            try:
+                await agent.apply(new.spec, new.schedule)
+            except (OSError, RuntimeError) as exc:
+                log.error("applying router changes: %s", exc)
+            dirty.set()
 
-    pub = asyncio.create_task(publisher())
+    await publish(speaker.states())
+    tasks = [asyncio.create_task(publisher())]
+    if stored is not None:
+        tasks.append(asyncio.create_task(follower(stored.revision)))
     await stopping.wait()
-    pub.cancel()
+    for t in tasks:
+        t.cancel()
+    if detach:
+        log.info("stopping for a restart: %d router(s) left as they are", len(speaker.runs))
+        speaker.detach()
+        return
     await speaker.stop()
     await publish({})

@@ -98,22 +98,30 @@ def _physical(text: str) -> tuple[str, str]:
 
 
 def l3_agent(args: argparse.Namespace) -> int:
-    import asyncio
-    import contextlib
     import logging
 
-    from hakeeper.l3.agent import AgentOptions, serve
+    from hakeeper.l3.agent import AgentOptions
     from hakeeper.l3.specfile import load_router_spec
 
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s hakeeper-l3[%(process)d] %(levelname)s %(message)s")
     logging.getLogger("pyroute2").setLevel(logging.WARNING)
+    physical = dict(args.physical or [])
+    if args.spec is None:
+        # The routers come from the store and may change: every network the node serves needs
+        # its --physical mapping, checked as routers arrive.
+        if not (args.etcd or args.store):
+            print("hakeeper l3-agent: give --spec FILE, or --store/--etcd to follow the routers there",
+                  file=sys.stderr)
+            return EXIT_BAD_INPUT
+        opts = AgentOptions(args.node, (), physical, args.netns_prefix, args.state_file, args.garp_master_delay,
+                            args.cluster, args.pid_file)
+        return _run_agent(args, None, opts)
     spec = load_router_spec(args.spec)
-    nodes = tuple(n for n in args.nodes.split(",") if n)
+    nodes = tuple(n for n in (args.nodes or "").split(",") if n)
     if args.node not in nodes:
         print(f"hakeeper l3-agent: --node {args.node} is not in --nodes", file=sys.stderr)
         return EXIT_BAD_INPUT
-    physical = dict(args.physical or [])
     # The HA network: each project's own (`ha:PROJECT`) where mapped, the shared `ha` otherwise.
     shared_ha = any(f"ha:{r.project}" not in physical for r in spec.routers) or not spec.routers
     needed = ({"ha"} if shared_ha else set()) | {i.subnet for r in spec.routers for i in r.interfaces} | {
@@ -123,7 +131,15 @@ def l3_agent(args: argparse.Namespace) -> int:
         print(f"hakeeper l3-agent: no --physical NETWORK=INTERFACE for {', '.join(missing)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     opts = AgentOptions(args.node, nodes, physical, args.netns_prefix, args.state_file, args.garp_master_delay,
-                        args.cluster)
+                        args.cluster, args.pid_file)
+    return _run_agent(args, spec, opts)
+
+
+def _run_agent(args: argparse.Namespace, spec: Any, opts: Any) -> int:
+    import asyncio
+    import contextlib
+
+    from hakeeper.l3.agent import serve
 
     async def main() -> None:
         store = _open_store(args) if (args.etcd or args.store) else None
@@ -202,14 +218,16 @@ def register(subparsers: Any) -> None:
     _register_import(subparsers)
     p = subparsers.add_parser("l3-agent", help="serve every HA router scheduled on this network node")
     p.add_argument("--node", required=True, help="this network node's name")
-    p.add_argument("--nodes", required=True, help="every network node, comma-separated")
-    p.add_argument("--spec", required=True, metavar="FILE", help="the router spec (YAML)")
+    p.add_argument("--nodes", help="every network node, comma-separated (with --spec)")
+    p.add_argument("--spec", metavar="FILE", help="the router spec (YAML); without it, the routers in the store")
     p.add_argument("--physical", action="append", type=_physical, metavar="NETWORK=INTERFACE",
                    help="the node's interface for a network (repeat; 'ha' is the HA network)")
     p.add_argument("--netns-prefix", default="", help="prefix of the router namespaces' names")
     p.add_argument("--state-file", help="JSON file with every router's ha_state on this node")
     p.add_argument("--garp-master-delay", type=float, default=60.0,
                    help="seconds before the second gratuitous ARP burst after a takeover (Neutron: 60)")
+    p.add_argument("--pid-file", help="this agent's pid; an agent started with the pid file of a running one "
+                   "takes its routers over without a failover (a restart: start the new one, the old one stops)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     _store_options(p, required=False)
     p.set_defaults(handler=l3_agent)
@@ -224,3 +242,94 @@ def register(subparsers: Any) -> None:
     ls.add_argument("--json", action="store_true")
     _store_options(ls, required=True)
     ls.set_defaults(handler=list_routers)
+    _register_edits(sub)
+
+
+# -- changing the routers in the store -------------------------------------------------------------
+def _edit(args: argparse.Namespace, edit: Any = None, spec: Any = None, nodes: Any = None) -> int:
+    import asyncio
+
+    from hakeeper.l3.routerstore import update
+
+    async def main() -> Any:
+        store = _open_store(args)
+        try:
+            return await update(store, args.cluster, edit=edit, spec=spec, nodes=nodes)
+        finally:
+            await store.close()
+
+    stored = asyncio.run(main())
+    placed = stored.schedule.routers
+    for r in stored.spec.routers:
+        if getattr(args, "router", None) in (r.id, r.name) or getattr(args, "name", None) == r.name:
+            p = placed.get(r.id)
+            where = f" on {', '.join(p.nodes)} (VRID {p.vrid}, {p.network.name})" if p else ""
+            print(f"router {r.name} ({r.id}){where}")
+    return 0
+
+
+def router_init(args: argparse.Namespace) -> int:
+    from hakeeper.l3.specfile import load_router_spec
+
+    spec = load_router_spec(args.spec)
+    nodes = tuple(n for n in args.nodes.split(",") if n)
+    if not nodes:
+        print("hakeeper router init: --nodes lists no node", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    _edit(args, spec=spec, nodes=nodes)
+    print(f"{len(spec.routers)} router(s) on {', '.join(nodes)} in the store")
+    return 0
+
+
+def router_change(args: argparse.Namespace) -> int:
+    import uuid
+
+    from hakeeper.l3 import edits
+
+    cmd = args.router_command
+    if cmd == "create":
+        edit = edits.create(args.id or str(uuid.uuid4()), args.name, args.project)
+    elif cmd == "delete":
+        edit = edits.delete(args.router)
+    elif cmd == "add-interface":
+        edit = edits.add_interface(args.router, args.subnet, args.address)
+    elif cmd == "remove-interface":
+        edit = edits.remove_interface(args.router, args.subnet)
+    elif cmd == "set-gateway":
+        edit = edits.set_gateway(args.router, args.network, args.address, args.upstream)
+    else:
+        edit = edits.add_floating_ip(args.router, args.external, args.fixed)
+    rc = _edit(args, edit=edit)
+    if cmd == "delete":
+        print(f"router {args.router} deleted")
+    return rc
+
+
+def _register_edits(sub: Any) -> None:
+    i = sub.add_parser("init", help="put a router spec and the network nodes into the store")
+    i.add_argument("--spec", required=True, metavar="FILE", help="settings and routers (YAML)")
+    i.add_argument("--nodes", required=True, help="the network nodes, comma-separated")
+    _store_options(i, required=True)
+    i.set_defaults(handler=router_init)
+    c = sub.add_parser("create", help="a new router (Neutron: router-create)")
+    c.add_argument("name", metavar="NAME")
+    c.add_argument("--id", help="its id (default: a new UUID)")
+    c.add_argument("--project", default="admin", help="its project: routers of one project share an HA network")
+    d = sub.add_parser("delete", help="delete a router")
+    ai = sub.add_parser("add-interface", help="an interface on a project subnet (Neutron: router-interface-add)")
+    ai.add_argument("--subnet", required=True)
+    ai.add_argument("--address", required=True, help="the subnet's gateway address, ADDR/PREFIX")
+    ri = sub.add_parser("remove-interface", help="remove the interface on a subnet")
+    ri.add_argument("--subnet", required=True)
+    g = sub.add_parser("set-gateway", help="the external gateway (Neutron: router-gateway-set)")
+    g.add_argument("--network", required=True, help="the external network")
+    g.add_argument("--address", required=True, help="the router's address on it, ADDR/PREFIX")
+    g.add_argument("--upstream", required=True, help="the next hop on the external network")
+    f = sub.add_parser("add-floating-ip", help="a floating IP NAT'd to a fixed address behind the router")
+    f.add_argument("--external", required=True)
+    f.add_argument("--fixed", required=True)
+    for p in (d, ai, ri, g, f):
+        p.add_argument("router", metavar="ROUTER", help="router id or name")
+    for p in (c, d, ai, ri, g, f):
+        _store_options(p, required=True)
+        p.set_defaults(handler=router_change)

@@ -169,3 +169,54 @@ def build(lay: Layout) -> None:
 def destroy(lay: Layout) -> None:
     netns.delete(lay.namespace)
     netns.ip_batch([f"link del {p.peer}" for p in lay.ports], force=True)
+
+
+async def inspect(lay: Layout) -> tuple[bool, bool]:
+    """(the namespace is there with every port, it holds the primary VIP): what an agent that
+    starts finds of its predecessor's work. Over netlink in this process: a restart adopts a
+    thousand routers well within the backups' Master_Down_Interval."""
+    if not netns.exists(lay.namespace):
+        return False, False
+    from pyroute2 import AsyncIPRoute
+
+    with netns.inside(lay.namespace):
+        ipr = AsyncIPRoute()
+        _ = ipr.socket  # created now, so it lives in this namespace
+    try:
+        links = {link.get("ifname"): link["index"] async for link in await ipr.get_links()}
+        if any(p.name not in links for p in lay.ports):
+            return False, False
+        vip = str(lay.vip.ip)
+        held = [a.get("local") async for a in await ipr.get_addr(family=2, index=links[lay.ha.name])]
+        return True, vip in held
+    finally:
+        ipr.close()
+
+
+def refresh(lay: Layout) -> None:
+    """Adopt a namespace left by the previous agent: its ports up, the ha- address and the NAT
+    table as the spec says now; master addresses are left alone (the speaker decides)."""
+    netns.ip_batch([f"addr replace {lay.ha_address} dev {lay.ha.name}", *(f"link set {p.name} up" for p in lay.ports)],
+                   lay.namespace)
+    netns.in_netns(lay.namespace, ["nft", "-f", "-"], stdin=lay.nat)
+
+
+def update(old: Layout, new: Layout) -> None:
+    """Change a running router in place: ports added or removed, the NAT table replaced. The
+    namespace and the ha- port stay, so its VRRP instance goes on."""
+    def key(p: Port) -> tuple[str, str, str | None]:
+        return p.name, p.network, p.mac
+
+    keep = {key(p) for p in new.ports}
+    before = {key(p) for p in old.ports}
+    netns.ip_batch([f"link del {p.peer}" for p in old.ports if key(p) not in keep], force=True)
+    added = [p for p in new.ports if key(p) not in before]
+    node_cmds = []
+    for p in added:
+        mac = f" address {p.mac}" if p.mac else ""
+        node_cmds += [f"link add {p.peer} type veth peer name {p.name}{mac} netns {new.namespace}",
+                      f"link set {p.peer} master {bridge_name(p.network)} up"]
+    netns.ip_batch(node_cmds)
+    netns.ip_batch([f"link set {p.name} up" for p in added], new.namespace)
+    if old.nat != new.nat:
+        netns.in_netns(new.namespace, ["nft", "-f", "-"], stdin=new.nat)

@@ -100,6 +100,7 @@ class RouterRun:
     sent: int = 0
     received: int = 0
     takeovers: int = 0
+    adopted: bool = False  # master when the agent restarted: addresses already in place
 
 
 class RouterSpeaker:
@@ -111,8 +112,12 @@ class RouterSpeaker:
         self.tasks: set[asyncio.Task[None]] = set()
 
     # -- routers come and go without touching the others ----------------------------------------
-    def add(self, lay: Layout) -> None:
-        """Open the router's sockets inside its namespace and start its VRRP instance (BACKUP)."""
+    def add(self, lay: Layout, adopt: bool = False) -> None:
+        """Open the router's sockets inside its namespace and start its VRRP instance: BACKUP, or
+        with `adopt` (the namespace holds the primary VIP: this node was master when its agent
+        restarted) MASTER at once, keeping the addresses, so a restart is not a failover. If the
+        other node took over meanwhile, the tie-break of the two masters' adverts settles it
+        within one interval and the loser withdraws its addresses."""
         v = self.vrrp
         auth = AUTH_PASS if v.password is not None else AUTH_NONE
         with netns.inside(lay.namespace):
@@ -127,7 +132,34 @@ class RouterSpeaker:
         run = RouterRun(lay, Machine(params), expect, sock, ipr, index, arp)
         self.runs[lay.router_id] = run
         self.loop.add_reader(sock.fileno(), self._readable, run)
-        self._apply(run, run.machine.start(self.loop.time()))
+        now = self.loop.time()
+        actions = run.machine.start(now)
+        if adopt:
+            run.adopted = True
+            actions += run.machine.force(now, State.MASTER)
+        self._apply(run, actions)
+
+    def update(self, lay: Layout) -> None:
+        """The router's spec changed (an interface, the gateway, a floating IP): its VRRP instance
+        goes on untouched, no re-election; a master adds and removes the changed addresses."""
+        run = self.runs[lay.router_id]
+        old = run.lay
+        names = {p.name for p in lay.ports}
+        with netns.inside(lay.namespace):
+            index = {p.name: socket.if_nametoindex(p.name) for p in lay.ports}
+            for name in [n for n in run.arp if n not in names or index[n] != run.index.get(n)]:
+                run.arp.pop(name).close()  # gone, or a new interface of the same name
+            for p in lay.ports:
+                if p.addresses and p.name not in run.arp:
+                    run.arp[p.name] = netio.arp_socket(p.name)
+        run.lay = lay
+        if run.machine.state == State.MASTER:
+            gone = [a for a in old.master_addresses()
+                    if a not in lay.master_addresses() and a[0] in names and index[a[0]] == run.index.get(a[0])]
+            run.index = index
+            self._spawn(self._change_addresses(run, gone))
+        else:
+            run.index = index
 
     def remove(self, router_id: str) -> None:
         run = self.runs.pop(router_id, None)
@@ -143,6 +175,14 @@ class RouterSpeaker:
         run.sock.close()
         for s in run.arp.values():
             s.close()
+
+    def detach(self) -> None:
+        """Leave every router as it is (addresses, namespaces) and stop serving them: the next agent
+        adopts them (a restart of the agent is not a failover)."""
+        for run in self.runs.values():
+            self._close(run)
+            run.ipr.close()
+        self.runs.clear()
 
     async def stop(self) -> None:
         """Priority 0 from every master, addresses withdrawn: the backups take over after Skew_Time."""
@@ -188,9 +228,14 @@ class RouterSpeaker:
         run.sent += netio.send_quietly(run.sock, packet, (VRRP_GROUP_V4, 0))
 
     def _transition(self, run: RouterRun, t: Transition) -> None:
-        log.info("router %s: %s -> %s", run.lay.router_id, t.old.value, t.new.value)
+        if run.adopted and t.new == State.MASTER:
+            log.info("router %s: master (adopted from the previous agent)", run.lay.router_id)
+            run.adopted = False
+        else:
+            log.info("router %s: %s -> %s", run.lay.router_id, t.old.value, t.new.value)
+            if t.new == State.MASTER:
+                run.takeovers += 1
         if t.new == State.MASTER:
-            run.takeovers += 1
             self._spawn(self._addresses(run, add=True))
             run.garp = self.loop.create_task(self._garp(run))
         elif t.old == State.MASTER:
@@ -224,6 +269,15 @@ class RouterSpeaker:
                     await run.ipr.route("replace", dst="0.0.0.0/0", gateway=str(up), oif=run.index[ext.name])
                 except (OSError, NetlinkError) as exc:
                     log.error("router %s: default route via %s: %s", run.lay.router_id, up, exc)
+
+    async def _change_addresses(self, run: RouterRun, gone: list[tuple[str, ipaddress.IPv4Interface]]) -> None:
+        async with run.lock:
+            for dev, addr in gone:
+                with contextlib.suppress(OSError, NetlinkError):
+                    await netio.del_address(run.ipr, run.index[dev], addr)
+        if run.machine.state == State.MASTER:
+            await self._addresses(run, add=True)  # the ones already there stay (EEXIST)
+            await self._garp_burst(run)
 
     async def _garp(self, run: RouterRun) -> None:
         await self._garp_burst(run)
