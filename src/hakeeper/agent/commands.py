@@ -24,9 +24,12 @@ from hakeeper.agent import history as hist
 from hakeeper.agent import operator as op
 from hakeeper.agent import state as st
 from hakeeper.agent.heartbeat import DEFAULT_NODE_TIMEOUT
+from hakeeper.coord.durable import DEFAULT_DATA_DIR, open_embedded
 from hakeeper.coord.etcd import EtcdStore, parse_endpoints
 from hakeeper.coord.lease import DEFAULT_LEASE_TTL
 from hakeeper.coord.localserver import LocalServer, RemoteStore
+from hakeeper.coord.secrets import Redactor, install_log_redaction, mask_spec, refuse_masked
+from hakeeper.coord.settings import add_security_args, apply_config, etcd_security
 from hakeeper.coord.store import Store, StoreError
 from hakeeper.coord.watch import Mirror, follow
 from hakeeper.errors import InputError
@@ -51,6 +54,7 @@ def _store_args(p: argparse.ArgumentParser) -> None:
         default=2.0,
         help="store request timeout per endpoint, seconds (an agent wants it well under its TTL)",
     )
+    add_security_args(p)  # --config, --cacert/--cert/--key, --etcd-user/--etcd-password-file
 
 
 NO_STORE = (
@@ -72,13 +76,14 @@ def _store_choice(args: argparse.Namespace) -> tuple[str, str, str] | None:
 
 
 def open_store(args: argparse.Namespace) -> Store:
+    apply_config(args)  # what no flag or variable gives, from the config file
     choice = _store_choice(args)
     if choice is None:
         raise InputError.at(NO_STORE, file="--etcd/--store")
     kind, value, source = choice
     if kind == "store":
         return RemoteStore(value, timeout=args.timeout)
-    return EtcdStore(parse_endpoints(value, source), timeout=args.timeout)
+    return EtcdStore(parse_endpoints(value, source), timeout=args.timeout, security=etcd_security(args))
 
 
 def _unavailable_hint(args: argparse.Namespace) -> str:
@@ -142,6 +147,7 @@ def _agent(args: argparse.Namespace) -> int:
             metrics=metrics,
             node_timeout=args.node_timeout,
         )
+        install_log_redaction(agent.spec)  # no secret parameter's value in the agent's log
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(agent.shutdown()))
@@ -156,8 +162,13 @@ def _store_serve(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         # The server claims the path itself: it never removes what it did not create.
-        server = LocalServer(args.socket)
-        await server.start()
+        store = open_embedded(args.data, args.cluster)
+        server = LocalServer(args.socket, store)
+        try:
+            await server.start()
+        except BaseException:
+            await store.close()
+            raise
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -192,14 +203,17 @@ def _status(args: argparse.Namespace) -> int:
 
 def _print_status(values: dict[str, bytes], keys: st.Keys, as_json: bool) -> None:
     view = op.status_view(values, keys, time.time())
+    found = st.config_of(values, keys)
+    view = Redactor.for_spec(found[1] if found else None).doc(view)  # no secret parameter printed
     print(json.dumps(view, indent=2, sort_keys=True) if as_json else op.render_status(view), flush=True)
 
 
 def _events(args: argparse.Namespace) -> int:
     async def body(store: Store, keys: st.Keys) -> int:
         kvs, rev = await store.get_prefix(keys.events)
+        redact = Redactor.for_spec((await op.current_config(store, keys))[2])  # no secret printed
         for kv in kvs[-args.last :] if args.last > 0 else []:
-            _print_event(st.loads(kv.value), args.json)
+            _print_event(redact.doc(st.loads(kv.value)), args.json)
         if not kvs:
             # On stderr, so --json output stays a stream of events only.
             print("no events yet; waiting for some" if args.follow else "no events", file=sys.stderr, flush=True)
@@ -207,7 +221,7 @@ def _events(args: argparse.Namespace) -> int:
             async for batch in store.watch_prefix(keys.events, rev + 1):
                 for e in batch:
                     if e.kind == "put":
-                        _print_event(st.loads(e.value), args.json)
+                        _print_event(redact.doc(st.loads(e.value)), args.json)
         return 0
 
     return _run(args, body)
@@ -232,6 +246,7 @@ def _config_apply(args: argparse.Namespace) -> int:
     doc = load_yaml(args.file)
     spec = spec_from_document(doc)
     op.check_agents(spec, doc, args.file)
+    refuse_masked(spec, args.file)  # placeholders from `config show` are not passwords
 
     async def body(store: Store, keys: st.Keys) -> int:
         return await _apply(store, keys, spec, args, os.path.abspath(args.file), args.file)
@@ -272,6 +287,7 @@ async def _apply(
 def _config_show(args: argparse.Namespace) -> int:
     async def body(store: Store, keys: st.Keys) -> int:
         spec = await _version_spec(store, keys, args.version)
+        spec = spec if args.show_secrets else mask_spec(spec)
         print(render_crm(spec) if args.crm else dump_spec(spec), end="")
         return 0
 
@@ -451,6 +467,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sub = p.add_subparsers(dest="store_command", required=True)
     s = sub.add_parser("serve", help="serve an embedded store on a Unix socket")
     s.add_argument("--socket", required=True)
+    s.add_argument(
+        "--data",
+        help=f"keep the store on disk in this directory (production: {DEFAULT_DATA_DIR}); "
+        "without it the store lives in memory and a restart loses it",
+    )
+    s.add_argument("--cluster", default=os.environ.get("HAKEEPER_CLUSTER", "hakeeper"),
+                   help="the cluster name recorded in the data file (another cluster's file is refused)")
     s.set_defaults(handler=_store_serve)
 
     p = subparsers.add_parser("status", help="nodes, resources, failures and the leader (like crm_mon)")
@@ -478,6 +501,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _store_args(a)
     a.add_argument("--crm", action="store_true", help="crm shell syntax, as `crm configure show` prints it")
     a.add_argument("--version", type=int, help="an earlier version kept in the history (see config history)")
+    a.add_argument("--show-secrets", action="store_true", help="print secret parameters' values (masked otherwise)")
     a.set_defaults(handler=_config_show)
     a = sub.add_parser("history", help="the configuration's versions: when, by whom, what changed")
     _store_args(a)

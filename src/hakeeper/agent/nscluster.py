@@ -21,8 +21,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from hakeeper.coord.etcdproc import Cluster, Member
+from hakeeper.coord.etcdproc import Cluster, Member, TlsFiles
 from hakeeper.coord.lease import DEFAULT_LEASE_TTL
+from hakeeper.coord.pki import cluster_pki
 from hakeeper.netlab import Lab
 from hakeeper.netlab.lab import kill_namespace_processes
 
@@ -72,7 +73,8 @@ resources:
 
 class NsCluster:
     def __init__(
-        self, workdir: str, tag: str = "c", subnet: int = 10, size: int = 3, ttl: int = DEFAULT_LEASE_TTL
+        self, workdir: str, tag: str = "c", subnet: int = 10, size: int = 3, ttl: int = DEFAULT_LEASE_TTL,
+        tls: bool = False,
     ) -> None:
         self.workdir = workdir
         self.tag = tag
@@ -95,6 +97,14 @@ class NsCluster:
             name: Member(name, self.ip(name), 2379, 2380, os.path.join(workdir, f"{name}.etcd"), netns=h.ns)
             for name, h in self.hosts.items()
         }
+        # tls: etcd as production runs it (docs/agent.md): TLS, client certificates, and RBAC
+        # giving the agents' user this cluster's prefix only; agents and commands get the
+        # certificates through HAKEEPER_CACERT/CERT/KEY.
+        ips = [self.ip(n) for n in self.names]
+        self.pki = cluster_pki(Path(workdir, "pki"), ips, f"hakeeper-{tag}") if tls else None
+        if self.pki is not None:
+            for m in self.members.values():
+                m.tls = TlsFiles(self.pki.ca, *self.pki.server)
         self.etcd = Cluster(list(self.members.values()), token=f"hka-{tag}")
         self.agents: dict[str, subprocess.Popen[bytes]] = {}
         self.docroot = os.path.join(workdir, "www")
@@ -110,7 +120,11 @@ class NsCluster:
 
     @property
     def env(self) -> dict[str, str]:
-        return {**os.environ, "PYTHONPATH": SRC, "HAKEEPER_CLUSTER": self.tag, "no_proxy": "*"}
+        env = {**os.environ, "PYTHONPATH": SRC, "HAKEEPER_CLUSTER": self.tag, "no_proxy": "*"}
+        if self.pki is not None:
+            cert, key = self.pki.client
+            env |= {"HAKEEPER_CACERT": self.pki.ca, "HAKEEPER_CERT": cert, "HAKEEPER_KEY": key}
+        return env
 
     def endpoints(self, first: str | None = None) -> str:
         names = sorted(self.names, key=lambda n: n != first)
@@ -118,8 +132,9 @@ class NsCluster:
 
     def raft_leader(self) -> str | None:
         """The node whose etcd member is the raft leader now (etcdctl endpoint status)."""
+        tls = [f"--cacert={self.pki.ca}", f"--cert={self.pki.root[0]}", f"--key={self.pki.root[1]}"] if self.pki else []
         out = subprocess.run(
-            ["etcdctl", "--endpoints", self.endpoints(), "endpoint", "status", "-w", "json"],
+            ["etcdctl", *tls, "--endpoints", self.endpoints(), "endpoint", "status", "-w", "json"],
             capture_output=True, text=True, timeout=15, env={**os.environ, "ETCDCTL_API": "3"},
         )
         with contextlib.suppress(ValueError, KeyError, TypeError):
@@ -132,6 +147,8 @@ class NsCluster:
 
     def start(self) -> None:
         self.etcd.start(timeout=30)
+        if self.pki is not None:
+            self.etcd.enable_auth(self.pki.root, self.pki.user, f"/hakeeper/{self.tag}/")
         for name in self.names:
             self.start_agent(name)
 

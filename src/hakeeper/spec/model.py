@@ -128,6 +128,9 @@ class Primitive(SpecModel):
     # Parameters that differ on some nodes (a CIB rule on node attributes): node → the values that
     # replace or add to `params` there. `params` holds what applies where no node rule holds.
     node_params: dict[Name, dict[str, str]] = Field(default_factory=dict)
+    # Parameters never printed by status, events or `config show` (hakeeper.coord.secrets; names
+    # such as password or auth_pass are secret without being listed).
+    secret: list[str] = Field(default_factory=list)
 
     @field_validator("params", mode="before")
     @classmethod

@@ -66,7 +66,7 @@ class Instance:
     advert_int: float = 1.0
     version: int = 2
     auth_type: int = AUTH_NONE
-    auth_pass: bytes = b""
+    auth_pass: bytes = field(default=b"", repr=False)  # never in a log line or an event
     vips: list[Vip] = field(default_factory=list)
     excluded_vips: list[Vip] = field(default_factory=list)
     track_scripts: list[Track] = field(default_factory=list)
