@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,6 +103,7 @@ class Publisher(_Side):
         self.rate = rate  # messages per second, 0: as fast as confirms come back
         self.confirmed: dict[str, tuple[float, str]] = {}  # id -> (monotonic time of the confirm, broker)
         self.retries = 0
+        self.errors: Counter[str] = Counter()  # why publishes were retried, by exception class
 
     def run(self) -> None:
         n = 0
@@ -119,9 +121,10 @@ class Publisher(_Side):
                 )
             except RuntimeError:
                 break
-            except (pika.exceptions.AMQPError, OSError):
+            except (pika.exceptions.AMQPError, OSError) as exc:
                 # Not confirmed: the same id again. A nack keeps the connection; a broken one does not.
                 self.retries += 1
+                self.errors[type(exc).__name__] += 1
                 if conn is not None and (conn.is_closed or channel is None or not channel.is_open):
                     with contextlib.suppress(Exception):
                         conn.close()
@@ -142,9 +145,11 @@ class Publisher(_Side):
         with self.lock:
             return set(self.confirmed)
 
-    def first_confirm_after(self, t: float) -> tuple[float, str] | None:
+    def first_confirm_after(self, t: float, not_from: str | None = None) -> tuple[float, str] | None:
+        """The first confirm after `t` (through another broker than `not_from`): when, and from whom.
+        (A confirm the killed broker sent just before it died may still be read after the kill.)"""
         with self.lock:
-            later = [c for c in self.confirmed.values() if c[0] > t]
+            later = [c for c in self.confirmed.values() if c[0] > t and c[1] != not_from]
         return min(later) if later else None
 
 

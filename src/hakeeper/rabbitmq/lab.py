@@ -36,7 +36,7 @@ POLICY = "openstack-quorum"
 BROKER_COMMANDS = ("beam.smp", "erl_child_setup", "rabbitmq-server", "epmd", "inet_gethost", "sh")
 
 
-def rabbitmq_spec(lab: RabbitLab, monitor: str = "5s") -> str:
+def rabbitmq_spec(lab: RabbitLab, monitor: str = "10s") -> str:
     """The cluster: the native rabbitmq class as a clone on every node."""
     names = ", ".join(f"{{name: {n}}}" for n in lab.names)
     return f"""\

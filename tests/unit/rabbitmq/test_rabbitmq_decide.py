@@ -141,3 +141,18 @@ def test_node_list_files_are_read_and_corruption_named() -> None:
         with pytest.raises(InputError) as info:
             parse_node_list(bad, "/var/lib/rabbitmq/mnesia/rabbit@r1/nodes_running_at_shutdown", "running")
         assert "nodes_running_at_shutdown" in str(info.value)
+
+
+def test_a_local_alarm_or_a_partition_fails_the_monitor() -> None:
+    from hakeeper.rabbitmq.agent import judge_status
+    from hakeeper.resources.result import Status
+
+    ok = {"alarms": [], "partitions": {}, "running_nodes": [A, B]}
+    assert judge_status(A, ok).status is Status.SUCCESS
+    other = {**ok, "alarms": [{"node": B, "resource": "disk"}]}
+    assert judge_status(A, other).status is Status.SUCCESS  # another node's alarm is its own monitor's
+    local = {**ok, "alarms": [{"node": A, "resource": "memory"}]}
+    assert judge_status(A, local).status is Status.ERROR
+    split = {**ok, "partitions": {A: [C]}}
+    assert judge_status(A, split).status is Status.ERROR
+    assert judge_status(A, []).status is Status.ERROR
