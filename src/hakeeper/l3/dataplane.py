@@ -148,6 +148,11 @@ def build(lay: Layout) -> None:
     anywhere, so a returning node never starts as a second master."""
     netns.delete(lay.namespace)
     netns.add(lay.namespace)
+    # IPv6 off before any port arrives or comes up: a port that spoke IPv6 (router solicitation,
+    # MLD, DAD) even once would announce the shared qr/qg MAC from a backup, and each new port's
+    # chatter floods every port of the node's bridges (a cost growing with the routers there).
+    netns.in_netns(lay.namespace, ["sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.disable_ipv6=1",
+                                   "net.ipv6.conf.default.disable_ipv6=1"])
     node_cmds = []
     for p in lay.ports:
         node_cmds.append(f"link del {p.peer}")
@@ -156,13 +161,12 @@ def build(lay: Layout) -> None:
     for p in lay.ports:
         mac = f" address {p.mac}" if p.mac else ""
         node_cmds += [f"link add {p.peer} type veth peer name {p.name}{mac} netns {lay.namespace}",
+                      f"link set {p.peer} addrgenmode none",  # the bridge port needs no IPv6 either
                       f"link set {p.peer} master {bridge_name(p.network)} up"]
     netns.ip_batch(node_cmds)
     ns_cmds = ["link set lo up", f"addr add {lay.ha_address} dev {lay.ha.name}"]
     ns_cmds += [f"link set {p.name} up" for p in lay.ports]
     netns.ip_batch(ns_cmds, lay.namespace)
-    netns.in_netns(lay.namespace, ["sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.disable_ipv6=1",
-                                   "net.ipv6.conf.default.disable_ipv6=1"])
     netns.in_netns(lay.namespace, ["nft", "-f", "-"], stdin=lay.nat)
 
 
@@ -215,6 +219,7 @@ def update(old: Layout, new: Layout) -> None:
     for p in added:
         mac = f" address {p.mac}" if p.mac else ""
         node_cmds += [f"link add {p.peer} type veth peer name {p.name}{mac} netns {new.namespace}",
+                      f"link set {p.peer} addrgenmode none",
                       f"link set {p.peer} master {bridge_name(p.network)} up"]
     netns.ip_batch(node_cmds)
     netns.ip_batch([f"link set {p.name} up" for p in added], new.namespace)
