@@ -3,9 +3,9 @@
 With `--spec`, the schedule is the pure `scheduler.schedule` over the spec's routers and the
 network nodes, so every node works out the same answer by itself. Without it the routers and
 their schedule come from the store (`routerstore`) and the agent follows their changes live.
-The agent builds its routers' namespaces, runs
-them all in one `RouterSpeaker`, and writes their states to a state file (JSON, replaced
-atomically, at most one advert interval late) that `hakeeper router list-hosting` reads.
+The agent builds its routers' namespaces, runs them all in one `RouterSpeaker`, and reports
+their states to the store (what `hakeeper router list-hosting` reads) and to a state file (JSON,
+replaced atomically), at every change and at least every half advert interval.
 """
 
 from __future__ import annotations
