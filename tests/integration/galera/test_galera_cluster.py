@@ -33,10 +33,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GaleraLab]:
     try:
         cluster.start()
         cluster.apply(galera_spec(cluster))
-        first = cluster.wait_synced(1, 150)[0]
+        first = cluster.wait_synced(1, 240)[0]
         cluster.create_check_user(first)
         checker.prepare(cluster.addr[first], CHECK_USER, CHECK_PASSWORD)
-        cluster.wait_quiet(150)
+        cluster.wait_quiet(240)
         yield cluster
     finally:
         cluster.close()
@@ -61,7 +61,7 @@ def _verify(lab: GaleraLab, *writers: checker.Writer, nodes: list[str] | None = 
     return verdict
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(600)
 def test_the_real_agent_forms_the_cluster_and_every_row_is_everywhere(lab: GaleraLab) -> None:
     assert sorted(lab.synced()) == lab.names
     writer = checker.Writer([lab.addr[n] for n in lab.names], CHECK_USER, CHECK_PASSWORD)
@@ -77,7 +77,7 @@ def test_the_real_agent_forms_the_cluster_and_every_row_is_everywhere(lab: Galer
     assert "primary component: g1, g2, g3" in lab.hk("galera", "status").stdout
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(600)
 def test_one_database_killed_writes_continue_and_it_rejoins(lab: GaleraLab) -> None:
     victim, *others = lab.names
     writer = checker.Writer([lab.addr[n] for n in others], CHECK_USER, CHECK_PASSWORD)
@@ -90,12 +90,12 @@ def test_one_database_killed_writes_continue_and_it_rejoins(lab: GaleraLab) -> N
         while writer.first_ack_after(killed + 0.5) is None and time.monotonic() < deadline:
             time.sleep(0.1)
         assert writer.first_ack_after(killed + 0.5) is not None, "no write acknowledged after the kill"
-        lab.wait_synced(3, 120)  # hakeeper restarted it through the agent; it rejoined
+        lab.wait_synced(3, 240)  # hakeeper restarted it through the agent; it rejoined
         time.sleep(1)
     finally:
         writer.stop()
     _verify(lab, writer)
-    lab.wait_quiet(120)
+    lab.wait_quiet(240)
 
 
 def _outage(lab: GaleraLab, behind: str, ahead: list[str]) -> checker.Writer:
@@ -120,7 +120,7 @@ def _outage(lab: GaleraLab, behind: str, ahead: list[str]) -> checker.Writer:
     return writer
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(600)
 def test_full_outage_recovers_by_itself_from_the_most_advanced_node(lab: GaleraLab) -> None:
     """Every node loses power, one after the other: g1 first, while the other two go on taking
     writes (so g1 is behind), then g2 and g3 at once. All come back, g1 first (a careless
@@ -136,18 +136,18 @@ def test_full_outage_recovers_by_itself_from_the_most_advanced_node(lab: GaleraL
     probe = checker.Writer([lab.addr[n] for n in lab.names], CHECK_USER, CHECK_PASSWORD)
     probe.start()
     try:
-        deadline = back + 150
+        deadline = back + 240
         while probe.first_ack_after(back) is None and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert probe.first_ack_after(back) is not None, f"not writable 150s after: {lab.galera_roles()}"
-        lab.wait_synced(3, 150)
+        assert probe.first_ack_after(back) is not None, f"not writable 240s after: {lab.galera_roles()}"
+        lab.wait_synced(3, 240)
     finally:
         probe.stop()
     _verify(lab, writer, probe)
-    lab.wait_quiet(120)
+    lab.wait_quiet(240)
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(600)
 def test_a_node_lost_for_good_the_operator_forces_a_bootstrap(lab: GaleraLab) -> None:
     """As above, but g1 does not come back. The agent waits for it (it may be the most
     advanced); `hakeeper galera bootstrap` refuses an offline node, refuses g2 without --force
@@ -157,7 +157,7 @@ def test_a_node_lost_for_good_the_operator_forces_a_bootstrap(lab: GaleraLab) ->
     writer = _outage(lab, missing, present)
     for n in present:
         lab.power_on(n)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 240
     while not all(r["seqno"] is not None for r in _galera_status(lab) if r["node"] in present):
         assert time.monotonic() < deadline, f"positions not reported: {_galera_status(lab)}"
         time.sleep(1)
@@ -175,20 +175,20 @@ def test_a_node_lost_for_good_the_operator_forces_a_bootstrap(lab: GaleraLab) ->
     probe = checker.Writer([lab.addr[n] for n in present], CHECK_USER, CHECK_PASSWORD)
     probe.start()
     try:
-        deadline = asked + 120
+        deadline = asked + 240
         while probe.first_ack_after(asked) is None and time.monotonic() < deadline:
             time.sleep(0.2)
         assert probe.first_ack_after(asked) is not None, f"not writable when forced: {_galera_status(lab)}"
-        lab.wait_synced(2, 120)
+        lab.wait_synced(2, 240)
     finally:
         probe.stop()
     _verify(lab, writer, probe, nodes=present)
     lab.power_on(missing)  # it comes back after all: it joins the new primary component
-    lab.wait_quiet(150)
+    lab.wait_quiet(240)
     _verify(lab)
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(600)
 def test_partition_2_1_the_minority_stops_serving_and_nothing_is_lost(lab: GaleraLab) -> None:
     """g3 is cut off from g1 and g2 (packets dropped both ways, the test host still reaches
     it). The majority keeps taking writes; g3 must acknowledge none once the partition has
@@ -201,7 +201,9 @@ def test_partition_2_1_the_minority_stops_serving_and_nothing_is_lost(lab: Galer
     writer.start()
     cut_off.start()
     try:
-        time.sleep(1)
+        deadline = time.monotonic() + 30
+        while None in (cut_off.first_ack_after(0), writer.first_ack_after(0)) and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert cut_off.first_ack_after(0) is not None, "the minority node took no writes before the partition"
         lab.partition(minority)
         cut = time.monotonic()
@@ -210,14 +212,15 @@ def test_partition_2_1_the_minority_stops_serving_and_nothing_is_lost(lab: Galer
             time.sleep(0.2)
         assert writer.first_ack_after(cut + 1) is not None, "the majority took no writes after the partition"
         time.sleep(10)
-        # A commit in flight when the packets stopped may still be answered; none after that.
-        late = cut_off.first_ack_after(cut + 1)
+        # A commit already ordered when the packets stopped may still be answered (late, on a
+        # loaded machine); nothing the minority orders after the cut can be.
+        late = cut_off.first_ack_after(cut + 3)
         assert late is None, f"the minority acknowledged a write {late - cut:.1f}s into the partition"
         lab.heal(minority)
-        lab.wait_synced(3, 150)
+        lab.wait_synced(3, 240)
     finally:
         cut_off.stop()
         writer.stop()
         lab.heal(minority)
     _verify(lab, writer, cut_off)
-    lab.wait_quiet(150)
+    lab.wait_quiet(240)
