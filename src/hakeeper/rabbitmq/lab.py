@@ -49,6 +49,7 @@ resources:
   primitives:
     - id: rabbitmq
       agent: rabbitmq:cluster
+      secret: [cookie]
       params:
         cookie: "{lab.cookie}"
         base_dir: {MOUNT}
