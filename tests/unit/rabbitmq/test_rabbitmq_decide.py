@@ -156,3 +156,31 @@ def test_a_local_alarm_or_a_partition_fails_the_monitor() -> None:
     split = {**ok, "partitions": {A: [C]}}
     assert judge_status(A, split).status is Status.ERROR
     assert judge_status(A, []).status is Status.ERROR
+
+
+def test_bad_input_is_named_and_nothing_is_touched(tmp_path: object) -> None:
+    import os
+    from pathlib import Path
+
+    from hakeeper.rabbitmq.agent import RabbitAgent
+    from hakeeper.resources.base import AgentName
+
+    base = Path(str(tmp_path))
+    name = AgentName.parse("rabbitmq:cluster")
+    no_cookie = RabbitAgent("rabbitmq", name, {"base_dir": str(base)}, str(base / "state"))
+    reason = no_cookie.installed()
+    assert reason is not None and ("cookie" in reason or "rabbitmq-server" in reason)
+    agent = RabbitAgent("rabbitmq", name, {"base_dir": str(base), "cookie": "c"}, str(base / "state"))
+    agent.meta["on_node"] = "r1"
+    assert agent.local_state() == Local(has_data=False)
+    mnesia = base / "mnesia" / "rabbit@r1"
+    mnesia.mkdir(parents=True)
+    (mnesia / "schema.DAT").write_bytes(b"x")
+    (mnesia / "cluster_nodes.config").write_text("{[rabbit@r1,rabbit@r2],[rabbit@r1]}.")
+    (mnesia / "nodes_running_at_shutdown").write_text("[rabbit@r1, garbage")
+    with pytest.raises(InputError) as info:
+        agent.local_state()
+    assert "nodes_running_at_shutdown" in str(info.value)
+    assert sorted(os.listdir(mnesia)) == ["cluster_nodes.config", "nodes_running_at_shutdown", "schema.DAT"]
+    (mnesia / "nodes_running_at_shutdown").write_text("[rabbit@r2].")
+    assert agent.local_state() == Local(True, frozenset({A, B}), frozenset({B}))
