@@ -3,12 +3,13 @@ publishing again; confirmed vs delivered (root; rabbitmq-server, etcd-server, pi
 
 Three brokers in network namespaces, each node with an etcd member and a hakeeper agent running
 the native `rabbitmq` class as a clone, a quorum queue in OpenStack's vhost. The independent
-checker (hakeeper.rabbitmq.checker) publishes with confirms and retries, listing the brokers with
-the queue leader's first (it must move), and consumes with manual acks.
+checker (hakeeper.rabbitmq.checker) publishes with confirms and retries and consumes with manual
+acks.
 
   leader    each round SIGKILLs the Erlang VM of the queue leader's node and measures kill → first
-            confirm through another broker; then waits until hakeeper has restarted it and it
-            rejoined (also timed: kill → three brokers running again)
+            confirm through another broker, for a publisher that was connected to it (it must
+            reconnect) and for one already connected to a survivor; then waits until hakeeper
+            has restarted it and it rejoined (kill → three brokers running again)
   outage    every broker SIGKILLed at once while the publisher keeps retrying; kill → first
             confirm again, kill → three brokers running, and last broker back → first confirm
   checker   confirmed vs delivered (distinct), duplicates, missing (must be 0)
@@ -51,28 +52,38 @@ def _wait_confirm(pub: checker.Publisher, after: float, not_from: str | None, li
 
 
 def leader_rounds(
-    lab: RabbitLab, rounds: int, con: checker.Consumer
-) -> tuple[list[float], list[float], list[checker.Publisher]]:
-    confirms, rejoins, pubs = [], [], []
+    lab: RabbitLab, rounds: int
+) -> tuple[list[float], list[float], list[float], list[checker.Publisher]]:
+    """Two publishers per round: one connected to the victim (it must reconnect elsewhere), one
+    already connected to a survivor."""
+    moved, stayed, rejoins, pubs = [], [], [], []
     for r in range(rounds):
         victim = lab.leader_of(QUEUE)
+        survivor = next(n for n in lab.names if n != victim)
         pub = checker.Publisher(_hosts(lab, victim), vhost=VHOST, queue=QUEUE, tag=f"leader{r}")
+        near = checker.Publisher(_hosts(lab, survivor), vhost=VHOST, queue=QUEUE, tag=f"near{r}")
         pub.start()
-        pubs.append(pub)
+        near.start()
+        pubs += [pub, near]
         time.sleep(1.5)
         killed = time.monotonic()
         lab.kill_broker(victim)
         took = _wait_confirm(pub, killed, lab.addr[victim], 60)
+        took_near = _wait_confirm(near, killed, lab.addr[victim], 60)
         lab.wait_cluster(3, 240)
         back = time.monotonic() - killed
         pub.stop()
-        print(f"  round {r + 1}: leader on {victim}; first confirm through another broker "
-              f"{'none' if took is None else f'{took:.3f} s'}; 3 brokers running again after {back:.1f} s "
-              f"({len(pub.confirmed)} confirmed, retries: {dict(pub.errors) or 0})", flush=True)
+        near.stop()
+        print(f"  round {r + 1}: leader on {victim}; first confirm after the kill: publisher that was on it "
+              f"{'none' if took is None else f'{took:.3f} s'} (retries {dict(pub.errors) or 0}), publisher on "
+              f"{survivor} {'none' if took_near is None else f'{took_near:.3f} s'} (retries {dict(near.errors) or 0}); "
+              f"3 brokers running again after {back:.1f} s", flush=True)
         if took is not None:
-            confirms.append(took)
+            moved.append(took)
+        if took_near is not None:
+            stayed.append(took_near)
         rejoins.append(back)
-    return confirms, rejoins, pubs
+    return moved, stayed, rejoins, pubs
 
 
 def outage(lab: RabbitLab) -> tuple[checker.Publisher, float | None, float, float | None]:
@@ -107,7 +118,7 @@ def main() -> int:
         con = checker.Consumer(_hosts(lab), vhost=VHOST, queue=QUEUE)
         con.start()
         print(f"leader's broker SIGKILLed, {args.rounds} rounds:", flush=True)
-        confirms, rejoins, pubs = leader_rounds(lab, args.rounds, con)
+        confirms, near, rejoins, pubs = leader_rounds(lab, args.rounds)
         print("full outage (every broker SIGKILLed at once):", flush=True)
         opub, took, back, after_back = outage(lab)
         pubs.append(opub)
@@ -121,10 +132,12 @@ def main() -> int:
         seen = con.delivered()
         missing = confirmed - set(seen)
         print()
-        if confirms:
-            print(f"leader's broker killed -> first confirm through another broker: median "
-                  f"{statistics.median(confirms):.3f} s (min {min(confirms):.3f}, max {max(confirms):.3f}, "
-                  f"{len(confirms)}/{args.rounds} rounds)")
+        for label, figures in (("publisher that was on it (reconnects)", confirms),
+                               ("publisher already on a survivor", near)):
+            if figures:
+                print(f"leader's broker killed -> first confirm through another broker, {label}: median "
+                      f"{statistics.median(figures):.3f} s (min {min(figures):.3f}, max {max(figures):.3f}, "
+                      f"{len(figures)}/{args.rounds} rounds)")
         print(f"leader's broker killed -> 3 brokers running again (hakeeper restart + rejoin): median "
               f"{statistics.median(rejoins):.1f} s")
         print(f"full outage -> 3 brokers running again: {back:.1f} s; first confirm after the kill: "
