@@ -138,3 +138,6 @@ def _load_builtin() -> None:
 
     for mod in (lsb, ocf, process, stonith, systemd, vip):
         mod.register()
+    from hakeeper.rabbitmq import agent as rabbitmq_agent  # the native RabbitMQ class (docs/rabbitmq.md)
+
+    rabbitmq_agent.register()

@@ -118,7 +118,8 @@ def format_duration(seconds: float) -> str:
 
 Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration)]
 
-AGENT_CLASSES = ("ocf", "systemd", "service", "upstart", "lsb", "process", "stonith", "vip")
+AGENT_CLASSES = ("ocf", "systemd", "service", "upstart", "lsb", "process", "stonith", "vip",
+                 "rabbitmq")  # rabbitmq: hakeeper's native class (docs/rabbitmq.md)
 
 
 # Where an agent's type may be a path: Pacemaker runs LSB scripts and fence agents given by absolute
