@@ -360,6 +360,9 @@ class GaleraLab:
             kill_namespace_processes(h.ns)
         if hasattr(self, "etcd"):
             self.etcd.stop()
+            # The logs stay for reading; etcd's preallocated WAL (~120 MB a member) does not.
+            for m in self.members.values():
+                shutil.rmtree(m.data_dir, ignore_errors=True)
         self.lab.close()
         for h in getattr(self, "hosts", {}).values():
             shutil.rmtree(f"/etc/netns/{h.ns}", ignore_errors=True)
