@@ -25,6 +25,7 @@ COMMAND_MODULES: list[str] = [
     "hakeeper.openstack.commands",
     "hakeeper.agent.commands",
     "hakeeper.l3.commands",
+    "hakeeper.galera.commands",
 ]
 
 

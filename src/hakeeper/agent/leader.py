@@ -217,6 +217,10 @@ class Leader:
                     [
                         Put(f"{self.keys.fence}{victim}", st.dumps(record)),
                         Delete(f"{self.keys.status}{victim}/", prefix=True),
+                        # Reboot-lifetime attributes die with the node, as in Pacemaker: a stale
+                        # galera `-bootstrap` or seqno must not outlive the fence until the lease does.
+                        Delete(f"{self.keys.attrs}{victim}/", prefix=True),
+                        Delete(f"{self.keys.prefix}attr-requests/{victim}/", prefix=True),
                         Put(self.keys.done_of(epoch, action_id), st.dumps({"ok": True, "fenced": victim})),
                     ],
                 )
