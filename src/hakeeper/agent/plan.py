@@ -1,0 +1,250 @@
+"""The plan as it crosses the store: typed data, parsed back from the JSON the leader publishes.
+
+The leader turns the scheduler's `hakeeper.placement.Plan` into a `PlanDoc` (adding the epoch,
+its name and the time) and writes `PlanDoc.to_json()` to the `plan` key; every agent parses that
+document back with `parse`, so tasks and roles are checked once, here, and are Literals from
+then on. The JSON shape is the one the plan always had (`hakeeper status`, `hakeeper events` and
+older agents read it):
+
+  {"epoch": 7, "leader": "n1", "created": 1700000000.0,
+   "actions": [{"id": 0, "task": "fence", "node": "n3", "reason": "..."},
+               {"id": 1, "task": "stop", "node": "n3", "resource": "web", "pseudo": true},
+               {"id": 2, "task": "start", "node": "n1", "resource": "web"}],
+   "orderings": [[0, 1], [1, 2]],
+   "placement": {"web": ["n1"]}, "current": {"web": ["n3"]}, "roles": {"web": "Started"},
+   "summary": ["Move web (n3 -> n1)"]}
+
+A document that does not have this shape (a hand edit, a bug, a half-written value) is rejected
+with a `PlanError` that names the field: the leader logs it and publishes a new plan over it,
+and no node acts on it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+from hakeeper.placement import Plan
+from hakeeper.spec.model import Role
+
+Task = Literal["fence", "stop", "start", "promote", "demote"]
+TASKS: tuple[Task, ...] = get_args(Task)
+ROLES: tuple[Role, ...] = get_args(Role)
+# What a node's agent runs; fencing is the leader's.
+NODE_TASKS: tuple[Task, ...] = ("stop", "demote", "start", "promote")
+# (task, resource or "", node): one real step, as `hakeeper status` lists what is outstanding.
+Work = tuple[str, str, str]
+
+
+class PlanError(ValueError):
+    """The plan document is not a plan: the message names the field."""
+
+
+@dataclass(frozen=True)
+class PlanAction:
+    """One step: fence a node, or stop/start/promote/demote a resource on one. `resource` is a
+    primitive id or a clone instance `child:N` (None for a fence); `pseudo` marks a stop that
+    fencing implies (nothing runs it: the node is gone)."""
+
+    id: int
+    task: Task
+    node: str
+    resource: str | None = None
+    reason: str | None = None
+    pseudo: bool = False
+
+    @property
+    def work(self) -> Work:
+        return (self.task, self.resource or "", self.node)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self.id, "task": self.task, "node": self.node}
+        if self.resource is not None:
+            data["resource"] = self.resource
+        if self.reason:
+            data["reason"] = self.reason
+        if self.pseudo:
+            data["pseudo"] = True
+        return data
+
+
+@dataclass(frozen=True)
+class PlanDoc:
+    epoch: int
+    leader: str
+    created: float
+    actions: tuple[PlanAction, ...] = ()
+    edges: tuple[tuple[int, int], ...] = ()  # (before, after) action ids
+    placement: dict[str, list[str]] = field(default_factory=dict)
+    current: dict[str, list[str]] = field(default_factory=dict)
+    roles: dict[str, Role] = field(default_factory=dict)
+    summary: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, plan: Plan, epoch: int, leader: str, now: float) -> PlanDoc:
+        """The document the leader publishes for the scheduler's `plan`."""
+        return from_json(
+            {**plan.as_json(), "epoch": epoch, "leader": leader, "created": now}
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "actions": [a.to_json() for a in self.actions],
+            "orderings": [list(e) for e in self.edges],
+            "placement": {k: list(v) for k, v in self.placement.items()},
+            "current": {k: list(v) for k, v in self.current.items()},
+            "roles": dict(self.roles),
+            "summary": list(self.summary),
+            "epoch": self.epoch,
+            "leader": self.leader,
+            "created": self.created,
+        }
+
+    # ----- progress, given the done markers {action id: ok} of this epoch -----
+
+    def work(self) -> set[Work]:
+        """The real steps (pseudo steps happen by themselves)."""
+        return {a.work for a in self.actions if not a.pseudo}
+
+    def remaining(self, done: Mapping[int, bool]) -> set[Work]:
+        return {a.work for a in self.actions if not a.pseudo and a.id not in done}
+
+    def _preds(self) -> dict[int, list[int]]:
+        preds: dict[int, list[int]] = {}
+        for a, b in self.edges:
+            preds.setdefault(b, []).append(a)
+        return preds
+
+    def completed(self, done: Mapping[int, bool]) -> set[int]:
+        """Actions that count as finished: done markers with ok, plus pseudo actions whose
+        predecessors are all finished (computed to a fixed point, in plan order)."""
+        preds = self._preds()
+        finished = {i for i, ok in done.items() if ok}
+        changed = True
+        while changed:
+            changed = False
+            for a in self.actions:
+                if a.pseudo and a.id not in finished and all(p in finished for p in preds.get(a.id, [])):
+                    finished.add(a.id)
+                    changed = True
+        return finished
+
+    def ready(self, done: Mapping[int, bool], node: str, tasks: Collection[str] = NODE_TASKS) -> list[PlanAction]:
+        """`node`'s actions of the given tasks whose predecessors have all finished, in plan order.
+        A failed predecessor blocks: the leader replans."""
+        finished = self.completed(done)
+        preds = self._preds()
+        return [
+            a
+            for a in self.actions
+            if a.node == node
+            and a.task in tasks
+            and not a.pseudo
+            and a.id not in done
+            and all(p in finished for p in preds.get(a.id, []))
+        ]
+
+    def fences(self, done: Mapping[int, bool]) -> list[PlanAction]:
+        """The fence actions not done yet."""
+        return [a for a in self.actions if a.task == "fence" and a.id not in done]
+
+
+# ----- parsing -----
+
+
+def _want(cond: bool, where: str, what: str) -> None:
+    if not cond:
+        raise PlanError(f"plan: {where}: {what}")
+
+
+def _str(value: Any, where: str) -> str:
+    _want(isinstance(value, str), where, f"expected a string, got {value!r:.60}")
+    return str(value)
+
+
+def _int(value: Any, where: str) -> int:
+    _want(isinstance(value, int) and not isinstance(value, bool), where, f"expected an integer, got {value!r:.60}")
+    return int(value)
+
+
+def _nodes_map(value: Any, where: str) -> dict[str, list[str]]:
+    _want(isinstance(value, dict), where, "expected an object")
+    out: dict[str, list[str]] = {}
+    for k, v in value.items():
+        _want(isinstance(v, list), f"{where}.{k}", "expected a list of node names")
+        out[k] = [_str(n, f"{where}.{k}[{i}]") for i, n in enumerate(v)]
+    return out
+
+
+def _action(doc: Any, where: str) -> PlanAction:
+    _want(isinstance(doc, dict), where, "expected an object")
+    task = doc.get("task")
+    _want(task in TASKS, f"{where}.task", f"{task!r:.40} is not one of {', '.join(TASKS)}")
+    resource = doc.get("resource")
+    reason = doc.get("reason")
+    pseudo = doc.get("pseudo", False)
+    _want(isinstance(pseudo, bool), f"{where}.pseudo", "expected true or false")
+    return PlanAction(
+        id=_int(doc.get("id"), f"{where}.id"),
+        task=task,
+        node=_str(doc.get("node"), f"{where}.node"),
+        resource=None if resource is None else _str(resource, f"{where}.resource"),
+        reason=None if reason is None else _str(reason, f"{where}.reason"),
+        pseudo=pseudo,
+    )
+
+
+def from_json(doc: Any) -> PlanDoc:
+    """The plan a decoded document describes; PlanError names the first field that is wrong.
+    `epoch`, `leader` and `created` may be missing (0, "", 0.0); the orderings are read under
+    `orderings`, or `edges` as very old plans called them."""
+    _want(isinstance(doc, dict), "document", "expected a JSON object")
+    epoch = _int(doc.get("epoch", 0), "epoch")
+    _want(epoch >= 0, "epoch", "must not be negative")
+    created = doc.get("created", 0.0)
+    _want(isinstance(created, (int, float)) and not isinstance(created, bool), "created", "expected a number")
+    raw_actions = doc.get("actions", [])
+    _want(isinstance(raw_actions, list), "actions", "expected a list")
+    actions = tuple(_action(a, f"actions[{i}]") for i, a in enumerate(raw_actions))
+    ids = [a.id for a in actions]
+    _want(len(set(ids)) == len(ids), "actions", "two actions have the same id")
+    name = "orderings" if "orderings" in doc else "edges"
+    raw_edges = doc.get(name, [])
+    _want(isinstance(raw_edges, list), name, "expected a list of [before, after] pairs")
+    edges = []
+    for i, e in enumerate(raw_edges):
+        _want(isinstance(e, list) and len(e) == 2, f"{name}[{i}]", "expected [before, after]")
+        edges.append((_int(e[0], f"{name}[{i}][0]"), _int(e[1], f"{name}[{i}][1]")))
+    roles = doc.get("roles", {})
+    _want(isinstance(roles, dict), "roles", "expected an object")
+    for k, v in roles.items():
+        _want(v in ROLES, f"roles.{k}", f"{v!r:.40} is not one of {', '.join(ROLES)}")
+    summary = doc.get("summary", [])
+    _want(isinstance(summary, list), "summary", "expected a list")
+    return PlanDoc(
+        epoch=epoch,
+        leader=_str(doc.get("leader", ""), "leader"),
+        created=float(created),
+        actions=actions,
+        edges=tuple(edges),
+        placement=_nodes_map(doc.get("placement", {}), "placement"),
+        current=_nodes_map(doc.get("current", {}), "current"),
+        roles=dict(roles),
+        summary=tuple(_str(s, f"summary[{i}]") for i, s in enumerate(summary)),
+    )
+
+
+def parse(raw: bytes) -> PlanDoc:
+    """The plan stored as `raw` (the `plan` key's value)."""
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PlanError(f"plan: not JSON ({exc})") from None
+    return from_json(doc)
+
+
+def encode(doc: PlanDoc) -> bytes:
+    """The bytes to store (the same encoding as every other document under the prefix)."""
+    return json.dumps(doc.to_json(), sort_keys=True, separators=(",", ":")).encode()
