@@ -26,6 +26,7 @@ COMMAND_MODULES: list[str] = [
     "hakeeper.agent.commands",
     "hakeeper.l3.commands",
     "hakeeper.galera.commands",
+    "hakeeper.backup.commands",
 ]
 
 
