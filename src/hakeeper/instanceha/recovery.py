@@ -1,0 +1,337 @@
+"""The evacuation engine's decisions, pure: what the store and Nova show, and the time, in; typed
+actions out. The engine (engine.py) carries them out and writes each resulting record with
+compare-and-set; the simulation tests drive the same functions with a fake Nova.
+
+The rules that keep a recovery safe:
+- A recovery begins only from a fence record that says ok, for a configured compute node, and only
+  while the node has not joined again since that fence (a member key created after the fence means
+  the host is back: its instances are its own again).
+- Nothing is evacuated before nova-compute is forced down, and an instance is evacuated only
+  after a claim written with compare-and-set (so two engines never both call Nova for it); a claim
+  whose engine died is resolved from Nova's own record of evacuations, never by calling again blind.
+- A failed attempt is retried up to `retries` times, then the instance is reported failed.
+- Without quorum the engine decides nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from hakeeper.instanceha.model import (
+    TERMINAL,
+    InstanceRecord,
+    InstanceState,
+    Phase,
+    Recovery,
+    Settings,
+)
+
+HOST_BACKOFF = 2.0  # s between attempts at a failed host step, times the attempt number
+
+Key = tuple[str, int]  # (node, failure)
+
+
+@dataclass(frozen=True)
+class Fence:
+    revision: int  # the store revision of the fence record: the failure's identity
+    ok: bool
+    at: float
+
+
+@dataclass(frozen=True)
+class NovaInstance:
+    """What Nova says about one instance of a host being recovered."""
+
+    id: str
+    name: str
+    host: str
+    status: str  # ACTIVE, SHUTOFF, ERROR, REBUILD, ...
+    task_state: str | None  # "rebuilding" from the moment Nova accepted an evacuation
+    ha: bool = False
+    evacuations: int | None = None  # evacuate actions since the failure; None: not asked
+
+
+@dataclass(frozen=True)
+class World:
+    me: str  # this engine: node:pid:start
+    now: float  # wall clock (claims and fences are compared across nodes)
+    quorum: bool  # the engine's node is a member of a store that answers
+    settings: Settings
+    fences: Mapping[str, Fence]  # node -> its last fence record
+    incarnations: Mapping[str, int]  # node -> create revision of its member key, if a member
+    recoveries: Mapping[Key, Recovery]
+    nova_ok: bool = True  # Nova answered this round: the instance views below are complete
+    instances: Mapping[str, NovaInstance] = dataclasses.field(default_factory=dict)
+    service_updated: Mapping[str, str] = dataclasses.field(default_factory=dict)  # host -> updated_at
+    in_flight: frozenset[str] = frozenset()  # instances this engine is calling evacuate for
+    busy: frozenset[Key] = frozenset()  # recoveries with a host step (force down, list) in flight
+
+
+# ----- actions -----
+
+
+@dataclass(frozen=True)
+class Begin:
+    recovery: Recovery  # written only if absent
+
+
+@dataclass(frozen=True)
+class ForceDown:
+    key: Key
+    host: str
+
+
+@dataclass(frozen=True)
+class ListInstances:
+    key: Key
+    host: str
+
+
+@dataclass(frozen=True)
+class EnableReserved:
+    key: Key
+    hosts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Evacuate:
+    """Claim (compare-and-set), then call Nova's evacuate."""
+
+    key: Key
+    instance: str
+    target: str  # "" lets Nova's scheduler choose
+
+
+@dataclass(frozen=True)
+class Update:
+    """A record change that needs no call: an instance settled from Nova's view, a phase reached."""
+
+    recovery: Recovery
+    why: str
+
+
+@dataclass(frozen=True)
+class Unforce:
+    key: Key
+    host: str
+
+
+Action = Begin | ForceDown | ListInstances | EnableReserved | Evacuate | Update | Unforce
+
+
+def decide(world: World) -> list[Action]:
+    if not world.quorum:
+        return []  # a node cut off from the majority must not act on what it last saw
+    actions: list[Action] = []
+    actions += _begin(world)
+    in_flight = len(world.in_flight)
+    for key, rec in sorted(world.recoveries.items()):
+        if rec.phase in TERMINAL:
+            actions += _after(world, rec)
+            continue
+        if key in world.busy or world.now < rec.next_try:
+            continue
+        if rec.phase == Phase.FENCED:
+            actions.append(ForceDown(key, rec.host))
+        elif rec.phase == Phase.FORCED_DOWN:
+            actions.append(ListInstances(key, rec.host))
+        elif world.nova_ok:
+            more = _evacuating(world, rec, world.settings.parallel - in_flight)
+            in_flight += sum(1 for a in more if isinstance(a, Evacuate))
+            actions += more
+    return actions
+
+
+def fence_confirms(fence: Fence | None, incarnation: int) -> bool:
+    """The host is confirmed dead: fenced, and not a member again since."""
+    return fence is not None and fence.ok and incarnation < fence.revision
+
+
+def _begin(world: World) -> list[Action]:
+    out: list[Action] = []
+    known = {failure for (_, failure) in world.recoveries}
+    for node, fence in sorted(world.fences.items()):
+        if node not in world.settings.computes or fence.revision in known:
+            continue
+        if not fence_confirms(fence, world.incarnations.get(node, 0)):
+            continue
+        rec = Recovery(
+            node=node,
+            host=world.settings.nova_host(node),
+            failure=fence.revision,
+            fenced_at=fence.at,
+            started_at=world.now,
+        )
+        out.append(Begin(rec))
+    return out
+
+
+def _after(world: World, rec: Recovery) -> list[Action]:
+    """A finished recovery: once the host is back (a new member, and its nova-compute reporting
+    again), its service is un-forced-down. Nova frees the placement usage of the evacuated
+    instances when that compute starts (it deletes their leftovers), which is why it comes first."""
+    if rec.unforced or not rec.forced_down_at:
+        return []
+    back = world.incarnations.get(rec.node, 0) > rec.failure
+    updated = world.service_updated.get(rec.host, "")
+    if back and updated and updated != rec.service_seen:
+        return [Unforce((rec.node, rec.failure), rec.host)]
+    return []
+
+
+def _evacuating(world: World, rec: Recovery, room: int) -> list[Action]:
+    s = world.settings
+    key = (rec.node, rec.failure)
+    if s.reserved and not rec.reserved_enabled:
+        return [EnableReserved(key, s.reserved)]
+    out: list[Action] = []
+    settled = rec
+    for inst in rec.instances:
+        new = _settle(world, rec, inst)
+        if new is not None and new != inst:
+            settled = settled.with_instance(new)
+    if settled != rec:
+        return [Update(settled, "instances settled from Nova's view")]
+    pending = [i for i in rec.instances if i.state == InstanceState.PENDING and i.id not in world.in_flight]
+    for inst in sorted(pending, key=lambda i: (not i.ha, i.name, i.id))[: max(0, room)]:
+        target = s.reserved[inst.attempts % len(s.reserved)] if s.reserved else ""
+        out.append(Evacuate(key, inst.id, target))
+    if not out and all(i.state in (InstanceState.EVACUATED, InstanceState.FAILED) for i in rec.instances):
+        failed = rec.count(InstanceState.FAILED)
+        done = dataclasses.replace(
+            rec,
+            phase=Phase.FAILED if failed else Phase.DONE,
+            finished_at=world.now,
+            reason=f"{failed} of {len(rec.instances)} instances could not be evacuated" if failed else "",
+        )
+        out.append(Update(done, "every instance settled"))
+    return out
+
+
+def _settle(world: World, rec: Recovery, inst: InstanceRecord) -> InstanceRecord | None:
+    """The instance's record as Nova's view makes it, or None to leave it."""
+    s = world.settings
+    nova = world.instances.get(inst.id)
+    if inst.state in (InstanceState.EVACUATED, InstanceState.FAILED):
+        return None
+    if inst.state == InstanceState.CLAIMED:
+        if inst.id in world.in_flight:
+            return None
+        if world.now - inst.claimed_at < s.claim_grace:
+            return None  # its engine may still be calling Nova
+        if nova is None:
+            return _missing(inst)
+        if nova.evacuations is None:
+            return None  # the engine asks Nova for the instance's actions next round
+        if nova.evacuations > inst.accepted or nova.task_state == "rebuilding":
+            return _issued(inst, nova, world.now)
+        return _attempt_failed(inst, "its engine stopped before Nova accepted the evacuation", s)
+    if nova is None:
+        return _missing(inst)
+    if nova.host != rec.host and nova.task_state is None and nova.status == "ACTIVE":
+        return dataclasses.replace(inst, state=InstanceState.EVACUATED, target=nova.host, reason="")
+    if inst.state == InstanceState.PENDING:
+        # Evacuated by someone, or accepted by Nova for a claim we lost track of: never again.
+        if nova.task_state == "rebuilding" or (nova.evacuations or 0) > inst.accepted:
+            return _issued(inst, nova, world.now)
+        return None
+    # ISSUED: Nova gave up when it is back to no task on the dead host, or in ERROR.
+    if nova.status == "ERROR" or (nova.task_state is None and nova.host == rec.host):
+        return _attempt_failed(inst, f"Nova left it {nova.status} on {nova.host}", s)
+    if world.now - inst.issued_at > s.evacuate_timeout:
+        return dataclasses.replace(
+            inst, state=InstanceState.FAILED, reason=f"not ACTIVE elsewhere {s.evacuate_timeout:g}s after evacuate"
+        )
+    return None
+
+
+def _issued(inst: InstanceRecord, nova: NovaInstance, now: float) -> InstanceRecord:
+    accepted = max(inst.accepted, nova.evacuations or 0)
+    return dataclasses.replace(inst, state=InstanceState.ISSUED, issued_at=now, accepted=accepted)
+
+
+def _missing(inst: InstanceRecord) -> InstanceRecord:
+    """Nova answered and does not list it: deleted by its owner meanwhile."""
+    return dataclasses.replace(inst, state=InstanceState.FAILED, reason="Nova no longer knows this instance")
+
+
+def _attempt_failed(inst: InstanceRecord, reason: str, s: Settings) -> InstanceRecord:
+    state = InstanceState.PENDING if inst.attempts < s.retries else InstanceState.FAILED
+    return dataclasses.replace(inst, state=state, reason=reason)
+
+
+# ----- the records that results of calls make -----
+
+
+def forced_down(rec: Recovery, service_updated: str, now: float) -> Recovery:
+    return dataclasses.replace(
+        rec, phase=Phase.FORCED_DOWN, forced_down_at=now, service_seen=service_updated, host_attempts=0, reason=""
+    )
+
+
+def listed(rec: Recovery, instances: list[NovaInstance], settings: Settings) -> Recovery:
+    chosen = [i for i in instances if i.ha or not settings.only_ha]
+    records = tuple(InstanceRecord(id=i.id, name=i.name, ha=i.ha) for i in chosen)
+    return dataclasses.replace(rec, phase=Phase.EVACUATING, instances=records, host_attempts=0, reason="")
+
+
+def host_step_failed(rec: Recovery, reason: str, permanent: bool, settings: Settings, now: float) -> Recovery:
+    """A force-down or listing that failed: tried again after a backoff, reported failed after
+    `host_retries` attempts, at once if Nova's answer cannot change (an unknown host)."""
+    attempts = rec.host_attempts + 1
+    if permanent or attempts >= settings.host_retries:
+        return dataclasses.replace(rec, phase=Phase.FAILED, host_attempts=attempts, reason=reason, finished_at=now)
+    return dataclasses.replace(rec, host_attempts=attempts, reason=reason, next_try=now + HOST_BACKOFF * attempts)
+
+
+def claim(rec: Recovery, iid: str, engine: str, target: str, now: float) -> Recovery:
+    inst = rec.instance(iid)
+    assert inst is not None and inst.state == InstanceState.PENDING
+    return rec.with_instance(
+        dataclasses.replace(
+            inst, state=InstanceState.CLAIMED, attempts=inst.attempts + 1, claimed_by=engine, claimed_at=now,
+            target=target,
+        )
+    )
+
+
+def evacuate_result(
+    rec: Recovery, iid: str, ok: bool, reason: str, permanent: bool, settings: Settings, now: float
+) -> Recovery:
+    inst = rec.instance(iid)
+    assert inst is not None
+    if ok:
+        issued = dataclasses.replace(inst, state=InstanceState.ISSUED, issued_at=now, reason="", accepted=inst.accepted + 1)
+        return rec.with_instance(issued)
+    if permanent:
+        return rec.with_instance(dataclasses.replace(inst, state=InstanceState.FAILED, reason=reason))
+    return rec.with_instance(_attempt_failed(inst, reason, settings))
+
+
+def unforced(rec: Recovery) -> Recovery:
+    return dataclasses.replace(rec, unforced=True)
+
+
+def reserved_enabled(rec: Recovery) -> Recovery:
+    return dataclasses.replace(rec, reserved_enabled=True)
+
+
+def retried(rec: Recovery, now: float) -> Recovery:
+    """`hakeeper recovery retry`: the failed instances get a fresh round of attempts, and a failed
+    host step starts over. Instances evacuated or in Nova's hands are left as they are."""
+    instances = tuple(
+        dataclasses.replace(i, state=InstanceState.PENDING, attempts=0) if i.state == InstanceState.FAILED else i
+        for i in rec.instances
+    )
+    phase = _restart(rec) if rec.phase == Phase.FAILED else rec.phase
+    return dataclasses.replace(
+        rec, phase=phase, instances=instances, host_attempts=0, next_try=now, finished_at=0.0, reason=""
+    )
+
+
+def _restart(rec: Recovery) -> Phase:
+    if not rec.forced_down_at:
+        return Phase.FENCED
+    return Phase.EVACUATING if rec.instances else Phase.FORCED_DOWN

@@ -1,0 +1,197 @@
+"""A fake Nova and a fake store driving recovery.decide the way engine.py does, with crashes
+anywhere: the pure core's invariants are checked on what the fake Nova saw, not on our records."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from hakeeper.instanceha import recovery as rc
+from hakeeper.instanceha.model import Recovery, Settings
+
+
+class Refused(Exception):
+    def __init__(self, reason: str, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.permanent = permanent
+
+
+@dataclass
+class Server:
+    id: str
+    host: str
+    ha: bool = False
+    status: str = "ACTIVE"
+    task_state: str | None = None
+    evacuations: int = 0  # evacuate calls Nova accepted
+    rebuilds: int = 0  # evacuations that completed
+    target: str = ""
+
+
+@dataclass
+class FakeNova:
+    hosts: list[str]
+    servers: dict[str, Server] = field(default_factory=dict)
+    forced: set[str] = field(default_factory=set)
+    up: set[str] = field(default_factory=set)
+    refuse_next: int = 0  # evacuate calls to refuse (transient)
+    fail_async_next: int = 0  # accepted evacuations that end in ERROR
+    unreachable: bool = False
+    violations: list[str] = field(default_factory=list)
+    fenced: set[str] = field(default_factory=set)  # set by the test when the fence device ran
+    updated: dict[str, int] = field(default_factory=dict)
+
+    def _check(self) -> None:
+        if self.unreachable:
+            raise Refused("connection refused")
+
+    def force_down(self, host: str) -> str:
+        self._check()
+        if host not in self.hosts:
+            raise Refused(f"no nova-compute service on {host}", permanent=True)
+        self.forced.add(host)
+        return str(self.updated.get(host, 0))
+
+    def unforce(self, host: str) -> None:
+        self._check()
+        self.forced.discard(host)
+
+    def on_host(self, host: str) -> list[rc.NovaInstance]:
+        self._check()
+        return [self.view(s) for s in self.servers.values() if s.host == host]
+
+    def view(self, s: Server, actions: bool = False) -> rc.NovaInstance:
+        return rc.NovaInstance(s.id, s.id, s.host, s.status, s.task_state, s.ha, s.evacuations if actions else None)
+
+    def evacuate(self, iid: str, target: str) -> None:
+        self._check()
+        s = self.servers[iid]
+        if s.host not in self.forced:
+            self.violations.append(f"{iid}: evacuated from {s.host}, not forced down")
+        if s.host not in self.fenced:
+            self.violations.append(f"{iid}: evacuated from {s.host}, never fenced")
+        if s.task_state is not None:
+            # Nova refuses it (409), but the engine must never ask: it would be a second
+            # evacuation had Nova's first one already ended.
+            self.violations.append(f"{iid}: evacuate called while Nova was rebuilding it")
+            raise Refused("instance is in task_state rebuilding")
+        if s.rebuilds:
+            self.violations.append(f"{iid}: evacuated again after a completed evacuation")
+        if self.refuse_next:
+            self.refuse_next -= 1
+            raise Refused("No valid host was found")
+        s.evacuations += 1
+        s.task_state = "rebuilding"
+        s.target = target
+
+    def progress(self) -> None:
+        """Nova's conductor and the target compute finish what was accepted."""
+        for s in self.servers.values():
+            if s.task_state != "rebuilding":
+                continue
+            s.task_state = None
+            if self.fail_async_next:
+                self.fail_async_next -= 1
+                s.status = "ERROR"
+                continue
+            s.host = s.target or next(h for h in self.hosts if h in self.up and h != s.host)
+            s.status = "ACTIVE"
+            s.rebuilds += 1
+
+
+@dataclass
+class FakeStore:
+    records: dict[rc.Key, tuple[Recovery, int]] = field(default_factory=dict)
+    revision: int = 100
+
+    def cas(self, rec: Recovery, expected: int) -> bool:
+        key = (rec.node, rec.failure)
+        current = self.records.get(key)
+        if (current[1] if current else 0) != expected:
+            return False
+        self.revision += 1
+        self.records[key] = (rec, self.revision)
+        return True
+
+
+@dataclass
+class Engine:
+    name: str
+    store: FakeStore
+    nova: FakeNova
+    settings: Settings
+    in_flight: set[str] = field(default_factory=set)
+
+    def world(self, now: float, fences: dict[str, rc.Fence], members: dict[str, int], quorum: bool) -> rc.World:
+        recs = {k: r for k, (r, _) in self.store.records.items()}
+        ids = {i.id for r in recs.values() for i in r.instances}
+        try:
+            views = {i: self.nova.view(self.nova.servers[i], actions=True) for i in ids if i in self.nova.servers}
+            nova_ok = not self.nova.unreachable
+        except Refused:
+            views, nova_ok = {}, False
+        updated = {h: str(v) for h, v in self.nova.updated.items()}
+        return rc.World(
+            me=self.name, now=now, quorum=quorum, settings=self.settings, fences=fences, incarnations=members,
+            recoveries=recs, nova_ok=nova_ok, instances=views if nova_ok else {}, service_updated=updated,
+            in_flight=frozenset(self.in_flight),
+        )
+
+    def round(self, world: rc.World, crash_after_claim: bool = False, crash_after_call: bool = False) -> list[rc.Action]:
+        """Carry out one round of decisions; `crash_after_claim`: die between a claim and its call;
+        `crash_after_call`: die after Nova accepted, before the result is written."""
+        actions = rc.decide(world)
+        s, now = self.settings, world.now
+        for a in actions:
+            if isinstance(a, rc.Begin):
+                self.store.cas(a.recovery, 0)
+                continue
+            key = (a.recovery.node, a.recovery.failure) if isinstance(a, rc.Update) else a.key
+            if key not in self.store.records:
+                continue
+            rec, rev = self.store.records[key]
+            if isinstance(a, rc.Update):
+                self.store.cas(a.recovery, rev)
+            elif isinstance(a, rc.ForceDown):
+                try:
+                    self.store.cas(rc.forced_down(rec, self.nova.force_down(a.host), now), rev)
+                except Refused as exc:
+                    self.store.cas(rc.host_step_failed(rec, str(exc), exc.permanent, s, now), rev)
+            elif isinstance(a, rc.ListInstances):
+                try:
+                    self.store.cas(rc.listed(rec, self.nova.on_host(a.host), s), rev)
+                except Refused as exc:
+                    self.store.cas(rc.host_step_failed(rec, str(exc), exc.permanent, s, now), rev)
+            elif isinstance(a, rc.EnableReserved):
+                self.store.cas(rc.reserved_enabled(rec), rev)
+            elif isinstance(a, rc.Unforce):
+                try:
+                    self.nova.unforce(a.host)
+                    self.store.cas(rc.unforced(rec), rev)
+                except Refused:
+                    pass
+            elif isinstance(a, rc.Evacuate):
+                claimed = rc.claim(rec, a.instance, self.name, a.target, now)
+                if not self.store.cas(claimed, rev):
+                    continue
+                if crash_after_claim:
+                    raise Crash
+                rec, rev = self.store.records[key]
+                try:
+                    self.nova.evacuate(a.instance, a.target)
+                    if crash_after_call:
+                        raise Crash
+                    after = rc.evacuate_result(rec, a.instance, True, "", False, s, now)
+                except Refused as exc:
+                    after = rc.evacuate_result(rec, a.instance, False, str(exc), exc.permanent, s, now)
+                self.store.cas(after, rev)
+        return actions
+
+
+class Crash(Exception):
+    pass
+
+
+def settings(**kw: object) -> Settings:
+    base = Settings(computes=frozenset({"c1", "c2", "c3"}), parallel=3, retries=2, claim_grace=5.0)
+    return dataclasses.replace(base, **kw)  # type: ignore[arg-type]

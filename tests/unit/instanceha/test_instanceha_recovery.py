@@ -1,0 +1,281 @@
+"""The evacuation engine's decisions (instanceha/recovery.py): examples, then a simulation with
+crashes, refusals, lost quorum and hosts coming back, checked against what the fake Nova saw."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ihasim import Crash, Engine, FakeNova, FakeStore, Server
+from ihasim import settings as make_settings
+
+from hakeeper.instanceha import recovery as rc
+from hakeeper.instanceha.model import InstanceState, Phase, Recovery
+
+FENCE_REV = 200
+
+
+def lab(n: int = 4, **kw: object) -> tuple[FakeNova, FakeStore, Engine]:
+    nova = FakeNova(hosts=["c1", "c2", "c3"], up={"c2", "c3"})
+    for i in range(n):
+        nova.servers[f"vm{i}"] = Server(f"vm{i}", "c1", ha=i % 2 == 1)
+    store = FakeStore()
+    return nova, store, Engine("e1", store, nova, make_settings(**kw))
+
+
+def fenced(nova: FakeNova) -> dict[str, rc.Fence]:
+    nova.fenced.add("c1")
+    return {"c1": rc.Fence(FENCE_REV, True, 1000.0)}
+
+
+def run(engine: Engine, fences: dict[str, rc.Fence], now: float, rounds: int = 10, members: dict[str, int] | None = None,
+        quorum: bool = True) -> float:
+    for _ in range(rounds):
+        engine.round(engine.world(now, fences, members or {"c2": 50, "c3": 51}, quorum))
+        engine.nova.progress()
+        now += 1.0
+    return now
+
+
+def the_recovery(store: FakeStore) -> Recovery:
+    [(rec, _)] = store.records.values()
+    return rec
+
+
+def test_nothing_happens_before_the_fence() -> None:
+    nova, store, engine = lab()
+    run(engine, {}, 1000.0)
+    run(engine, {"c1": rc.Fence(FENCE_REV, False, 1000.0)}, 1000.0)  # a fence that failed
+    assert store.records == {} and not nova.forced and all(s.evacuations == 0 for s in nova.servers.values())
+
+
+def test_fenced_host_is_forced_down_and_every_instance_evacuated_once() -> None:
+    nova, store, engine = lab(6)
+    run(engine, fenced(nova), 1000.0)
+    rec = the_recovery(store)
+    assert rec.phase == Phase.DONE and rec.count(InstanceState.EVACUATED) == 6
+    assert "c1" in nova.forced
+    assert [s.evacuations for s in nova.servers.values()] == [1] * 6
+    assert all(s.host in ("c2", "c3") and s.status == "ACTIVE" for s in nova.servers.values())
+    assert nova.violations == []
+
+
+def test_ha_instances_go_first_and_parallelism_is_bounded() -> None:
+    nova, store, engine = lab(6, parallel=2)
+    fences = fenced(nova)
+    actions: list[rc.Action] = []
+    now = 1000.0
+    for _ in range(4):
+        actions += engine.round(engine.world(now, fences, {}, True))
+        now += 1
+    evacuated = [a.instance for a in actions if isinstance(a, rc.Evacuate)]
+    assert evacuated[:2] == ["vm1", "vm3"]  # the tagged ones
+    assert len(evacuated) == 2  # two calls per round at most: nothing settles without progress
+
+
+def test_a_host_that_joined_again_after_the_fence_is_not_evacuated() -> None:
+    nova, store, engine = lab()
+    run(engine, fenced(nova), 1000.0, members={"c1": FENCE_REV + 5})
+    assert store.records == {} and not nova.forced
+
+
+def test_no_quorum_no_decision() -> None:
+    nova, store, engine = lab()
+    world = engine.world(1000.0, fenced(nova), {}, quorum=False)
+    assert rc.decide(world) == []
+
+
+def test_refusals_are_retried_then_reported_never_looped() -> None:
+    nova, store, engine = lab(1, retries=2)
+    nova.refuse_next = 10
+    run(engine, fenced(nova), 1000.0, rounds=20)
+    rec = the_recovery(store)
+    inst = rec.instances[0]
+    assert rec.phase == Phase.FAILED and inst.state == InstanceState.FAILED
+    assert inst.attempts == 2 and "No valid host" in inst.reason
+    assert nova.refuse_next == 8  # two calls, no more
+
+
+def test_an_evacuation_nova_fails_later_is_retried_once_more() -> None:
+    nova, store, engine = lab(1, retries=2)
+    nova.fail_async_next = 1
+    run(engine, fenced(nova), 1000.0, rounds=10)
+    rec = the_recovery(store)
+    assert rec.phase == Phase.DONE and nova.servers["vm0"].evacuations == 2 and nova.servers["vm0"].rebuilds == 1
+
+
+def test_unknown_compute_fails_the_recovery_at_once() -> None:
+    nova, store, engine = lab()
+    nova.hosts.remove("c1")
+    run(engine, fenced(nova), 1000.0)
+    rec = the_recovery(store)
+    assert rec.phase == Phase.FAILED and "no nova-compute service" in rec.reason and rec.host_attempts == 1
+
+
+def test_nova_unreachable_then_back() -> None:
+    nova, store, engine = lab(2)
+    nova.unreachable = True
+    now = run(engine, fenced(nova), 1000.0, rounds=3)
+    assert the_recovery(store).phase == Phase.FENCED and the_recovery(store).host_attempts >= 1
+    nova.unreachable = False
+    run(engine, fenced(nova), now + 30, rounds=10)
+    assert the_recovery(store).phase == Phase.DONE
+
+
+def test_a_new_engine_resumes_a_claim_its_predecessor_died_on() -> None:
+    nova, store, engine = lab(3, parallel=1)
+    fences = fenced(nova)
+    now = 1000.0
+    for _ in range(3):  # begin, force down, list
+        engine.round(engine.world(now, fences, {}, True))
+    try:
+        engine.round(engine.world(now, fences, {}, True), crash_after_claim=True)
+    except Crash:
+        pass
+    successor = Engine("e2", store, nova, engine.settings)
+    run(successor, fences, now, rounds=3)  # within the claim's grace: the claimed one waits
+    claimed = [i for i in the_recovery(store).instances if i.state == InstanceState.CLAIMED]
+    assert len(claimed) == 1
+    run(successor, fences, now + 10, rounds=10)
+    rec = the_recovery(store)
+    assert rec.phase == Phase.DONE and [s.rebuilds for s in nova.servers.values()] == [1, 1, 1]
+
+
+def test_a_claim_nova_accepted_before_its_engine_died_is_never_called_again() -> None:
+    nova, store, engine = lab(1)
+    fences = fenced(nova)
+    for _ in range(3):  # begin, force down, list
+        engine.round(engine.world(1000.0, fences, {}, True))
+    try:
+        engine.round(engine.world(1000.0, fences, {}, True), crash_after_call=True)
+    except Crash:
+        pass
+    successor = Engine("e2", store, nova, engine.settings)
+    successor.round(successor.world(1010.0, fences, {}, True))  # past the grace, Nova still rebuilding
+    successor.round(successor.world(1011.0, fences, {}, True))
+    assert nova.violations == [] and nova.servers["vm0"].evacuations == 1
+    run(successor, fences, 1012.0)
+    assert the_recovery(store).phase == Phase.DONE and nova.servers["vm0"].rebuilds == 1
+
+
+def test_returning_host_is_unforced_after_the_recovery() -> None:
+    nova, store, engine = lab(2)
+    now = run(engine, fenced(nova), 1000.0)
+    run(engine, fenced(nova), now, members={"c1": FENCE_REV + 9})
+    assert "c1" in nova.forced  # back in the cluster, but its nova-compute has not reported yet
+    nova.updated["c1"] = 7
+    run(engine, fenced(nova), now, members={"c1": FENCE_REV + 9})
+    assert "c1" not in nova.forced and the_recovery(store).unforced
+
+
+def test_retry_gives_failed_instances_a_new_round() -> None:
+    nova, store, engine = lab(1, retries=1)
+    nova.refuse_next = 1
+    now = run(engine, fenced(nova), 1000.0)
+    rec, rev = store.records[("c1", FENCE_REV)]
+    assert rec.phase == Phase.FAILED
+    store.cas(rc.retried(rec, now), rev)
+    run(engine, fenced(nova), now)
+    assert the_recovery(store).phase == Phase.DONE and nova.servers["vm0"].rebuilds == 1
+
+
+def test_record_round_trip() -> None:
+    nova, store, engine = lab(2)
+    run(engine, fenced(nova), 1000.0, rounds=4)
+    rec = the_recovery(store)
+    assert Recovery.loads(rec.dumps()) == rec
+    assert Recovery.loads(b"{}") is None and Recovery.loads(b"not json") is None
+
+
+# ----- the simulation -----
+
+STEP = st.one_of(
+    st.tuples(st.just("round"), st.integers(0, 2)),
+    st.tuples(st.just("crash-claim"), st.integers(0, 2)),
+    st.tuples(st.just("crash-call"), st.integers(0, 2)),
+    st.tuples(st.just("progress"), st.just(0)),
+    st.tuples(st.just("advance"), st.integers(1, 40)),
+    st.tuples(st.just("refuse"), st.integers(1, 3)),
+    st.tuples(st.just("fail-async"), st.integers(1, 2)),
+    st.tuples(st.just("nova-down"), st.booleans().map(int)),
+    st.tuples(st.just("minority"), st.integers(0, 2)),
+    st.tuples(st.just("fence-ok"), st.just(0)),
+    st.tuples(st.just("host-back"), st.just(0)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers(0, 6), steps=st.lists(STEP, max_size=40), retries=st.integers(1, 3))
+def test_simulation_invariants(n: int, steps: list[tuple[str, int]], retries: int) -> None:
+    nova, store, _ = lab(n, retries=retries)
+    s = make_settings(retries=retries)
+    engines = [Engine(f"e{i}", store, nova, s) for i in range(3)]
+    generation = [0, 0, 0]
+    fences: dict[str, rc.Fence] = {}
+    members: dict[str, int] = {"c1": 10, "c2": 11, "c3": 12}
+    now = 1000.0
+    calls_before_fence = 0
+    for kind, arg in steps:
+        if kind in ("round", "crash-claim", "crash-call", "minority"):
+            engine = engines[arg]
+            quorum = kind != "minority"
+            before = sum(x.evacuations for x in nova.servers.values())
+            try:
+                world = engine.world(now, fences, members, quorum)
+                engine.round(world, crash_after_claim=kind == "crash-claim", crash_after_call=kind == "crash-call")
+            except Crash:
+                generation[arg] += 1
+                engines[arg] = Engine(f"e{arg}.{generation[arg]}", store, nova, s)
+            after = sum(x.evacuations for x in nova.servers.values())
+            if not quorum or not fences:
+                calls_before_fence += after - before
+        elif kind == "progress":
+            nova.progress()
+        elif kind == "advance":
+            now += arg
+        elif kind == "refuse":
+            nova.refuse_next += arg
+        elif kind == "fail-async":
+            nova.fail_async_next += arg
+        elif kind == "nova-down":
+            nova.unreachable = bool(arg)
+        elif kind == "fence-ok" and "c1" not in fences:
+            members.pop("c1", None)
+            nova.up.discard("c1")
+            fences = fenced(nova)
+        elif kind == "host-back" and fences:
+            members["c1"] = FENCE_REV + 50
+            nova.updated["c1"] = nova.updated.get("c1", 0) + 1
+    assert calls_before_fence == 0
+    assert nova.violations == []
+    # Heal everything and let one engine finish: each recovery ends, nothing rebuilt twice.
+    nova.unreachable, nova.refuse_next, nova.fail_async_next = False, 0, 0
+    finisher = Engine("final", store, nova, s)
+    for _ in range(40):
+        finisher.round(finisher.world(now, fences, members, True))
+        nova.progress()
+        now += 10
+    assert nova.violations == []
+    assert all(x.rebuilds <= 1 for x in nova.servers.values())
+    for rec, _ in store.records.values():
+        assert rec.phase in (Phase.DONE, Phase.FAILED)
+        for inst in rec.instances:
+            assert inst.attempts <= retries
+            server = nova.servers[inst.id]
+            assert server.evacuations <= retries
+            if inst.state == InstanceState.EVACUATED:
+                assert server.rebuilds == 1 and server.host == inst.target
+            else:
+                assert inst.state == InstanceState.FAILED and inst.reason
+    if not fences:
+        assert store.records == {} and all(x.evacuations == 0 for x in nova.servers.values())
+    elif n and "c1" in members and store.records:
+        # The host came back: a finished recovery un-forces its service (the host reported again).
+        rec = the_recovery(store)
+        if rec.forced_down_at and nova.updated.get("c1", 0) > int(rec.service_seen or 0):
+            assert rec.unforced and "c1" not in nova.forced
+
+
+def test_records_are_dataclasses() -> None:
+    assert dataclasses.is_dataclass(Recovery)
