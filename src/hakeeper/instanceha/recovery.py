@@ -303,7 +303,8 @@ def evacuate_result(
     inst = rec.instance(iid)
     assert inst is not None
     if ok:
-        issued = dataclasses.replace(inst, state=InstanceState.ISSUED, issued_at=now, reason="", accepted=inst.accepted + 1)
+        accepted = inst.accepted + 1
+        issued = dataclasses.replace(inst, state=InstanceState.ISSUED, issued_at=now, reason="", accepted=accepted)
         return rec.with_instance(issued)
     if permanent:
         return rec.with_instance(dataclasses.replace(inst, state=InstanceState.FAILED, reason=reason))

@@ -132,12 +132,22 @@ class Engine:
             views, nova_ok = {}, False
         updated = {h: str(v) for h, v in self.nova.updated.items()}
         return rc.World(
-            me=self.name, now=now, quorum=quorum, settings=self.settings, fences=fences, incarnations=members,
-            recoveries=recs, nova_ok=nova_ok, instances=views if nova_ok else {}, service_updated=updated,
+            me=self.name,
+            now=now,
+            quorum=quorum,
+            settings=self.settings,
+            fences=fences,
+            incarnations=members,
+            recoveries=recs,
+            nova_ok=nova_ok,
+            instances=views if nova_ok else {},
+            service_updated=updated,
             in_flight=frozenset(self.in_flight),
         )
 
-    def round(self, world: rc.World, crash_after_claim: bool = False, crash_after_call: bool = False) -> list[rc.Action]:
+    def round(
+        self, world: rc.World, crash_after_claim: bool = False, crash_after_call: bool = False
+    ) -> list[rc.Action]:
         """Carry out one round of decisions; `crash_after_claim`: die between a claim and its call;
         `crash_after_call`: die after Nova accepted, before the result is written."""
         actions = rc.decide(world)

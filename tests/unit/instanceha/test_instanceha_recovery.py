@@ -3,6 +3,7 @@ crashes, refusals, lost quorum and hosts coming back, checked against what the f
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 from hypothesis import given, settings
@@ -29,8 +30,14 @@ def fenced(nova: FakeNova) -> dict[str, rc.Fence]:
     return {"c1": rc.Fence(FENCE_REV, True, 1000.0)}
 
 
-def run(engine: Engine, fences: dict[str, rc.Fence], now: float, rounds: int = 10, members: dict[str, int] | None = None,
-        quorum: bool = True) -> float:
+def run(
+    engine: Engine,
+    fences: dict[str, rc.Fence],
+    now: float,
+    rounds: int = 10,
+    members: dict[str, int] | None = None,
+    quorum: bool = True,
+) -> float:
     for _ in range(rounds):
         engine.round(engine.world(now, fences, members or {"c2": 50, "c3": 51}, quorum))
         engine.nova.progress()
@@ -62,7 +69,7 @@ def test_fenced_host_is_forced_down_and_every_instance_evacuated_once() -> None:
 
 
 def test_ha_instances_go_first_and_parallelism_is_bounded() -> None:
-    nova, store, engine = lab(6, parallel=2)
+    nova, _store, engine = lab(6, parallel=2)
     fences = fenced(nova)
     actions: list[rc.Action] = []
     now = 1000.0
@@ -81,7 +88,7 @@ def test_a_host_that_joined_again_after_the_fence_is_not_evacuated() -> None:
 
 
 def test_no_quorum_no_decision() -> None:
-    nova, store, engine = lab()
+    nova, _store, engine = lab()
     world = engine.world(1000.0, fenced(nova), {}, quorum=False)
     assert rc.decide(world) == []
 
@@ -129,10 +136,8 @@ def test_a_new_engine_resumes_a_claim_its_predecessor_died_on() -> None:
     now = 1000.0
     for _ in range(3):  # begin, force down, list
         engine.round(engine.world(now, fences, {}, True))
-    try:
+    with contextlib.suppress(Crash):
         engine.round(engine.world(now, fences, {}, True), crash_after_claim=True)
-    except Crash:
-        pass
     successor = Engine("e2", store, nova, engine.settings)
     run(successor, fences, now, rounds=3)  # within the claim's grace: the claimed one waits
     claimed = [i for i in the_recovery(store).instances if i.state == InstanceState.CLAIMED]
@@ -147,10 +152,8 @@ def test_a_claim_nova_accepted_before_its_engine_died_is_never_called_again() ->
     fences = fenced(nova)
     for _ in range(3):  # begin, force down, list
         engine.round(engine.world(1000.0, fences, {}, True))
-    try:
+    with contextlib.suppress(Crash):
         engine.round(engine.world(1000.0, fences, {}, True), crash_after_call=True)
-    except Crash:
-        pass
     successor = Engine("e2", store, nova, engine.settings)
     successor.round(successor.world(1010.0, fences, {}, True))  # past the grace, Nova still rebuilding
     successor.round(successor.world(1011.0, fences, {}, True))
