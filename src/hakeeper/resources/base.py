@@ -141,3 +141,6 @@ def _load_builtin() -> None:
     from hakeeper.rabbitmq import agent as rabbitmq_agent  # the native RabbitMQ class (docs/rabbitmq.md)
 
     rabbitmq_agent.register()
+    from hakeeper.instanceha import resource as instanceha_resource  # instanceha:evacuator (docs/instance-ha.md)
+
+    instanceha_resource.register()

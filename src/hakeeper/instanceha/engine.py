@@ -1,0 +1,325 @@
+"""The evacuation engine: reads the store and Nova, asks recovery.decide, carries out its actions.
+
+It runs as the `instanceha:evacuator` primitive's process (resource.py), so hakeeper's placement
+keeps one running and moves it when its node is lost. Every record write is a compare-and-set on
+the record's revision, guarded by this node's member key: an engine on a node the cluster lost
+(its lease gone) cannot write, and without a claim it never calls Nova's evacuate.
+
+Store layout added under /hakeeper/<cluster>/:
+  instanceha/recovery/<node>/<failure>   the Recovery record (model.py)          the engine, by CAS
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from hakeeper.agent import state as st
+from hakeeper.coord.store import Compare, Put, Store, StoreError
+from hakeeper.instanceha import recovery as rc
+from hakeeper.instanceha.model import TERMINAL, InstanceState, Phase, Recovery, Settings
+from hakeeper.instanceha.nova import Nova, NovaError
+
+log = logging.getLogger("hakeeper.instanceha")
+
+
+def recovery_prefix(keys: st.Keys) -> str:
+    return keys.prefix + "instanceha/recovery/"
+
+
+def recovery_key(keys: st.Keys, node: str, failure: int) -> str:
+    return f"{recovery_prefix(keys)}{node}/{failure}"
+
+
+async def read_recoveries(store: Store, keys: st.Keys) -> dict[rc.Key, tuple[Recovery, int]]:
+    kvs, _ = await store.get_prefix(recovery_prefix(keys))
+    out: dict[rc.Key, tuple[Recovery, int]] = {}
+    for kv in kvs:
+        rec = Recovery.loads(kv.value)
+        if rec is not None:
+            out[(rec.node, rec.failure)] = (rec, kv.mod_revision)
+    return out
+
+
+@dataclass(frozen=True)
+class Options:
+    ha_tag: str = "HA"  # instance tag that marks an instance for evacuation first
+    ha_flavor_key: str = "hakeeper:ha"  # flavor extra spec ("true") that does the same
+    interval: float = 0.5  # s between rounds
+
+
+class Engine:
+    def __init__(
+        self, store: Store, keys: st.Keys, node: str, nova: Callable[[], Nova], settings: Settings, options: Options
+    ) -> None:
+        self.store, self.keys, self.node = store, keys, node
+        self.nova_factory = nova
+        self._nova: Nova | None = None
+        self.settings, self.options = settings, options
+        self.me = f"{node}:{os.getpid()}:{int(time.time())}"
+        self.in_flight: set[str] = set()
+        self.busy: set[rc.Key] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.members_seen: set[str] = set()
+
+    # ----- store -----
+
+    def _member_guard(self) -> Compare:
+        return Compare(self.keys.member(self.node), "create", ">", 0)
+
+    async def event(self, kind: str, message: str, **extra: Any) -> None:
+        log.info("%s: %s", kind, message)
+        doc = {"at": time.time(), "node": self.node, "kind": kind, "rsc": "instanceha", "message": message, **extra}
+        with contextlib.suppress(StoreError):
+            await self.store.put(self.keys.event(time.time_ns(), self.node), st.dumps(doc))
+
+    async def mutate(self, key: rc.Key, change: Callable[[Recovery], Recovery | None]) -> Recovery | None:
+        """Apply `change` to the record as it is now, by compare-and-set (again on a conflict);
+        None when `change` declines or the write is refused (no membership)."""
+        path = recovery_key(self.keys, *key)
+        for _ in range(10):
+            kv = await self.store.get(path)
+            rec = Recovery.loads(kv.value) if kv else None
+            if rec is None or kv is None:
+                return None
+            new = change(rec)
+            if new is None:
+                return None
+            res = await self.store.txn(
+                [Compare(path, "mod", "==", kv.mod_revision), self._member_guard()], [Put(path, new.dumps())]
+            )
+            if res.succeeded:
+                return new
+            if (await self.store.get(self.keys.member(self.node))) is None:
+                return None
+        return None
+
+    # ----- Nova -----
+
+    async def nova(self, call: Callable[[Nova], Any]) -> Any:
+        """Run one blocking openstacksdk call in a thread; NovaError for every failure."""
+        if self._nova is None:
+            self._nova = self.nova_factory()
+        client = self._nova
+        return await asyncio.to_thread(call, client)
+
+    async def nova_view(self, recs: dict[rc.Key, Recovery]) -> tuple[bool, dict[str, rc.NovaInstance]]:
+        active = [r for r in recs.values() if r.phase == Phase.EVACUATING]
+        if not active:
+            return True, {}
+        o = self.options
+        ids = {i.id for r in active for i in r.instances}
+        try:
+            views: dict[str, rc.NovaInstance] = await self.nova(lambda n: n.instances(ids, o.ha_tag, o.ha_flavor_key))
+            now = time.time()
+            for rec in active:
+                for inst in rec.instances:
+                    if inst.id in views and _needs_actions(inst, self.in_flight, now, self.settings):
+                        count = await self.nova(partial(_evacuations, iid=inst.id, since=rec.fenced_at))
+                        views[inst.id] = _with_evacuations(views[inst.id], count)
+        except NovaError as exc:
+            log.warning("Nova's view: %s", exc.reason)
+            return False, {}
+        return True, views
+
+    async def services_updated(self, recs: dict[rc.Key, Recovery]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for rec in recs.values():
+            if rec.phase in TERMINAL and rec.forced_down_at and not rec.unforced:
+                with contextlib.suppress(NovaError):
+                    out[rec.host] = (await self.nova(partial(Nova.service, host=rec.host))).updated_at
+        return out
+
+    # ----- a round -----
+
+    async def world(self) -> tuple[rc.World, dict[rc.Key, Recovery]]:
+        fences_kv, _ = await self.store.get_prefix(self.keys.fence)
+        members_kv, _ = await self.store.get_prefix(self.keys.members)
+        incarnations = {kv.key[len(self.keys.members) :]: kv.create_revision for kv in members_kv}
+        fences: dict[str, rc.Fence] = {}
+        for kv in fences_kv:
+            doc = st.loads(kv.value) or {}
+            fences[kv.key[len(self.keys.fence) :]] = rc.Fence(
+                kv.mod_revision, bool(doc.get("ok")), float(doc.get("at", 0))
+            )
+        recs = {k: r for k, (r, _) in (await read_recoveries(self.store, self.keys)).items()}
+        await self._note_losses(set(incarnations))
+        nova_ok, views = await self.nova_view(recs)
+        world = rc.World(
+            me=self.me,
+            now=time.time(),
+            quorum=self.node in incarnations,
+            settings=self.settings,
+            fences=fences,
+            incarnations=incarnations,
+            recoveries=recs,
+            nova_ok=nova_ok,
+            instances=views,
+            service_updated=await self.services_updated(recs),
+            in_flight=frozenset(self.in_flight),
+            busy=frozenset(self.busy),
+        )
+        return world, recs
+
+    async def _note_losses(self, members: set[str]) -> None:
+        for node in sorted((self.members_seen - members) & self.settings.computes):
+            await self.event("compute-lost", f"compute {node} left the cluster: waiting for its fence", host=node)
+        self.members_seen = members
+
+    async def round(self) -> None:
+        world, recs = await self.world()
+        for action in rc.decide(world):
+            await self.carry_out(action, recs)
+
+    async def carry_out(self, a: rc.Action, recs: dict[rc.Key, Recovery]) -> None:
+        if isinstance(a, rc.Begin):
+            rec = a.recovery
+            path = recovery_key(self.keys, rec.node, rec.failure)
+            res = await self.store.txn(
+                [Compare(path, "create", "==", 0), self._member_guard()], [Put(path, rec.dumps())]
+            )
+            if res.succeeded:
+                await self.event("recovery-started", f"{rec.node} is fenced: recovering its instances", host=rec.node)
+        elif isinstance(a, rc.Update):
+            base = recs.get((a.recovery.node, a.recovery.failure))
+            done = await self.mutate(
+                (a.recovery.node, a.recovery.failure), lambda cur: a.recovery if cur == base else None
+            )
+            if done is not None:
+                await self._report(base, done)
+        elif isinstance(a, rc.Evacuate):
+            await self._evacuate(a)
+        else:
+            self.busy.add(a.key)
+            self._spawn(self._host_step(a))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _host_step(self, a: rc.ForceDown | rc.ListInstances | rc.EnableReserved | rc.Unforce) -> None:
+        s, o = self.settings, self.options
+        try:
+            if isinstance(a, rc.ForceDown):
+                seen = await self.nova(lambda n: n.force_down(a.host))
+                if await self.mutate(a.key, lambda r: rc.forced_down(r, seen, time.time())):
+                    await self.event("forced-down", f"nova-compute on {a.host} forced down", host=a.key[0])
+            elif isinstance(a, rc.ListInstances):
+                found = await self.nova(lambda n: n.on_host(a.host, o.ha_tag, o.ha_flavor_key))
+                rec = await self.mutate(a.key, lambda r: rc.listed(r, found, s))
+                if rec is not None:
+                    ha = sum(1 for i in rec.instances if i.ha)
+                    await self.event("instances-listed", f"{len(rec.instances)} instances on {a.host} ({ha} HA)")
+            elif isinstance(a, rc.EnableReserved):
+                for host in a.hosts:
+                    await self.nova(partial(Nova.enable, host=host))
+                if await self.mutate(a.key, rc.reserved_enabled):
+                    await self.event("reserved-enabled", f"reserved hosts enabled: {', '.join(a.hosts)}")
+            else:
+                await self.nova(lambda n: n.unforce(a.host))
+                if await self.mutate(a.key, rc.unforced):
+                    await self.event("unforced", f"{a.host} is back: its nova-compute is no longer forced down")
+        except NovaError as exc:
+            await self.event("recovery-step-failed", exc.reason, host=a.key[0])
+            if isinstance(a, rc.Unforce):
+                return  # the recovery is over; the next round asks again
+            err = exc
+            failed = await self.mutate(
+                a.key, lambda r: rc.host_step_failed(r, err.reason, err.permanent, s, time.time())
+            )
+            if failed is not None and failed.phase == Phase.FAILED:
+                await self.event("recovery-failed", f"{a.key[0]}: {exc.reason}; fix it, then `hakeeper recovery retry`")
+        except StoreError as exc:
+            log.warning("store: %s", exc)
+        finally:
+            self.busy.discard(a.key)
+
+    async def _evacuate(self, a: rc.Evacuate) -> None:
+        def claim(rec: Recovery) -> Recovery | None:
+            inst = rec.instance(a.instance)
+            if inst is None or inst.state != InstanceState.PENDING or rec.phase != Phase.EVACUATING:
+                return None
+            return rc.claim(rec, a.instance, self.me, a.target, time.time())
+
+        if await self.mutate(a.key, claim) is None:
+            return  # someone else changed it first: decide again next round
+        self.in_flight.add(a.instance)
+        self._spawn(self._evacuate_call(a))
+
+    async def _evacuate_call(self, a: rc.Evacuate) -> None:
+        s = self.settings
+        ok, reason, permanent = True, "", False
+        try:
+            await self.nova(lambda n: n.evacuate(a.instance, a.target))
+        except NovaError as exc:
+            ok, reason, permanent = False, exc.reason, exc.permanent
+        try:
+            await self.mutate(a.key, lambda r: rc.evacuate_result(r, a.instance, ok, reason, permanent, s, time.time()))
+            if not ok:
+                await self.event("evacuation-failed", f"{a.instance}: {reason}", host=a.key[0])
+        finally:
+            self.in_flight.discard(a.instance)
+
+    async def _report(self, before: Recovery | None, after: Recovery) -> None:
+        old = {i.id: i for i in (before.instances if before else ())}
+        moved: dict[str, int] = {}
+        for inst in after.instances:
+            prev = old.get(inst.id)
+            if prev is not None and prev.state != inst.state:
+                if inst.state == InstanceState.EVACUATED:
+                    moved[inst.target] = moved.get(inst.target, 0) + 1
+                elif inst.state == InstanceState.FAILED:
+                    await self.event("evacuation-failed", f"{inst.name} ({inst.id}) gave up: {inst.reason}")
+        for target, n in sorted(moved.items()):
+            await self.event("evacuated", f"{n} evacuated from {after.host} to {target}", host=after.node, count=n)
+        if before is not None and before.phase != after.phase and after.phase in TERMINAL:
+            took = after.finished_at - after.fenced_at
+            ok = after.count(InstanceState.EVACUATED)
+            await self.event(
+                f"recovery-{after.phase}",
+                f"{after.node}: {ok} of {len(after.instances)} instances evacuated, {took:.1f}s after the fence"
+                + (f"; {after.reason}; see `hakeeper recovery show {after.node}`" if after.reason else ""),
+                host=after.node,
+            )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.event(
+            "evacuator-started", f"evacuation engine {self.me} watching {len(self.settings.computes)} computes"
+        )
+        while not stop.is_set():
+            try:
+                await self.round()
+            except StoreError as exc:
+                log.warning("store unavailable: %s", exc)
+            except NovaError as exc:
+                log.warning("Nova: %s", exc.reason)
+                self._nova = None  # a client that could not be built is built again next round
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.options.interval)
+        for task in list(self.tasks):
+            task.cancel()
+
+
+def _evacuations(nova: Nova, iid: str, since: float) -> int:
+    return nova.evacuations(iid, since)
+
+
+def _needs_actions(inst: Any, in_flight: set[str], now: float, s: Settings) -> bool:
+    """Nova's count of evacuations decides only for a claim whose engine may have died, and for an
+    instance that was attempted before: one call per such instance and round."""
+    if inst.state == InstanceState.CLAIMED:
+        return inst.id not in in_flight and now - inst.claimed_at >= s.claim_grace
+    return bool(inst.state == InstanceState.PENDING and inst.attempts > 0)
+
+
+def _with_evacuations(view: rc.NovaInstance, count: int) -> rc.NovaInstance:
+    return dataclasses.replace(view, evacuations=count)
