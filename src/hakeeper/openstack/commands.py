@@ -1,6 +1,7 @@
 """Commands of the OpenStack part.
 
     hakeeper openstack render PROFILE -o DIR     haproxy.cfg, keepalived-<controller>.conf, cluster.yaml
+                                                 (and oslo-messaging.conf with a messaging section)
     hakeeper import chef-env ENV.json --controller NAME=ADDRESS ... [-o PROFILE]
     hakeeper demo [--no-live] [--quick] [--rounds N]   a live failover in network namespaces
 """
@@ -19,7 +20,7 @@ from typing import Any
 from hakeeper.errors import InputError
 
 
-def _write_all(out: Path, files: dict[str, str]) -> None:
+def _write_all(out: Path, files: dict[str, str], private: frozenset[str] = frozenset()) -> None:
     """Write every file or none: render into a temporary directory inside `out`, then move the files in.
 
     `out` itself is created if it is missing, but not its parents: a mistyped path is an error, not
@@ -40,6 +41,8 @@ def _write_all(out: Path, files: dict[str, str]) -> None:
         with tempfile.TemporaryDirectory(dir=out, prefix=".render-") as tmp:
             for name, text in files.items():
                 (Path(tmp) / name).write_text(text, encoding="utf-8")
+                if name in private:  # it holds a secret: readable by its owner only, from the start
+                    (Path(tmp) / name).chmod(0o600)
             for name in files:
                 os.replace(Path(tmp) / name, out / name)
     except OSError as exc:
@@ -54,12 +57,16 @@ def _write_all(out: Path, files: dict[str, str]) -> None:
 
 
 def _render(args: argparse.Namespace) -> int:
+    from hakeeper.openstack.messaging import render_oslo_messaging
     from hakeeper.openstack.profile import load_profile
     from hakeeper.openstack.render import render_haproxy, render_keepalived, render_spec
     from hakeeper.spec.loader import dump_spec
 
     resolved = load_profile(args.profile)
     files = {"haproxy.cfg": render_haproxy(resolved), "cluster.yaml": dump_spec(render_spec(resolved))}
+    oslo = render_oslo_messaging(resolved)
+    if oslo is not None:  # transport_url and the rabbit options every service includes
+        files["oslo-messaging.conf"] = oslo
     if resolved.profile.vip_mode == "vrrp":
         for c in resolved.profile.controllers:
             files[f"keepalived-{c.name}.conf"] = render_keepalived(resolved, c.name)
@@ -78,7 +85,7 @@ def _render(args: argparse.Namespace) -> int:
             except HaproxyConfigError as exc:
                 print(f"{args.profile}: {exc}", file=sys.stderr)
                 return 1
-    _write_all(Path(args.output), files)
+    _write_all(Path(args.output), files, private=frozenset({"oslo-messaging.conf"}))
     for name in files:
         print(Path(args.output) / name)
     return 0

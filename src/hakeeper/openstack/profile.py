@@ -149,6 +149,29 @@ class HaproxyOptions(ProfileModel):
     peers_port: int = Field(default=1024, ge=1, le=65535)
 
 
+# A RabbitMQ virtual host name as it goes into transport_url's path (no '/' or '%' to escape).
+VhostName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+
+
+class MessagingOptions(ProfileModel):
+    """What every OpenStack service's oslo.messaging needs (openstack/messaging.py renders it).
+
+    `cluster`: clients list every broker in transport_url and fail over themselves (the OpenStack
+    HA guide), queues are quorum queues. `active-passive` (seed 002): one broker moving with the
+    `rabbitmq-queue` VIP, which transport_url names alone; durable classic queues by default."""
+
+    mode: Literal["cluster", "active-passive"] = "cluster"
+    user: ConfigWord = "openstack"
+    password: ConfigWord = Field(min_length=1, max_length=256)
+    vhost: VhostName = "openstack"
+    # rabbit_quorum_queue; unset: true in cluster mode, false in active-passive mode.
+    quorum_queues: bool | None = None
+    # oslo.messaging's AMQP heartbeats: a dead broker is noticed after the threshold (seconds),
+    # checked `rate` times per threshold. 0 turns heartbeats off (not advised).
+    heartbeat_timeout_threshold: int = Field(default=60, ge=0, le=3600)
+    heartbeat_rate: int = Field(default=3, ge=1, le=100)
+
+
 class Profile(ProfileModel):
     name: Name = "openstack"
     vip_mode: Literal["vrrp", "cluster"] = "vrrp"
@@ -160,6 +183,8 @@ class Profile(ProfileModel):
     services: dict[Name, ServiceOverride] = Field(default_factory=dict)
     # RabbitMQ clients list every broker (transport_url); put it on its VIP only when asked.
     rabbitmq_on_vip: bool = False
+    # oslo.messaging's transport_url and rabbit options (rendered as oslo-messaging.conf when set).
+    messaging: MessagingOptions | None = None
     vrrp: VrrpOptions = Field(default_factory=VrrpOptions)
     haproxy: HaproxyOptions = Field(default_factory=HaproxyOptions)
 
@@ -299,6 +324,8 @@ def resolve(profile: Profile) -> tuple[Resolved | None, list[tuple[Path_, str]]]
         else:
             problems.append((("vips", name), f"{vip}:{svc.port} is already {owner}'s listener"))
 
+    problems += _messaging_problems(profile)
+
     vrids: dict[ipaddress.IPv4Address, int] = {}
     used_vrids: set[int] = set()
     for text, vrid in profile.vrids.items():
@@ -326,6 +353,19 @@ def resolve(profile: Profile) -> tuple[Resolved | None, list[tuple[Path_, str]]]
             vrids[addr] = next_vrid
             used_vrids.add(next_vrid)
     return Resolved(profile, tuple(listeners), tuple(unproxied), vrids), []
+
+
+def _messaging_problems(profile: Profile) -> list[tuple[Path_, str]]:
+    m = profile.messaging
+    if m is None or m.mode != "active-passive":
+        return []
+    if "rabbitmq-queue" not in profile.vips:
+        return [(("messaging", "mode"), "active-passive messaging needs the broker's VIP: "
+                 "add vips: {rabbitmq-queue: ADDRESS}")]
+    if profile.rabbitmq_on_vip:
+        return [(("rabbitmq-on-vip",), "active-passive messaging moves the VIP with the broker itself; "
+                 "it cannot also be a haproxy listener (set rabbitmq-on-vip: false)")]
+    return []
 
 
 def profile_from_document(doc: YamlDocument) -> Resolved:
