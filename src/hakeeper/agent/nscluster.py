@@ -173,7 +173,9 @@ class NsCluster:
                     "--log-level",
                     "info",
                 ],
-                env=self.env,
+                # Resources started by the agent learn their node from HAKEEPER_NODE (a
+                # process resource's command can pick its per-node file with it).
+                env={**self.env, "HAKEEPER_NODE": name},
                 stdout=log,
                 stderr=log,
                 start_new_session=True,
@@ -192,7 +194,8 @@ class NsCluster:
             env=self.env,
             capture_output=True,
             text=True,
-            timeout=60,
+            # A loaded shared machine (load 25+ on two cores) needs a minute just to start Python.
+            timeout=180,
         )
         if check and out.returncode != 0:
             raise RuntimeError(f"hakeeper {' '.join(args)}: {out.stderr}")
