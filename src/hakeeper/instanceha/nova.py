@@ -49,8 +49,8 @@ def nova_time(text: str | None) -> float:
 
 
 class Nova:
-    def __init__(self, compute: Any, timeout: float = 20.0) -> None:
-        self.compute = compute  # openstacksdk's compute proxy (a keystoneauth adapter)
+    def __init__(self, conn: Any, timeout: float = 20.0) -> None:
+        self.conn = conn  # openstacksdk's Connection; its compute proxy is a keystoneauth adapter
         self.timeout = timeout
 
     @classmethod
@@ -62,8 +62,7 @@ class Nova:
             import openstack.connection
 
             region = openstack.config.OpenStackConfig(config_files=[path]).get_one(cloud=cloud)
-            conn = openstack.connection.Connection(config=region)
-            return cls(conn.compute, timeout)
+            return cls(openstack.connection.Connection(config=region), timeout)
         except Exception as exc:  # openstacksdk raises many kinds for a bad file or cloud
             raise NovaError(f"clouds.yaml {path}, cloud {cloud!r}: {_one_line(exc)}", permanent=True) from exc
 
@@ -73,7 +72,9 @@ class Nova:
         from keystoneauth1 import exceptions as ks
 
         try:
-            response = self.compute.request(
+            # The proxy is made on first use (it discovers the endpoint): Nova being down then is a
+            # failed call like any other, tried again later.
+            response = self.conn.compute.request(
                 url, method, json=body, microversion=MICROVERSION, raise_exc=False, timeout=self.timeout
             )
         except ks.Unauthorized as exc:
@@ -83,8 +84,9 @@ class Nova:
         except Exception as exc:
             raise NovaError(f"{what}: {_one_line(exc)}") from exc
         if response.status_code >= 400:
+            hint = " (the clouds.yaml credentials were refused)" if response.status_code in (401, 403) else ""
             raise NovaError(
-                f"{what}: Nova answered {response.status_code}: {_fault(response)}",
+                f"{what}: Nova answered {response.status_code}{hint}: {_fault(response)}",
                 permanent=response.status_code == 404,
             )
         if not response.content:

@@ -1,0 +1,220 @@
+"""A hakeeper cluster over the Nova lab (novalab): an etcd member and an agent on the controller,
+an agent on every compute, fenced by the namespace device (it kills every process of the compute's
+namespace: nova-compute with it), the evacuator placed by the scheduler. For the integration tests
+and bench/instance_ha.py.
+
+The fence goes through a gate: the device's namespace template names `hkih-<owner>-gate-<node>`,
+an alias (bind mount) of the compute's namespace that exists only while the gate is open, so a
+test can make fencing fail and succeed again without touching the agent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hakeeper.coord.etcdproc import Cluster, Member
+from hakeeper.instanceha.novalab.lab import CLOUD, NovaLab
+from hakeeper.netlab.lab import kill_namespace_processes
+
+SRC = str(Path(__file__).resolve().parents[2])
+IFNAME = "eth0"
+
+
+def spec(computes: list[str], gate: str, clouds_yaml: str, etcd: str, tag: str, parallel: int = 8) -> str:
+    nodes = ", ".join(f"{{name: {n}}}" for n in ["controller", *computes])
+    return f"""\
+cluster:
+  name: {tag}
+  stonith-enabled: true
+  no-quorum-policy: stop
+  node-timeout: 1500ms
+nodes: [{nodes}]
+resources:
+  primitives:
+    - id: fence
+      agent: stonith:netns
+      params: {{template: "{gate}"}}
+    - id: compute-mark
+      agent: ocf:heartbeat:Dummy
+      operations: [{{name: monitor, interval: 5s, timeout: 10s}}]
+    - id: evacuator
+      agent: instanceha:evacuator
+      params: {{computes: "{",".join(computes)}", clouds_yaml: "{clouds_yaml}", cloud: {CLOUD},
+                etcd: "{etcd}", cluster: {tag}, parallel: "{parallel}"}}
+      operations: [{{name: monitor, interval: 1s, timeout: 5s}}]
+  clones:
+    - {{id: computes, child: compute-mark}}
+constraints:
+  location:
+    - {{id: marks-on-computes, resource: computes, node: controller, score: -INFINITY}}
+    - {{id: evacuator-home, resource: evacuator, node: controller, score: 100}}
+"""
+
+
+class HaCluster:
+    def __init__(self, lab: NovaLab, workdir: Path, tag: str = "ihatest", parallel: int = 8) -> None:
+        self.lab, self.workdir, self.tag, self.parallel = lab, workdir, tag, parallel
+        self.nodes = ["controller", *lab.compute_names]
+        ctl = lab.hosts["controller"]
+        self.etcd = Cluster([Member("e1", lab.ctl.ip, 2379, 2380, str(workdir / "etcd"), netns=ctl.ns)], token=tag)
+        self.agents: dict[str, subprocess.Popen[bytes]] = {}
+        self.gate = f"hkih-{lab.net.owner}-gate-{{node}}"
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.lab.ctl.ip}:2379"
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "PYTHONPATH": SRC, "HAKEEPER_CLUSTER": self.tag, "no_proxy": "*"}
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.etcd.start()
+        for node in self.nodes:
+            self.start_agent(node)
+        self.wait(lambda: all(self.status()["nodes"].get(n) == "online" for n in self.nodes), 60, "agents online")
+        text = spec(
+            self.lab.compute_names, self.gate, str(self.lab.clouds_yaml), self.endpoint, self.tag, self.parallel
+        )
+        path = self.workdir / "cluster.yaml"
+        path.write_text(text)
+        self.hk("config", "apply", "--yes", str(path))
+        self.wait(lambda: self.evacuator_node() is not None, 60, "the evacuator running")
+        for node in self.lab.compute_names:
+            self.open_gate(node)
+
+    def start_agent(self, node: str) -> None:
+        with open(self.workdir / f"{node}.agent.log", "ab") as log:
+            self.agents[node] = self.lab.hosts[node].spawn(
+                [
+                    sys.executable,
+                    "-m",
+                    "hakeeper",
+                    "agent",
+                    "--node",
+                    node,
+                    "--etcd",
+                    self.endpoint,
+                    "--timeout",
+                    "0.5",
+                    "--state-dir",
+                    str(self.workdir / "state"),
+                ],
+                env={**self.env(), "HAKEEPER_NODE": node},
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+
+    def hk(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "hakeeper", *args, "--etcd", self.endpoint],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=check,
+            env=self.env(),
+        )
+
+    def status(self) -> dict[str, Any]:
+        return dict(json.loads(self.hk("status", "--json").stdout))
+
+    def evacuator_node(self) -> str | None:
+        entry = self.status().get("resources", {}).get("evacuator") or {}
+        running = entry.get("running_on") or []
+        return None if entry.get("failed_on") or len(running) != 1 else str(running[0])
+
+    def recoveries(self) -> list[dict[str, Any]]:
+        return list(json.loads(self.hk("recovery", "list", "--json").stdout))
+
+    def events(self) -> list[dict[str, Any]]:
+        out = self.hk("events", "--json", "--last", "500").stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def evacuations(self, ids: list[str]) -> dict[str, int]:
+        """Nova's own count of evacuations per instance (its migration records of type evacuation)."""
+        doc = self.lab.nova("GET", "/os-migrations?migration_type=evacuation", microversion="2.59")
+        counts = dict.fromkeys(ids, 0)
+        for m in doc.get("migrations", []) if isinstance(doc, dict) else []:
+            if m.get("instance_uuid") in counts:
+                counts[m["instance_uuid"]] += 1
+        return counts
+
+    # ----- the gate of the fence device -----
+
+    def _gate_path(self, node: str) -> Path:
+        return Path("/run/netns") / self.gate.format(node=node)
+
+    def open_gate(self, node: str) -> None:
+        path = self._gate_path(node)
+        if path.exists():
+            return
+        path.touch()
+        subprocess.run(["mount", "--bind", f"/run/netns/{self.lab.hosts[node].ns}", str(path)], check=True)
+
+    def close_gate(self, node: str) -> None:
+        path = self._gate_path(node)
+        if path.exists():
+            subprocess.run(["umount", str(path)], check=False)
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    # ----- node power -----
+
+    def power_off(self, node: str) -> float:
+        """Node death: its link goes dark and every process in it dies at once (nova-compute and
+        hakeeper's agent). Returns the time it happened (time.time())."""
+        host = self.lab.hosts[node]
+        at = time.time()
+        host.ip("link", "set", IFNAME, "down", check=False)
+        kill_namespace_processes(host.ns)
+        self.agents.pop(node, None)
+        return at
+
+    def power_on(self, node: str) -> None:
+        """The compute boots again: link up, hakeeper's agent, then its nova-compute."""
+        host = self.lab.hosts[node]
+        host.ip("link", "set", IFNAME, "up", check=False)
+        self.start_agent(node)
+        self.lab.start_compute(node)
+
+    def kill_evacuator(self) -> None:
+        """SIGKILL the engine process (its resource's pidfile names it): the agent's monitor
+        finds it gone and hakeeper starts it again."""
+        node = self.evacuator_node()
+        pidfile = self.workdir / "state" / str(node) / "evacuator.pid"
+        if not pidfile.exists():
+            pidfile = next(self.workdir.glob("state/**/evacuator.pid"))
+        pid = int(pidfile.read_text().split()[0])
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+
+    @staticmethod
+    def wait(check: Any, timeout: float, what: str, every: float = 0.2) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(subprocess.CalledProcessError, ValueError):
+                if check():
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"waited {timeout:g}s for {what}")
+            time.sleep(every)
+
+    def close(self) -> None:
+        for node in self.lab.compute_names:
+            self.close_gate(node)
+        for proc in self.agents.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        for pidfile in self.workdir.glob("state/**/evacuator.pid"):
+            with contextlib.suppress(ProcessLookupError, ValueError, OSError):
+                os.killpg(int(pidfile.read_text().split()[0]), signal.SIGKILL)
+        self.etcd.stop()

@@ -1,0 +1,196 @@
+"""The engine's shell over the in-memory store: records written by compare-and-set, writes refused
+without membership, events per step, and the Nova edge's errors turned into recorded reasons
+(an HTTP server on loopback answers as a broken Nova would)."""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+
+import pytest
+from ihasim import FakeNova, Refused, Server
+
+from hakeeper.agent import state as st
+from hakeeper.coord.memory import MemoryStore
+from hakeeper.errors import InputError
+from hakeeper.instanceha import recovery as rc
+from hakeeper.instanceha.commands import settings_from
+from hakeeper.instanceha.engine import Engine, Options, read_recoveries
+from hakeeper.instanceha.model import InstanceState, Phase, Settings
+from hakeeper.instanceha.nova import Nova, NovaError
+
+KEYS = st.Keys("t")
+
+
+class SimNova:
+    """The Nova class's interface over the simulation's fake Nova (errors as NovaError)."""
+
+    def __init__(self, fake: FakeNova) -> None:
+        self.fake = fake
+
+    def _do(self, fn, *args):  # type: ignore[no-untyped-def]
+        try:
+            return fn(*args)
+        except Refused as exc:
+            raise NovaError(str(exc), exc.permanent) from exc
+
+    def force_down(self, host: str) -> str:
+        return str(self._do(self.fake.force_down, host))
+
+    def on_host(self, host: str, tag: str, key: str) -> list[rc.NovaInstance]:
+        return list(self._do(self.fake.on_host, host))
+
+    def instances(self, ids: set[str], tag: str, key: str) -> dict[str, rc.NovaInstance]:
+        self.fake.progress()
+        return {i: self.fake.view(self.fake.servers[i]) for i in ids}
+
+    def evacuations(self, iid: str, since: float) -> int:
+        return self.fake.servers[iid].evacuations
+
+    def evacuate(self, iid: str, target: str) -> None:
+        self._do(self.fake.evacuate, iid, target)
+
+
+async def _cluster(store: MemoryStore, fake: FakeNova) -> Engine:
+    await store.put(KEYS.member("ctl"), b"{}")
+    await store.put(KEYS.fence + "c1", st.dumps({"ok": True, "at": 1.0}))
+    fake.fenced.add("c1")
+    return Engine(store, KEYS, "ctl", lambda: SimNova(fake), Settings(computes=frozenset({"c1"})), Options())  # type: ignore[arg-type,return-value]
+
+
+async def _rounds(engine: Engine, n: int) -> None:
+    for _ in range(n):
+        await engine.round()
+        await asyncio.sleep(0.01)
+        while engine.tasks:
+            await asyncio.gather(*engine.tasks)
+
+
+def test_engine_recovers_a_fenced_host_and_tells_each_step() -> None:
+    async def main() -> None:
+        store = MemoryStore()
+        fake = FakeNova(hosts=["c1", "c2"], up={"c2"})
+        for i in range(5):
+            fake.servers[f"vm{i}"] = Server(f"vm{i}", "c1")
+        engine = await _cluster(store, fake)
+        await _rounds(engine, 8)
+        [(rec, _)] = (await read_recoveries(store, KEYS)).values()
+        assert rec.phase == Phase.DONE and rec.count(InstanceState.EVACUATED) == 5
+        assert [s.evacuations for s in fake.servers.values()] == [1] * 5 and fake.violations == []
+        kvs, _ = await store.get_prefix(KEYS.events)
+        kinds = [json.loads(kv.value)["kind"] for kv in kvs]
+        for kind in ("recovery-started", "forced-down", "instances-listed", "evacuated", "recovery-done"):
+            assert kind in kinds
+
+    asyncio.run(main())
+
+
+def test_engine_without_membership_writes_nothing() -> None:
+    async def main() -> None:
+        store = MemoryStore()
+        fake = FakeNova(hosts=["c1", "c2"], up={"c2"})
+        fake.servers["vm0"] = Server("vm0", "c1")
+        engine = await _cluster(store, fake)
+        await store.delete(KEYS.member("ctl"))  # this node was cut off: its lease and member key went
+        await _rounds(engine, 5)
+        assert await read_recoveries(store, KEYS) == {} and not fake.forced and fake.servers["vm0"].evacuations == 0
+
+    asyncio.run(main())
+
+
+def test_unknown_compute_is_a_failed_recovery_not_a_crash() -> None:
+    async def main() -> None:
+        store = MemoryStore()
+        fake = FakeNova(hosts=["c2"], up={"c2"})
+        engine = await _cluster(store, fake)
+        await _rounds(engine, 4)
+        [(rec, _)] = (await read_recoveries(store, KEYS)).values()
+        assert rec.phase == Phase.FAILED and "no nova-compute service on c1" in rec.reason
+
+    asyncio.run(main())
+
+
+# ----- the Nova edge against a broken endpoint -----
+
+
+class Broken(http.server.BaseHTTPRequestHandler):
+    status = 500
+
+    def _answer(self) -> None:
+        status = self.status
+        doc: object = {"badRequest": {"message": f"refused ({status})", "code": status}}
+        if self.command == "GET" and self.path.rstrip("/") in ("", "/v2.1"):
+            # Version discovery answers, as Nova's root does: only the calls fail.
+            href = f"http://127.0.0.1:{self.server.server_port}/v2.1/"
+            version = {
+                "id": "v2.1",
+                "status": "CURRENT",
+                "version": "2.95",
+                "min_version": "2.1",
+                "links": [{"rel": "self", "href": href}],
+            }
+            status, doc = 200, {"versions": [version]} if self.path.rstrip("/") == "" else {"version": version}
+        body = json.dumps(doc).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def broken() -> Iterator[tuple[http.server.HTTPServer, type[Broken]]]:
+    handler = type("Handler", (Broken,), {})
+    server = http.server.HTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server, handler
+    server.shutdown()
+    server.server_close()
+
+
+def _clouds(tmp_path, endpoint: str) -> str:  # type: ignore[no-untyped-def]
+    path = tmp_path / "clouds.yaml"
+    path.write_text(
+        f"clouds:\n  lab:\n    auth_type: none\n    auth: {{endpoint: '{endpoint}'}}\n"
+        f"    compute_endpoint_override: '{endpoint}'\n"
+    )
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("status", "permanent", "words"), [(401, False, "401"), (404, True, "404"), (400, False, "400")]
+)
+def test_nova_answers_become_reasons(tmp_path, broken, status: int, permanent: bool, words: str) -> None:  # type: ignore[no-untyped-def]
+    server, handler = broken
+    handler.status = status
+    nova = Nova.from_clouds_yaml(_clouds(tmp_path, f"http://127.0.0.1:{server.server_port}"), "lab", timeout=3)
+    with pytest.raises(NovaError) as err:
+        nova.evacuate("abc", "")
+    assert words in err.value.reason and err.value.permanent == permanent
+
+
+def test_nova_that_does_not_answer(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    nova = Nova.from_clouds_yaml(_clouds(tmp_path, "http://127.0.0.1:9"), "lab", timeout=3)
+    with pytest.raises(NovaError) as err:
+        nova.force_down("c1")
+    assert "does not answer" in err.value.reason and not err.value.permanent
+
+
+def test_bad_clouds_yaml(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(NovaError) as err:
+        Nova.from_clouds_yaml(_clouds(tmp_path, "http://127.0.0.1:9"), "no-such-cloud")
+    assert "no-such-cloud" in err.value.reason and err.value.permanent
+
+
+def test_bad_params() -> None:
+    with pytest.raises(InputError):
+        settings_from({"computes": "c1", "parallel": "many"})
+    assert settings_from({"computes": "c1, c2", "host_map": "c1:h1"}).nova_host("c1") == "h1"
