@@ -1,0 +1,118 @@
+"""Host death -> every instance ACTIVE elsewhere, against real Nova (novalab: Nova 34, fake driver)
+with hakeeper agents on the controller and both computes (instanceha/halab.py).
+
+For 10 and 100 instances: boot them on one compute, pull its plug (every process of its namespace
+SIGKILLed, link down) and time, from that moment:
+  detection    until the leader began to fence (heartbeat silence, node-timeout 1.5 s)
+  fencing      the fence device's own time (stonith:netns)
+  force-down   fence confirmed -> nova-compute forced down (the engine notices, one API call)
+  evacuation   forced down -> the last evacuate call Nova accepted (listing, claims, calls)
+  nova         the last accepted call -> every instance ACTIVE on the other host (Nova's own work)
+  total        the plug pulled -> every instance ACTIVE elsewhere
+and checks from Nova's migration records that each instance was evacuated exactly once.
+
+Anchors (not run here, their documented defaults): Masakari's host monitor reports after its
+60 s monitoring interval and the engine then waits 180 s (wait_period_after_service_update)
+before the first evacuation: >= 240 s. Pacemaker's NovaEvacuate checks every 10 s (its monitor).
+
+Needs root and scripts/setup-nova. Run: python3 bench/instance_ha.py [--sizes 10,100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from hakeeper.instanceha.halab import HaCluster
+from hakeeper.instanceha.novalab.lab import NovaLab
+
+MASAKARI_FIRST_EVACUATION = 240.0  # s: 60 s monitoring interval + 180 s wait after the service update
+NOVAEVACUATE_MONITOR = 10.0  # s
+
+
+def recovery(ha: HaCluster, node: str, after: float) -> dict[str, Any] | None:
+    mine = [r for r in ha.recoveries() if r["node"] == node and r["fenced_at"] >= after]
+    return mine[-1] if mine else None
+
+
+def one_run(ha: HaCluster, count: int, victim: str, survivor: str) -> dict[str, float]:
+    lab = ha.lab
+    ids = lab.boot(count, victim, name=f"b{count}", timeout=600)
+    dead_at = ha.power_off(victim)
+    lab.wait_servers(ids, "ACTIVE", survivor, timeout=600)
+    active_at = time.time()
+    counts = ha.evacuations(ids)
+    twice = [i for i, n in counts.items() if n != 1]
+    ha.wait(lambda: (recovery(ha, victim, dead_at) or {}).get("phase") == "done", 60, "the recovery recorded done")
+    rec = recovery(ha, victim, dead_at)
+    assert rec is not None
+    fenced = [e for e in ha.events() if e["kind"] == "fenced" and e.get("victim") == victim and e["at"] >= dead_at]
+    fence_seconds = float(fenced[0].get("seconds", 0.0)) if fenced else 0.0
+    fenced_at = float(rec["fenced_at"])
+    last_issued = max(float(i["issued_at"]) for i in rec["instances"])
+    return {
+        "instances": count,
+        "detection": fenced_at - fence_seconds - dead_at,
+        "fencing": fence_seconds,
+        "force-down": float(rec["forced_down_at"]) - fenced_at,
+        "evacuation": last_issued - float(rec["forced_down_at"]),
+        "nova": active_at - last_issued,
+        "total": active_at - dead_at,
+        "not-exactly-once": float(len(twice)),
+    }
+
+
+def revive(ha: HaCluster, node: str, after: float) -> None:
+    ha.power_on(node)
+    ha.wait(lambda: (recovery(ha, node, after) or {}).get("unforced") is True, 180, f"{node} un-forced-down")
+    ha.lab.wait_compute(node, up=True, timeout=120)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--sizes", default="10,100")
+    p.add_argument("--parallel", type=int, default=8, help="the evacuator's evacuate calls in flight")
+    args = p.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    rows = []
+    with NovaLab(computes=2, subnet=4) as lab:
+        ha = HaCluster(lab, Path(tempfile.mkdtemp(prefix="bench-instanceha-")), tag="ihabench", parallel=args.parallel)
+        try:
+            t0 = time.monotonic()
+            ha.start()
+            print(f"lab up (Nova {lab.timings.get('cold_start', 0):.0f} s, cluster {time.monotonic() - t0:.0f} s)")
+            victim, survivor = "compute-1", "compute-2"
+            for size in sizes:
+                began = time.time()
+                row = one_run(ha, size, victim, survivor)
+                rows.append(row)
+                print(_line(row), flush=True)
+                revive(ha, victim, began)
+                victim, survivor = survivor, victim
+        finally:
+            ha.close()
+    print()
+    for row in rows:
+        print(
+            f"{int(row['instances'])} instances ACTIVE elsewhere {row['total']:.1f} s after the host died; "
+            f"Masakari's defaults wait >= {MASAKARI_FIRST_EVACUATION:.0f} s before the first evacuation "
+            f"({MASAKARI_FIRST_EVACUATION / row['total']:.0f}x), NovaEvacuate's monitor alone is "
+            f"{NOVAEVACUATE_MONITOR:.0f} s"
+        )
+    return 1 if any(r["not-exactly-once"] for r in rows) else 0
+
+
+def _line(row: dict[str, float]) -> str:
+    parts = " ".join(f"{k} {row[k]:.2f}s" for k in ("detection", "fencing", "force-down", "evacuation", "nova"))
+    wrong = int(row["not-exactly-once"])
+    return f"{int(row['instances'])} instances: total {row['total']:.2f}s = {parts}; not exactly once: {wrong}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
