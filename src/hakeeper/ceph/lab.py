@@ -2,7 +2,8 @@
 
 One monitor (`a`), one manager (`x`) and three bluestore OSDs on large sparse files, all in the
 namespace `hkce-<pid>.<n>-ceph` at 10.87.<subnet>.1 on a hakeeper.netlab bridge; other hosts
-(controllers, computes) can be plugged into the same bridge with `add_host`. No cephadm and no
+(controllers, computes) can be plugged into the same bridge with `add_host`, and the root namespace
+is attached at 10.87.<subnet>.254, so the `ceph` CLI reaches the cluster from here as well. No cephadm and no
 systemd: every daemon is a child of this process, run in the foreground and waited for.
 
 API::
@@ -204,6 +205,8 @@ class CephLab:
             fsid=self.fsid, ip=self.ip, net=f"10.87.{self.subnet}.0/24", d=self.workdir, block=BLOCK_SIZE))
         os.chmod(self.conf_path, 0o644)
         self.lab.start()
+        # The test or tool itself (hakeeper as the admin) reaches the monitor from the root namespace.
+        self.lab.attach_root(f"10.87.{self.subnet}.254/24")
         self.host = self.lab.host("ceph", {"eth0": [f"{self.ip}/24"]})
         self._make_mon()
         self._spawn("mon.a", ["ceph-mon", "-c", self.conf_path, "-i", "a", "-f"])
