@@ -69,6 +69,7 @@ class Engine:
         self.busy: set[rc.Key] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.members_seen: set[str] = set()
+        self.locks: dict[rc.Key, asyncio.Lock] = {}
 
     # ----- store -----
 
@@ -85,6 +86,11 @@ class Engine:
         """Apply `change` to the record as it is now, by compare-and-set (again on a conflict);
         None when `change` declines or the write is refused (no membership)."""
         path = recovery_key(self.keys, *key)
+        # One writer per record in this engine: its own tasks never make each other retry.
+        async with self.locks.setdefault(key, asyncio.Lock()):
+            return await self._mutate(path, change)
+
+    async def _mutate(self, path: str, change: Callable[[Recovery], Recovery | None]) -> Recovery | None:
         for _ in range(10):
             kv = await self.store.get(path)
             rec = Recovery.loads(kv.value) if kv else None

@@ -17,6 +17,7 @@ Params:
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 from collections.abc import Mapping
@@ -31,7 +32,7 @@ REQUIRED = ("computes", "clouds_yaml", "cloud")
 class EvacuatorAgent(ResourceAgent):
     def _process(self) -> ProcessAgent:
         """The engine's process, tracked by the process class's pidfile under this resource's id."""
-        node = self.meta.get("on_node", "")
+        node = self.meta.get("on_node") or os.environ.get("HAKEEPER_NODE", "")
         argv = [
             sys.executable,
             "-m",
