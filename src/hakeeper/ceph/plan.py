@@ -153,7 +153,10 @@ class FileChange:
     def describe(self) -> str:
         f = self.file
         what = f"key of {f.key_of}" if f.key_of else "content"
-        return f"write {f.path} ({what}) {f.owner}:{f.group} {f.mode:04o}: {', '.join(self.reasons)}"
+        head = f"write {f.path} ({what}) {f.owner}:{f.group} {f.mode:04o}: {', '.join(self.reasons)}"
+        if f.secret or f.text is None or not {"missing", "content differs"} & set(self.reasons):
+            return head
+        return head + "".join(f"\n    | {line}" for line in f.text.splitlines())
 
 
 @dataclass(frozen=True)
