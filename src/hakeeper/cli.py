@@ -28,6 +28,7 @@ COMMAND_MODULES: list[str] = [
     "hakeeper.galera.commands",
     "hakeeper.backup.commands",
     "hakeeper.instanceha.commands",
+    "hakeeper.ceph.commands",
 ]
 
 
