@@ -19,7 +19,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
+from operator import methodcaller
 from typing import Any
 
 from hakeeper.agent import state as st
@@ -129,7 +129,7 @@ class Engine:
             for rec in active:
                 for inst in rec.instances:
                     if inst.id in views and _needs_actions(inst, self.in_flight, now, self.settings):
-                        count = await self.nova(partial(_evacuations, iid=inst.id, since=rec.fenced_at))
+                        count = await self.nova(methodcaller("evacuations", inst.id, rec.fenced_at))
                         views[inst.id] = _with_evacuations(views[inst.id], count)
         except NovaError as exc:
             log.warning("Nova's view: %s", exc.reason)
@@ -141,7 +141,7 @@ class Engine:
         for rec in recs.values():
             if rec.phase in TERMINAL and rec.forced_down_at and not rec.unforced:
                 with contextlib.suppress(NovaError):
-                    out[rec.host] = (await self.nova(partial(Nova.service, host=rec.host))).updated_at
+                    out[rec.host] = (await self.nova(methodcaller("service", rec.host))).updated_at
         return out
 
     # ----- a round -----
@@ -227,7 +227,7 @@ class Engine:
                     await self.event("instances-listed", f"{len(rec.instances)} instances on {a.host} ({ha} HA)")
             elif isinstance(a, rc.EnableReserved):
                 for host in a.hosts:
-                    await self.nova(partial(Nova.enable, host=host))
+                    await self.nova(methodcaller("enable", host))
                 if await self.mutate(a.key, rc.reserved_enabled):
                     await self.event("reserved-enabled", f"reserved hosts enabled: {', '.join(a.hosts)}")
             else:
@@ -309,14 +309,12 @@ class Engine:
             except NovaError as exc:
                 log.warning("Nova: %s", exc.reason)
                 self._nova = None  # a client that could not be built is built again next round
+            except Exception:  # a bug must not end the engine: the records let the next round go on
+                log.exception("evacuation round failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.options.interval)
         for task in list(self.tasks):
             task.cancel()
-
-
-def _evacuations(nova: Nova, iid: str, since: float) -> int:
-    return nova.evacuations(iid, since)
 
 
 def _needs_actions(inst: Any, in_flight: set[str], now: float, s: Settings) -> bool:

@@ -20,7 +20,7 @@ from hakeeper.instanceha import recovery as rc
 from hakeeper.instanceha.commands import settings_from
 from hakeeper.instanceha.engine import Engine, Options, read_recoveries
 from hakeeper.instanceha.model import InstanceState, Phase, Settings
-from hakeeper.instanceha.nova import Nova, NovaError
+from hakeeper.instanceha.nova import Nova, NovaError, Service
 
 KEYS = st.Keys("t")
 
@@ -36,6 +36,12 @@ class SimNova:
             return fn(*args)
         except Refused as exc:
             raise NovaError(str(exc), exc.permanent) from exc
+
+    def service(self, host: str) -> Service:
+        return Service("id", host, "down", "enabled", host in self.fake.forced, str(self.fake.updated.get(host, 0)))
+
+    def unforce(self, host: str) -> None:
+        self._do(self.fake.unforce, host)
 
     def force_down(self, host: str) -> str:
         return str(self._do(self.fake.force_down, host))
@@ -84,6 +90,14 @@ def test_engine_recovers_a_fenced_host_and_tells_each_step() -> None:
         kinds = [json.loads(kv.value)["kind"] for kv in kvs]
         for kind in ("recovery-started", "forced-down", "instances-listed", "evacuated", "recovery-done"):
             assert kind in kinds
+        # The host boots again: a new member key, its nova-compute reporting: un-forced-down.
+        await store.put(KEYS.member("c1"), b"{}")
+        await _rounds(engine, 2)
+        assert "c1" in fake.forced  # not before its nova-compute reported
+        fake.updated["c1"] = 5
+        await _rounds(engine, 2)
+        [(rec, _)] = (await read_recoveries(store, KEYS)).values()
+        assert rec.unforced and "c1" not in fake.forced
 
     asyncio.run(main())
 
@@ -194,3 +208,29 @@ def test_bad_params() -> None:
     with pytest.raises(InputError):
         settings_from({"computes": "c1", "parallel": "many"})
     assert settings_from({"computes": "c1, c2", "host_map": "c1:h1"}).nova_host("c1") == "h1"
+
+
+def test_recovery_commands_list_show_retry(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from hakeeper.instanceha.commands import _list, _retry, _show
+
+    async def main() -> None:
+        store = MemoryStore()
+        fake = FakeNova(hosts=["c1", "c2"], up={"c2"}, refuse_next=10)
+        fake.servers["vm0"] = Server("vm0", "c1", ha=True)
+        engine = await _cluster(store, fake)
+        await _rounds(engine, 8)
+        await _list(argparse.Namespace(json=False), store, KEYS)
+        await _show(argparse.Namespace(json=False, node="c1", failure=None), store, KEYS)
+        out = capsys.readouterr().out
+        assert "c1 failure" in out and "failed" in out and "No valid host" in out and "vm0 vm0 HA failed" in out
+        fake.refuse_next = 0
+        assert await _retry(argparse.Namespace(node="c1", failure=None), store, KEYS) == 0
+        await _rounds(engine, 6)
+        [(rec, _)] = (await read_recoveries(store, KEYS)).values()
+        assert rec.phase == Phase.DONE and fake.servers["vm0"].rebuilds == 1
+        with pytest.raises(InputError):
+            await _show(argparse.Namespace(json=False, node="c9", failure=None), store, KEYS)
+
+    asyncio.run(main())
