@@ -119,7 +119,8 @@ def format_duration(seconds: float) -> str:
 Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration)]
 
 AGENT_CLASSES = ("ocf", "systemd", "service", "upstart", "lsb", "process", "stonith", "vip",
-                 "rabbitmq")  # rabbitmq: hakeeper's native class (docs/rabbitmq.md)
+                 "rabbitmq",  # rabbitmq: hakeeper's native class (docs/rabbitmq.md)
+                 "instanceha")  # instanceha:evacuator, the evacuation engine (docs/instance-ha.md)
 
 
 # Where an agent's type may be a path: Pacemaker runs LSB scripts and fence agents given by absolute
