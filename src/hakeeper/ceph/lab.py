@@ -100,10 +100,20 @@ class CephLabError(RuntimeError):
     pass
 
 
+def free_subnet() -> int:
+    used = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True).stdout
+    for n in range(256):
+        if f" 10.87.{n}." not in used:
+            return n
+    raise CephLabError("every 10.87.<n>.0/24 is in use")
+
+
 class CephLab:
-    def __init__(self, subnet: int = 0, workdir: str | None = None, keep_logs: str | None = None,
+    def __init__(self, subnet: int | None = None, workdir: str | None = None, keep_logs: str | None = None,
                  timeout: float = 180) -> None:
-        self.subnet = subnet
+        # Two labs at once (the Ceph and the backup suites, a benchmark) must not share the root
+        # namespace's address: by default the first 10.87.<n>.0/24 not on any root interface.
+        self.subnet = free_subnet() if subnet is None else subnet
         self.ip = f"10.87.{subnet}.1"
         self.keep_logs = keep_logs
         self.timeout = timeout

@@ -51,8 +51,12 @@ class Admin:
     conf: str
     keyring: str
 
+    connect_timeout: int = 30
+
     def argv(self, tool: str, args: Sequence[str]) -> list[str]:
-        return [tool, "-c", self.conf, "-n", "client.admin", "--keyring", self.keyring, *args]
+        # Only the ceph tool takes a connect timeout; rados/rbd are bounded by the subprocess timeout.
+        bound = ["--connect-timeout", str(self.connect_timeout)] if tool == "ceph" else []
+        return [tool, "-c", self.conf, "-n", "client.admin", "--keyring", self.keyring, *bound, *args]
 
     def run(self, tool: str, *args: str, check: bool = True, stdin: str | None = None) -> str:
         argv = self.argv(tool, args)
@@ -65,7 +69,7 @@ class Admin:
             raise InputError.at(f"`{tool}` is not installed (Debian package ceph-common)",
                                 field="storage.cluster") from None
         if check and out.returncode != 0:
-            raise CephCommandError(argv, out.returncode, out.stderr)
+            raise CephCommandError([tool, *args], out.returncode, out.stderr)
         return out.stdout
 
     def json(self, *args: str) -> Any:
@@ -84,16 +88,15 @@ def admin_for(wiring: Wiring) -> Admin:
 
 def cluster_facts(admin: Admin) -> ClusterFacts:
     try:
-        fsid = admin.json("fsid")["fsid"]
-        mons = admin.json("mon", "dump")["mons"]
+        dump = admin.json("mon", "dump")
     except CephCommandError as exc:
         raise InputError.at(f"cannot reach the Ceph cluster: {exc}", file=admin.conf,
                             field="storage.cluster") from None
     hosts = []
-    for mon in mons:
+    for mon in dump["mons"]:
         addrs = ",".join(f"{a['type']}:{a['addr']}" for a in mon["public_addrs"]["addrvec"])
         hosts.append(f"[{addrs}]")
-    return ClusterFacts(fsid, ",".join(hosts))
+    return ClusterFacts(dump["fsid"], ",".join(hosts))
 
 
 def pools(admin: Admin) -> dict[str, PoolState]:
@@ -105,15 +108,14 @@ def pools(admin: Admin) -> dict[str, PoolState]:
     return out
 
 
-def user(admin: Admin, entity: str) -> UserState | None:
-    try:
-        got = admin.json("auth", "get", entity)
-    except CephCommandError as exc:
-        if "failed to find" in exc.stderr or exc.returncode == 2:
-            return None
-        raise
-    entry = got[0]
-    return UserState(entry["key"], tuple(sorted(entry.get("caps", {}).items())))
+def users(admin: Admin, entities: Sequence[str]) -> dict[str, UserState]:
+    """The cephx users among `entities` that exist (one `auth ls`: each call is a process)."""
+    wanted = set(entities)
+    out = {}
+    for entry in admin.json("auth", "ls")["auth_dump"]:
+        if entry["entity"] in wanted:
+            out[entry["entity"]] = UserState(entry["key"], tuple(sorted(entry.get("caps", {}).items())))
+    return out
 
 
 def host_path(access: HostAccess, path: str) -> Path:
@@ -192,8 +194,8 @@ class Survey:
 
 def survey(wiring: Wiring, admin: Admin, secret_uuid: str) -> Survey:
     facts = cluster_facts(admin)
-    users = {i.entity: u for i in wiring.identities if (u := user(admin, i.entity)) is not None}
-    keys = {e: u.key for e, u in users.items()}
+    found = users(admin, [i.entity for i in wiring.identities])
+    keys = {e: u.key for e, u in found.items()}
     want = desired(wiring, facts, keys, secret_uuid)
     hosts = {}
     for name, wh in want.hosts.items():
@@ -202,5 +204,5 @@ def survey(wiring: Wiring, admin: Admin, secret_uuid: str) -> Survey:
         files = {p: file_state(host_path(access, p)) for p in paths}
         secrets = libvirt_secrets(access, [wh.secret[0]]) if wh.secret else None
         hosts[name] = HostState(files, secrets)
-    have = Observed(pools(admin), users, hosts)
+    have = Observed(pools(admin), found, hosts)
     return Survey(want, have, keys, plan(want, have, keys))

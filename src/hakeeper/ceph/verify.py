@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from hakeeper.ceph.ini import read_keys
 from hakeeper.ceph.model import HostAccess, Identity, Wiring
-from hakeeper.ceph.observe import Admin, file_state, host_path, in_host, libvirt_secrets, user
+from hakeeper.ceph.observe import Admin, file_state, host_path, in_host, libvirt_secrets, users
 from hakeeper.ceph.plan import CINDER_DROPIN, SECRET_XML, SERVICE_CONF, keyring_path
 
 PAYLOAD = 256 * 1024
@@ -242,7 +242,7 @@ class Verifier:
             self.check(host, "libvirt", "secret", True, "libvirt not reachable here: the defined secret was "
                        "not checked (its XML was)")
             return
-        key = user(self.admin, ident.entity)
+        key = users(self.admin, [ident.entity]).get(ident.entity)
         self.check(host, "libvirt", f"secret {self.secret_uuid}", key is not None and values.get(
             self.secret_uuid) == key.key, f"holds the key of {ident.entity}" if key and values.get(
             self.secret_uuid) == key.key else "missing or holds another key")

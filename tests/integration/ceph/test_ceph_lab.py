@@ -14,7 +14,7 @@ from hakeeper.netlab.lab import namespaces
 
 pytest_plugins = ["cephfixtures"]
 
-pytestmark = [pytest.mark.root, pytest.mark.slow]
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def test_cluster_is_healthy_with_three_osds(ceph_lab: CephLab) -> None:
@@ -76,7 +76,7 @@ def test_a_failed_start_leaves_nothing_behind() -> None:
     from cephfixtures import skip_without_ceph
     skip_without_ceph()
     before = set(namespaces())
-    lab = CephLab(subnet=1, timeout=0.01)
+    lab = CephLab(timeout=0.01)
     with pytest.raises(CephLabError), lab:
         pass
     assert set(namespaces()) - before == set()
