@@ -29,8 +29,9 @@ def sha256_file(path: str | Path) -> Found:
 
 def atomic_write(path: str | Path, data: bytes, mode: int = 0o600) -> None:
     tmp = f"{path}.tmp-{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
+        os.fchmod(fh.fileno(), mode)  # exactly this mode, whatever the umask
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
