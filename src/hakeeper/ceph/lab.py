@@ -114,7 +114,7 @@ class CephLab:
         # Two labs at once (the Ceph and the backup suites, a benchmark) must not share the root
         # namespace's address: by default the first 10.87.<n>.0/24 not on any root interface.
         self.subnet = free_subnet() if subnet is None else subnet
-        self.ip = f"10.87.{subnet}.1"
+        self.ip = f"10.87.{self.subnet}.1"
         self.keep_logs = keep_logs
         self.timeout = timeout
         # Short: admin socket paths must fit in a unix socket address (108 bytes).
