@@ -55,6 +55,11 @@ class PlanAction:
     reason: str | None = None
     pseudo: bool = False
 
+    def __post_init__(self) -> None:
+        # An empty reason is no reason: the JSON leaves both out.
+        if self.reason == "":
+            object.__setattr__(self, "reason", None)
+
     @property
     def work(self) -> Work:
         return (self.task, self.resource or "", self.node)
@@ -215,7 +220,7 @@ def from_json(doc: Any) -> PlanDoc:
     _want(isinstance(raw_edges, list), name, "expected a list of [before, after] pairs")
     edges = []
     for i, e in enumerate(raw_edges):
-        _want(isinstance(e, list) and len(e) == 2, f"{name}[{i}]", "expected [before, after]")
+        _want(isinstance(e, (list, tuple)) and len(e) == 2, f"{name}[{i}]", "expected [before, after]")
         edges.append((_int(e[0], f"{name}[{i}][0]"), _int(e[1], f"{name}[{i}][1]")))
     roles = doc.get("roles", {})
     _want(isinstance(roles, dict), "roles", "expected an object")

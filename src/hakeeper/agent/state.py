@@ -28,6 +28,8 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hakeeper.agent.plan import PlanDoc
+from hakeeper.agent.plan import from_json as plan_from_json
 from hakeeper.placement import Plan
 from hakeeper.resources.result import Result, Status
 from hakeeper.spec import ClusterSpec, ClusterState, NodeState, Primitive, ResourceStatus
@@ -393,14 +395,16 @@ def scheduler_input(
 
 
 def plan_doc(plan: Plan, epoch: int, leader: str, now: float) -> dict[str, Any]:
-    doc = plan.as_json()
-    doc.update({"epoch": epoch, "leader": leader, "created": now})
-    return doc
+    return PlanDoc.of(plan, epoch, leader, now).to_json()
+
+
+# The helpers below take a decoded plan document (`hakeeper status` reads them so); the agent
+# itself parses the plan once with `hakeeper.agent.plan.parse` and asks the PlanDoc.
 
 
 def work(doc: Mapping[str, Any]) -> set[tuple[str, str, str]]:
     """The real steps of a plan (pseudo steps happen by themselves): (task, resource, node)."""
-    return {(a["task"], a.get("resource") or "", a["node"]) for a in doc.get("actions", []) if not a.get("pseudo")}
+    return plan_from_json(doc).work()
 
 
 def done_marks(values: Values, keys: Keys, epoch: int) -> dict[int, bool]:
@@ -412,47 +416,19 @@ def done_marks(values: Values, keys: Keys, epoch: int) -> dict[int, bool]:
 
 
 def remaining(doc: Mapping[str, Any], done: Mapping[int, bool]) -> set[tuple[str, str, str]]:
-    return {
-        (a["task"], a.get("resource") or "", a["node"])
-        for a in doc.get("actions", [])
-        if not a.get("pseudo") and a["id"] not in done
-    }
+    return plan_from_json(doc).remaining(done)
 
 
 def completed(doc: Mapping[str, Any], done: Mapping[int, bool]) -> set[int]:
     """Actions that count as finished: done markers with ok, plus pseudo actions whose
-    predecessors are all finished (computed to a fixed point, in plan order)."""
-    preds: dict[int, list[int]] = {}
-    for a, b in doc.get("edges", doc.get("orderings", [])):
-        preds.setdefault(b, []).append(a)
-    finished = {i for i, ok in done.items() if ok}
-    changed = True
-    while changed:
-        changed = False
-        for a in doc.get("actions", []):
-            i = a["id"]
-            if a.get("pseudo") and i not in finished and all(p in finished for p in preds.get(i, [])):
-                finished.add(i)
-                changed = True
-    return finished
+    predecessors are all finished."""
+    return plan_from_json(doc).completed(done)
 
 
 def ready(doc: Mapping[str, Any], done: Mapping[int, bool], node: str, tasks: Iterable[str]) -> list[dict[str, Any]]:
     """This node's actions of the given tasks whose predecessors have all finished, in plan order."""
-    finished = completed(doc, done)
-    preds: dict[int, list[int]] = {}
-    for a, b in doc.get("edges", doc.get("orderings", [])):
-        preds.setdefault(b, []).append(a)
-    wanted = set(tasks)
-    return [
-        a
-        for a in doc.get("actions", [])
-        if a["node"] == node
-        and a["task"] in wanted
-        and not a.get("pseudo")
-        and a["id"] not in done
-        and all(p in finished for p in preds.get(a["id"], []))
-    ]
+    ids = {a.id for a in plan_from_json(doc).ready(done, node, set(tasks))}
+    return [a for a in doc.get("actions", []) if a["id"] in ids]
 
 
 # ----- resources on a node -----
