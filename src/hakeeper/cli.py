@@ -27,6 +27,7 @@ COMMAND_MODULES: list[str] = [
     "hakeeper.l3.commands",
     "hakeeper.galera.commands",
     "hakeeper.backup.commands",
+    "hakeeper.rabbitmq.commands",
     "hakeeper.instanceha.commands",
     "hakeeper.ceph.commands",
 ]
