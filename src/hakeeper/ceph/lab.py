@@ -220,13 +220,19 @@ class CephLab:
         self.host = self.lab.host("ceph", {"eth0": [f"{self.ip}/24"]})
         self._make_mon()
         self._spawn("mon.a", ["ceph-mon", "-c", self.conf_path, "-i", "a", "-f"])
-        self._wait(lambda: self.ceph("mon", "stat").returncode == 0, "the monitor to answer")
+        self._wait(self._mon_answers, "the monitor to answer")
         self._make_mgr()
         self._spawn("mgr.x", ["ceph-mgr", "-c", self.conf_path, "-i", "x", "-f"])
         for _ in range(OSD_COUNT):
             self._make_osd()
         self.wait_healthy()
         self.started_in = time.monotonic() - began
+
+    def _mon_answers(self) -> bool:
+        try:
+            return self.ceph("mon", "stat").returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
 
     def _run(self, argv: Sequence[str], stdin: str | None = None) -> str:
         """A setup step inside the cluster's namespace (mkfs checks public_network against its addresses)."""
@@ -291,7 +297,10 @@ class CephLab:
             time.sleep(0.3)
 
     def health(self) -> str:
-        out = self.ceph("health", timeout=15)
+        try:
+            out = self.ceph("health", timeout=60)
+        except subprocess.TimeoutExpired:  # a loaded machine: not an answer yet
+            return "UNREACHABLE"
         if out.returncode != 0 or not out.stdout.strip():
             return "UNREACHABLE"
         return str(json.loads(out.stdout).get("status", "UNKNOWN"))
@@ -301,8 +310,11 @@ class CephLab:
         def ready() -> bool:
             if self.health() != "HEALTH_OK":
                 return False
-            stat = self.json("osd", "stat")
-            mgr = self.json("mgr", "stat")
+            try:
+                stat = self.json("osd", "stat")
+                mgr = self.json("mgr", "stat")
+            except (CephLabError, subprocess.TimeoutExpired):
+                return False
             return bool(stat["num_up_osds"] == stat["num_in_osds"] == OSD_COUNT and mgr.get("available"))
         self._wait(ready, "HEALTH_OK", timeout)
 
