@@ -23,6 +23,7 @@ from typing import Any
 
 from hakeeper.coord.etcdproc import Cluster, Member
 from hakeeper.netlab import Lab
+from hakeeper.netlab import partition as netpart
 from hakeeper.netlab.lab import kill_namespace_processes
 
 SRC = str(Path(__file__).resolve().parents[2])
@@ -36,17 +37,23 @@ POLICY = "openstack-quorum"
 BROKER_COMMANDS = ("beam.smp", "erl_child_setup", "rabbitmq-server", "epmd", "inet_gethost", "sh")
 
 
-def rabbitmq_spec(lab: RabbitLab, monitor: str = "10s") -> str:
-    """The cluster: the native rabbitmq class as a clone on every node."""
+def _header(lab: RabbitLab, fencing: bool) -> str:
     names = ", ".join(f"{{name: {n}}}" for n in lab.names)
+    # With fencing, a group that moved stays where it is when its old node returns.
+    extra = "  stonith-enabled: true\n  resource-stickiness: 100\n" if fencing else "  stonith-enabled: false\n"
     return f"""\
 cluster:
   name: {lab.tag}
-  stonith-enabled: false
-  no-quorum-policy: stop
+{extra}  no-quorum-policy: stop
 nodes: [{names}]
 resources:
   primitives:
+"""
+
+
+def rabbitmq_spec(lab: RabbitLab, monitor: str = "10s") -> str:
+    """The cluster: the native rabbitmq class as a clone on every node."""
+    return _header(lab, fencing=False) + f"""\
     - id: rabbitmq
       agent: rabbitmq:cluster
       secret: [cookie]
@@ -58,10 +65,41 @@ resources:
       operations:
         - {{name: start, timeout: 240s}}
         - {{name: stop, timeout: 60s}}
-        - {{name: monitor, interval: {monitor}, timeout: 30s}}
+        - {{name: monitor, interval: {monitor}, timeout: 45s}}
   clones:
     - id: rabbitmq-clone
       child: rabbitmq
+"""
+
+
+SINGLE_HOST = "hkrmq"  # the active/passive broker's VIP name: the broker is rabbit@hkrmq
+
+
+def single_spec(lab: RabbitLab, shared: str, monitor: str = "10s") -> str:
+    """Seed 002's active/passive broker: [VIP, rabbitmq:single] as a group, its data on a
+    directory every node mounts, fencing on (the namespace fence kills a lost node's processes)."""
+    return _header(lab, fencing=True) + f"""\
+    - id: fence
+      agent: stonith:netns
+      params: {{template: "{PREFIX}-{lab.lab.owner}-{{node}}"}}
+    - id: mq-vip
+      agent: vip
+      params: {{ip: "{lab.vip}/24", nic: {IFNAME}}}
+      operations: [{{name: monitor, interval: 2s, timeout: 5s}}]
+    - id: rabbitmq
+      agent: rabbitmq:single
+      secret: [cookie]
+      params:
+        cookie: "{lab.cookie}"
+        base_dir: {shared}
+        node_host: {SINGLE_HOST}
+      operations:
+        - {{name: start, timeout: 240s}}
+        - {{name: stop, timeout: 60s}}
+        - {{name: monitor, interval: {monitor}, timeout: 45s}}
+  groups:
+    - id: broker
+      members: [mq-vip, rabbitmq]
 """
 
 
@@ -73,6 +111,8 @@ class RabbitLab:
         self.cookie = f"HKLABCOOKIE{os.getpid()}"
         self.names = [f"{tag}{i}" for i in range(1, size + 1)]
         self.addr = {n: f"10.96.{subnet}.{i}" for i, n in enumerate(self.names, 1)}
+        self.vip = f"10.96.{subnet}.100"  # the active/passive broker's (single_spec)
+        self.cli_home = MOUNT  # where the CLI finds the Erlang cookie (the shared directory for single_spec)
         os.makedirs(workdir, exist_ok=True)
         os.chmod(workdir, 0o755)
         os.makedirs(MOUNT, exist_ok=True)  # the mount point the per-node directories go over
@@ -88,6 +128,7 @@ class RabbitLab:
             }
             self.etcd = Cluster(list(self.members.values()), token=f"hkr-{tag}-{os.getpid()}")
             hosts_file = "127.0.0.1 localhost\n" + "".join(f"{a} {n}\n" for n, a in self.addr.items())
+            hosts_file += f"{self.vip} {SINGLE_HOST}\n"
             for n in self.names:
                 d = self.node_dir(n)
                 os.makedirs(d, exist_ok=True)
@@ -136,19 +177,32 @@ class RabbitLab:
             raise RuntimeError(f"hakeeper {' '.join(args)}: {out.stderr}")
         return out
 
+    def hk_in(self, name: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """A hakeeper command run on node `name` (inside its namespace: the short names resolve)."""
+        argv = [sys.executable, "-m", "hakeeper", *args, "--etcd", self.endpoints(name)]
+        return self.hosts[name].run(argv, timeout=timeout, env=self.env)
+
+    def partition(self, name: str) -> None:
+        """Cut the node off from its peers, packets dropped both ways; the test host still reaches it."""
+        netpart.cut_off(self.hosts[name], [a for n, a in self.addr.items() if n != name], "hkrpart", self.workdir)
+
+    def heal(self, name: str) -> None:
+        netpart.heal(self.hosts[name], "hkrpart")
+
     def apply(self, text: str) -> None:
         path = os.path.join(self.workdir, "cluster.yaml")
         Path(path).write_text(text)
         self.hk("config", "apply", "--yes", path)
 
     def ctl(
-        self, name: str, *args: str, tool: str = "rabbitmqctl", timeout: float = 30
+        self, name: str, *args: str, tool: str = "rabbitmqctl", timeout: float = 30, node: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """A RabbitMQ CLI command against the node, from inside its namespace, as rabbitmq."""
+        """A RabbitMQ CLI command against the node (or the Erlang node `node`), from inside its
+        namespace, as rabbitmq."""
         argv = ["setpriv", "--reuid=rabbitmq", "--regid=rabbitmq", "--init-groups",
-                f"{BIN}/{tool}", "-n", f"rabbit@{name}", *args]
+                f"{BIN}/{tool}", "-n", node or f"rabbit@{name}", *args]
         try:
-            return self.hosts[name].run(argv, timeout=timeout, env={**os.environ, "HOME": MOUNT})
+            return self.hosts[name].run(argv, timeout=timeout, env={**os.environ, "HOME": self.cli_home})
         except subprocess.TimeoutExpired:
             return subprocess.CompletedProcess(argv, 124, "", "timed out")
 
@@ -223,6 +277,10 @@ class RabbitLab:
         if not leaders:
             raise RuntimeError(f"no leader found for queue {queue}")
         return leaders[0]
+
+    def holders(self, address: str) -> list[str]:
+        """The nodes that hold `address` (a VIP) on their link."""
+        return [n for n, h in self.hosts.items() if any(a.split("/")[0] == address for a in h.addresses(IFNAME))]
 
     def broker_pids(self, name: str) -> list[int]:
         out = subprocess.run(["ip", "netns", "pids", self.hosts[name].ns], capture_output=True, text=True)
