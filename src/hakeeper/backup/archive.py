@@ -11,7 +11,17 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from hakeeper.backup.manifest import MANIFEST, Entry, EntryKind, Found, Manifest, checksum_problems, parse_manifest
+from hakeeper.backup.manifest import (
+    MANIFEST,
+    SIGNATURE,
+    Entry,
+    EntryKind,
+    Found,
+    Manifest,
+    checksum_problems,
+    parse_manifest,
+)
+from hakeeper.backup.secretbox import BackupKey
 from hakeeper.errors import InputError, Problem
 
 PARTIAL = ".partial"
@@ -81,9 +91,12 @@ class BackupWriter:
             mode=(stat.st_mode & 0o7777) if stat is not None else None, owner=owner, group=group,
         ))
 
-    def finish(self, manifest: Manifest) -> str:
+    def finish(self, manifest: Manifest, key: BackupKey | None = None) -> str:
         manifest.entries = sorted(self.entries, key=lambda e: e.path)
-        atomic_write(os.path.join(self.root, MANIFEST), manifest.model_dump_json(indent=1).encode(), 0o600)
+        text = manifest.model_dump_json(indent=1).encode()
+        atomic_write(os.path.join(self.root, MANIFEST), text, 0o600)
+        if key is not None:
+            atomic_write(os.path.join(self.root, SIGNATURE), key.sign(text).encode() + b"\n", 0o600)
         os.rename(self.root, self.final)
         return self.final
 
@@ -125,9 +138,20 @@ def scan(backup: str, manifest: Manifest) -> dict[str, Found | None]:
     return found
 
 
-def verify(backup: str) -> tuple[Manifest, list[Problem]]:
+def verify(backup: str, key: BackupKey | None = None) -> tuple[Manifest, list[Problem]]:
+    """Every file against the manifest; with the key, the manifest against its signature (a
+    backup whose secrets were encrypted was signed with the same key)."""
     manifest = read_manifest(backup)
-    return manifest, checksum_problems(manifest, scan(backup, manifest), backup.rstrip("/"))
+    problems = checksum_problems(manifest, scan(backup, manifest), backup.rstrip("/"))
+    signature = Path(backup, SIGNATURE)
+    where = os.path.join(backup.rstrip("/"), MANIFEST)
+    if key is not None and signature.is_file():
+        if not key.signed(Path(where).read_bytes(), signature.read_text()):
+            problems.insert(0, Problem("its signature does not match with this key (the manifest was changed, "
+                                       "or another key)", where))
+    elif key is not None and manifest.secrets == "encrypted":
+        problems.insert(0, Problem(f"not signed: {SIGNATURE} is missing", where))
+    return manifest, problems
 
 
 def list_backups(dest: str) -> list[tuple[str, Manifest | None]]:

@@ -18,7 +18,7 @@ from hakeeper.backup.create import Sources, create
 from hakeeper.backup.mariadb import Connection, table_rows
 from hakeeper.backup.plan import StoreState
 from hakeeper.backup.restore import Prepared, carry_out, prepare
-from hakeeper.backup.secretbox import generate_key, load_key
+from hakeeper.backup.secretbox import BackupKey, generate_key, load_key
 from hakeeper.coord.store import Store
 from hakeeper.errors import InputError
 from hakeeper.spec import ClusterSpec
@@ -28,8 +28,8 @@ def _ceph_target(args: argparse.Namespace, pool: str) -> cephio.CephTarget:
     return cephio.CephTarget(pool, args.ceph_conf, args.ceph_id, args.ceph_keyring)
 
 
-def _box(args: argparse.Namespace) -> Fernet | None:
-    return load_key(args.backup_key) if args.backup_key else None
+def _key(args: argparse.Namespace) -> BackupKey | None:
+    return load_key(args.backup_key) if getattr(args, "backup_key", None) else None
 
 
 def _read_config(args: argparse.Namespace) -> tuple[ClusterSpec, int] | None:
@@ -60,7 +60,7 @@ def _create(args: argparse.Namespace) -> int:
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="hkbackup-", dir=args.staging) as staging:
         directory = dest if isinstance(dest, str) else staging
-        path, manifest = create(directory, sources, _box(args), args.include_plaintext_secrets, time.time())
+        path, manifest = create(directory, sources, _key(args), args.include_plaintext_secrets, time.time())
         if not isinstance(dest, str):
             parts = cephio.upload(_ceph_target(args, dest[0]), path, manifest.id, staging)
             path = f"ceph:{dest[0]}/{manifest.id} ({parts} data objects)"
@@ -92,7 +92,7 @@ def _fetched(args: argparse.Namespace, staging: str) -> str:
 def _verify(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="hkbackup-", dir=args.staging) as staging:
         backup = _fetched(args, staging)
-        manifest, problems = archive.verify(backup)
+        manifest, problems = archive.verify(backup, _key(args))
     if problems:
         raise InputError(problems)
     print(f"backup {manifest.id}: all {len(manifest.entries)} files match the manifest ({manifest.total_size} bytes)")
@@ -100,19 +100,20 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _restore(args: argparse.Namespace) -> int:
-    box = _box(args)
+    key = _key(args)
+    box = key.box if key is not None else None
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     use_store = not args.skip_config and _store_choice(args) is not None
     with tempfile.TemporaryDirectory(prefix="hkbackup-", dir=args.staging) as staging:
         backup = _fetched(args, staging)
         if not use_store:
             return _restore_files(prepare(backup, args.datadir or [], "not-given" if not args.skip_config
-                                          else "empty", None, args.root, box, args.force, stamp), args, box)
+                                          else "empty", None, args.root, key, args.force, stamp), args, box)
 
         async def body(store: Store, keys: st.Keys) -> int:
             raw, version, current = await op.current_config(store, keys)
             state: StoreState = "empty"
-            p = prepare(backup, args.datadir or [], state, current, args.root, box, args.force, stamp)
+            p = prepare(backup, args.datadir or [], state, current, args.root, key, args.force, stamp)
             status = _restore_files(p, args, box)
             if status != 0 or args.dry_run or not any(s.kind == "write-config" for s in p.plan.steps):
                 return status
@@ -193,6 +194,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     a.set_defaults(handler=_list)
     a = sub.add_parser("verify", help="recompute every checksum; exit 2 naming each file that differs")
     a.add_argument("backup", help="a backup directory, or ceph:POOL/ID")
+    a.add_argument("--backup-key", help="also check the manifest's signature with this key")
     _ceph_args(a)
     a.set_defaults(handler=_verify)
     a = sub.add_parser("restore", help="into freshly built controllers (refuses ones holding data without --force)")

@@ -16,7 +16,7 @@ from hakeeper import __version__
 from hakeeper.backup.archive import BackupWriter
 from hakeeper.backup.manifest import DatabasePart, Manifest, SecretMode
 from hakeeper.backup.mariadb import Connection, copy_database
-from hakeeper.backup.secretbox import is_secret_file
+from hakeeper.backup.secretbox import BackupKey, is_secret_file
 from hakeeper.coord.secrets import mask_spec, secret_values
 from hakeeper.errors import InputError, Problem
 from hakeeper.spec import ClusterSpec
@@ -56,7 +56,8 @@ def secret_mode(sources: Sources, box: Fernet | None, plaintext: bool) -> Secret
                         "--include-plaintext-secrets to store them readable", field="--backup-key")
 
 
-def create(dest: str, sources: Sources, box: Fernet | None, plaintext: bool, now: float) -> tuple[str, Manifest]:
+def create(dest: str, sources: Sources, key: BackupKey | None, plaintext: bool, now: float) -> tuple[str, Manifest]:
+    box = key.box if key is not None else None
     problems = [Problem("cannot read", f) for f in [*sources.files, *sources.secret_files]
                 if not os.path.isfile(f) or not os.access(f, os.R_OK)]
     if problems:
@@ -88,7 +89,7 @@ def create(dest: str, sources: Sources, box: Fernet | None, plaintext: bool, now
         id=os.path.basename(writer.final), created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
         host=host, hakeeper_version=__version__, secrets=mode, database=database, config_version=version,
     )
-    return writer.finish(manifest), manifest
+    return writer.finish(manifest, key), manifest
 
 
 def _add_file(writer: BackupWriter, path: str, secret: bool, box: Fernet | None) -> None:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from hakeeper.errors import InputError, Problem
 
 MANIFEST = "manifest.json"
+SIGNATURE = "manifest.json.hmac"  # with a backup key: a changed manifest is caught too
 FORMAT = 1
 
 EntryKind = Literal["database", "config", "file", "secret-config", "secret-file"]
@@ -107,7 +108,7 @@ def checksum_problems(manifest: Manifest, found: Mapping[str, Found | None], bac
         elif got.sha256 != entry.sha256:
             problems.append(Problem("sha256 does not match the manifest (changed since the backup)", where,
                                     field="sha256"))
-    for path in sorted(set(found) - listed - {MANIFEST}):
+    for path in sorted(set(found) - listed - {MANIFEST, SIGNATURE}):
         if found[path] is not None:
             problems.append(Problem("not listed in the manifest (added after the backup)", f"{backup}/{path}"))
     return problems

@@ -18,7 +18,7 @@ from hakeeper.backup.create import CONFIG_JSON, SECRET_CONFIG_JSON
 from hakeeper.backup.manifest import Entry, Manifest
 from hakeeper.backup.mariadb import copy_back, read_datadir
 from hakeeper.backup.plan import RestorePlan, StoreState, plan_restore
-from hakeeper.backup.secretbox import decrypt
+from hakeeper.backup.secretbox import BackupKey, decrypt
 from hakeeper.errors import InputError
 from hakeeper.spec import ClusterSpec
 
@@ -64,8 +64,9 @@ def _sha256(path: str) -> str | None:
 
 
 def prepare(backup: str, datadirs: Sequence[str], store: StoreState, current: ClusterSpec | None, root: str,
-            box: Fernet | None, force: bool, stamp: str) -> Prepared:
-    manifest, problems = verify(backup)
+            key: BackupKey | None, force: bool, stamp: str) -> Prepared:
+    box = key.box if key is not None else None
+    manifest, problems = verify(backup, key)
     if problems:
         raise InputError(problems)
     spec = backup_spec(backup, manifest, box) if (box is not None or manifest.secrets != "encrypted") else None

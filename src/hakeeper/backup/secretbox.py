@@ -7,8 +7,11 @@ the RabbitMQ cookie, a password or credentials file).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import re
+from dataclasses import dataclass
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -33,14 +36,29 @@ def generate_key(path: str) -> None:
         fh.write(Fernet.generate_key() + b"\n")
 
 
-def load_key(path: str) -> Fernet:
+@dataclass(frozen=True)
+class BackupKey:
+    """The key file's two uses: Fernet for secrets, an HMAC key (derived, never the same bytes)
+    that signs the manifest, so files and manifest changed together are caught as well."""
+
+    box: Fernet
+    mac_key: bytes
+
+    def sign(self, data: bytes) -> str:
+        return hmac.new(self.mac_key, data, hashlib.sha256).hexdigest()
+
+    def signed(self, data: bytes, signature: str) -> bool:
+        return hmac.compare_digest(self.sign(data), signature.strip())
+
+
+def load_key(path: str) -> BackupKey:
     try:
         with open(path, "rb") as fh:
             raw = fh.read(200).strip()
     except OSError as exc:
         raise InputError.at(f"cannot read: {exc.strerror}", file=path, field="--backup-key") from None
     try:
-        return Fernet(raw)
+        return BackupKey(Fernet(raw), hashlib.sha256(b"hakeeper backup manifest\0" + raw).digest())
     except ValueError:
         # Never quote the content: it may be a key of another kind.
         raise InputError.at("not a backup key (hakeeper backup keygen FILE makes one)", file=path,

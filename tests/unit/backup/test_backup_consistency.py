@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hakeeper.backup.consistency import Row, check, rbd_name
@@ -34,6 +34,7 @@ rows = st.lists(st.builds(Row, ids, st.sampled_from(["active", "available", "del
                 unique_by=lambda r: r.id, max_size=8)
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows, rows, st.lists(ids, max_size=6), st.lists(ids, max_size=6))
 def test_property_every_live_row_is_found_or_missing_and_every_image_known_or_orphan(
     images: list[Row], volumes: list[Row], extra_images: list[str], extra_volumes: list[str]

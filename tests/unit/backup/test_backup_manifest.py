@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hakeeper.backup import archive
@@ -37,7 +37,7 @@ def test_a_backup_verifies_and_keeps_the_keyring_only_encrypted(tmp_path: Path) 
     assert not any(b"AQ-secret-value" in p.read_bytes() for p in Path(path).rglob("*") if p.is_file())
     entry = next(e for e in manifest.entries if e.kind == "secret-file")
     assert entry.encrypted and entry.path.endswith(".keyring.enc")
-    plain = decrypt(load_key(str(tmp_path / "k")), Path(path, entry.path).read_bytes(), entry.path)
+    plain = decrypt(load_key(str(tmp_path / "k")).box, Path(path, entry.path).read_bytes(), entry.path)
     assert b"AQ-secret-value" in plain
 
 
@@ -53,6 +53,21 @@ def test_verify_names_each_changed_missing_and_added_file(tmp_path: Path, capsys
     Path(path, ring.path).unlink()
     problems = archive.verify(path)[1]
     assert {str(p).split(":")[0] for p in problems} == {f"{path}/{conf.path}", f"{path}/extra", f"{path}/{ring.path}"}
+
+
+def test_a_file_changed_with_its_manifest_is_caught_by_the_signature(tmp_path: Path) -> None:
+    path, manifest = make(tmp_path)
+    key = load_key(str(tmp_path / "k"))
+    assert archive.verify(path, key)[1] == []
+    conf = next(e for e in manifest.entries if e.kind == "file")
+    Path(path, conf.path).write_text("default_store = file\n")
+    found = archive.sha256_file(Path(path, conf.path))
+    conf.size, conf.sha256 = found.size, found.sha256
+    Path(path, "manifest.json").write_text(manifest.model_dump_json(indent=1))
+    assert archive.verify(path)[1] == []  # without the key the forgery is consistent
+    problems = archive.verify(path, key)[1]
+    assert [str(p) for p in problems] == [f"{path}/manifest.json: its signature does not match with this key "
+                                          "(the manifest was changed, or another key)"]
 
 
 def test_secrets_without_key_or_flag_are_refused_before_anything_is_written(tmp_path: Path) -> None:
@@ -72,9 +87,9 @@ def test_a_key_is_never_overwritten_and_a_wrong_key_is_named(tmp_path: Path) -> 
     with pytest.raises(InputError, match="bad: --backup-key: not a backup key"):
         load_key(str(tmp_path / "bad"))
     generate_key(str(tmp_path / "k2"))
-    token = load_key(str(tmp_path / "k")).encrypt(b"x")
+    token = load_key(str(tmp_path / "k")).box.encrypt(b"x")
     with pytest.raises(InputError, match="cannot be decrypted"):
-        decrypt(load_key(str(tmp_path / "k2")), token, "f")
+        decrypt(load_key(str(tmp_path / "k2")).box, token, "f")
 
 
 def test_galera_info_and_secret_file_names() -> None:
@@ -96,6 +111,7 @@ def test_a_corrupt_manifest_is_named(tmp_path: Path) -> None:
 names = st.text(alphabet="abcdef/", min_size=1, max_size=8)
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(names, st.tuples(st.integers(0, 9), st.sampled_from("xyz")), max_size=6),
        st.dictionaries(names, st.none() | st.tuples(st.integers(0, 9), st.sampled_from("xyz")), max_size=6))
 def test_property_problems_are_exactly_the_differing_paths(

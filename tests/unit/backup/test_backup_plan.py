@@ -4,7 +4,7 @@ arbitrary target states."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hakeeper.backup.manifest import DatabasePart, Entry, GaleraPosition, Manifest
@@ -115,6 +115,7 @@ def datadirs(draw: st.DrawFn) -> Datadir:
 
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(datadirs(), min_size=1, max_size=4, unique_by=lambda d: d.path), st.booleans())
 def test_property_data_is_never_overwritten_without_force_and_never_deleted(dirs: list[Datadir], force: bool) -> None:
     try:
