@@ -45,6 +45,15 @@ def hk_in(lab: GaleraLab, node: str, *args: str) -> tuple[float, subprocess.Comp
 
 def start(work: str, name: str) -> GaleraLab:
     lab = GaleraLab(os.path.join(work, name), tag=TAG, subnet=SUBNET)
+    try:
+        _start(lab)
+    except BaseException:
+        lab.close()  # namespaces, processes, node directories: nothing left behind
+        raise
+    return lab
+
+
+def _start(lab: GaleraLab) -> None:
     lab.start()
     # GaleraLab.apply allows the CLI 60 s, which a machine at a load average of 60 exceeds.
     spec = Path(lab.workdir, "cluster.yaml")
@@ -54,7 +63,6 @@ def start(work: str, name: str) -> GaleraLab:
     lab.create_check_user(first)
     checker.prepare(lab.addr[first], CHECK_USER, CHECK_PASSWORD)
     lab.wait_quiet(600)
-    return lab
 
 
 def fill(host: str, size_mb: int) -> tuple[int, float]:
@@ -100,7 +108,11 @@ def main() -> int:
     ap.add_argument("--workdir", default="/var/tmp", help="where the labs and the backup go")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="hkbb-", dir=args.workdir)
-    lab = start(work, "old")
+    try:
+        lab = start(work, "old")
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     figures: dict[str, object] = {"size_mb_requested": args.size_mb}
     try:
         size, fill_s = fill(lab.addr[lab.names[0]], args.size_mb)
