@@ -109,13 +109,17 @@ def main() -> int:
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="hkbb-", dir=args.workdir)
     try:
-        lab = start(work, "old")
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    figures: dict[str, object] = {"size_mb_requested": args.size_mb}
+        print(json.dumps(measure(work, args.size_mb)), flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the backup and both labs' directories
+    return 0
+
+
+def measure(work: str, size_mb: int) -> dict[str, object]:
+    lab = start(work, "old")
+    figures: dict[str, object] = {"size_mb_requested": size_mb}
     try:
-        size, fill_s = fill(lab.addr[lab.names[0]], args.size_mb)
+        size, fill_s = fill(lab.addr[lab.names[0]], size_mb)
         figures.update(table_bytes=size, fill_s=round(fill_s, 1))
         node = lab.names[0]
         writer = checker.Writer(list(lab.addr.values()), CHECK_USER, CHECK_PASSWORD, interval=0.01)
@@ -145,6 +149,7 @@ def main() -> int:
                        ratio_to_peer=round(backup_s / peer_s, 2), verify_s=round(verify_s, 1),
                        writes_during_backup=len(writer.acknowledged()))
         shutil.rmtree(f"{work}/peer", ignore_errors=True)
+        print(json.dumps(figures), flush=True)  # the backup's figures, whatever the restore does
     finally:
         lab.close()
     lab = GaleraLab(os.path.join(work, "new"), tag=TAG, subnet=SUBNET)
@@ -164,9 +169,7 @@ def main() -> int:
                        restore_to_3_synced_s=round(synced_s, 1), load_average=os.getloadavg()[0])
     finally:
         lab.close()
-        shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(figures), flush=True)
-    return 0
+    return figures
 
 
 if __name__ == "__main__":
