@@ -36,14 +36,15 @@ def _plan(args: argparse.Namespace) -> int:
     from hakeeper.ceph.observe import survey
 
     wiring, admin, secret, fresh = _load(args)
-    found = survey(wiring, admin, secret)
+    # Apply makes the UUID; until then the plan names it by what it will be, not by a throwaway value.
+    found = survey(wiring, admin, "NEW-UUID" if fresh else secret)
     if args.json:
         changes = [{"host": c.host, "kind": type(c).__name__, "change": c.describe()} for c in found.plan.changes]
         print(json.dumps({"changes": changes, "notes": [list(n) for n in found.plan.notes],
                           "secret_uuid": None if fresh else secret}, indent=2))
         return 0
     if fresh:
-        print(f"state: a new libvirt secret UUID will be made and kept in {wiring.state}")
+        print(f"state: the libvirt secret's UUID (NEW-UUID below) will be made and kept in {wiring.state}")
     lines = describe_plan(found.plan)
     print("\n".join(lines) if found.plan.changes else "\n".join(["up to date", *lines]))
     return 0

@@ -4,6 +4,7 @@ that wires them (storage section included). Shared by the wiring tests and bench
 
 from __future__ import annotations
 
+import glob
 import os
 import pwd
 import shutil
@@ -41,22 +42,34 @@ storage:
 {hosts}"""
 
 
+MARK = "hakeeper ceph test user"  # the GECOS field of the users these tests create
+
+
 def ensure_users(names: tuple[str, ...] = SERVICE_USERS) -> list[str]:
-    """The service users, created (system users, no home) where missing; returns those created."""
+    """The service users, created (system users, no home, marked) where missing; returns those created."""
     made = []
     for name in names:
         try:
             pwd.getpwnam(name)
         except KeyError:
-            subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-                           check=True, capture_output=True)
+            subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                            "--comment", MARK, name], check=True, capture_output=True)
             made.append(name)
     return made
 
 
-def remove_users(made: list[str]) -> None:
-    for name in made:
-        subprocess.run(["userdel", name], capture_output=True)
+def remove_users(names: tuple[str, ...] = SERVICE_USERS) -> None:
+    """Remove the users a test run made (marked), once no other run's hosts are left: two runs at
+    once (the tests and the benchmark) share the system's users, and the first to finish must not
+    take them from the other."""
+    if glob.glob("/var/tmp/hkce-roots-*"):
+        return
+    for name in names:
+        try:
+            if pwd.getpwnam(name).pw_gecos == MARK:
+                subprocess.run(["userdel", name], capture_output=True)
+        except KeyError:
+            pass
 
 
 @dataclass
@@ -73,7 +86,7 @@ class Wired:
 @contextmanager
 def wired(ceph: CephLab, hosts: tuple[str, ...] = HOSTS) -> Iterator[Wired]:
     """The hosts (namespaces and roots), the users and the profile; everything removed afterwards."""
-    made = ensure_users()
+    ensure_users()
     top = tempfile.mkdtemp(prefix="hkce-roots-", dir="/var/tmp")
     os.chmod(top, 0o755)
     try:
@@ -93,4 +106,4 @@ def wired(ceph: CephLab, hosts: tuple[str, ...] = HOSTS) -> Iterator[Wired]:
         yield Wired(ceph, roots, profile, state)
     finally:
         shutil.rmtree(top, ignore_errors=True)
-        remove_users(made)
+        remove_users()
