@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from hakeeper.agent.nscluster import IFNAME, NsCluster
+from hakeeper.netlab.lab import kill_namespace_processes
 from hakeeper.openstack.profile import parse_profile
 from hakeeper.openstack.render import RuntimePaths, render_haproxy, render_keepalived
 from soak_observer import Bounds, Expect, NodeSample, Observer, Report, Sample
@@ -146,6 +147,7 @@ class Rig:
         self.inodes = {os.stat(f"/run/netns/{h.ns}").st_ino: n for n, h in self.cl.hosts.items()}
         self.pids: dict[str, dict[str, list[int]]] = {}  # node -> tag -> pids, from the last scan
         self.mutex = threading.RLock()  # faults, repairs and reboots one at a time
+        self.holding = False  # a fault is in effect: nothing is repaired until its heal
 
     # -- bring up --------------------------------------------------------------------------------
 
@@ -237,6 +239,7 @@ class Rig:
             return self._inject(f)
 
     def _inject(self, f: Fault) -> str:
+        self.holding = True
         n, h = f.node, self.cl.hosts[f.node]
         agent = self.cl.agents.get(n)
         member = self.cl.members[n]
@@ -276,61 +279,57 @@ class Rig:
             return "Dummy ran nowhere"
         raise ValueError(f.kind)
 
-    def reboot_fenced(self) -> list[str]:
-        """A fenced node (its agent and etcd member killed by the fence) boots again, as a
-        power-cycling fence device would have it; also a speaker that died is restarted."""
-        done = []
+    def link_up(self, n: str) -> bool:
+        out = self.cl.hosts[n].ip("-o", "link", "show", IFNAME, check=False).stdout
+        flags = out.split("<", 1)[1].split(">", 1)[0].split(",") if "<" in out else []
+        return "UP" in flags
+
+    def undo(self, f: Fault) -> None:
+        """The heal proper: the fault's effect taken away (restarts follow in `restore`)."""
         with self.mutex:
+            self.holding = False
+            for n, h in self.cl.hosts.items():
+                self.fence_path(n, True)
+                h.run(["nft", "delete table inet hksoak"])
+                for pid in subprocess.run(["ip", "netns", "pids", h.ns], capture_output=True, text=True).stdout.split():
+                    with contextlib.suppress(ProcessLookupError, ValueError):
+                        os.kill(int(pid), signal.SIGCONT)
+            agent = self.cl.agents.get(f.node)
+            if f.kind == "link-down" and agent is not None and agent.poll() is None:
+                self.cl.hosts[f.node].ip("link", "set", IFNAME, "up", check=False)
+
+    def restore(self) -> list[str]:
+        """Every node back as it should be. A fenced node (agent killed, links down or etcd killed:
+        the fence kills everything and takes the links down) boots again, as a power-cycling fence
+        device would have it; a dead etcd member, agent or speaker is started again."""
+        done: list[str] = []
+        with self.mutex:
+            if self.holding:  # checked under the lock: a fault injected meanwhile stays in effect
+                return done
             for n in self.cl.names:
                 agent = self.cl.agents.get(n)
                 member = self.cl.members[n]
-                if (agent is None or agent.poll() is not None) and (member.proc is None
-                                                                    or member.proc.poll() is not None):
+                agent_dead = agent is None or agent.poll() is not None
+                etcd_dead = member.proc is None or member.proc.poll() is not None
+                if agent_dead and (etcd_dead or not self.link_up(n)):
+                    kill_namespace_processes(self.cl.hosts[n].ns)
+                    if member.proc is not None:
+                        member.proc.wait(5)
                     self.cl.agents.pop(n, None)
                     member.proc = None
                     self.cl.revive_node(n)
                     self.start_speaker(n)
                     done.append(f"{n} revived")
-                elif (s := self.speakers.get(n)) is None or s.poll() is not None:
+                    continue
+                if etcd_dead:
+                    self.cl.start_member(n)
+                    done.append(f"{n} etcd")
+                if agent_dead:
+                    self.cl.start_agent(n)
+                    done.append(f"{n} agent (exit {agent.returncode if agent else None})")
+                if (sp := self.speakers.get(n)) is None or sp.poll() is not None:
                     self.start_speaker(n)
                     done.append(f"{n} keepalived")
-        return done
-
-    def repair(self) -> list[str]:
-        """Heal: every node back as it should be; what had been fenced boots again."""
-        with self.mutex:
-            return self._repair()
-
-    def _repair(self) -> list[str]:
-        done = []
-        for n, h in self.cl.hosts.items():
-            self.fence_path(n, True)
-            h.run(["nft", "delete table inet hksoak"])
-            for pid in subprocess.run(["ip", "netns", "pids", h.ns], capture_output=True, text=True).stdout.split():
-                with contextlib.suppress(ProcessLookupError, ValueError):
-                    os.kill(int(pid), signal.SIGCONT)
-            agent = self.cl.agents.get(n)
-            member = self.cl.members[n]
-            agent_dead = agent is None or agent.poll() is not None
-            etcd_dead = member.proc is None or member.proc.poll() is not None
-            speaker = self.speakers.get(n)
-            if agent_dead and etcd_dead:
-                self.cl.agents.pop(n, None)
-                member.proc = None
-                self.cl.revive_node(n)  # fenced: it boots again
-                self.start_speaker(n)
-                done.append(f"{n} revived")
-                continue
-            h.ip("link", "set", IFNAME, "up", check=False)
-            if etcd_dead:
-                self.cl.start_member(n)
-                done.append(f"{n} etcd")
-            if agent_dead:
-                self.cl.start_agent(n)
-                done.append(f"{n} agent")
-            if speaker is None or speaker.poll() is not None:
-                self.start_speaker(n)
-                done.append(f"{n} keepalived")
         return done
 
     def config_digest(self) -> str:
@@ -405,7 +404,7 @@ class Soak:
                 with self.lock:
                     new = self.obs.sample(s)
                 for v in new:
-                    self.log({"event": "violation", **asdict(v)})
+                    self.log({"event": "violation", "check": v.check, "what": v.what, "at": round(v.t - self.t0, 3)})
                 self.stop.wait(max(0.0, 0.05 - (time.monotonic() - began)))
         finally:
             for ns in netns.values():
@@ -428,7 +427,9 @@ class Soak:
 
     def medic(self) -> None:
         while not self.stop.wait(1.0):
-            done = self.rig.reboot_fenced()
+            if self.rig.holding:
+                continue
+            done = self.rig.restore()
             if done:
                 self.log({"event": "reboot", "repaired": done})
 
@@ -458,7 +459,8 @@ class Soak:
             time.sleep(0.1)
         return False
 
-    def run(self, plan: list[Fault], start_timeout: float = 240.0) -> Report:
+    def run(self, plan: list[Fault], start_timeout: float = 240.0, deadline: float | None = None) -> Report:
+        """Inject the plan's faults one by one (until `deadline`, a monotonic time, if given)."""
         rig = self.rig
         rig.start()
         self.spawn(self.sampler)
@@ -471,18 +473,24 @@ class Soak:
         self.spawn(self.medic)
         time.sleep(1.0)
         for i, f in enumerate(plan):
+            if deadline is not None and time.monotonic() > deadline:
+                self.log({"event": "deadline", "done": i})
+                break
             with self.lock:
                 self.obs.fault(time.monotonic(), f.kind, f.node, f.kind in ISOLATING)
             what = rig.inject(f)
             self.log({"event": "fault", "n": i, **asdict(f), "what": what})
             time.sleep(f.hold)
+            rig.undo(f)
             with self.lock:
                 self.obs.heal(time.monotonic())
-            done = rig.repair()
+            done = rig.restore()
             self.log({"event": "heal", "n": i, "repaired": done})
             ok = self.settled_now(self.obs.bounds.recovery + 1.0)
+            w = self.obs.windows[-1]
+            after = w.recovered - w.healed if w.recovered is not None and w.healed is not None else None
             self.log({"event": "recovered" if ok else "not-recovered", "n": i,
-                      "after": self.obs.recoveries[-1] if ok and self.obs.recoveries else None})
+                      "after": round(after, 3) if after is not None and after != float("inf") else None})
             # The next fault only on a quiet cluster: a node the cluster fences late (a lease that ran
             # out during the fault) is rebooted and back first, so faults do not pile up.
             self.quiet(self.obs.bounds.recovery)
@@ -518,6 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--subnet", type=int, default=45, help="10.92.SUBNET.0/24 (CI uses 44)")
     ap.add_argument("--recovery-bound", type=float, default=90.0)
     ap.add_argument("--workdir")
+    ap.add_argument("--minutes", type=float, help="inject no new fault after this many minutes")
     args = ap.parse_args(argv)
     workdir = args.workdir or tempfile.mkdtemp(prefix="hksoak-")
     os.makedirs(workdir, exist_ok=True)
@@ -529,10 +538,11 @@ def main(argv: list[str] | None = None) -> int:
     soak = Soak(workdir, args.subnet, Bounds(recovery=args.recovery_bound))
     began = time.monotonic()
     try:
-        report = soak.run(plan)
+        report = soak.run(plan, deadline=began + args.minutes * 60 if args.minutes else None)
     finally:
         soak.close()
-    print(f"soak: {len(plan)} faults, seed {args.seed}, {time.monotonic() - began:.0f}s, workdir {workdir}")
+    print(f"soak: {sum(report.faults.values())} of {len(plan)} planned faults, seed {args.seed}, "
+          f"{time.monotonic() - began:.0f}s, workdir {workdir}")
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
     for line in report.lines():
         print(line)

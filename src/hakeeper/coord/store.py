@@ -23,12 +23,22 @@ async def bounded(aw: Awaitable[T], timeout: float) -> T:
     """Like asyncio.wait_for, but never waits for a cancelled gRPC call to wind down: a call on a
     wedged channel may take its time to honour cancellation, and the caller must move on now."""
     task = asyncio.ensure_future(aw)
-    done, _ = await asyncio.wait({task}, timeout=timeout)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+    except BaseException:
+        # The caller was cancelled (an outer bound ran out): the call is abandoned too, else it
+        # would run on and die later as an exception "never retrieved" (seen in the soak).
+        _abandon(task)
+        raise
     if not done:
-        task.cancel()
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # never "never retrieved"
+        _abandon(task)
         raise TimeoutError(f"no answer within {timeout:g}s")
     return task.result()
+
+
+def _abandon(task: asyncio.Future[T]) -> None:
+    task.cancel()
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())  # never "never retrieved"
 
 
 async def wait_event(event: asyncio.Event, timeout: float) -> bool:
