@@ -73,6 +73,7 @@ def fill(host: str, size_mb: int) -> tuple[int, float]:
         cur.execute("CREATE DATABASE IF NOT EXISTS bench")
         cur.execute("CREATE TABLE IF NOT EXISTS bench.blobs (id BIGINT AUTO_INCREMENT PRIMARY KEY, "
                     "data VARBINARY(1024) NOT NULL) ENGINE=InnoDB")
+        cur.execute("USE bench")  # the SEQUENCE engine's seq_1_to_N tables appear in the current database
         cur.execute("INSERT INTO bench.blobs (data) SELECT RANDOM_BYTES(1000) FROM seq_1_to_1000")
         while True:
             cur.execute("SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables "
