@@ -76,9 +76,17 @@ def test_a_failed_start_leaves_nothing_behind() -> None:
     from cephfixtures import skip_without_ceph
     skip_without_ceph()
     before = set(namespaces())
-    lab = CephLab(timeout=0.01)
-    with pytest.raises(CephLabError), lab:
+
+    class BrokenOsd(CephLab):
+        """Fails once the monitor and the manager run: the cleanup has daemons to stop."""
+
+        def _make_osd(self) -> None:
+            raise CephLabError("injected: the first OSD cannot be made")
+
+    lab = BrokenOsd()
+    with pytest.raises(CephLabError, match="injected"), lab:
         pass
+    assert lab.procs == {}
     assert set(namespaces()) - before == set()
     assert not os.path.exists(lab.workdir)
     leftover = subprocess.run(["pgrep", "-f", lab.workdir], capture_output=True, text=True).stdout.split()
