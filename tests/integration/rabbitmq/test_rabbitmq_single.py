@@ -107,12 +107,16 @@ def test_the_broker_moves_with_its_vip_fenced_first_keeping_its_messages(lab: Si
     print(f"broker moved {holder} -> {new_holder}: VIP and broker up {up - lost:.1f}s after the link died, "
           f"first confirm after {first[0] - lost:.1f}s; {before_move} confirmed before the move")
     assert not any(os.path.exists(f"/proc/{pid}") for pid in old_pids), "the lost holder's broker still runs"
-    events = _events(lab)
-    fenced = [e for e in events if e.get("kind") == "fenced" and e.get("victim") == holder]
-    assert fenced, [e.get("kind") for e in events][-40:]
-    started = [e for e in events if e.get("node") == new_holder and e.get("rsc") == "rabbitmq"
-               and e.get("kind") == "start"]
-    assert started, [(e.get("node"), e.get("kind"), e.get("rsc")) for e in events][-40:]
+    deadline = time.monotonic() + 120
+    while True:  # the start's event is written when the agent's start returns, after the broker runs
+        events = _events(lab)
+        fenced = [e for e in events if e.get("kind") == "fenced" and e.get("victim") == holder]
+        started = [e for e in events if e.get("node") == new_holder and e.get("rsc") == "rabbitmq"
+                   and e.get("kind") == "start"]
+        if fenced and started:
+            break
+        assert time.monotonic() < deadline, [(e.get("node"), e.get("kind"), e.get("rsc")) for e in events][-40:]
+        time.sleep(2)
     # The start's event is written when it ends; "... in 12.34s" says when it began.
     took = re.search(r" in ([0-9.]+)s", str(started[-1]["message"]))
     began = float(str(started[-1]["at"])) - (float(took.group(1)) if took else 0.0)
