@@ -260,7 +260,10 @@ class NovaLab:
         self._gunicorn("glance-api", "glance", "glance.wsgi.api:application", ports.glance, [],
                        {"OS_GLANCE_CONFIG_DIR": f"{base}/glance"})
         self._gunicorn("neutron-api", "neutron", "neutron.wsgi.api:application", ports.neutron,
-                       ["--config-file", f"{base}/neutron/neutron.conf"], {})
+                       ["--config-file", f"{base}/neutron/neutron.conf"],
+                       # Without service plugins Neutron never imports the port forwarding model,
+                       # and GET /ports (Nova's every server show) fails on Port.port_forwardings.
+                       {"HAKEEPER_PRELOAD": "neutron.db.migration.models.head,neutron.db.models.port_forwarding"})
         self._gunicorn("nova-api", "nova", "nova.wsgi.osapi_compute:application", ports.nova, [],
                        {"OS_NOVA_CONFIG_DIR": f"{base}/nova", "OS_NOVA_CONFIG_FILES": "api-paste.ini;nova.conf"})
         for service in ("nova-conductor", "nova-scheduler"):

@@ -25,9 +25,9 @@ DRIVER_SOURCE = Path(__file__).with_name("nova_driver.py")
 
 # Runs a WSGI app under gunicorn (one gthread worker). Nova and Neutron parse sys.argv when they are
 # imported, and gunicorn's own arguments make them fail: the app is imported with argv replaced by
-# the program name and the app's own arguments.
+# the program name and the app's own arguments. HAKEEPER_PRELOAD names modules to import first.
 GUNICORN_LAUNCHER = """
-import importlib, sys
+import importlib, os, sys
 from gunicorn.app.base import BaseApplication
 target, bind, prog, *app_args = sys.argv[1:]
 class App(BaseApplication):
@@ -38,6 +38,9 @@ class App(BaseApplication):
                 self.cfg.set(key, value)
     def load(self):
         sys.argv = [prog, *app_args]
+        for module in os.environ.get("HAKEEPER_PRELOAD", "").split(","):
+            if module:
+                importlib.import_module(module)
         module, _, attr = target.partition(":")
         return getattr(importlib.import_module(module), attr)
 App().run()
