@@ -1,0 +1,583 @@
+"""ADAPTER: the node's and the leader's decisions, MIRRORING agent/daemon.py and agent/leader.py
+until hakeeper.agent.core covers them (issue 10, part 1, in progress).
+
+It speaks the core's real interface (hakeeper.agent.core.types: inputs in, effects out, `now`
+passed in), so the simulation's shell (tests/sim/cluster.py) drives it exactly as it will drive
+the real `NodeCore`; when that lands, `make_brain` in cluster.py switches to it and this module
+goes. What is real code here: every pure helper it calls (agent/state.py's cluster_state,
+done_marks, fail counts, definitions; agent/plan.py's typed plan: parse, PlanDoc.of, ready,
+remaining; placement.schedule through the Decide effect). What is mirrored by hand, in the same
+order as the daemon does it: register after a lease grant, probe, claim by compare-and-set,
+run, report; monitors; the quorum rule (stop everything locally after 75% of the TTL without a
+refresh); the leader's campaign, publish by compare-and-set, fence retries.
+
+Left out (the simulation does not model them): heartbeats (node-timeout 0, lease expiry only),
+node attributes, orphans, event keys, the shutdown drain.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from hakeeper.agent import plan as pl
+from hakeeper.agent import state as st
+from hakeeper.agent.core import types as t
+from hakeeper.coord.store import Compare, Delete, Put, absent
+from hakeeper.coord.watch import Mirror
+from hakeeper.resources.result import Result, Status
+from hakeeper.resources.stonith import fence_delay
+from hakeeper.spec import ClusterSpec, ClusterState
+
+FENCE_RETRY = 3.0
+LEADER_PERIOD = 1.0
+
+
+@functools.lru_cache(maxsize=64)
+def _spec_of(raw: bytes | None, cluster: str) -> ClusterSpec | None:
+    keys = st.Keys(cluster)
+    found = st.config_of({keys.config: raw}, keys) if raw is not None else None
+    return None if found is None else found[1]
+
+
+@functools.lru_cache(maxsize=256)
+def _plan_of(raw: bytes) -> pl.PlanDoc | None:
+    try:
+        return pl.parse(raw)
+    except pl.PlanError:
+        return None
+
+
+_INPUTS: dict[tuple[Any, ...], tuple[ClusterSpec, ClusterState]] = {}
+
+
+def _scheduler_input(
+    spec: ClusterSpec, values: dict[str, bytes], keys: st.Keys, now: float
+) -> tuple[ClusterSpec, ClusterState]:
+    """st.scheduler_input, memoised on what it reads. `now` only matters for failure-timeout,
+    which the simulated configuration does not set; so the same store state gives the same
+    objects and the simulation's shell can memoise the scheduler on them too."""
+    prefixes = (keys.members, keys.status, keys.fail, keys.nodes, keys.attrs, keys.tickets)
+    key = (values.get(keys.config), tuple(sorted((k, v) for k, v in values.items() if k.startswith(prefixes))))
+    found = _INPUTS.get(key)
+    if found is None:
+        if len(_INPUTS) > 4096:
+            _INPUTS.clear()
+        found = _INPUTS[key] = st.scheduler_input(spec, values, keys, now)
+    return found
+
+
+@dataclass
+class Pending:
+    """What an answer with this token continues."""
+
+    kind: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class AdapterBrain:
+    """One node's decisions; `handle(now, input) -> effects`, `deadline()` as the core's."""
+
+    def __init__(self, node: str, cluster: str, ttl: int) -> None:
+        self.node = node
+        self.cluster = cluster
+        self.keys = st.Keys(cluster)
+        self.ttl = ttl
+        self.mirror = Mirror()
+        self.values: dict[str, bytes] = self.mirror.values
+        self.revision = 0
+        self.lease = 0
+        self.last_refresh = float("-inf")
+        self.quorum_lost = False
+        self.probed = False
+        self.probe_needed = False
+        self.probed_ids: set[str] = set()
+        self.busy = False  # the worker: a probe, an action, or the local stop in flight
+        self.local_running: set[str] = set()
+        self.local_promoted: set[str] = set()
+        self.local_stops: list[tuple[str, str]] = []  # no quorum: the local stops still to run
+        self.left: set[str] = set()  # of those, what could not be stopped
+        self.stopping = False
+        self.registered = 0  # the lease this incarnation registered its member key under
+        self.executed_epoch = 0
+        self.executed: dict[int, bool] = {}
+        self._executed_at: tuple[int, int, int] | None = None
+        self.is_leader = False
+        self.leader_busy = False
+        self.won_lease = 0  # the lease our last successful campaign bound the leader key to
+        self.last_lead = float("-inf")
+        self.fencing: set[str] = set()
+        self.fence_retry: dict[str, float] = {}
+        self.pending: dict[int, Pending] = {}
+        self._spec_raw: bytes | None = None
+        self._spec: ClusterSpec | None = None
+        self._tokens = itertools.count(1)
+        self.now = 0.0
+
+    # ----- the interface -----
+
+    def deadline(self) -> float | None:
+        times = [self.last_lead + LEADER_PERIOD]
+        if self.lease and not self.quorum_lost:
+            times.append(self.last_refresh + self.ttl * 0.75)
+        return min(times)
+
+    def handle(self, now: float, inp: t.Input) -> list[t.Effect]:
+        self.now = now
+        out: list[t.Effect] = []
+        if isinstance(inp, t.LeaseGranted):
+            self.lease = inp.lease
+            self.last_refresh = getattr(inp, "sent", now)
+            self.probed = False
+            self.probe_needed = True
+            self.leader_busy = False  # answers for an earlier lease's requests no longer matter
+            out.append(self._register())
+        elif isinstance(inp, t.LeaseRefreshed):
+            if inp.lease == self.lease:
+                self.last_refresh = max(self.last_refresh, getattr(inp, "sent", now))
+        elif isinstance(inp, t.LeaseLost):
+            self.lease = 0
+            self._set_leader(False)
+        elif isinstance(inp, t.StoreUpdate):
+            self._apply(inp.update)
+            if self.keys.reprobe + self.node in self.values:
+                self.probe_needed = True
+        elif isinstance(inp, t.MonitorFailed):
+            out += self._monitor_failed(inp)
+        elif isinstance(inp, (t.TxnDone, t.OpDone, t.Decided, t.FenceDone)):
+            pending = self.pending.pop(inp.token, None)
+            if pending is not None:
+                out += self._answer(pending, inp)
+        out += self._quorum()
+        out += self._worker()
+        out += self._leader(force=isinstance(inp, t.StoreUpdate))
+        return out
+
+    # ----- helpers -----
+
+    def _token(self, kind: str, **data: Any) -> int:
+        token = next(self._tokens)
+        self.pending[token] = Pending(kind, data)
+        return token
+
+    def _register(self) -> t.Txn:
+        member = Put(self.keys.member(self.node), st.dumps({"probed": False}), self.lease)
+        return self._txn("register", [], [member], lease=self.lease)
+
+    def _txn(self, why: str, compares: list[Compare], ops: list[Any], **data: Any) -> t.Txn:
+        return t.Txn(self._token(why, **data), tuple(compares), tuple(ops), why)
+
+    def _apply(self, update: Any) -> None:
+        self.mirror.apply(update)  # the daemon's own Mirror
+        self.values, self.revision = self.mirror.values, self.mirror.revision
+
+    def spec(self) -> ClusterSpec | None:
+        # Parsed once per configuration version, as the daemon does.
+        raw = self.values.get(self.keys.config)
+        if raw is not self._spec_raw:
+            self._spec_raw, self._spec = raw, _spec_of(raw, self.cluster)
+        return self._spec
+
+    def healthy(self, margin: float) -> bool:
+        return self.lease != 0 and self.now - self.last_refresh < self.ttl - margin
+
+    def _status(self, res: Result, op: str, ok: bool, role: str) -> bytes:
+        doc: dict[str, Any] = {
+            "role": role if res.running or (ok and op != "stop") else "Stopped",
+            "op": op,
+            "rc": res.rc,
+        }
+        if res.status is Status.PROMOTED:
+            doc["role"] = "Promoted"
+        if not ok:
+            doc.update({"failed": True, "kind": st.failure_kind(res), "role": "Started"})
+        return st.dumps(doc)
+
+    def _role(self, spec: ClusterSpec, rsc: str, res: Result) -> str:
+        if res.status is Status.PROMOTED:
+            return "Promoted"
+        return "Unpromoted" if st.ocf_meta(spec, rsc, self.node).get("promotable") == "true" else "Started"
+
+    def _run(self, spec: ClusterSpec, rsc: str, op: str, **data: Any) -> t.RunOp:
+        prim = st.primitive(spec, rsc)
+        assert prim is not None
+        return t.RunOp(
+            self._token("op", rsc=rsc, op=op, **data),
+            rsc,
+            op,  # type: ignore[arg-type]
+            st.op_timeout(prim, op),
+            str(prim.agent),
+            dict(prim.params),
+            st.ocf_meta(spec, rsc, self.node),
+        )
+
+    def _monitor(self, spec: ClusterSpec, rsc: str, role: str) -> list[t.Effect]:
+        prim = st.primitive(spec, rsc)
+        op = st.monitor_op(prim, role) if prim is not None else None
+        if op is None:
+            return []
+        return [t.StartMonitor(rsc, op[0], op[1], role)]  # type: ignore[arg-type]
+
+    def _fail_count(self, spec: ClusterSpec, rsc: str, op: str) -> Put:
+        old = st.loads(self.values.get(self.keys.fail_of(self.node, rsc))) or {}
+        count = st.next_fail_count(spec, op, int(old.get("count", 0)))
+        return Put(self.keys.fail_of(self.node, rsc), st.dumps({"count": count, "last": self.now}))
+
+    # ----- quorum (daemon._quorum, _lost_quorum, _stop_locally) -----
+
+    def _quorum(self) -> list[t.Effect]:
+        healthy = self.healthy(self.ttl * 0.25)
+        if not healthy and not self.quorum_lost and self.last_refresh > float("-inf"):
+            self.quorum_lost = True
+            self._set_leader(False)
+            spec = self.spec()
+            if spec is None or spec.cluster.no_quorum_policy in ("freeze", "ignore"):
+                return []
+            # As _stop_locally: what this agent believes runs here, at this moment, in reverse
+            # definition order, demoting first. It does not wait for an action in flight.
+            order = [p.id for p in spec.resources.primitives]
+
+            def position(rsc: str) -> int:
+                prim = st.primitive(spec, rsc)
+                return -order.index(prim.id) if prim is not None and prim.id in order else 0
+
+            todo = sorted(self.local_running, key=lambda r: (position(r), r))
+            self.stopping = True
+            self.local_stops = [
+                s for r in todo for s in ([(r, "demote")] if r in self.local_promoted else []) + [(r, "stop")]
+            ]
+            self.left = set()
+            out: list[t.Effect] = [t.StopMonitor(r) for r in sorted(self.local_running)]
+            return [*out, *self._stop_next(spec), t.Emit("no-quorum", f"{self.node} cut off: stopping {len(todo)}")]
+        # The daemon notices the store again in the same task that runs the local stops: only
+        # once they are over.
+        if healthy and self.quorum_lost and not self.stopping:
+            self.quorum_lost = False
+            self.probe_needed = True
+        return []
+
+    def _stop_next(self, spec: ClusterSpec) -> list[t.Effect]:
+        while self.local_stops:
+            rsc, op = self.local_stops.pop(0)
+            if st.primitive(spec, rsc) is not None:
+                return [self._run(spec, rsc, op, local=True)]
+            self.left.add(rsc)
+        # Done: what could not be stopped is what runs here now (the daemon assigns it likewise).
+        self.stopping = False
+        self.local_running = set(self.left)
+        self.local_promoted &= self.local_running
+        return []
+
+    # ----- the worker (daemon._worker, _probe, _execute, _run_action) -----
+
+    def _worker(self) -> list[t.Effect]:
+        if self.busy or self.quorum_lost or not self.lease or self.registered != self.lease:
+            return []  # the daemon registers (awaited) before its worker may probe
+        spec = self.spec() or ClusterSpec()
+        ids = {p.id for p in spec.resources.primitives}
+        if self.probe_needed or not ids <= self.probed_ids:
+            self.probe_needed = False
+            self.probed_ids = set(ids)
+            todo = [p.id for p in spec.resources.primitives]
+            return self._probe_next(spec, todo, [])
+        return self._execute(spec)
+
+    def _probe_next(self, spec: ClusterSpec, todo: list[str], ops: list[Any]) -> list[t.Effect]:
+        self.busy = True
+        if todo:
+            return [self._run(spec, todo[0], "monitor", probe=True, todo=todo[1:], ops=ops)]
+        ops = [
+            *ops,
+            Delete(self.keys.reprobe + self.node),
+            Put(self.keys.member(self.node), st.dumps({"probed": True}), self.lease),
+        ]
+        return [self._txn("probed", [], ops)]
+
+    def _probe_result(self, spec: ClusterSpec, rsc: str, res: Result, data: dict[str, Any]) -> list[t.Effect]:
+        key = self.keys.status_of(self.node, rsc)
+        ops, out = list(data["ops"]), []
+        if res.running:
+            self.local_running.add(rsc)
+            role = self._role(spec, rsc, res)
+            if role == "Promoted":
+                self.local_promoted.add(rsc)
+            ops.append(Put(key, self._status(res, "monitor", True, role)))
+            out += self._monitor(spec, rsc, role)
+        elif res.stopped:
+            self.local_running.discard(rsc)
+            self.local_promoted.discard(rsc)
+            ops.append(Delete(key))
+        else:
+            ops.append(Put(key, self._status(res, "monitor", False, "Started")))
+        return out + self._probe_next(spec, data["todo"], ops)
+
+    def _execute(self, spec: ClusterSpec) -> list[t.Effect]:
+        raw = self.values.get(self.keys.plan)
+        if raw is None:
+            return []
+        doc = _plan_of(raw)
+        if doc is None:
+            return []
+        if self.executed_epoch != doc.epoch:
+            self.executed_epoch, self.executed = doc.epoch, {}
+        seen = (self.revision, doc.epoch, len(self.executed))
+        if seen == self._executed_at:
+            return []  # nothing changed since the last look: nothing new is ready
+        done = {**st.done_marks(self.values, self.keys, doc.epoch), **self.executed}
+        todo = doc.ready(done, self.node)
+        if not todo:
+            self._executed_at = seen
+            return []
+        if not todo:
+            return []
+        action = todo[0]
+        self.busy = True
+        claim = f"{self.node}:{doc.epoch}:{action.id}".encode()
+        return [
+            self._txn(
+                "claim",
+                [Compare(self.keys.plan, "value", "==", raw)],
+                [
+                    Put(self.keys.running_of(self.node), st.dumps({"epoch": doc.epoch, "id": action.id}), self.lease),
+                    Put(self.keys.claims, claim),
+                ],
+                epoch=doc.epoch,
+                action=action,
+            )
+        ]
+
+    def _claimed(self, spec: ClusterSpec, data: dict[str, Any]) -> list[t.Effect]:
+        action: pl.PlanAction = data["action"]
+        rsc = st.local_id(spec, action.resource or "")  # what this node's reports call it
+        if st.primitive(spec, rsc) is None:
+            self.busy = False
+            return []
+        out: list[t.Effect] = []
+        if action.task in ("stop", "demote", "promote"):
+            out.append(t.StopMonitor(rsc))
+        return [*out, self._run(spec, rsc, action.task, epoch=data["epoch"], action=action)]
+
+    def _ran(self, spec: ClusterSpec, rsc: str, res: Result, data: dict[str, Any]) -> list[t.Effect]:
+        action: pl.PlanAction = data["action"]
+        task = action.task
+        ok = res.ok_for(task)
+        key = self.keys.status_of(self.node, rsc)
+        ops: list[Any] = [Put(self.keys.done_of(data["epoch"], action.id), st.dumps({"ok": ok, "rc": res.rc}))]
+        if ok and task in ("promote", "demote", "stop"):
+            (self.local_promoted.add if task == "promote" else self.local_promoted.discard)(rsc)
+        if ok and task == "stop":
+            ops.append(Delete(key))
+            self.local_running.discard(rsc)
+        elif ok:
+            role = "Promoted" if task == "promote" else self._role(spec, rsc, res)
+            ops.append(Put(key, self._status(res, task, True, role)))
+            self.local_running.add(rsc)
+        else:
+            ops.append(Put(key, self._status(res, task, False, "Started")))
+            ops.append(self._fail_count(spec, rsc, task))
+        ops.append(Delete(self.keys.running_of(self.node)))
+        return [self._txn("report", [], ops, epoch=data["epoch"], action=action, ok=ok, rsc=rsc)]
+
+    def _reported(self, spec: ClusterSpec, data: dict[str, Any]) -> list[t.Effect]:
+        action: pl.PlanAction = data["action"]
+        if self.executed_epoch == data["epoch"]:
+            self.executed[action.id] = data["ok"]
+        if data["ok"] and action.task in ("start", "promote", "demote"):
+            return self._monitor(spec, data["rsc"], "Promoted" if action.task == "promote" else "Started")
+        return []
+
+    def _monitor_failed(self, inp: t.MonitorFailed) -> list[t.Effect]:
+        spec = self.spec()
+        self.local_running.discard(inp.rsc)
+        self.local_promoted.discard(inp.rsc)
+        if spec is None or st.primitive(spec, inp.rsc) is None:
+            return []
+        ops = [
+            Put(self.keys.status_of(self.node, inp.rsc), self._status(inp.result, "monitor", False, "Started")),
+            self._fail_count(spec, inp.rsc, "monitor"),
+        ]
+        return [self._txn("monitor-failed", [], ops, retry=ops)]
+
+    # ----- answers -----
+
+    def _answer(self, p: Pending, inp: Any) -> list[t.Effect]:
+        spec = self.spec() or ClusterSpec()
+        if p.kind == "op":
+            rsc, op = p.data["rsc"], p.data["op"]
+            if p.data.get("local"):
+                if op == "stop" and not inp.result.ok_for(op):  # a failed demote: stop anyway
+                    self.left.add(rsc)
+                    self.local_stops = [s for s in self.local_stops if s[0] != rsc]
+                return self._stop_next(spec)
+            if p.data.get("probe"):
+                return self._probe_result(spec, rsc, inp.result, p.data)
+            return self._ran(spec, rsc, inp.result, p.data)
+        if p.kind == "claim":
+            if inp.ok and self.lease:
+                return self._claimed(spec, p.data)
+            self.busy = False
+            if inp.error is None:
+                # The plan changed under the claim: as the daemon's worker, wait for the next
+                # change in the store. (A claim that got no answer is tried again at once.)
+                self._executed_at = (self.revision, self.executed_epoch, len(self.executed))
+            return []
+        if p.kind == "register":
+            if p.data["lease"] != self.lease:
+                return []
+            if inp.error is None:
+                self.registered = self.lease
+                return []
+            return [self._register()]
+        if p.kind in ("probed", "report"):
+            self.busy = False
+            if inp.error is not None:
+                if p.kind == "probed":
+                    self.probe_needed = True
+                return []
+            if p.kind == "probed":
+                self.probed = True
+                return []
+            return self._reported(spec, p.data)
+        if p.kind == "monitor-failed":
+            if inp.error is not None:  # the daemon retries until the store takes it
+                return [self._txn("monitor-failed", [], p.data["retry"], retry=p.data["retry"])]
+            return []
+        if p.kind in ("campaign", "publish", "expire"):
+            self.leader_busy = False
+            if p.kind == "campaign":
+                # election.campaign: won, or lost the compare to a key that is already ours
+                # under this very lease (an earlier campaign's answer came back later).
+                lease = p.data["lease"]
+                if inp.ok and inp.error is None:
+                    self.won_lease = lease
+                mine = self.values.get(self.keys.leader) == self.node.encode() and self.won_lease == lease
+                self._set_leader(lease == self.lease and inp.error is None and (inp.ok or mine))
+            return []
+        if p.kind == "decide":
+            return self._decided(spec, inp, p.data)
+        if p.kind == "fence":
+            return self._fenced(spec, inp, p.data)
+        if p.kind == "fenced":
+            self.fencing.discard(p.data["victim"])
+            return []
+        return []
+
+    # ----- the leader (leader.py: step, lead, _fence, _fence_one) -----
+
+    def _set_leader(self, value: bool) -> None:
+        if self.is_leader and not value:
+            self.fencing.clear()
+        self.is_leader = value
+
+    def _still_leader(self) -> Compare:
+        return Compare(self.keys.leader, "value", "==", self.node.encode())
+
+    def _leader(self, force: bool) -> list[t.Effect]:
+        if self.leader_busy or (not force and self.now < self.last_lead + LEADER_PERIOD):
+            return []
+        self.last_lead = self.now
+        if self.quorum_lost or not self.lease or not self.healthy(self.ttl * 0.25):
+            self._set_leader(False)
+            return []
+        holder = self.values.get(self.keys.leader)
+        if holder is None or not self.is_leader:
+            if holder is not None and holder != self.node.encode():
+                self._set_leader(False)
+                return []
+            self.leader_busy = True
+            return [
+                self._txn(
+                    "campaign",
+                    [absent(self.keys.leader)],
+                    [Put(self.keys.leader, self.node.encode(), self.lease)],
+                    lease=self.lease,
+                )
+            ]
+        if holder != self.node.encode():
+            self._set_leader(False)
+            return []
+        return self._lead()
+
+    def _lead(self) -> list[t.Effect]:
+        spec = self.spec()
+        if spec is None:
+            return []
+        values = dict(self.values)
+        expired = st.expired_fail_counts(spec, values, self.keys, self.now)
+        if expired:
+            self.leader_busy = True
+            return [self._txn("expire", [self._still_leader()], [Delete(k) for k in expired])]
+        sched_spec, state = _scheduler_input(spec, values, self.keys, self.now)
+        self.leader_busy = True
+        return [t.Decide(self._token("decide", values=values, spec=spec), sched_spec, state)]
+
+    def _decided(self, spec: ClusterSpec, inp: t.Decided, data: dict[str, Any]) -> list[t.Effect]:
+        self.leader_busy = False
+        if not self.is_leader:
+            return []
+        values: dict[str, bytes] = data["values"]
+        raw = values.get(self.keys.plan)
+        current = _plan_of(raw) if raw is not None else None
+        epoch = current.epoch if current is not None else 0
+        done = st.done_marks(values, self.keys, epoch)
+        doc = pl.PlanDoc.of(inp.plan, epoch + 1, self.node, self.now)
+        new_work = doc.work()
+        outstanding = current.remaining(done) if current is not None else set()
+        failed = any(not ok for ok in done.values())
+        in_flight = any(k.startswith(self.keys.running) for k in values)
+        if new_work and (new_work != outstanding or failed) and not in_flight:
+            guard = Compare(self.keys.plan, "value", "==", raw) if raw is not None else absent(self.keys.plan)
+            claims = values.get(self.keys.claims)
+            claims_guard = (
+                Compare(self.keys.claims, "value", "==", claims) if claims is not None else absent(self.keys.claims)
+            )
+            self.leader_busy = True
+            return [
+                self._txn(
+                    "publish",
+                    [self._still_leader(), guard, claims_guard],
+                    [Put(self.keys.plan, pl.encode(doc)), Delete(self.keys.done, prefix=True)],
+                )
+            ]
+        if current is None:
+            return []
+        out: list[t.Effect] = []
+        for action in current.fences(done):
+            victim = action.node
+            if victim in self.fencing or self.fence_retry.get(victim, float("-inf")) > self.now:
+                continue
+            devices = st.stonith_devices(data["spec"], victim)
+            if not devices:
+                out.append(t.Emit("fence-failed", f"no fence device can fence {victim}"))
+                continue
+            self.fencing.add(victim)
+            out.append(self._fence_with(devices, 0, victim, current.epoch, action.id))
+        return out
+
+    def _fence_with(self, devices: list[Any], i: int, victim: str, epoch: int, action_id: int) -> t.Fence:
+        prim = devices[i]
+        base, _spread = fence_delay(prim.params)
+        data = {"devices": devices, "i": i, "victim": victim, "epoch": epoch, "id": action_id}
+        return t.Fence(self._token("fence", **data), victim, prim.id, prim.agent.type, dict(prim.params), base)
+
+    def _fenced(self, spec: ClusterSpec, inp: t.FenceDone, data: dict[str, Any]) -> list[t.Effect]:
+        victim = data["victim"]
+        if victim not in self.fencing:
+            return []  # no longer leader meanwhile
+        if not inp.ok:
+            if data["i"] + 1 < len(data["devices"]):
+                return [self._fence_with(data["devices"], data["i"] + 1, victim, data["epoch"], data["id"])]
+            self.fencing.discard(victim)
+            self.fence_retry[victim] = self.now + FENCE_RETRY
+            return [t.Emit("fence-failed", f"could not fence {victim}")]
+        self.fence_retry.pop(victim, None)
+        record = {"at": self.now, "ok": True, "device": data["devices"][data["i"]].id}
+        ops = [
+            Put(f"{self.keys.fence}{victim}", st.dumps(record)),
+            Delete(f"{self.keys.status}{victim}/", prefix=True),
+            Delete(f"{self.keys.attrs}{victim}/", prefix=True),
+            Put(self.keys.done_of(data["epoch"], data["id"]), st.dumps({"ok": True, "fenced": victim})),
+        ]
+        return [self._txn("fenced", [self._still_leader()], ops, victim=victim)]

@@ -1,0 +1,107 @@
+"""Seeds that once failed, run first by CI, and the known bugs in hakeeper they show.
+
+A failure whose message matches a known bug's pattern is that bug (the checkers annotate their
+messages with what tells the bugs apart); the pytest run of many seeds fails on any failure that
+matches none. A seed listed with a bug is expected to fail with it (xfail, strict): once the bug is
+fixed, the test says so and the entry becomes a plain regression seed (bug=None).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class KnownBug:
+    name: str
+    pattern: str  # a regular expression the violation message matches
+    owner: str  # the file that has to change
+    diagnosis: str
+
+    def matches(self, message: str) -> bool:
+        return re.search(self.pattern, message) is not None
+
+
+PROMOTE_BEFORE_DEMOTE = KnownBug(
+    "promote-before-demote",
+    r"promoted on 2 nodes|^promote \S+ on \S+ while \S+, lost with it Promoted, is not fenced yet$",
+    "src/hakeeper/placement/actions.py",
+    "When the promoted instance of a promotable clone moves to another instance, the scheduler "
+    "orders nothing between the old instance's demote and the new instance's promote (Pacemaker "
+    "orders every demote of a clone before any promote, through the clone's demoted pseudo-action). "
+    "The same gap lets the promote go ahead before the fence of a lost node whose instance was "
+    "promoted (no pseudo demote after the fence). Reproduce without the simulation: schedule() with "
+    "st Promoted on n1 and a higher promotion score on n3 gives demote st:0 on n1 and promote st:1 "
+    "on n3 with no edge between them.",
+)
+UNPROBED_MEMBER_RUNS_NOTHING = KnownBug(
+    "unprobed-member-runs-nothing",
+    r"registered again and not probed yet",
+    "src/hakeeper/agent/state.py (cluster_state)",
+    "A member whose agent has registered but not finished probing (after every agent restart, and "
+    "when a lost node comes back before its fence) is made online=False, unclean=False: the "
+    "scheduler takes such a node as cleanly down, so everything it reports running is started "
+    "elsewhere while it still runs there, and a pending fence of a lost node that rejoins is "
+    "dropped from the next plan. Its reports should count as running (or the node stay unclean "
+    "until it probed) until the probe says otherwise.",
+)
+LOST_WITH_ACTION_IN_FLIGHT = KnownBug(
+    "lost-with-action-in-flight",
+    r"was lost with an action in flight it never reported",
+    "src/hakeeper/agent/state.py (cluster_state) and agent/daemon.py (_execute)",
+    "A node lost (lease expired) while a claimed start was running has no report of it: the "
+    "running/<node> key is bound to the lease and goes with it, so the node is not unclean and "
+    "not fenced, and the resource starts elsewhere while the lost node (paused, cut off) still "
+    "starts it. Pacemaker records pending operations for this reason: a claim should leave a "
+    "report (role Starting, not lease-bound) that makes the node unclean if it is lost.",
+)
+MONITOR_FAILURE_FORGETS = KnownBug(
+    "monitor-failure-forgets",
+    r"dropped it from what it runs after a failed monitor",
+    "src/hakeeper/agent/daemon.py (_monitor)",
+    "A recurring monitor that fails with an error (rc 1: the resource may well still run) removes "
+    "the resource from local_running; if the node is then cut off from the store, the no-quorum "
+    "stop skips it, and without stonith it runs on while the cluster starts it elsewhere. Only a "
+    "clean 'not running' (rc 7) should remove it.",
+)
+STALE_RUNNING_KEY = KnownBug(
+    "stale-running-key",
+    r"left for an action that is done",
+    "src/hakeeper/agent/daemon.py (_execute) or leader.py (in_flight)",
+    "A claim whose answer is lost (the node cannot hear the store for a while) for an action whose "
+    "report did reach the store re-writes running/<node>; once the node hears the store again the "
+    "action is done, nobody claims or reports anything more, and running/<node> stays as long as "
+    "the node's lease: the leader waits for that 'action in flight' forever and never plans again. "
+    "The worker should delete its own running key when it runs nothing, or the leader ignore a "
+    "running key whose action is marked done.",
+)
+KNOWN_BUGS = (
+    PROMOTE_BEFORE_DEMOTE,
+    UNPROBED_MEMBER_RUNS_NOTHING,
+    LOST_WITH_ACTION_IN_FLIGHT,
+    MONITOR_FAILURE_FORGETS,
+    STALE_RUNNING_KEY,
+)
+
+
+def known_bug(message: str) -> KnownBug | None:
+    return next((b for b in KNOWN_BUGS if b.matches(message)), None)
+
+
+# (seed, the bug it shows, or None once fixed). Seeds run with SimConfig().for_seed(seed).
+REGRESSIONS: list[tuple[int, KnownBug | None]] = [
+    (4, PROMOTE_BEFORE_DEMOTE),
+    (12, PROMOTE_BEFORE_DEMOTE),
+    (1, UNPROBED_MEMBER_RUNS_NOTHING),
+    (20, UNPROBED_MEMBER_RUNS_NOTHING),
+    # Bugs of the simulation itself, fixed, kept as regressions: a watch batch overtaking the
+    # watch's opening answer (an event lost), a campaign's late answer deposing the winner, a
+    # register overtaken by the probe, a claim without answer never retried, a watch stream that
+    # lost a message and went on, a failing stop injected without stonith.
+    (8, None),
+    (125, None),
+    (42, None),
+    (2032, None),
+    (2079, None),
+]
