@@ -6,16 +6,18 @@ of `hakeeper.vrrp.machine` and etcd raft's Ready/Advance: the caller (the asynci
 store connection, the resource agents, the fence devices and the clock. It feeds the core
 *inputs*, each with `now`, and carries out the *effects* the core returns, in order.
 
-Driving it (the leader's core, `LeaderCore` in `core/leader.py`, is driven this way now; the
-node's, `NodeCore`, will take the same inputs):
+Driving it. The leader's core, `LeaderCore` in `core/leader.py`, is driven this way (by the
+simulation; the asyncio leader loop in `agent/leader.py` is still the old one, switching it over
+is the next step); it takes a `LeaderView` (the store's values, the lease, whether the store
+answers, the suspects) where the node's core will take the raw inputs below:
 
-    core = LeaderCore(LeaderConfig(node="n1", cluster="c", ...))
-    effects = core.handle(now, Tick())
+    core = LeaderCore(node="n1", cluster="c")
     while True:
-        for effect in effects:
-            carry it out; an effect with a `token` is answered later by an input with that token
-        wait for the first of: a watch update, an answer, the time core.deadline() names
-        effects = core.handle(now, that input)
+        effects = core.handle(now, LeaderView(values, lease, healthy, suspects, changed))
+        for effect in effects (in order):
+            carry it out; an effect with a `token` is answered by an input with that token,
+            and that answer's effects are carried out next: effects += core.handle(now, answer)
+        wait for the first of: a watch update, a fence's answer, core.deadline()
 
 Rules the caller keeps, which the core relies on:
   * One clock. Every `handle` gets `now` in seconds from the same clock, never decreasing. The
@@ -38,7 +40,8 @@ Rules the caller keeps, which the core relies on:
     happens; None means only an input can change anything.
 
 What is in this file is the stable interface the simulation builds on; new inputs or effects
-may be added, none of these will change meaning. Still to come (issue 10, part 1): the node side
+may be added, none of these will change meaning. Still to come (issue 10, part 1): the agent's
+leader loop driving `LeaderCore`; then the node side
 (claim, run, probe, monitors, the quorum stop, the shutdown drain) moves behind `NodeCore`;
 until then `agent/daemon.py` makes those decisions itself with the pure helpers of `agent/plan.py`
 and `agent/state.py`. The inputs and effects it will use are already here (`LeaseGranted`,
@@ -229,8 +232,9 @@ class Decide:
 
 @dataclass(frozen=True)
 class Fence:
-    """Fence `victim` with one stonith device, after `delay` seconds (pcmk_delay_*). Answered by
-    FenceDone."""
+    """Fence `victim` with one stonith device, after `delay` seconds plus a random share of up to
+    `spread` seconds (pcmk_delay_base, pcmk_delay_max: the caller draws it, the core has no
+    randomness). Answered by FenceDone."""
 
     token: int
     victim: str
@@ -238,6 +242,7 @@ class Fence:
     agent_type: str
     params: dict[str, str]
     delay: float = 0.0
+    spread: float = 0.0
 
 
 @dataclass(frozen=True)
