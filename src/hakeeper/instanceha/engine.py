@@ -235,10 +235,13 @@ class Engine:
                 if await self.mutate(a.key, rc.unforced):
                     await self.event("unforced", f"{a.host} is back: its nova-compute is no longer forced down")
         except NovaError as exc:
-            await self.event("recovery-step-failed", exc.reason, host=a.key[0])
-            if isinstance(a, rc.Unforce):
-                return  # the recovery is over; the next round asks again
             err = exc
+            if isinstance(a, rc.Unforce):
+                waiting = await self.mutate(a.key, lambda r: rc.unforce_refused(r, err.reason, time.time()))
+                if waiting is not None and waiting.host_attempts == 1:
+                    await self.event("unforce-waits", err.reason, host=a.key[0])  # told once
+                return  # the recovery is over; asked again after the pause
+            await self.event("recovery-step-failed", exc.reason, host=a.key[0])
             failed = await self.mutate(
                 a.key, lambda r: rc.host_step_failed(r, err.reason, err.permanent, s, time.time())
             )

@@ -22,6 +22,7 @@ from typing import Any
 
 from hakeeper.coord.etcdproc import Cluster, Member
 from hakeeper.instanceha.novalab.lab import CLOUD, NovaLab
+from hakeeper.instanceha.novalab.nova_driver import LAB_PROJECT
 from hakeeper.netlab.lab import kill_namespace_processes
 
 SRC = str(Path(__file__).resolve().parents[2])
@@ -77,6 +78,9 @@ class HaCluster:
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        # The lab's project keeps Nova's default quota of 10 instances; the tests and the bench boot more.
+        unlimited = {"quota_set": {"instances": -1, "cores": -1, "ram": -1}}
+        self.lab.nova("PUT", f"/os-quota-sets/{LAB_PROJECT}", unlimited)
         self.etcd.start()
         for node in self.nodes:
             self.start_agent(node)

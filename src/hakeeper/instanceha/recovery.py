@@ -129,7 +129,7 @@ def decide(world: World) -> list[Action]:
     in_flight = len(world.in_flight)
     for key, rec in sorted(world.recoveries.items()):
         if rec.phase in TERMINAL:
-            actions += _after(world, rec)
+            actions += [] if key in world.busy else _after(world, rec)
             continue
         if key in world.busy or world.now < rec.next_try:
             continue
@@ -172,7 +172,7 @@ def _after(world: World, rec: Recovery) -> list[Action]:
     """A finished recovery: once the host is back (a new member, and its nova-compute reporting
     again), its service is un-forced-down. Nova frees the placement usage of the evacuated
     instances when that compute starts (it deletes their leftovers), which is why it comes first."""
-    if rec.unforced or not rec.forced_down_at:
+    if rec.unforced or not rec.forced_down_at or world.now < rec.next_try:
         return []
     back = world.incarnations.get(rec.node, 0) > rec.failure
     updated = world.service_updated.get(rec.host, "")
@@ -291,7 +291,11 @@ def claim(rec: Recovery, iid: str, engine: str, target: str, now: float) -> Reco
     assert inst is not None and inst.state == InstanceState.PENDING
     return rec.with_instance(
         dataclasses.replace(
-            inst, state=InstanceState.CLAIMED, attempts=inst.attempts + 1, claimed_by=engine, claimed_at=now,
+            inst,
+            state=InstanceState.CLAIMED,
+            attempts=inst.attempts + 1,
+            claimed_by=engine,
+            claimed_at=now,
             target=target,
         )
     )
@@ -312,7 +316,18 @@ def evacuate_result(
 
 
 def unforced(rec: Recovery) -> Recovery:
-    return dataclasses.replace(rec, unforced=True)
+    return dataclasses.replace(rec, unforced=True, reason="")
+
+
+def unforce_refused(rec: Recovery, reason: str, now: float) -> Recovery:
+    """Nova refuses while the returning compute still cleans up its evacuated instances (their
+    migration records stay `done` until it has): asked again after a pause."""
+    return dataclasses.replace(
+        rec,
+        reason=f"un-force-down waits: {reason}",
+        next_try=now + 2 * HOST_BACKOFF,
+        host_attempts=rec.host_attempts + 1,
+    )
 
 
 def reserved_enabled(rec: Recovery) -> Recovery:
