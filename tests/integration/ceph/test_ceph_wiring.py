@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from wiringlab import Wired, wired
@@ -107,7 +108,7 @@ def test_a_keyring_with_the_wrong_owner(lab: Wired) -> None:
     assert any(f"controller01: {KEYRING_IMAGES}: owner: cinder:cinder, want glance" in line
                for line in failures(out)), out.stdout
     applied(lab)
-    state = file_state(__import__("pathlib").Path(path))
+    state = file_state(Path(path))
     assert state is not None and (state.owner, state.mode) == ("glance", 0o600)
 
 
