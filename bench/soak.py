@@ -299,9 +299,9 @@ class Rig:
                 self.cl.hosts[f.node].ip("link", "set", IFNAME, "up", check=False)
 
     def restore(self) -> list[str]:
-        """Every node back as it should be. A fenced node (agent killed, links down or etcd killed:
-        the fence kills everything and takes the links down) boots again, as a power-cycling fence
-        device would have it; a dead etcd member, agent or speaker is started again."""
+        """Every node back as it should be. A fenced node (the fence kills everything and takes the
+        links down) boots again, as a power-cycling fence device would have it; a dead etcd member,
+        agent or speaker is started again. Called after a heal, and every second between faults."""
         done: list[str] = []
         with self.mutex:
             if self.holding:  # checked under the lock: a fault injected meanwhile stays in effect
@@ -311,7 +311,9 @@ class Rig:
                 member = self.cl.members[n]
                 agent_dead = agent is None or agent.poll() is not None
                 etcd_dead = member.proc is None or member.proc.poll() is not None
-                if agent_dead and (etcd_dead or not self.link_up(n)):
+                # Outside a fault nothing takes a link down but the fence: a node with its link
+                # down was fenced, even if an agent started at the heal outran the fence.
+                if (agent_dead and etcd_dead) or not self.link_up(n):
                     kill_namespace_processes(self.cl.hosts[n].ns)
                     if member.proc is not None:
                         member.proc.wait(5)
