@@ -162,7 +162,7 @@ def _store_serve(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         # The server claims the path itself: it never removes what it did not create.
-        store = open_embedded(args.data, args.cluster)
+        store = open_embedded(None if args.memory else args.data, args.cluster)
         server = LocalServer(args.socket, store)
         try:
             await server.start()
@@ -467,10 +467,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sub = p.add_subparsers(dest="store_command", required=True)
     s = sub.add_parser("serve", help="serve an embedded store on a Unix socket")
     s.add_argument("--socket", required=True)
-    s.add_argument(
-        "--data",
-        help=f"keep the store on disk in this directory (production: {DEFAULT_DATA_DIR}); "
-        "without it the store lives in memory and a restart loses it",
+    where = s.add_mutually_exclusive_group()
+    where.add_argument(
+        "--data", default=DEFAULT_DATA_DIR,
+        help=f"keep the store on disk in this directory (default {DEFAULT_DATA_DIR})",
+    )
+    where.add_argument(
+        "--memory", action="store_true",
+        help="keep the store in memory only: a restart loses it (tests and demos)",
     )
     s.add_argument("--cluster", default=os.environ.get("HAKEEPER_CLUSTER", "hakeeper"),
                    help="the cluster name recorded in the data file (another cluster's file is refused)")
