@@ -141,7 +141,7 @@ def idle_footprint(count: int = 50, window: float = 30.0) -> None:
             f"resources:\n  primitives:\n{prims}\n"
         )
         server = subprocess.Popen(
-            [sys.executable, "-m", "hakeeper", "store", "serve", "--socket", sock],
+            [sys.executable, "-m", "hakeeper", "store", "serve", "--memory", "--socket", sock],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -52,7 +52,8 @@ def main() -> int:
         secret = tmp / "shadow"
         secret.write_text(f"root:{marker}:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n")
         sock = tmp / "store.sock"
-        store = subprocess.Popen([sys.executable, "-m", "hakeeper", "store", "serve", "--socket", str(sock)],
+        store = subprocess.Popen([sys.executable, "-m", "hakeeper", "store", "serve", "--memory",
+                                  "--socket", str(sock)],
                                  env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:

@@ -31,7 +31,7 @@ def serve(sock: str, data: str | None) -> tuple[subprocess.Popen[bytes], float]:
     started = time.monotonic()
     cmd = [sys.executable, "-m", "hakeeper", "store", "serve", "--socket", sock, "--cluster", "bench"]
     proc = subprocess.Popen(
-        [*cmd, *(["--data", data] if data else [])], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        [*cmd, *(["--data", data] if data else ["--memory"])], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
     )
     assert proc.stdout is not None and b"serving" in proc.stdout.readline()
     return proc, time.monotonic() - started

@@ -39,7 +39,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An embedded store (`hakeeper store serve`) for `config apply --dry-run`."""
     sock = tmp_path_factory.mktemp("store") / "store.sock"
     env = dict(os.environ, PYTHONPATH=str(SRC))
-    proc = subprocess.Popen([sys.executable, "-m", "hakeeper", "store", "serve", "--socket", str(sock)],
+    proc = subprocess.Popen([sys.executable, "-m", "hakeeper", "store", "serve", "--memory", "--socket", str(sock)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30

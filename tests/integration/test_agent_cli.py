@@ -54,7 +54,7 @@ def cluster(tmp_path: Path) -> Iterator[str]:
     sock = str(tmp_path / "store.sock")
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "hakeeper", "store", "serve", "--socket", sock],
+            [sys.executable, "-m", "hakeeper", "store", "serve", "--memory", "--socket", sock],
             env=ENV,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -277,7 +277,7 @@ def test_unknown_names_are_refused_with_the_known_ones(cluster: str, tmp_path: P
 def test_events_say_when_there_are_none_and_store_errors_say_what_to_do(tmp_path: Path) -> None:
     sock = str(tmp_path / "store.sock")
     server = subprocess.Popen(
-        [sys.executable, "-m", "hakeeper", "store", "serve", "--socket", sock],
+        [sys.executable, "-m", "hakeeper", "store", "serve", "--memory", "--socket", sock],
         env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     try:

@@ -41,7 +41,7 @@ V2 = V1.replace('    - {id: db, agent: process, params: {command: "sleep 1001 # 
 def store(tmp_path: Path) -> Iterator[str]:
     sock = str(tmp_path / "store.sock")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hakeeper", "store", "serve", "--socket", sock],
+        [sys.executable, "-m", "hakeeper", "store", "serve", "--memory", "--socket", sock],
         env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     try:

@@ -207,3 +207,17 @@ def test_two_servers_never_share_a_data_directory(server: Server, tmp_path: Path
     asyncio.run(still_serving())
 
 
+
+
+def test_memory_and_data_exclude_each_other_and_the_default_is_on_disk(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    out = subprocess.run(
+        [sys.executable, "-m", "hakeeper", "store", "serve", "--socket", str(tmp_path / "s.sock"),
+         "--memory", "--data", str(data)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 2 and "not allowed with argument" in out.stderr, out
+    assert not data.exists() and not (tmp_path / "s.sock").exists()
+    usage = subprocess.run([sys.executable, "-m", "hakeeper", "store", "serve", "--help"],
+                           capture_output=True, text=True, timeout=120)
+    assert "(default /var/lib/hakeeper/store)" in " ".join(usage.stdout.split()), usage.stdout

@@ -313,8 +313,8 @@ def _check_ours(db: sqlite3.Connection, path: Path, cluster: str) -> None:
 
 
 def open_embedded(data_dir: str | None, cluster: str) -> MemoryStore:
-    """The store `hakeeper store serve` runs: on disk in `data_dir`, or in memory without one."""
+    """The store `hakeeper store serve` runs: on disk in `data_dir`, or in memory (`--memory`: None)."""
     if data_dir is None:
-        log.warning("no --data directory: the store lives in memory and a restart loses it")
+        log.warning("--memory: the store lives in memory and a restart loses it")
         return MemoryStore()
     return DurableStore.open(data_dir, cluster)

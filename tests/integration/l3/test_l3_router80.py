@@ -135,7 +135,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     spec_file.write_text(dump_router_spec(spec))
     seg = {"ha0": "brha", "ex0": "brex", "in0": "brin"}
     store = workdir / "store.sock"
-    server = subprocess.Popen([sys.executable, "-m", "hakeeper", "store", "serve", "--socket", str(store)],
+    server = subprocess.Popen([sys.executable, "-m", "hakeeper", "store", "serve", "--memory", "--socket", str(store)],
                               env=dict(os.environ, PYTHONPATH=str(SRC)), stderr=subprocess.DEVNULL)
     with Lab("hkl3") as lab:
         c = None

@@ -147,7 +147,7 @@ def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
     spec_file = workdir / "routers.yaml"
     spec_file.write_text(dump_router_spec(RouterSpec(settings=settings, routers=parse_router_spec(ROUTERS).routers)))
     store = workdir / "store.sock"
-    server = subprocess.Popen([sys.executable, "-m", "hakeeper", "store", "serve", "--socket", str(store)],
+    server = subprocess.Popen([sys.executable, "-m", "hakeeper", "store", "serve", "--memory", "--socket", str(store)],
                               env=dict(os.environ, PYTHONPATH=str(SRC)), stderr=subprocess.DEVNULL)
     seg = {"ha0": "brha", "ex0": "brex", "in0": "brin", "in1": "brin1"}
     with Lab("hkl3s") as lab:
