@@ -356,7 +356,10 @@ class NovaLab:
         daemon = compute.daemon if (up and compute is not None) else None
 
         def ready() -> bool:
-            if (self.service(name).get("state") == "up") != up:
+            listed = _get(self.nova("GET", f"/os-services?binary=nova-compute&host={name}"), "services")
+            if not isinstance(listed, list) or not listed:
+                return False  # not registered yet
+            if (listed[0].get("state") == "up") != up:
                 return False
             return not up or self.host_mapped(name)
 

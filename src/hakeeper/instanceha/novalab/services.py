@@ -38,9 +38,12 @@ class App(BaseApplication):
                 self.cfg.set(key, value)
     def load(self):
         sys.argv = [prog, *app_args]
-        for module in os.environ.get("HAKEEPER_PRELOAD", "").split(","):
-            if module:
-                importlib.import_module(module)
+        preload = [m for m in os.environ.get("HAKEEPER_PRELOAD", "").split(",") if m]
+        for module in preload:
+            importlib.import_module(module)
+        if preload:  # models imported: set up their relationships now (before the first query)
+            from sqlalchemy import orm
+            orm.configure_mappers()
         module, _, attr = target.partition(":")
         return getattr(importlib.import_module(module), attr)
 App().run()
