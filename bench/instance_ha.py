@@ -45,7 +45,7 @@ def one_run(ha: HaCluster, count: int, victim: str, survivor: str) -> dict[str, 
     lab = ha.lab
     ids = lab.boot(count, victim, name=f"b{count}", timeout=600)
     dead_at = ha.power_off(victim)
-    lab.wait_servers(ids, "ACTIVE", survivor, timeout=600)
+    ha.wait_active(ids, survivor, timeout=600)
     active_at = time.time()
     counts = ha.evacuations(ids)
     twice = [i for i, n in counts.items() if n != 1]

@@ -25,7 +25,6 @@ from hakeeper.instanceha.novalab.lab import CLOUD, NovaLab
 from hakeeper.netlab.lab import kill_namespace_processes
 
 SRC = str(Path(__file__).resolve().parents[2])
-LAB_PROJECT = "novalab"  # the project novalab's identity filter gives every request (its nova_driver.py)
 IFNAME = "eth0"
 
 
@@ -79,8 +78,9 @@ class HaCluster:
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         # The lab's project keeps Nova's default quota of 10 instances; the tests and the bench boot more.
-        unlimited = {"quota_set": {"instances": -1, "cores": -1, "ram": -1}}
-        self.lab.nova("PUT", f"/os-quota-sets/{LAB_PROJECT}", unlimited)
+        # The default quota class: a project's own quota needs Keystone to check the project.
+        unlimited = {"quota_class_set": {"instances": -1, "cores": -1, "ram": -1}}
+        self.lab.nova("PUT", "/os-quota-class-sets/default", unlimited)
         self.etcd.start()
         for node in self.nodes:
             self.start_agent(node)
@@ -144,11 +144,12 @@ class HaCluster:
         return [json.loads(line) for line in out.splitlines() if line.strip()]
 
     def evacuations(self, ids: list[str]) -> dict[str, int]:
-        """Nova's own count of evacuations per instance (its migration records of type evacuation)."""
+        """Nova's own count of completed evacuations per instance (its migration records)."""
         doc = self.lab.nova("GET", "/os-migrations?migration_type=evacuation", microversion="2.59")
         counts = dict.fromkeys(ids, 0)
         for m in doc.get("migrations", []) if isinstance(doc, dict) else []:
-            if m.get("instance_uuid") in counts:
+            # A refused attempt (NoValidHost: status error/failed) was retried, not evacuated twice.
+            if m.get("instance_uuid") in counts and m.get("status") in ("done", "completed"):
                 counts[m["instance_uuid"]] += 1
         return counts
 
@@ -200,6 +201,17 @@ class HaCluster:
         pid = int(pidfile.read_text().split()[0])
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
+
+    def wait_active(self, ids: list[str], host: str, timeout: float) -> None:
+        """Every server ACTIVE on `host`; an ERROR on the way is an attempt the engine retries."""
+
+        def done() -> bool:
+            return all(
+                (s := self.lab.server(i)).get("status") == "ACTIVE" and s.get("OS-EXT-SRV-ATTR:host") == host
+                for i in ids
+            )
+
+        self.wait(done, timeout, f"{len(ids)} servers ACTIVE on {host}", every=0.5)
 
     @staticmethod
     def wait(check: Any, timeout: float, what: str, every: float = 0.2) -> None:
