@@ -390,8 +390,14 @@ class AdapterBrain:
 
     def _monitor_failed(self, inp: t.MonitorFailed) -> list[t.Effect]:
         spec = self.spec()
-        self.local_running.discard(inp.rsc)
-        self.local_promoted.discard(inp.rsc)
+        # As daemon._note_monitor_result: only a clean "not running" takes it off the list.
+        if inp.result.status is Status.NOT_RUNNING:
+            self.local_running.discard(inp.rsc)
+            self.local_promoted.discard(inp.rsc)
+        elif inp.result.status is Status.SUCCESS:
+            self.local_promoted.discard(inp.rsc)
+        elif inp.result.status in (Status.PROMOTED, Status.FAILED_PROMOTED):
+            self.local_promoted.add(inp.rsc)
         if spec is None or st.primitive(spec, inp.rsc) is None:
             return []
         ops = [

@@ -292,7 +292,8 @@ class Shell:
                     self._monitor(m, gen)
                     return
                 del self.monitors[m.rsc]
-                if m.rsc in self.sim.truth.on(self.name):
+                # The agent forgets it only on a clean "not running" (daemon._note_monitor_result).
+                if res.status is Status.NOT_RUNNING and m.rsc in self.sim.truth.on(self.name):
                     self.sim.monitor_dropped.add((self.name, m.rsc))
                 self.feed(t.MonitorFailed(m.rsc, res, m.interval))
 

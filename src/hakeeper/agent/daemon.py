@@ -590,8 +590,7 @@ class Agent:
                 continue
             # Expected running, found otherwise: a failure (a clean "not running" included).
             self.monitors.pop(rsc, None)
-            self.local_running.discard(rsc)
-            self.local_promoted.discard(rsc)
+            self._note_monitor_result(rsc, res.status)
             doc = self._status_doc(res, "monitor", ok=False, known=self._definition(spec, rsc))
             doc["interval"] = interval
             ops = [
@@ -608,6 +607,19 @@ class Agent:
                 "monitor-failed", f"monitor on {self.node}: {res.describe()} {res.output.strip()[-200:]}", rsc
             )
             return
+
+    def _note_monitor_result(self, rsc: str, status: Status) -> None:
+        """What a failed monitor says about what this node runs. Only a clean "not running" takes
+        the resource off the list: after an error or a timeout it may well still run, and a node that
+        loses quorum must still stop it (the simulation found a resource whose monitor failed with
+        rc 1 skipped by the no-quorum stop, then running on two nodes)."""
+        if status is Status.NOT_RUNNING:
+            self.local_running.discard(rsc)
+            self.local_promoted.discard(rsc)
+        elif status is Status.SUCCESS:
+            self.local_promoted.discard(rsc)  # running, but no longer promoted
+        elif status in (Status.PROMOTED, Status.FAILED_PROMOTED):
+            self.local_promoted.add(rsc)  # demote before any stop
 
     # ----- quorum -----
 
