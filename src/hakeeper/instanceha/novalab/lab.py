@@ -41,6 +41,7 @@ CLOUD = "novalab"
 # 2.74 is the first with "host" on boot; 2.68-2.94 evacuate to ACTIVE (2.95+ leaves servers SHUTOFF).
 BOOT_MICROVERSION = "2.74"
 EVACUATE_MICROVERSION = "2.68"
+BOOT_ATTEMPTS = 4  # boots of one server refused "No valid host" before the lab gives up
 FLAVOR = "novalab.tiny"
 # What the lab's driver (nova_driver.py, running inside Nova) logs for each guest it boots again.
 RESUMED_MARK = "hakeeper_fake: guest resumed"
@@ -371,14 +372,33 @@ class NovaLab:
 
     # ----- servers ---------------------------------------------------------------------------
     def boot(self, count: int, host: str, name: str = "vm", timeout: float = 240) -> list[str]:
-        """Boot `count` servers pinned to `host` without networks; returns their ids once ACTIVE."""
-        ids: list[str] = []
-        for i in range(count):
+        """Boot `count` servers pinned to `host` without networks; returns their ids once ACTIVE.
+
+        A compute that has just (re)started can be "up" before the scheduler's view of it has
+        caught up, and a boot pinned to it then fails with "No valid host" (seen once after the
+        identity move). Such servers are deleted and booted again, a few times at most; any other
+        ERROR fails at once."""
+
+        def post(i: int) -> str:
             body = {"server": {"name": f"{name}-{host}-{i}", "imageRef": self.image_id, "flavorRef": self.flavor_id,
                                "networks": "none", "host": host}}
-            ids.append(str(_get(self.nova("POST", "/servers", body), "server", "id")))
-        self.wait_servers(ids, "ACTIVE", host, timeout)
-        return ids
+            return str(_get(self.nova("POST", "/servers", body), "server", "id"))
+
+        booting = {i: post(i) for i in range(count)}
+        for attempt in range(BOOT_ATTEMPTS):
+            try:
+                self.wait_servers(list(booting.values()), "ACTIVE", host, timeout)
+                break
+            except LabError as err:
+                if "No valid host" not in str(err) or attempt == BOOT_ATTEMPTS - 1:
+                    raise
+            time.sleep(3)
+            for i, server_id in list(booting.items()):
+                server = self.server(server_id)
+                if server.get("status") == "ERROR" and "No valid host" in str(server.get("fault")):
+                    self.nova("DELETE", f"/servers/{server_id}")
+                    booting[i] = post(i)
+        return list(booting.values())
 
     def server(self, server_id: str) -> dict[str, object]:
         found = _get(self.nova("GET", f"/servers/{server_id}"), "server")
