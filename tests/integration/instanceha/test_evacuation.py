@@ -1,0 +1,114 @@
+"""Fenced evacuation against real Nova (Nova 34, fake driver; novalab) with hakeeper agents on the
+controller and both computes. The tests run in order on one lab (started once for the module):
+1. compute-1 dies while its fence device fails: nothing is forced down or evacuated until the
+   fence succeeds; then every instance is ACTIVE on compute-2, evacuated exactly once (Nova's count).
+2. compute-1 boots again: its nova-compute is un-forced-down, Nova frees its placement usage.
+3. compute-2 dies and the evacuation engine is SIGKILLed mid-recovery: hakeeper starts it again,
+   it resumes the recorded recovery, every instance ACTIVE on compute-1, none evacuated twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from novalab_fixtures import skip_without_nova
+
+from conftest import needs_binary
+from hakeeper.instanceha.halab import HaCluster
+from hakeeper.instanceha.novalab import NovaLab
+
+# The lab alone takes one to several minutes to start on a loaded machine.
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+@pytest.fixture(scope="module")
+def ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HaCluster]:
+    # novalab_fixtures' `nova_lab` would do, but on its own subnet this module can run beside
+    # test_novalab.py (this machine runs several suites at once).
+    skip_without_nova()
+    needs_binary("etcd", "etcd-server")
+    with NovaLab(computes=2, subnet=3) as lab:
+        cluster = HaCluster(lab, Path(tmp_path_factory.mktemp("instanceha")), parallel=2)
+        try:
+            cluster.start()
+            yield cluster
+        finally:
+            cluster.close()
+
+
+def kinds(events: list[dict[str, object]], host: str) -> list[str]:
+    return [str(e["kind"]) for e in events if e.get("host") == host or e.get("victim") == host]
+
+
+def recovery_of(ha: HaCluster, node: str) -> dict[str, object] | None:
+    mine = [r for r in ha.recoveries() if r["node"] == node]
+    return mine[-1] if mine else None
+
+
+def test_nothing_is_evacuated_before_the_fence_then_each_instance_exactly_once(ha: HaCluster) -> None:
+    lab = ha.lab
+    ids = lab.boot(4, "compute-1")
+    ha.close_gate("compute-1")
+    ha.power_off("compute-1")
+    # The device fails (its namespace alias is missing) and is retried every 3 s.
+    ha.wait(lambda: sum(1 for e in ha.events() if e["kind"] == "fence-failed") >= 3, 60, "three failed fences")
+    assert recovery_of(ha, "compute-1") is None
+    assert lab.service("compute-1").get("forced_down") is False
+    for sid in ids:
+        server = lab.server(sid)
+        assert server["OS-EXT-SRV-ATTR:host"] == "compute-1" and server["OS-EXT-STS:task_state"] is None
+    assert set(ha.evacuations(ids).values()) == {0}
+
+    ha.open_gate("compute-1")
+    ha.wait_active(ids, "compute-2", timeout=180)
+    assert ha.evacuations(ids) == dict.fromkeys(ids, 1)
+    ha.wait(lambda: (recovery_of(ha, "compute-1") or {}).get("phase") == "done", 30, "the recovery done")
+    seen = kinds(ha.events(), "compute-1")
+    for kind in ("fenced", "recovery-started", "forced-down", "evacuated", "recovery-done"):
+        assert kind in seen, seen
+    assert seen.index("fenced") < seen.index("forced-down")
+
+
+def test_returning_host_is_unforced_and_its_usage_freed(ha: HaCluster) -> None:
+    lab = ha.lab
+    ha.power_on("compute-1")
+    ha.wait(lambda: (recovery_of(ha, "compute-1") or {}).get("unforced") is True, 120, "compute-1 un-forced-down")
+    assert lab.service("compute-1").get("forced_down") is False
+    lab.wait_compute("compute-1", up=True, timeout=60)
+    ha.wait(lambda: placement_usage(ha, "compute-1") == 0, 60, "compute-1's placement usage freed")
+
+
+def placement_usage(ha: HaCluster, host: str) -> int:
+    from hakeeper.instanceha.novalab.services import http_json
+
+    url = ha.lab.ctl.url("placement")
+    headers = {"x-auth-token": "admin", "OpenStack-API-Version": "placement 1.14"}
+    rps = http_json("GET", f"{url}/resource_providers?name={host}", None, headers)
+    [rp] = rps["resource_providers"]  # type: ignore[index]
+    usages = http_json("GET", f"{url}/resource_providers/{rp['uuid']}/usages", None, headers)
+    return sum(int(v) for v in usages["usages"].values())  # type: ignore[index]
+
+
+def test_evacuator_killed_mid_recovery_completes_without_a_duplicate(ha: HaCluster) -> None:
+    lab = ha.lab
+    ids = lab.boot(8, "compute-2", name="mid")
+    ha.power_off("compute-2")
+
+    def started() -> bool:
+        rec = recovery_of(ha, "compute-2")
+        if rec is None:
+            return False
+        states = [i["state"] for i in rec["instances"]]  # type: ignore[attr-defined]
+        return any(s != "pending" for s in states) and any(s == "pending" for s in states)
+
+    ha.wait(started, 60, "compute-2's recovery under way", every=0.05)
+    ha.kill_evacuator()
+    killed_at = time.time()
+    ha.wait_active(ids, "compute-1", timeout=180)
+    assert ha.evacuations(ids) == dict.fromkeys(ids, 1)
+    ha.wait(lambda: (recovery_of(ha, "compute-2") or {}).get("phase") == "done", 60, "the recovery done")
+    restarts = [e for e in ha.events() if e["kind"] == "evacuator-started" and float(e["at"]) > killed_at]  # type: ignore[arg-type]
+    assert restarts, "the evacuator was not started again"
