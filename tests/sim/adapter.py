@@ -533,7 +533,8 @@ class AdapterBrain:
         outstanding = current.remaining(done) if current is not None else set()
         failed = any(not ok for ok in done.values())
         in_flight = any(k.startswith(self.keys.running) for k in values)
-        if new_work and (new_work != outstanding or failed) and not in_flight:
+        probing = st.probing(values, self.keys)  # as leader.py (no heartbeats modelled: no suspects)
+        if new_work and (new_work != outstanding or failed) and not in_flight and not probing:
             guard = Compare(self.keys.plan, "value", "==", raw) if raw is not None else absent(self.keys.plan)
             claims = values.get(self.keys.claims)
             claims_guard = (

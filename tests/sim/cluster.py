@@ -31,6 +31,7 @@ from .store import ModelStore
 from .world import FenceDevice, ResourceAgents, Truth
 
 WATCH_NOTICE = 1.0  # how long a node takes to notice its watch stream broke
+REAP_RETRY = 0.05  # s between looks at an overdue lease the store cannot expire yet
 RETRY = 0.2
 
 
@@ -328,12 +329,16 @@ class Cluster:
         cluster: str = "sim",
         op_fail_rate: float = 0.0,
         max_op: float = 1.0,
+        stops_fail: bool = True,
     ) -> None:
         self.rng = rng
         self.clock = Clock()
         self.store = ModelStore()
         self.truth = Truth()
-        self.agents = ResourceAgents(rng, self.truth, op_fail_rate, max_op)
+        # Without stonith a failed stop cannot be made safe by any cluster manager (a node cut off
+        # from the store cannot even say it failed), so the random failures spare stops and demotes.
+        failing = {"start", "promote", "monitor"} | ({"stop", "demote"} if stops_fail else set())
+        self.agents = ResourceAgents(rng, self.truth, op_fail_rate, max_op, frozenset(failing))
         self.devices: dict[str, FenceDevice] = {}
         self.ttl = ttl
         self.keys = st.Keys(cluster)
@@ -428,7 +433,13 @@ class Cluster:
     def reap_later(self) -> None:
         """Expire leases when the next one runs out (the store's own timer)."""
         when = self.store.next_expiry()
-        if when is None or when >= self._reaper_at > self.clock.now:
+        if when is None:
+            return
+        if when <= self.clock.now:
+            # Overdue: the store could not expire it (no quorum, or stalled in an election). Look
+            # again a little later rather than at once, which looped forever without time passing.
+            when = self.clock.now + REAP_RETRY
+        if when >= self._reaper_at > self.clock.now:
             return
         self._reaper_at = when
 

@@ -76,11 +76,20 @@ STALE_RUNNING_KEY = KnownBug(
     "The worker should delete its own running key when it runs nothing, or the leader ignore a "
     "running key whose action is marked done.",
 )
+UNSETTLED_AFTER_HEAL = KnownBug(
+    "unsettled-after-heal",
+    r"^not settled: |^reports .* differ from the truth",
+    "not diagnosed yet (agent/daemon.py, leader.py or the simulation's settle bound)",
+    "4 seeds in 2,000 (1031, 1546, 1639, 1668) end the 30 s settle after the heal "
+    "with work left and no safety violation: a liveness finding, open. Listed so that a new kind of "
+    "failure still fails the many-seeds test; each must be diagnosed before this entry goes.",
+)
 KNOWN_BUGS = (
     PROMOTE_BEFORE_DEMOTE,
     UNPROBED_MEMBER_RUNS_NOTHING,
     LOST_WITH_ACTION_IN_FLIGHT,
     STALE_RUNNING_KEY,
+    UNSETTLED_AFTER_HEAL,
 )
 # Fixed (daemon._note_monitor_result): MONITOR_FAILURE_FORGETS. Kept above for its diagnosis; a
 # failure matching it again is no longer excused.
@@ -91,11 +100,28 @@ def known_bug(message: str) -> KnownBug | None:
 
 
 # (seed, the bug it shows, or None once fixed). Seeds run with SimConfig().for_seed(seed).
+# Seed numbers follow the code: a change in a decision changes every later step, so after a fix
+# the seeds of the other bugs are looked up again (the list below is from the run after the
+# no-plan-while-probing fix).
 REGRESSIONS: list[tuple[int, KnownBug | None]] = [
-    (4, PROMOTE_BEFORE_DEMOTE),
-    (12, PROMOTE_BEFORE_DEMOTE),
-    (1, UNPROBED_MEMBER_RUNS_NOTHING),
-    (20, UNPROBED_MEMBER_RUNS_NOTHING),
+    (86, PROMOTE_BEFORE_DEMOTE),
+    (122, PROMOTE_BEFORE_DEMOTE),
+    (4, LOST_WITH_ACTION_IN_FLIGHT),
+    (29, LOST_WITH_ACTION_IN_FLIGHT),
+    (928, UNPROBED_MEMBER_RUNS_NOTHING),  # a promote before the fence of a node still probing
+    (454, STALE_RUNNING_KEY),
+    (354, STALE_RUNNING_KEY),
+    (1546, UNSETTLED_AFTER_HEAL),
+    (1639, UNSETTLED_AFTER_HEAL),
+    # Fixed by the leader planning nothing while a member probes (state.probing): these seeds
+    # showed unprobed-member-runs-nothing before.
+    (1, None),
+    (20, None),
+    # A failed stop without stonith (no manager can make it safe) is no longer injected, and an
+    # overdue lease the store cannot expire is looked at again later instead of in a loop with
+    # no time passing (seeds 31 and 241 then).
+    (31, None),
+    (241, None),
     # Bugs of the simulation itself, fixed, kept as regressions: a watch batch overtaking the
     # watch's opening answer (an event lost), a campaign's late answer deposing the winner, a
     # register overtaken by the probe, a claim without answer never retried, a watch stream that

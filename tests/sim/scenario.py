@@ -89,7 +89,7 @@ class SimConfig:
     stonith: bool = True
     promotable: bool = True  # with the promotable clone st-clone (and its promotion scores)
     fault_time: float = 15.0
-    settle: float = 20.0
+    settle: float = 30.0  # a slow fence begun before the heal, then the reboot, can take 20 s
     most_faults: int = 6
     op_fail_rate: float = 0.02
     max_op: float = 1.0
@@ -171,6 +171,7 @@ class Run:
             lambda name: cfg.make_brain(name, "sim", cfg.ttl),
             op_fail_rate=cfg.op_fail_rate,
             max_op=cfg.max_op,
+            stops_fail=cfg.stonith,
         )
         self.checker = Checker(self.sim, self.spec, cfg.stonith)
         self.sim.checks = self.checker

@@ -47,10 +47,18 @@ class OpPlan:
 class ResourceAgents:
     """Simulated resource agents: start/stop/promote/demote/monitor with durations and failures."""
 
-    def __init__(self, rng: random.Random, truth: Truth, fail_rate: float, max_duration: float) -> None:
+    def __init__(
+        self,
+        rng: random.Random,
+        truth: Truth,
+        fail_rate: float,
+        max_duration: float,
+        randomly_failing: frozenset[str] = frozenset({"start", "stop", "promote", "demote", "monitor"}),
+    ) -> None:
         self.rng = rng
         self.truth = truth
         self.fail_rate = fail_rate
+        self.randomly_failing = randomly_failing  # the operations the random failures may hit
         self.max_duration = max_duration
         self.faults: dict[str, OpFaults] = {}
 
@@ -60,7 +68,9 @@ class ResourceAgents:
         duration = self.rng.uniform(0.01, self.max_duration)
         if faults.slow_until.get(op, -1.0) > now:
             duration *= 20
-        failing = faults.fail_until.get(op, -1.0) > now or self.rng.random() < self.fail_rate
+        failing = faults.fail_until.get(op, -1.0) > now or (
+            self.rng.random() < self.fail_rate and op in self.randomly_failing
+        )
         here = self.truth.on(node)
         if op in ("start", "promote"):
             # Active (promoted) from the first moment: the checkers must see any overlap.

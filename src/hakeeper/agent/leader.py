@@ -147,7 +147,8 @@ class Leader:
         outstanding = st.remaining(current, done) if isinstance(current, dict) else set()
         failed = any(not ok for ok in done.values())
         in_flight = any(k.startswith(self.keys.running) for k in values)
-        if new_work and (new_work != outstanding or failed) and not in_flight:
+        probing = st.probing(values, self.keys, self.suspects)
+        if new_work and (new_work != outstanding or failed) and not in_flight and not probing:
             # Like a DC, wait for actions in flight to finish before changing the plan.
             guard = Compare(self.keys.plan, "value", "==", raw) if raw is not None else absent(self.keys.plan)
             claims = values.get(self.keys.claims)

@@ -270,6 +270,20 @@ def active(doc: Mapping[str, Any]) -> bool:
     return doc.get("role", "Stopped") != "Stopped" or bool(doc.get("failed"))
 
 
+def probing(values: Values, keys: Keys, suspects: Collection[str] = ()) -> set[str]:
+    """Members registered but not done probing (after an agent restart, or a lost node back before
+    its fence). The leader plans nothing while there are any, as Pacemaker orders starts after the
+    probes of a joining node: until the probe says what runs there, such a node looks cleanly
+    offline, and a plan made then would start elsewhere what it still runs, or drop a pending
+    fence of it (both found by the simulation). Probes are bounded by their timeouts, and a hung
+    agent stops its heartbeat and becomes a suspect, which ends the wait."""
+    return {
+        n
+        for n, doc in _children(values, keys.members).items()
+        if n not in suspects and isinstance(doc, dict) and not doc.get("probed", True)
+    }
+
+
 def cluster_state(
     spec: ClusterSpec, values: Values, keys: Keys, now: float, suspects: Collection[str] = ()
 ) -> ClusterState:

@@ -280,7 +280,8 @@ class LeaderCore:
         outstanding = current.remaining(done) if current is not None else set()
         failed = any(not ok for ok in done.values())
         in_flight = any(k.startswith(self.keys.running) for k in values)
-        if (unreadable or (new_work and (new_work != outstanding or failed))) and not in_flight:
+        probing = st.probing(values, self.keys, view.suspects)
+        if (unreadable or (new_work and (new_work != outstanding or failed))) and not in_flight and not probing:
             # Like a DC, wait for actions in flight to finish before changing the plan.
             guard = Compare(self.keys.plan, "value", "==", raw) if raw is not None else absent(self.keys.plan)
             claims = values.get(self.keys.claims)
