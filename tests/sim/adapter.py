@@ -191,8 +191,9 @@ class AdapterBrain:
         }
         if res.status is Status.PROMOTED:
             doc["role"] = "Promoted"
-        if not ok:
-            doc.update({"failed": True, "kind": st.failure_kind(res), "role": "Started"})
+        if not ok:  # as daemon._status_doc: a failed promoted instance stays Promoted
+            failed_role = "Promoted" if role == "Promoted" else "Started"
+            doc.update({"failed": True, "kind": st.failure_kind(res), "role": failed_role})
         return st.dumps(doc)
 
     def _role(self, spec: ClusterSpec, rsc: str, res: Result) -> str:
@@ -375,7 +376,8 @@ class AdapterBrain:
             ops.append(Put(key, self._status(res, task, True, role)))
             self.local_running.add(rsc)
         else:
-            ops.append(Put(key, self._status(res, task, False, "Started")))
+            failed_role = "Promoted" if task == "demote" and res.status is not Status.NOT_RUNNING else "Started"
+            ops.append(Put(key, self._status(res, task, False, failed_role)))
             ops.append(self._fail_count(spec, rsc, task))
         ops.append(Delete(self.keys.running_of(self.node)))
         return [self._txn("report", [], ops, epoch=data["epoch"], action=action, ok=ok, rsc=rsc)]
@@ -390,6 +392,11 @@ class AdapterBrain:
 
     def _monitor_failed(self, inp: t.MonitorFailed) -> list[t.Effect]:
         spec = self.spec()
+        # As daemon._monitor: a failed promoted instance is reported Promoted.
+        was_promoted = inp.rsc in self.local_promoted
+        failed_role = (
+            "Promoted" if was_promoted and inp.result.status not in (Status.NOT_RUNNING, Status.SUCCESS) else "Started"
+        )
         # As daemon._note_monitor_result: only a clean "not running" takes it off the list.
         if inp.result.status is Status.NOT_RUNNING:
             self.local_running.discard(inp.rsc)
@@ -401,7 +408,7 @@ class AdapterBrain:
         if spec is None or st.primitive(spec, inp.rsc) is None:
             return []
         ops = [
-            Put(self.keys.status_of(self.node, inp.rsc), self._status(inp.result, "monitor", False, "Started")),
+            Put(self.keys.status_of(self.node, inp.rsc), self._status(inp.result, "monitor", False, failed_role)),
             self._fail_count(spec, inp.rsc, "monitor"),
         ]
         return [self._txn("monitor-failed", [], ops, retry=ops)]

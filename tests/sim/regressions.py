@@ -84,9 +84,11 @@ UNSETTLED_AFTER_HEAL = KnownBug(
     "with work left and no safety violation: a liveness finding, open. Listed so that a new kind of "
     "failure still fails the many-seeds test; each must be diagnosed before this entry goes.",
 )
+# Fixed, kept above for their diagnosis: UNPROBED_MEMBER_RUNS_NOTHING (no plan while a member
+# probes; no seed in 2,000 shows it since), MONITOR_FAILURE_FORGETS. PROMOTE_BEFORE_DEMOTE's
+# ordering is fixed; it stays listed for the in-flight promote its words also match.
 KNOWN_BUGS = (
     PROMOTE_BEFORE_DEMOTE,
-    UNPROBED_MEMBER_RUNS_NOTHING,
     LOST_WITH_ACTION_IN_FLIGHT,
     STALE_RUNNING_KEY,
     UNSETTLED_AFTER_HEAL,
@@ -104,11 +106,19 @@ def known_bug(message: str) -> KnownBug | None:
 # the seeds of the other bugs are looked up again (the list below is from the run after the
 # no-plan-while-probing fix).
 REGRESSIONS: list[tuple[int, KnownBug | None]] = [
-    (86, PROMOTE_BEFORE_DEMOTE),
-    (122, PROMOTE_BEFORE_DEMOTE),
+    # A promote in flight on a node lost before it could report it (the checker's words are
+    # promote-before-demote's; the cause is lost-with-action-in-flight's).
+    (494, PROMOTE_BEFORE_DEMOTE),
+    (974, PROMOTE_BEFORE_DEMOTE),
     (4, LOST_WITH_ACTION_IN_FLIGHT),
     (29, LOST_WITH_ACTION_IN_FLIGHT),
-    (928, UNPROBED_MEMBER_RUNS_NOTHING),  # a promote before the fence of a node still probing
+    # Fixed by every promote of a clone waiting for its demotes and for the fence of a node where
+    # an instance was promoted (placement/actions.py), and by a failed promoted instance being
+    # reported Promoted (daemon._status_doc): these showed promote-before-demote or a promote
+    # before the fence of a node still probing.
+    (86, None),
+    (122, None),
+    (928, None),
     (454, STALE_RUNNING_KEY),
     (354, STALE_RUNNING_KEY),
     (1546, UNSETTLED_AFTER_HEAL),

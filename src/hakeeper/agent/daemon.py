@@ -430,7 +430,10 @@ class Agent:
         if res.status is Status.PROMOTED:
             doc["role"] = "Promoted"
         if not ok:
-            doc.update({"failed": True, "kind": st.failure_kind(res), "role": "Started", "output": res.output[-500:]})
+            # A promoted instance that failed is still taken for promoted (Pacemaker's failed
+            # Promoted): the scheduler then demotes it before promoting another instance.
+            failed_role = "Promoted" if role == "Promoted" else "Started"
+            doc.update({"failed": True, "kind": st.failure_kind(res), "role": failed_role, "output": res.output[-500:]})
         if known is not None:
             doc["definition"] = known.as_json()
         return doc
@@ -526,7 +529,9 @@ class Agent:
             ops.append(Put(key, st.dumps(self._status_doc(res, task, ok=True, role=role, known=known))))
             self.local_running.add(rsc)
         else:
-            ops.append(Put(key, st.dumps(self._status_doc(res, task, ok=False, known=known))))
+            # A demote that failed leaves the instance promoted, unless it stopped altogether.
+            role = "Promoted" if task == "demote" and res.status is not Status.NOT_RUNNING else "Started"
+            ops.append(Put(key, st.dumps(self._status_doc(res, task, ok=False, role=role, known=known))))
             ops += await self._fail_count_ops(spec, rsc, task)
         ops.append(Delete(self.keys.running_of(self.node)))
         ops += self._attr_ops()
@@ -591,7 +596,8 @@ class Agent:
             # Expected running, found otherwise: a failure (a clean "not running" included).
             self.monitors.pop(rsc, None)
             self._note_monitor_result(rsc, res.status)
-            doc = self._status_doc(res, "monitor", ok=False, known=self._definition(spec, rsc))
+            role = "Promoted" if promoted and res.status not in (Status.NOT_RUNNING, Status.SUCCESS) else "Started"
+            doc = self._status_doc(res, "monitor", ok=False, role=role, known=self._definition(spec, rsc))
             doc["interval"] = interval
             ops = [
                 Put(self.keys.status_of(self.node, rsc), st.dumps(doc)),

@@ -238,9 +238,28 @@ def _action_name(entity: Entity, task: str) -> str:
     return f"{entity.id} {task}"
 
 
+def _demotes_before_promotes(cluster: Cluster, acts: ActionSet) -> None:
+    """In a promotable clone, every promote waits for every demote of the clone's instances, and
+    for the fence of a node where an instance was promoted (Pacemaker orders the clone's
+    `demoted` before its `promote`, and a lost node's demote is a pseudo-action after its fence).
+    Without it, a promotion moving from one instance to another could run before the old one is
+    demoted: promoted on two nodes (found by the cluster simulation)."""
+    for entity in cluster.entities.values():
+        if not isinstance(entity, CloneE) or not entity.promotable:
+            continue
+        leaves = [leaf for instance in entity.instances for leaf in leaf_primitives(instance)]
+        demotes = [a for leaf in leaves for a in acts.get(leaf, "demote")]
+        fences = [f for f in acts.fences
+                  if any(leaf.role == "Promoted" and f.node in leaf.running_on for leaf in leaves)]
+        for leaf in leaves:
+            for promote in acts.get(leaf, "promote"):
+                promote.after.extend(a for a in demotes + fences if a not in promote.after)
+
+
 def add_orderings(spec: ClusterSpec, cluster: Cluster, acts: ActionSet) -> list[tuple[Act, Act]]:
     """Wire order constraints and implicit orders; returns blocking pairs to resolve later."""
     pending: list[tuple[Entity, str, Entity, str]] = []
+    _demotes_before_promotes(cluster, acts)
     # Groups: each member after the one before it (and stopped in the reverse order).
     for entity in list(cluster.entities.values()):
         if isinstance(entity, GroupE):
