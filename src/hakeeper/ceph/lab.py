@@ -39,11 +39,10 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from hakeeper.netlab import Lab
-from hakeeper.netlab.lab import Host, kill_namespace_processes
+from hakeeper.netlab.lab import Host, StartedOrClosed, kill_namespace_processes
 
 PREFIX = "hkce"
 OSD_COUNT = 3
@@ -108,7 +107,7 @@ def free_subnet() -> int:
     raise CephLabError("every 10.87.<n>.0/24 is in use")
 
 
-class CephLab:
+class CephLab(StartedOrClosed):
     def __init__(self, subnet: int | None = None, workdir: str | None = None, keep_logs: str | None = None,
                  timeout: float = 180) -> None:
         # Two labs at once (the Ceph and the backup suites, a benchmark) must not share the root
@@ -130,18 +129,6 @@ class CephLab:
         self.host: Host | None = None
 
     # ----- context manager -----
-
-    def __enter__(self) -> CephLab:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     # ----- commands -----
 

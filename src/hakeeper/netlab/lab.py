@@ -10,7 +10,7 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 IP = "ip"
 
@@ -119,6 +119,30 @@ class Host:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
         kill_namespace_processes(self.ns)
+
+
+
+class StartedOrClosed:
+    """A lab used as a context manager: started on entry, closed on exit, and closed at once when
+    its start fails part-way, so a half-started lab leaves no process, namespace or file behind."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
 
 class Lab:

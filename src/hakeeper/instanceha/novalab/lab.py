@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 import pika  # type: ignore[import-untyped]
@@ -32,6 +31,7 @@ from hakeeper.instanceha.novalab.services import (
     wait_until,
 )
 from hakeeper.netlab import Host, Lab
+from hakeeper.netlab.lab import StartedOrClosed
 
 if TYPE_CHECKING:
     import openstack.connection
@@ -58,7 +58,7 @@ class Compute:
     daemon: Daemon
 
 
-class NovaLab:
+class NovaLab(StartedOrClosed):
     """Real Nova services in namespaces; a context manager that removes everything it made."""
 
     def __init__(self, computes: int = 2, subnet: int | None = None, workdir: str | None = None,
@@ -83,18 +83,6 @@ class NovaLab:
         self.timings: dict[str, float] = {}
 
     # ----- lifecycle -------------------------------------------------------------------------
-    def __enter__(self) -> NovaLab:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
     def start(self) -> None:
         t0 = time.monotonic()
         self.net.start()
