@@ -41,9 +41,9 @@ from hakeeper.conformance.crmsim import (
     Placement,
     crm_simulate_command,
     placement_from_result,
-    run_measured,
 )
 from hakeeper.conformance.differential import normalise
+from hakeeper.conformance.measured import run_measured
 from hakeeper.conformance.scalegen import SITUATIONS, scale_cluster
 
 DEFAULT_SIZES = "3x100,16x1000"

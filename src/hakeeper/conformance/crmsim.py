@@ -20,17 +20,14 @@ far less.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import tempfile
-import threading
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 from lxml import etree
+
+from hakeeper.conformance.measured import run_measured
 
 Placement = dict[str, list[str]]
 
@@ -143,63 +140,6 @@ def placement_from_result(xml: bytes, primitives: Iterable[str] = ()) -> SimResu
             raise CrmSimulateError("crm_simulate's answer has no cluster_status")
         placement = apply_actions(_status_placement(_child(current, "resources"), prims), actions)
     return SimResult(placement=placement, actions=actions, fenced=fenced, xml=xml)
-
-
-@dataclass(frozen=True)
-class Measured:
-    returncode: int
-    stdout: bytes
-    stderr: bytes
-    seconds: float
-    max_rss_kib: int  # the child's peak resident set size
-    timed_out: bool
-
-
-def run_measured(cmd: list[str], *, timeout: float, env: dict[str, str] | None = None) -> Measured:
-    """Run `cmd` to its end (killed after `timeout` s), with its wall time and peak memory.
-
-    The child is reaped with wait4, so ru_maxrss is that child's own peak, not the largest of all
-    children this process ever had.
-    """
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=env)
-    buffers: dict[str, bytes] = {}
-
-    def drain(name: str, stream: IO[bytes]) -> None:
-        buffers[name] = stream.read()
-
-    assert proc.stdout is not None and proc.stderr is not None
-    readers = [threading.Thread(target=drain, args=("out", proc.stdout), daemon=True),
-               threading.Thread(target=drain, args=("err", proc.stderr), daemon=True)]
-    for reader in readers:
-        reader.start()
-    expired = threading.Event()
-    lock = threading.Lock()
-    reaped = False
-
-    def kill() -> None:
-        with lock:
-            if not reaped:
-                expired.set()
-                os.kill(proc.pid, signal.SIGKILL)
-
-    timer = threading.Timer(timeout, kill)
-    start = time.perf_counter()
-    timer.start()
-    try:
-        _, wait_status, usage = os.wait4(proc.pid, 0)
-        with lock:
-            reaped = True
-    finally:
-        timer.cancel()
-    seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(wait_status)  # already reaped: tell Popen
-    for reader in readers:
-        reader.join()
-    proc.stdout.close()
-    proc.stderr.close()
-    return Measured(proc.returncode, buffers.get("out", b""), buffers.get("err", b""), seconds,
-                    usage.ru_maxrss, expired.is_set())
 
 
 def crm_simulate_command(cib_path: Path, *, execute: bool = False, binary: str = "crm_simulate") -> list[str]:
