@@ -21,6 +21,7 @@ Needs root and scripts/setup-nova. Run: python3 bench/instance_ha.py [--sizes 10
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
 import time
@@ -80,6 +81,10 @@ def main() -> int:
     p.add_argument("--parallel", type=int, default=8, help="the evacuator's evacuate calls in flight")
     args = p.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    # SIGTERM (and SIGINT, which a shell's background job ignores) end the run through the
+    # `finally` below, so the lab's namespaces, processes and fence gates are removed.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _interrupted)
     rows = []
     with NovaLab(computes=2, subnet=4) as lab:
         ha = HaCluster(lab, Path(tempfile.mkdtemp(prefix="bench-instanceha-")), tag="ihabench", parallel=args.parallel)
@@ -106,6 +111,10 @@ def main() -> int:
             f"{NOVAEVACUATE_MONITOR:.0f} s"
         )
     return 1 if any(r["not-exactly-once"] for r in rows) else 0
+
+
+def _interrupted(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _line(row: dict[str, float]) -> str:

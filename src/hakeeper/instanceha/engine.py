@@ -30,6 +30,12 @@ from hakeeper.instanceha.nova import Nova, NovaError
 
 log = logging.getLogger("hakeeper.instanceha")
 
+# After a server listing that took t seconds, the next one waits VIEW_PAUSE * t: polling then
+# takes at most a third of one of Nova's API threads however loaded the controller is. A listing
+# quicker than SLOW_VIEW costs too little to be worth a pause.
+VIEW_PAUSE = 2.0
+SLOW_VIEW = 0.25  # s
+
 
 def recovery_prefix(keys: st.Keys) -> str:
     return keys.prefix + "instanceha/recovery/"
@@ -70,6 +76,7 @@ class Engine:
         self.tasks: set[asyncio.Task[None]] = set()
         self.members_seen: set[str] = set()
         self.locks: dict[rc.Key, asyncio.Lock] = {}
+        self.next_view = 0.0  # monotonic time before which Nova's server listing is not asked again
 
     # ----- store -----
 
@@ -117,14 +124,30 @@ class Engine:
         client = self._nova
         return await asyncio.to_thread(call, client)
 
+    async def warm_up(self) -> None:
+        """Build the client (openstacksdk's import, the clouds.yaml, endpoint discovery) and make
+        one cheap call before any host is lost: on a loaded node that is seconds, which would
+        otherwise come between a fence and the force-down."""
+        try:
+            await self.nova(methodcaller("warm_up"))
+        except NovaError as exc:
+            log.warning("Nova is not ready yet (tried again when a host is lost): %s", exc.reason)
+
     async def nova_view(self, recs: dict[rc.Key, Recovery]) -> tuple[bool, dict[str, rc.NovaInstance]]:
         active = [r for r in recs.values() if r.phase == Phase.EVACUATING]
         if not active:
             return True, {}
+        if time.monotonic() < self.next_view:
+            # No view this round (so no decision on these instances): the listing is the costliest
+            # call, and Nova's API serves it with the threads that take the evacuations.
+            return False, {}
         o = self.options
         ids = {i.id for r in active for i in r.instances}
+        began = time.monotonic()
         try:
             views: dict[str, rc.NovaInstance] = await self.nova(lambda n: n.instances(ids, o.ha_tag, o.ha_flavor_key))
+            took = time.monotonic() - began
+            self.next_view = time.monotonic() + (took * VIEW_PAUSE if took > SLOW_VIEW else 0.0)
             now = time.time()
             for rec in active:
                 for inst in rec.instances:
@@ -304,6 +327,7 @@ class Engine:
         await self.event(
             "evacuator-started", f"evacuation engine {self.me} watching {len(self.settings.computes)} computes"
         )
+        await self.warm_up()
         while not stop.is_set():
             try:
                 await self.round()

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hakeeper.coord.etcdproc import Cluster, Member
+from hakeeper.instanceha.novalab.guests import LEDGER, GuestWatcher
 from hakeeper.instanceha.novalab.lab import CLOUD, NovaLab
 from hakeeper.netlab.lab import kill_namespace_processes
 
@@ -190,6 +191,30 @@ class HaCluster:
         host.ip("link", "set", IFNAME, "up", check=False)
         self.start_agent(node)
         self.lab.start_compute(node)
+
+    def partition(self, node: str) -> float:
+        """Cut the node off the control plane (its switch port down) while everything in it goes
+        on running: nova-compute and its guests, hakeeper's agent. Returns when (time.time())."""
+        at = time.time()
+        self.lab.hosts[node].cut(IFNAME)
+        return at
+
+    def heal(self, node: str) -> None:
+        self.lab.hosts[node].restore(IFNAME)
+
+    def server_hosts(self) -> dict[str, str]:
+        """Nova's placement of every server: id -> host."""
+        doc = self.lab.nova("GET", "/servers/detail?all_tenants=1")
+        servers = doc.get("servers", []) if isinstance(doc, dict) else []
+        return {str(s["id"]): str(s.get("OS-EXT-SRV-ATTR:host") or "") for s in servers}
+
+    def guest_watcher(self) -> GuestWatcher:
+        """The independent checker over the hypervisor's ledgers and Nova's view (novalab/guests.py)."""
+
+        def ledgers() -> dict[Path, str]:
+            return {c.state_path / LEDGER: identity for identity, c in self.lab.computes.items()}
+
+        return GuestWatcher(ledgers, self.server_hosts)
 
     def kill_evacuator(self) -> None:
         """SIGKILL the engine process (its resource's pidfile names it): the agent's monitor

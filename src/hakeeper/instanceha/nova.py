@@ -96,6 +96,10 @@ class Nova:
         except ValueError as exc:
             raise NovaError(f"{what}: Nova's answer is not JSON") from exc
 
+    def warm_up(self) -> None:
+        """One cheap call, so the client is built and the endpoint discovered before it matters."""
+        self._call("nova-compute services", "GET", "/os-services?binary=nova-compute")
+
     def service(self, host: str) -> Service:
         doc = self._call(f"nova-compute of {host}", "GET", f"/os-services?binary=nova-compute&host={host}")
         services = [s for s in doc.get("services", []) if s.get("host") == host]

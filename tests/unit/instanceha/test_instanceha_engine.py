@@ -8,6 +8,7 @@ import asyncio
 import http.server
 import json
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -18,7 +19,7 @@ from hakeeper.coord.memory import MemoryStore
 from hakeeper.errors import InputError
 from hakeeper.instanceha import recovery as rc
 from hakeeper.instanceha.commands import settings_from
-from hakeeper.instanceha.engine import Engine, Options, read_recoveries
+from hakeeper.instanceha.engine import SLOW_VIEW, Engine, Options, read_recoveries
 from hakeeper.instanceha.model import InstanceState, Phase, Settings
 from hakeeper.instanceha.nova import Nova, NovaError, Service
 
@@ -42,6 +43,9 @@ class SimNova:
 
     def unforce(self, host: str) -> None:
         self._do(self.fake.unforce, host)
+
+    def warm_up(self) -> None:
+        self.fake.warmed = True
 
     def force_down(self, host: str) -> str:
         return str(self._do(self.fake.force_down, host))
@@ -98,6 +102,43 @@ def test_engine_recovers_a_fenced_host_and_tells_each_step() -> None:
         await _rounds(engine, 2)
         [(rec, _)] = (await read_recoveries(store, KEYS)).values()
         assert rec.unforced and "c1" not in fake.forced
+
+    asyncio.run(main())
+
+
+class SlowListing(SimNova):
+    """A Nova whose server listing takes longer than the engine's pacing threshold."""
+
+    listings = 0
+
+    def instances(self, ids: set[str], tag: str, key: str) -> dict[str, rc.NovaInstance]:
+        self.listings += 1
+        time.sleep(SLOW_VIEW * 1.2)
+        return super().instances(ids, tag, key)
+
+
+def test_a_slow_listing_is_not_asked_again_at_once_and_the_client_is_warmed_first() -> None:
+    async def main() -> None:
+        store = MemoryStore()
+        fake = FakeNova(hosts=["c1", "c2"], up={"c2"})
+        fake.servers["vm0"] = Server("vm0", "c1")
+        nova = SlowListing(fake)
+        engine = await _cluster(store, fake)
+        engine.nova_factory = lambda: nova  # type: ignore[assignment,return-value]
+        stop = asyncio.Event()
+        stop.set()
+        await engine.run(stop)  # no round, but the client is built and called once
+        assert getattr(fake, "warmed", False)
+        await _rounds(engine, 3)  # begin, force down, list: now evacuating
+        await _rounds(engine, 1)
+        assert nova.listings == 1
+        await _rounds(engine, 1)  # right after a slow listing: no listing, no decision
+        assert nova.listings == 1 and engine.next_view > time.monotonic()
+        for _ in range(6):  # each round after the pause has its view
+            await asyncio.sleep(max(0.0, engine.next_view - time.monotonic()))
+            await _rounds(engine, 1)
+        [(rec, _)] = (await read_recoveries(store, KEYS)).values()
+        assert rec.phase == Phase.DONE and fake.servers["vm0"].evacuations == 1
 
     asyncio.run(main())
 

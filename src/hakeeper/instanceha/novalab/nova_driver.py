@@ -9,11 +9,18 @@ only from the nova.virt package, so the file is copied there (hakeeper does not 
   `resume_guests_state_on_host_boot = true`. The stock fake driver keeps guests in memory and does
   nothing on resume, so a host identity moved to another node (seed 002) would report its servers
   as gone; with this driver they run again, as a real hypervisor booting them from shared storage.
+  It also keeps the hypervisor's own ledger, `<state_path>/guests.ledger`: one line per guest
+  started (spawn, rebuild, resume) or destroyed, with the time and the process id, so a test's
+  independent checker can tell which process ran which guest when (novalab/guests.py reads it).
 - `default_identity_filter`: a paste filter for the lab's nova-api pipeline (tests only, there is no
   Keystone) that fills X-User-Id/X-Project-Id/X-Roles/X-Auth-Token when a client sent none, so a plain
   clouds.yaml with `auth_type: none` works with every OpenStack client.
 """
 
+import os
+import time
+
+import nova.conf
 from nova.compute import power_state
 from nova.virt import fake
 from oslo_log import log as logging
@@ -25,9 +32,29 @@ LAB_USER = "novalab-admin"
 LAB_PROJECT = "novalab"
 LAB_ROLES = "admin,member,reader"
 LAB_TOKEN = "novalab-token"
+LEDGER = "guests.ledger"
+
+
+def _ledger(event, uuid):
+    # One short append per event (O_APPEND: whole lines even with the compute's green threads).
+    line = f"{time.time():.6f} {os.getpid()} {event} {uuid}\n".encode()
+    fd = os.open(os.path.join(nova.conf.CONF.state_path, LEDGER), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
 
 
 class ResumingFakeDriver(fake.FakeDriverWithoutFakeNodes):
+    def spawn(self, context, instance, *args, **kwargs):
+        # An evacuation's rebuild also spawns: the ledger shows the guest starting on the target.
+        super().spawn(context, instance, *args, **kwargs)
+        _ledger("start", instance.uuid)
+
+    def destroy(self, context, instance, *args, **kwargs):
+        super().destroy(context, instance, *args, **kwargs)
+        _ledger("stop", instance.uuid)
+
     def resume_state_on_host_boot(self, context, instance, network_info, share_info, block_device_info=None):
         # A guest Nova expects running but this process never spawned: boot it again, as a
         # hypervisor would from the instance's disk on shared storage.
@@ -39,6 +66,7 @@ class ResumingFakeDriver(fake.FakeDriverWithoutFakeNodes):
             self.instances[instance.uuid].state = power_state.RUNNING
         # The lab's tests read this line to tell a guest this process brought back.
         LOG.info("%s %s", RESUMED, instance.uuid)
+        _ledger("start", instance.uuid)
 
 
 def default_identity_filter(global_conf, **local_conf):
