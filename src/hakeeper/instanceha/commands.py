@@ -7,38 +7,55 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 import time
 
+from hakeeper.agent import operator as op
 from hakeeper.agent import state as st
 from hakeeper.agent.commands import _run, _store_args, open_store
 from hakeeper.coord.store import Compare, Put, Store
 from hakeeper.errors import InputError
 from hakeeper.instanceha import recovery as rc
+from hakeeper.instanceha import view
 from hakeeper.instanceha.engine import Engine, Options, read_recoveries, recovery_key
-from hakeeper.instanceha.model import InstanceState, Recovery, Settings
-from hakeeper.instanceha.nova import Nova
+from hakeeper.instanceha.model import Recovery, Settings
+from hakeeper.instanceha.nova import Nova, NovaError, Service
 
 
-def _when(t: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(t)) if t else "-"
+async def _services(params: dict[str, str] | None, hosts: list[str]) -> dict[str, Service | str]:
+    """Nova's record of each host's nova-compute, or why Nova could not tell (one line each)."""
+    if not params or not hosts or not os.path.exists(params.get("clouds_yaml", "")):
+        return {}
 
+    def ask() -> dict[str, Service | str]:
+        out: dict[str, Service | str] = {}
+        try:
+            nova = Nova.from_clouds_yaml(params["clouds_yaml"], params.get("cloud", ""), timeout=5.0)
+        except NovaError as exc:
+            return dict.fromkeys(hosts, exc.reason)
+        for host in hosts:
+            try:
+                out[host] = nova.service(host)
+            except NovaError as exc:
+                out[host] = exc.reason
+                if "does not answer" in exc.reason:  # the rest would wait as long for nothing
+                    return {**dict.fromkeys(hosts, exc.reason), **out}
+        return out
 
-def _summary(rec: Recovery) -> str:
-    counts = ", ".join(f"{rec.count(s)} {s}" for s in InstanceState if rec.count(s))
-    return f"{rec.node} failure {rec.failure}: {rec.phase} (fenced {_when(rec.fenced_at)}; {counts or 'no instances'})"
+    return await asyncio.to_thread(ask)
 
 
 async def _list(args: argparse.Namespace, store: Store, keys: st.Keys) -> int:
-    recs = sorted((await read_recoveries(store, keys)).values(), key=lambda x: (x[0].fenced_at, x[0].node))
-    if args.json:
-        print(json.dumps([r.as_json() for r, _ in recs], indent=2))
-        return 0
-    if not recs:
-        print("no recoveries")
-    for rec, _ in recs:
-        print(_summary(rec) + (f"\n  {rec.reason}" if rec.reason else ""))
+    kvs, _ = await store.get_prefix(keys.prefix)
+    values = {kv.key: kv.value for kv in kvs}
+    words = op.status_view(values, keys, time.time())["nodes"]
+    params = view.evacuator_params(values, keys)
+    ask_nova = getattr(args, "nova", True)
+    services = await _services(params, [h for _, h in view.computes(params)]) if ask_nova else {}
+    section = view.compute_section(values, keys, words, services)
+    print(json.dumps(section, indent=2) if args.json else view.render(section))
     return 0
 
 
@@ -56,9 +73,9 @@ async def _show(args: argparse.Namespace, store: Store, keys: st.Keys) -> int:
     if args.json:
         print(json.dumps(rec.as_json(), indent=2))
         return 0
-    print(_summary(rec))
+    print(view.summary(rec))
     print(
-        f"  nova host {rec.host}; forced down {_when(rec.forced_down_at)}; finished {_when(rec.finished_at)}"
+        f"  nova host {rec.host}; forced down {view.when(rec.forced_down_at)}; finished {view.when(rec.finished_at)}"
         + ("; un-forced-down (host back)" if rec.unforced else "")
     )
     if rec.reason:
@@ -132,9 +149,12 @@ def _engine(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("recovery", help="instance recoveries of lost compute hosts (list, show, retry)")
     sub = p.add_subparsers(dest="recovery_command", required=True)
-    a = sub.add_parser("list", help="every recovery: host, phase, instances per state")
+    a = sub.add_parser(
+        "list", help="compute hosts (cluster state, nova-compute as Nova sees it, recoveries in progress), recoveries"
+    )
     _store_args(a)
     a.add_argument("--json", action="store_true")
+    a.add_argument("--no-nova", dest="nova", action="store_false", help="do not ask Nova for its service records")
     a.set_defaults(handler=lambda args: _run(args, lambda s, k: _list(args, s, k)))
     for name, text in (
         ("show", "one recovery, instance by instance"),

@@ -138,7 +138,8 @@ class HaCluster:
         return None if entry.get("failed_on") or len(running) != 1 else str(running[0])
 
     def recoveries(self) -> list[dict[str, Any]]:
-        return list(json.loads(self.hk("recovery", "list", "--json").stdout))
+        doc = json.loads(self.hk("recovery", "list", "--json", "--no-nova").stdout)
+        return list(doc["recoveries"])
 
     def events(self) -> list[dict[str, Any]]:
         out = self.hk("events", "--json", "--last", "500").stdout
