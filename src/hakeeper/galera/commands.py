@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Literal
 
+from hakeeper.galera import live
 from hakeeper.galera.bootstrap import Position, decide, parse_grastate
 
 if TYPE_CHECKING:
@@ -176,7 +177,7 @@ def plan_bootstrap(
 # ----- the shell: store in, text out -----
 
 
-def _table(args: argparse.Namespace, values: Mapping[str, bytes]) -> tuple[str, list[NodeRow]]:
+def _table(args: argparse.Namespace, values: Mapping[str, bytes]) -> tuple[str, list[NodeRow], dict[str, str]]:
     from hakeeper.agent import state as st
     from hakeeper.errors import InputError
 
@@ -197,19 +198,40 @@ def _table(args: argparse.Namespace, values: Mapping[str, bytes]) -> tuple[str, 
             else "Unpromoted" if reported in ("Started", "Unpromoted")
             else "Stopped"
         )
-    return rsc, rows(rsc, [n.name for n in spec.nodes], st.members(values, keys), st.attributes(values, keys), roles)
+    params = next(dict(p.params) for p in spec.resources.primitives if p.id == rsc)
+    table = rows(rsc, [n.name for n in spec.nodes], st.members(values, keys), st.attributes(values, keys), roles)
+    return rsc, table, params
 
 
 def _status(args: argparse.Namespace) -> int:
     from hakeeper.agent.commands import _run
+    from hakeeper.errors import InputError, read_input_text
+
+    if args.vip and not args.defaults_file:
+        raise InputError.at("--vip needs --defaults-file (the client user and password to connect with)",
+                            field="--defaults-file")
+    if args.defaults_file:
+        read_input_text(args.defaults_file)  # unreadable: exit 2 naming it, before any connection
 
     async def body(store: Store, keys: Keys) -> int:
         kvs, _ = await store.get_prefix(keys.prefix)
-        rsc, table = _table(args, {kv.key: kv.value for kv in kvs})
+        rsc, table, params = _table(args, {kv.key: kv.value for kv in kvs})
+        nodes = [r.node for r in table]
+        probes = [] if args.no_probe else live.probe(live.node_addresses(params, nodes), nodes, args.check_port)
+        writer, why = live.vip_writer(args.vip, args.defaults_file) if args.vip else (None, None)
         if args.json:
-            print(json.dumps({"resource": rsc, "nodes": [asdict(r) for r in table]}, indent=2))
+            by_node = {p.node: p for p in probes}
+            doc = {
+                "resource": rsc,
+                "nodes": [{**asdict(r), "live": asdict(by_node[r.node]) if r.node in by_node else None,
+                           "vip_writer": r.node == writer} for r in table],
+                "vip": None if not args.vip else {"address": args.vip, "writer": writer, "error": why},
+            }
+            print(json.dumps(doc, indent=2))
         else:
             print(render(rsc, table))
+            if probes or args.vip:
+                print(live.render_live(probes, args.vip, writer, why))
         return 0
 
     return _run(args, body)
@@ -227,7 +249,7 @@ def _bootstrap(args: argparse.Namespace) -> int:
     async def body(store: Store, keys: Keys) -> int:
         kvs, _ = await store.get_prefix(keys.prefix)
         values = {kv.key: kv.value for kv in kvs}
-        rsc, table = _table(args, values)
+        rsc, table, _ = _table(args, values)
         plan = plan_bootstrap(table, args.node, args.force, grastate)
         if args.dry_run:
             print(f"would {plan.describe()}")
@@ -263,6 +285,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _store_args(s)
     s.add_argument("--resource", help="the galera primitive (default: the only one configured)")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--no-probe", action="store_true",
+                   help="only the store's view: do not ask each node's clustercheck for its wsrep state")
+    s.add_argument("--check-port", type=int, default=9200, help="the nodes' clustercheck port (default 9200)")
+    s.add_argument("--vip", metavar="ADDR[:PORT]", help="the MySQL VIP: show which node a client of it lands on")
+    s.add_argument("--defaults-file", metavar="FILE",
+                   help="a MySQL option file ([client] user, password) for --vip; the password is never printed")
     s.set_defaults(handler=_status)
     b = sub.add_parser("bootstrap", help="start a new primary component from NODE after a full outage")
     _store_args(b)
@@ -273,3 +301,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     b.add_argument("--grastate", metavar="FILE", help="NODE's grastate.dat, to check its history UUID too")
     b.add_argument("--dry-run", action="store_true", help="say what would be done, change nothing")
     b.set_defaults(handler=_bootstrap)
+    from hakeeper.galera import clustercheck
+
+    clustercheck.add_parser(sub)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hakeeper.coord.etcdproc import Cluster, Member
+from hakeeper.galera.front import Front, haproxy_config
 from hakeeper.netlab import Lab
 from hakeeper.netlab.lab import kill_namespace_processes
 
@@ -39,7 +40,7 @@ datadir = {mount}/data
 socket = {mount}/mysqld.sock
 pid-file = {mount}/mysqld.pid
 log-error = {mount}/error.log
-bind-address = 0.0.0.0
+bind-address = {ip}
 port = 3306
 skip-name-resolve
 innodb_buffer_pool_size = 16M
@@ -63,11 +64,19 @@ wsrep_sst_method = rsync
 """
 
 
-def galera_spec(lab: GaleraLab, monitor: str = "2s") -> str:
+def galera_spec(lab: GaleraLab, monitor: str = "2s", front: bool = False) -> str:
     """The cluster: the galera primitive as a promotable clone on every node (promoted-max 3, as
-    Pacemaker documents galera), Pacemaker's agent unchanged."""
+    Pacemaker documents galera), Pacemaker's agent unchanged. `front`: also the MySQL VIP as the
+    seeds deploy it, a group of the VIP and haproxy on one node, with hakeeper's clustercheck
+    cloned on every node (what haproxy's health check asks)."""
     names = ", ".join(f"{{name: {n}}}" for n in lab.names)
-    return f"""\
+    extra = _FRONT_PRIMITIVES.format(vip=lab.vip, mount=MOUNT, python=sys.executable) if front else ""
+    return _GALERA_SPEC.format(lab=lab, names=names, monitor=monitor, mount=MOUNT, front=extra) + (
+        _FRONT_REST if front else ""
+    )
+
+
+_GALERA_SPEC = """\
 cluster:
   name: {lab.tag}
   stonith-enabled: false
@@ -80,11 +89,11 @@ resources:
       params:
         wsrep_cluster_address: "{lab.gcomm}"
         cluster_host_map: "{lab.host_map}"
-        config: {MOUNT}/my.cnf
-        datadir: {MOUNT}/data
-        socket: {MOUNT}/mysqld.sock
-        pid: {MOUNT}/mysqld.pid
-        log: {MOUNT}/error.log
+        config: {mount}/my.cnf
+        datadir: {mount}/data
+        socket: {mount}/mysqld.sock
+        pid: {mount}/mysqld.pid
+        log: {mount}/error.log
         user: mysql
         group: mysql
       operations:
@@ -92,12 +101,35 @@ resources:
         - {{name: stop, timeout: 120s}}
         - {{name: promote, timeout: 300s}}
         - {{name: demote, timeout: 120s}}
-        - {{name: monitor, interval: {monitor}, timeout: 30s}}
-        - {{name: monitor, interval: 1s, timeout: 30s, role: Promoted}}
-  clones:
+        - {{name: monitor, interval: {monitor}, timeout: 60s}}
+        - {{name: monitor, interval: 1s, timeout: 60s, role: Promoted}}
+{front}  clones:
     - id: galera-clone
       child: galera
       meta: {{promotable: true, promoted-max: 3, notify: true}}
+"""
+# The VIP and haproxy move together (a group); clustercheck runs on every node. The VIP is not
+# tied to a promoted galera instance: haproxy reaches every node, its health check picks the writer.
+_FRONT_PRIMITIVES = """\
+    - id: mysql-vip
+      agent: vip
+      params: {{ip: "{vip}", cidr_netmask: "24", nic: eth0}}
+      operations: [{{name: monitor, interval: 2s, timeout: 10s}}]
+    - id: haproxy
+      agent: process
+      params: {{command: "haproxy -db -f {mount}/haproxy.cfg"}}
+      operations: [{{name: monitor, interval: 2s, timeout: 10s}}]
+    - id: clustercheck
+      agent: process
+      params: {{command: "{python} -m hakeeper galera clustercheck --port 9200 --socket {mount}/mysqld.sock"}}
+      operations: [{{name: monitor, interval: 2s, timeout: 10s}}]
+"""
+_FRONT_REST = """\
+    - id: clustercheck-clone
+      child: clustercheck
+  groups:
+    - id: mysql-front
+      members: [mysql-vip, haproxy]
 """
 
 
@@ -116,6 +148,7 @@ class GaleraLab:
         self.addr = {n: f"10.95.{subnet}.{i}" for i, n in enumerate(self.names, 1)}
         self.gcomm = "gcomm://" + ",".join(self.addr.values())
         self.host_map = ";".join(f"{n}:{a}" for n, a in self.addr.items())
+        self.vip = f"10.95.{subnet}.100"  # the MySQL VIP (galera_spec(front=True))
         os.makedirs(workdir, exist_ok=True)
         os.chmod(workdir, 0o755)
         os.makedirs(MOUNT, exist_ok=True)  # the mount point the per-node directories go over
@@ -149,6 +182,8 @@ class GaleraLab:
         Path(d, "my.cnf").write_text(MY_CNF.format(
             mount=MOUNT, gcomm=self.gcomm, ip=self.addr[name], name=name, provider_options=self.provider_options
         ))
+        front = Front(self.vip, self.addr, stats_socket=f"{MOUNT}/haproxy.sock")
+        Path(d, "haproxy.cfg").write_text(haproxy_config(front))
         Path(d, "home", ".my.cnf").write_text(f"[client]\nsocket = {MOUNT}/mysqld.sock\nuser = root\n")
         Path(d, "error.log").touch()
         shutil.chown(os.path.join(d, "error.log"), "mysql", "mysql")
@@ -176,6 +211,18 @@ class GaleraLab:
         self.etcd.start(timeout=30)
         for n in self.names:
             self.start_agent(n)
+
+    def form(self, spec: str, timeout: float = 240) -> None:
+        """Start the store and the agents, apply `spec`, and wait for a settled cluster with the
+        checker's user and table in it (what every Galera test module starts from)."""
+        from hakeeper.galera import checker
+
+        self.start()
+        self.apply(spec)
+        first = self.wait_synced(1, timeout)[0]
+        self.create_check_user(first)
+        checker.prepare(self.addr[first], CHECK_USER, CHECK_PASSWORD)
+        self.wait_quiet(timeout)
 
     def start_agent(self, name: str) -> None:
         with open(os.path.join(self.workdir, f"{name}.agent.log"), "ab") as log:

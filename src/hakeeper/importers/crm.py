@@ -55,7 +55,9 @@ class CrmReader:
         for st in parts:
             self._statement(st)
         self._finish_options()
-        problems = find_problems(self.spec)
+        from hakeeper.galera.spec_checks import galera_problems
+
+        problems = find_problems(self.spec) + galera_problems(self.spec)
         if problems:
             raise self.source.error(problems)
         return self.spec

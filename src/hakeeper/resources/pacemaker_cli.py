@@ -482,6 +482,20 @@ def read_outbox(state_dir: str) -> dict[tuple[str, str], str | None]:
     return out
 
 
+def running_on(doc: dict[str, Any]) -> RunningOn:
+    """A node's status report of one resource, as the shims show it (pure)."""
+    role = doc.get("role", "Started")
+    if doc.get("pending") and doc.get("op") == "promote":
+        # A promote claimed but not finished: Pacemaker's crm_mon shows the instance in the
+        # role it still has (Unpromoted, pending "Promoting"). Shown as Promoted, galera's
+        # promote finds "a master already up" (itself) and joins instead of bootstrapping.
+        role = "Unpromoted"
+    return RunningOn(
+        role=role if role in ("Started", "Promoted", "Unpromoted", "Stopped") else "Started",
+        failed=bool(doc.get("failed")),
+    )
+
+
 def build_view(agent: Agent) -> ClusterView:
     """The view of the store the shims render, from the agent's mirror."""
     from hakeeper.agent import state as st
@@ -517,11 +531,7 @@ def build_view(agent: Agent) -> ClusterView:
         doc = st.loads(raw)
         if not isinstance(doc, dict) or node not in members:
             continue
-        role = doc.get("role", "Started")
-        status.setdefault(node, {})[rsc] = RunningOn(
-            role=role if role in ("Started", "Promoted", "Unpromoted", "Stopped") else "Started",
-            failed=bool(doc.get("failed")),
-        )
+        status.setdefault(node, {})[rsc] = running_on(doc)
     leader = values.get(keys.leader)
     config = st.config_of(values, keys)
     attrs = {n: a for n, a in st.attributes(values, keys).items() if n in members}

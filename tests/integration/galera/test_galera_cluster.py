@@ -31,12 +31,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GaleraLab]:
     # error.log and grastate.dat there, so a failure can be read afterwards.
     cluster = GaleraLab(str(tmp_path_factory.mktemp("hkg")))
     try:
-        cluster.start()
-        cluster.apply(galera_spec(cluster))
-        first = cluster.wait_synced(1, 240)[0]
-        cluster.create_check_user(first)
-        checker.prepare(cluster.addr[first], CHECK_USER, CHECK_PASSWORD)
-        cluster.wait_quiet(240)
+        cluster.form(galera_spec(cluster))
         yield cluster
     finally:
         cluster.close()

@@ -24,6 +24,7 @@ from hakeeper.resources.pacemaker_cli import (
     pacemakerd,
     render_cib,
     render_crm_mon,
+    running_on,
     to_text,
 )
 
@@ -99,6 +100,18 @@ def test_master_exists_iff_a_promoted_instance_is_healthy(roles: dict[str, tuple
     expected = any(r == "Promoted" and not f for r, f in roles.values())
     assert _master_exists(render_crm_mon(view)) is expected
     assert _master_exists(render_crm_mon(view, legacy=True)) is expected
+
+
+def test_a_promote_in_flight_is_no_master_yet() -> None:
+    # The agent's claim of a promote leaves a pending report; galera's promote asks master_exists
+    # before it decides to bootstrap, and must not find itself.
+    pending = running_on({"role": "Promoted", "op": "promote", "pending": True})
+    assert pending == RunningOn("Unpromoted")
+    assert not _master_exists(render_crm_mon(_view({"a": {"galera": pending}})))
+    assert running_on({"role": "Promoted", "op": "promote", "rc": 0}) == RunningOn("Promoted")
+    assert running_on({"role": "Unpromoted", "op": "start", "pending": True}) == RunningOn("Unpromoted")
+    assert running_on({"role": "Promoted", "op": "monitor", "failed": True}) == RunningOn("Promoted", failed=True)
+    assert running_on({"role": "bogus"}) == RunningOn("Started")
 
 
 def test_the_real_crm_mon_reads_our_cib_as_we_render_it(tmp_path: Path) -> None:
