@@ -336,18 +336,19 @@ class AdapterBrain:
         action = todo[0]
         self.busy = True
         claim = f"{self.node}:{doc.epoch}:{action.id}".encode()
-        return [
-            self._txn(
-                "claim",
-                [Compare(self.keys.plan, "value", "==", raw)],
-                [
-                    Put(self.keys.running_of(self.node), st.dumps({"epoch": doc.epoch, "id": action.id}), self.lease),
-                    Put(self.keys.claims, claim),
-                ],
-                epoch=doc.epoch,
-                action=action,
-            )
+        ops: list[Any] = [
+            Put(self.keys.running_of(self.node), st.dumps({"epoch": doc.epoch, "id": action.id}), self.lease),
+            Put(self.keys.claims, claim),
         ]
+        # As daemon._execute: a start or promote leaves a pending report not bound to the lease
+        # (time left out of it, as from every report here, so equal states memoise alike).
+        rsc = st.local_id(spec, action.resource or "")
+        promotable = st.ocf_meta(spec, rsc, self.node).get("promotable") == "true"
+        pending = st.pending_doc(action.task, 0.0, promotable)
+        if pending is not None:
+            ops.append(Put(self.keys.status_of(self.node, rsc), st.dumps(pending)))
+        compares = [Compare(self.keys.plan, "value", "==", raw), absent(self.keys.done_of(doc.epoch, action.id))]
+        return [self._txn("claim", compares, ops, epoch=doc.epoch, action=action)]
 
     def _claimed(self, spec: ClusterSpec, data: dict[str, Any]) -> list[t.Effect]:
         action: pl.PlanAction = data["action"]

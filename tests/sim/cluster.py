@@ -179,6 +179,12 @@ class Shell:
         session = self.session
 
         def open_watch(store: ModelStore) -> None:
+            # A watch an earlier session (or an earlier incarnation of the agent) asked for, reaching
+            # the store late, is nobody's: registering it would feed its changes to the current
+            # session before that one's own opening read (an agent restarted during a store stall
+            # then never saw the configuration; seed 1546).
+            if session != self.session:
+                return
             # Registered in the same instant as the history is read: nothing falls in between.
             update: Snapshot | Changes | None = None
             if self.revision:

@@ -26,7 +26,7 @@ from hakeeper.agent.heartbeat import DEFAULT_NODE_TIMEOUT, Heartbeats, interval_
 from hakeeper.agent.metrics import Metrics
 from hakeeper.coord import election
 from hakeeper.coord.lease import DEFAULT_LEASE_TTL, LeaseKeeper
-from hakeeper.coord.store import Compare, Delete, Put, Store, StoreError, bounded
+from hakeeper.coord.store import Compare, Delete, Put, Store, StoreError, absent, bounded
 from hakeeper.coord.watch import Changes, Mirror, Snapshot, follow
 from hakeeper.placement import Plan, schedule
 from hakeeper.resources import pacemaker_cli
@@ -420,23 +420,7 @@ class Agent:
     def _status_doc(
         self, res: Result, op: str, ok: bool, role: str = "Started", known: st.Definition | None = None
     ) -> dict[str, Any]:
-        doc: dict[str, Any] = {
-            "role": role if res.running or (ok and op != "stop") else "Stopped",
-            "op": op,
-            "rc": res.rc,
-            "at": self.clock(),
-            "result": res.status.value,
-        }
-        if res.status is Status.PROMOTED:
-            doc["role"] = "Promoted"
-        if not ok:
-            # A promoted instance that failed is still taken for promoted (Pacemaker's failed
-            # Promoted): the scheduler then demotes it before promoting another instance.
-            failed_role = "Promoted" if role == "Promoted" else "Started"
-            doc.update({"failed": True, "kind": st.failure_kind(res), "role": failed_role, "output": res.output[-500:]})
-        if known is not None:
-            doc["definition"] = known.as_json()
-        return doc
+        return st.status_doc(res, op, ok, self.clock(), role, known)
 
     async def _worker(self) -> None:
         while True:
@@ -475,16 +459,24 @@ class Agent:
         if not todo:
             return
         action = todo[0]
-        # Claim the action, only if the plan is still the one we read. The claim also rewrites
+        # Claim the action, only if the plan is still the one we read and the action is not done
+        # (a claim retried after its report reached the store would leave `running/` behind, and
+        # the leader would wait for it as long as this node lives). The claim also rewrites
         # the `claims` key, which the leader's publish compares: so either the leader sees the
         # claim and waits for it, or its new plan wins and the claim fails. Never both.
         claim = f"{self.node}:{epoch}:{action['id']}".encode()
+        ops: list[Any] = [
+            Put(self.keys.running_of(self.node), st.dumps({"epoch": epoch, "id": action["id"]}), self.keeper.lease),
+            Put(self.keys.claims, claim),
+        ]
+        rsc = self.local_name(spec, action["resource"])
+        promotable = self._ocf_meta(spec, rsc).get("promotable") == "true"
+        known = self._definition(spec, rsc, action["resource"])
+        pending = st.pending_doc(action["task"], self.clock(), promotable, known)
+        if pending is not None:
+            ops.append(Put(self.keys.status_of(self.node, rsc), st.dumps(pending)))
         res = await self.store.txn(
-            [Compare(self.keys.plan, "value", "==", raw)],
-            [
-                Put(self.keys.running_of(self.node), st.dumps({"epoch": epoch, "id": action["id"]}), self.keeper.lease),
-                Put(self.keys.claims, claim),
-            ],
+            [Compare(self.keys.plan, "value", "==", raw), absent(self.keys.done_of(epoch, action["id"]))], ops
         )
         if not res.succeeded:
             return

@@ -11,6 +11,8 @@ Layout under /hakeeper/<cluster>/ (values are JSON):
   plan                    {"epoch", "leader", "actions", "edges", ...}  the leader, by CAS
   done/<epoch>/<index>    {"ok", "rc", "output"}                         whoever ran the action
   running/<node>          {"epoch", "id"}  bound to the node's lease   an action in flight
+                          (a start or promote in flight also leaves a pending status report,
+                          not bound to the lease: see pending_doc)
   claims                  "<node>:<epoch>:<id>" of the last claim       serialises claims and plans
   fence/<node>            {"at", "ok", "device", "output"}               the leader
   tickets/<ticket>        {"granted": bool, "standby": bool, "at"}      `hakeeper ticket`
@@ -268,6 +270,58 @@ def _is_stonith(spec: ClusterSpec, rsc: str, doc: Mapping[str, Any] | None = Non
 
 def active(doc: Mapping[str, Any]) -> bool:
     return doc.get("role", "Stopped") != "Stopped" or bool(doc.get("failed"))
+
+
+# ----- a node's reports of what it runs -----
+
+
+def status_doc(
+    res: Result, op: str, ok: bool, at: float, role: str = "Started", known: Definition | None = None
+) -> dict[str, Any]:
+    """The report of `op`'s result `res` on a resource (`role`: the role it runs in if running)."""
+    doc: dict[str, Any] = {
+        "role": role if res.running or (ok and op != "stop") else "Stopped",
+        "op": op,
+        "rc": res.rc,
+        "at": at,
+        "result": res.status.value,
+    }
+    if res.status is Status.PROMOTED:
+        doc["role"] = "Promoted"
+    if not ok:
+        # A promoted instance that failed is still taken for promoted (Pacemaker's failed
+        # Promoted): the scheduler then demotes it before promoting another instance.
+        failed_role = "Promoted" if role == "Promoted" else "Started"
+        doc.update({"failed": True, "kind": failure_kind(res), "role": failed_role, "output": res.output[-500:]})
+    if known is not None:
+        doc["definition"] = known.as_json()
+    return doc
+
+
+# The tasks whose claim leaves a pending report, and the role it reports.
+PENDING_ROLE = {"start": "Started", "promote": "Promoted"}
+
+
+def pending_doc(task: str, at: float, promotable: bool, known: Definition | None = None) -> dict[str, Any] | None:
+    """The report a claim leaves for a start or a promote about to run (Pacemaker's
+    record-pending), or None for a task that needs none (a stop or a demote leaves the report of
+    what runs as it is: still active until the action says otherwise).
+
+    It takes the resource for active in its new role from the moment the action may begin, and it
+    is not bound to the node's lease. So if the node is lost before it reports the result (paused,
+    cut off, crashed), the leader sees a lost node with an active resource: unclean, fenced before
+    the resource starts (or is promoted) anywhere else. The `running/` key alone cannot say it:
+    it goes with the lease (the simulation found the resource then started on a second node while
+    the lost one still started it). The action's result, a probe or the fence replaces it."""
+    role = PENDING_ROLE.get(task)
+    if role is None:
+        return None
+    if role == "Started" and promotable:
+        role = "Unpromoted"
+    doc: dict[str, Any] = {"role": role, "op": task, "pending": True, "at": at}
+    if known is not None:
+        doc["definition"] = known.as_json()
+    return doc
 
 
 def probing(values: Values, keys: Keys, suspects: Collection[str] = ()) -> set[str]:
