@@ -235,38 +235,46 @@ class Engine:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _host_step(self, a: rc.ForceDown | rc.ListInstances | rc.EnableReserved | rc.Unforce) -> None:
+    async def _host_step(self, a: rc.HostStep) -> None:
         s, o = self.settings, self.options
+
+        def due(change: Callable[[Recovery], Recovery]) -> Callable[[Recovery], Recovery | None]:
+            return lambda r: change(r) if rc.still_due(r, a) else None
+
         try:
+            kv = await self.store.get(recovery_key(self.keys, *a.key))
+            current = Recovery.loads(kv.value) if kv else None
+            if current is None or not rc.still_due(current, a):
+                return  # decided from a snapshot that a step of the round before has overtaken
             if isinstance(a, rc.ForceDown):
                 seen = await self.nova(lambda n: n.force_down(a.host))
-                if await self.mutate(a.key, lambda r: rc.forced_down(r, seen, time.time())):
+                if await self.mutate(a.key, due(lambda r: rc.forced_down(r, seen, time.time()))):
                     await self.event("forced-down", f"nova-compute on {a.host} forced down", host=a.key[0])
             elif isinstance(a, rc.ListInstances):
                 found = await self.nova(lambda n: n.on_host(a.host, o.ha_tag, o.ha_flavor_key))
-                rec = await self.mutate(a.key, lambda r: rc.listed(r, found, s))
+                rec = await self.mutate(a.key, due(lambda r: rc.listed(r, found, s)))
                 if rec is not None:
                     ha = sum(1 for i in rec.instances if i.ha)
                     await self.event("instances-listed", f"{len(rec.instances)} instances on {a.host} ({ha} HA)")
             elif isinstance(a, rc.EnableReserved):
                 for host in a.hosts:
                     await self.nova(methodcaller("enable", host))
-                if await self.mutate(a.key, rc.reserved_enabled):
+                if await self.mutate(a.key, due(rc.reserved_enabled)):
                     await self.event("reserved-enabled", f"reserved hosts enabled: {', '.join(a.hosts)}")
             else:
                 await self.nova(lambda n: n.unforce(a.host))
-                if await self.mutate(a.key, rc.unforced):
+                if await self.mutate(a.key, due(rc.unforced)):
                     await self.event("unforced", f"{a.host} is back: its nova-compute is no longer forced down")
         except NovaError as exc:
             err = exc
             if isinstance(a, rc.Unforce):
-                waiting = await self.mutate(a.key, lambda r: rc.unforce_refused(r, err.reason, time.time()))
+                waiting = await self.mutate(a.key, due(lambda r: rc.unforce_refused(r, err.reason, time.time())))
                 if waiting is not None and waiting.host_attempts == 1:
                     await self.event("unforce-waits", err.reason, host=a.key[0])  # told once
                 return  # the recovery is over; asked again after the pause
             await self.event("recovery-step-failed", exc.reason, host=a.key[0])
             failed = await self.mutate(
-                a.key, lambda r: rc.host_step_failed(r, err.reason, err.permanent, s, time.time())
+                a.key, due(lambda r: rc.host_step_failed(r, err.reason, err.permanent, s, time.time()))
             )
             if failed is not None and failed.phase == Phase.FAILED:
                 await self.event("recovery-failed", f"{a.key[0]}: {exc.reason}; fix it, then `hakeeper recovery retry`")

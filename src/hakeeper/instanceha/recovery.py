@@ -144,6 +144,22 @@ def decide(world: World) -> list[Action]:
     return actions
 
 
+HostStep = ForceDown | ListInstances | EnableReserved | Unforce
+
+
+def still_due(rec: Recovery, step: HostStep) -> bool:
+    """Whether the record still needs this host step. A round decides from a snapshot, and a step
+    of the round before may have landed meanwhile: applied again, a listing would reset
+    instances already claimed or issued, a force-down would take the phase back."""
+    if isinstance(step, ForceDown):
+        return rec.phase == Phase.FENCED
+    if isinstance(step, ListInstances):
+        return rec.phase == Phase.FORCED_DOWN
+    if isinstance(step, EnableReserved):
+        return rec.phase == Phase.EVACUATING and not rec.reserved_enabled
+    return rec.phase in TERMINAL and not rec.unforced
+
+
 def fence_confirms(fence: Fence | None, incarnation: int) -> bool:
     """The host is confirmed dead: fenced, and not a member again since."""
     return fence is not None and fence.ok and incarnation < fence.revision

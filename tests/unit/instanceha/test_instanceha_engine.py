@@ -143,6 +143,32 @@ def test_a_slow_listing_is_not_asked_again_at_once_and_the_client_is_warmed_firs
     asyncio.run(main())
 
 
+def test_a_host_step_overtaken_by_the_round_before_changes_nothing() -> None:
+    """A round decides from a snapshot; a listing or force-down decided before the previous one
+    landed must not reset instances already claimed (found by the benchmark: a second `unforced`)."""
+
+    async def main() -> None:
+        store = MemoryStore()
+        fake = FakeNova(hosts=["c1", "c2"], up={"c2"})
+        fake.servers["vm0"] = Server("vm0", "c1")
+        engine = await _cluster(store, fake)
+        await _rounds(engine, 3)  # begin, force down, list: evacuating, vm0 pending
+        [((node, failure), (rec, _))] = (await read_recoveries(store, KEYS)).items()
+        assert rec.phase == Phase.EVACUATING
+        await engine.mutate((node, failure), lambda r: rc.claim(r, "vm0", "other-engine", "", 1.0))
+        before = (await read_recoveries(store, KEYS))[(node, failure)][0]
+        calls = len(fake.calls) if hasattr(fake, "calls") else None
+        for step in (rc.ForceDown((node, failure), "c1"), rc.ListInstances((node, failure), "c1"),
+                     rc.Unforce((node, failure), "c1")):
+            assert not rc.still_due(before, step)
+            await engine._host_step(step)
+        after = (await read_recoveries(store, KEYS))[(node, failure)][0]
+        assert after == before and after.instance("vm0").state == InstanceState.CLAIMED  # type: ignore[union-attr]
+        assert calls is None or len(fake.calls) == calls
+
+    asyncio.run(main())
+
+
 def test_engine_without_membership_writes_nothing() -> None:
     async def main() -> None:
         store = MemoryStore()
