@@ -30,6 +30,7 @@ import aetcd
 import aetcd.exceptions as aexc
 from aetcd import rpc, transactions
 
+from hakeeper.coord.stall import CAP_FACTOR, patient
 from hakeeper.coord.store import (
     Compacted,
     Compare,
@@ -157,6 +158,10 @@ class EtcdStore(Store):
         # Certificates are read and checked now: a wrong file is the operator's input error.
         self._material: TlsMaterial | None = load_material(security) if security and security.tls else None
         self.timeout = timeout
+        # A request waits `timeout` seconds of the time this process ran, at most `cap` seconds of
+        # wall time (coord/stall.py: a starved machine is not a dead store); gRPC's own deadline,
+        # which counts wall time, is the cap.
+        self.cap = timeout * CAP_FACTOR
         self.probe_interval = probe_interval
         self._index = 0
         self._client: aetcd.Client | None = None
@@ -186,8 +191,8 @@ class EtcdStore(Store):
     def _new_client(self, endpoint: str) -> aetcd.Client:
         host, _, port = endpoint.rpartition(":")
         if self.security is None:
-            return aetcd.Client(host=host, port=int(port), timeout=self.timeout)
-        return SecureClient(host, int(port), self.timeout, self._material, self.security)
+            return aetcd.Client(host=host, port=int(port), timeout=self.cap)
+        return SecureClient(host, int(port), self.cap, self._material, self.security)
 
     def _failure(self, exc: BaseException | None, endpoint: str) -> str | None:
         return None if exc is None else explain(exc, endpoint, self.security)
@@ -207,7 +212,7 @@ class EtcdStore(Store):
         closing a gRPC channel under them can wedge the loop. Their own deadlines end them first."""
 
         async def close() -> None:
-            await asyncio.sleep(self.timeout * 3)
+            await asyncio.sleep(self.cap + self.timeout)
             with contextlib.suppress(Exception):
                 await bounded(client.close(), self.timeout)
 
@@ -228,7 +233,7 @@ class EtcdStore(Store):
             client = await self._connected()
             sent = loop.time()
             try:
-                return await bounded(fn(client), self.timeout + 0.5)
+                return await patient(fn(client), self.timeout, self.cap)
             except (TimeoutError, aexc.ClientError, rpc.AioRpcError) as exc:
                 self._note_election(exc, sent)
                 if _lease_gone(exc):
@@ -285,7 +290,7 @@ class EtcdStore(Store):
         )
 
         async def op(c: aetcd.Client) -> TxnResult:
-            resp = await c.kvstub.Txn(request, timeout=self.timeout, metadata=c.metadata)
+            resp = await c.kvstub.Txn(request, timeout=self.cap, metadata=c.metadata)
             return TxnResult(bool(resp.succeeded), resp.header.revision)
 
         return await self._call(op)
@@ -339,8 +344,8 @@ class EtcdStore(Store):
 
         try:
             await client.connect()
-            watch = await bounded(
-                client.watch_prefix(prefix.encode(), start_revision=start_revision), self.timeout + 0.5
+            watch = await patient(
+                client.watch_prefix(prefix.encode(), start_revision=start_revision), self.timeout + 0.5, self.cap + 0.5
             )
         except aexc.RevisionCompactedError as exc:
             self._retire(client)
@@ -406,8 +411,8 @@ class EtcdStore(Store):
                 request = rpc.RangeRequest(
                     key=prefix, range_end=_range_end(prefix), keys_only=True, min_mod_revision=seen[0] + 1
                 )
-                resp = await bounded(
-                    client.kvstub.Range(request, timeout=self.timeout, metadata=client.metadata), self.timeout
+                resp = await patient(
+                    client.kvstub.Range(request, timeout=self.cap, metadata=client.metadata), self.timeout, self.cap
                 )
                 # Stale only if undelivered changes persist and nothing was delivered meanwhile
                 # for STALE_PROBES probes: a busy member may lag a little behind its reads.

@@ -11,7 +11,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from hakeeper.coord.store import LeaseExpired, Store, StoreError, bounded
+from hakeeper.coord.stall import patient
+from hakeeper.coord.store import LeaseExpired, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +51,17 @@ class LeaseKeeper:
             try:
                 if self.lease == 0:
                     sent = loop.time()
-                    self.lease = await bounded(self.store.grant(self.ttl), max(1.0, float(self.ttl)))
+                    self.lease = await patient(self.store.grant(self.ttl), max(1.0, float(self.ttl)))
                     self.last_refresh = sent
                     if self.on_grant is not None:
                         await self.on_grant(self.lease)
                     self.changed.set()
                 else:
                     sent = loop.time()
-                    # Bounded here too: a refresh that does not come back in time is a failed one.
-                    await bounded(self.store.keepalive(self.lease), max(0.5, self.ttl / 2))
+                    # Bounded here too: a refresh that does not come back in time is a failed one
+                    # (in the time this process ran, up to the TTL: coord/stall.py). A late answer
+                    # costs nothing: the refresh counts from when it was sent.
+                    await patient(self.store.keepalive(self.lease), max(0.5, self.ttl / 2), float(self.ttl))
                     # The lease was refreshed no earlier than when we sent the request.
                     self.last_refresh = sent
             except LeaseExpired:

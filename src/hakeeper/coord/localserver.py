@@ -26,6 +26,7 @@ from dataclasses import asdict
 from typing import Any
 
 from hakeeper.coord.memory import MemoryStore
+from hakeeper.coord.stall import patient
 from hakeeper.coord.store import (
     Compacted,
     Compare,
@@ -327,7 +328,8 @@ class RemoteStore(Store):
                 reader, writer = self._conn
                 writer.write(json.dumps(request).encode() + b"\n")
                 await writer.drain()
-                line = await asyncio.wait_for(reader.readline(), self.timeout)
+                # In the time this process ran (coord/stall.py): a starved host is not a dead server.
+                line = await patient(reader.readline(), self.timeout)
                 if not line:
                     raise ConnectionError("server closed the connection")
             except (TimeoutError, OSError) as exc:

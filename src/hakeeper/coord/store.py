@@ -28,15 +28,15 @@ async def bounded(aw: Awaitable[T], timeout: float) -> T:
     except BaseException:
         # The caller was cancelled (an outer bound ran out): the call is abandoned too, else it
         # would run on and die later as an exception "never retrieved" (seen in the soak).
-        _abandon(task)
+        abandon(task)
         raise
     if not done:
-        _abandon(task)
+        abandon(task)
         raise TimeoutError(f"no answer within {timeout:g}s")
     return task.result()
 
 
-def _abandon(task: asyncio.Future[T]) -> None:
+def abandon(task: asyncio.Future[T]) -> None:
     task.cancel()
     task.add_done_callback(lambda t: t.cancelled() or t.exception())  # never "never retrieved"
 
