@@ -21,6 +21,8 @@ Needs root and scripts/setup-nova. Run: python3 bench/instance_ha.py [--sizes 10
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -79,6 +81,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", default="10,100")
     p.add_argument("--parallel", type=int, default=8, help="the evacuator's evacuate calls in flight")
+    p.add_argument("--keep", action="store_true", help="keep the cluster's directory (agent and engine logs)")
     args = p.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     # SIGTERM (and SIGINT, which a shell's background job ignores) end the run through the
@@ -86,8 +89,9 @@ def main() -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _interrupted)
     rows = []
-    with NovaLab(computes=2, subnet=4) as lab:
-        ha = HaCluster(lab, Path(tempfile.mkdtemp(prefix="bench-instanceha-")), tag="ihabench", parallel=args.parallel)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-instanceha-"))
+    with NovaLab(computes=2, subnet=4, keep_workdir=args.keep) as lab:
+        ha = HaCluster(lab, workdir, tag="ihabench", parallel=args.parallel)
         try:
             t0 = time.monotonic()
             ha.start()
@@ -102,6 +106,8 @@ def main() -> int:
                 victim, survivor = survivor, victim
         finally:
             ha.close()
+            if not args.keep:
+                shutil.rmtree(workdir, ignore_errors=True)
     print()
     for row in rows:
         print(
@@ -120,7 +126,9 @@ def _interrupted(signum: int, _frame: object) -> None:
 def _line(row: dict[str, float]) -> str:
     parts = " ".join(f"{k} {row[k]:.2f}s" for k in ("detection", "fencing", "force-down", "evacuation", "nova"))
     wrong = int(row["not-exactly-once"])
-    return f"{int(row['instances'])} instances: total {row['total']:.2f}s = {parts}; not exactly once: {wrong}"
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (f"{int(row['instances'])} instances: total {row['total']:.2f}s = {parts}; not exactly once: {wrong}; "
+            f"load average {load}")
 
 
 if __name__ == "__main__":
