@@ -200,8 +200,9 @@ class Result:
 
 class Bench:
     def __init__(self, lab: Lab, hosts: dict[str, Host], spec: RouterSpec, spec_file: Path, work: Path,
-                 n: int, per_ha: int, window: float) -> None:
+                 n: int, per_ha: int, window: float, profile: Path | None = None) -> None:
         self.lab, self.hosts, self.spec, self.spec_file, self.work = lab, hosts, spec, spec_file, work
+        self.profile = profile
         self.n, self.per_ha, self.window = n, per_ha, window
         self.phys = physical(n, per_ha)
         self.sched = node_schedule(spec, NODES)
@@ -239,7 +240,9 @@ class Bench:
 
     # -- hakeeper: one l3-agent per node -----------------------------------------------------------
     def start_agent(self, node: str) -> subprocess.Popen[bytes]:
-        argv = ["nsenter", f"--net=/run/netns/{self.hosts[node].ns}", sys.executable, "-m", "hakeeper",
+        # --profile: the agent under cProfile (written when it exits: node B is stopped with SIGHUP).
+        prof = ["-m", "cProfile", "-o", str(self.profile / f"{node}.prof")] if self.profile else []
+        argv = ["nsenter", f"--net=/run/netns/{self.hosts[node].ns}", sys.executable, *prof, "-m", "hakeeper",
                 "l3-agent", "--node", node, "--nodes", ",".join(NODES), "--spec", str(self.spec_file),
                 "--netns-prefix", self.prefix(node, "hakeeper"), "--state-file", str(self.state_file(node)),
                 "--log-level", "warning"]
@@ -288,7 +291,10 @@ class Bench:
         result = Result("hakeeper", setup_a, setup_b, idle, [v - t0 for v in watch.seen.values()],
                         [v - t0 for v in reported.values()], self.n - len(watch.seen))
         watch.close()
-        agent_b.kill()  # its graceful stop (1000 routers handing over) is not measured here
+        if self.profile:
+            agent_b.send_signal(signal.SIGHUP)  # stops leaving the routers as they are: the profile is written
+        else:
+            agent_b.kill()  # its graceful stop (1000 routers handing over) is not measured here
         agent_b.wait(timeout=60)
         self.teardown("hakeeper")
         return result
@@ -400,6 +406,7 @@ def main() -> int:
     ap.add_argument("--per-ha-network", type=int, default=50, help="routers per project (HA network)")
     ap.add_argument("--window", type=float, default=20.0, help="idle sampling window, seconds")
     ap.add_argument("--only", choices=["hakeeper", "keepalived"], help="run one layout only")
+    ap.add_argument("--profile", type=Path, metavar="DIR", help="run the l3-agents under cProfile, stats to DIR")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("needs root (namespaces)", file=sys.stderr)
@@ -417,7 +424,7 @@ def main() -> int:
         segments = {dev: f"b{dev}" for dev in phys.values()}
         with Lab("hkl3b") as lab:
             hosts = {node: lab.host(node, {dev: [] for dev in phys.values()}, segments=segments) for node in NODES}
-            bench = Bench(lab, hosts, spec, spec_file, work, n, per_ha, args.window)
+            bench = Bench(lab, hosts, spec, spec_file, work, n, per_ha, args.window, args.profile)
             results = []
             try:
                 for kind in ("hakeeper", "keepalived"):

@@ -23,7 +23,10 @@ from pathlib import Path
 from hakeeper.coord.store import Store, StoreError, bounded, wait_event
 from hakeeper.errors import InputError
 from hakeeper.l3 import dataplane, netns
+from hakeeper.l3.controller import watch_members
+from hakeeper.l3.events import Change, EventLog
 from hakeeper.l3.hosting import HaState, Report, report_key
+from hakeeper.l3.metrics import L3Metrics
 from hakeeper.l3.model import RouterSpec
 from hakeeper.l3.routerstore import Stored, decode, routers_key
 from hakeeper.l3.scheduler import RouterWant, Schedule, schedule
@@ -47,6 +50,9 @@ class AgentOptions:
     garp_master_delay: float = 60.0
     cluster: str = "hakeeper"
     pid_file: str | None = None
+    node_lost_after: float = 20.0  # a node whose report has not moved this long is lost (controller.py)
+    events_file: str | None = None  # JSON lines, one per event (events.py)
+    metrics: str | None = None  # HOST:PORT for Prometheus
 
 
 def _agent_alive(pid: int) -> bool:
@@ -166,13 +172,13 @@ class RouterAgent:
             if complete and holds_vip:
                 self.speaker.add(want[rid], adopt=True)
                 self.applied[rid] = want[rid]
+        # From nothing, all at once (no master address anywhere in them).
+        await asyncio.to_thread(dataplane.build_many, [want[rid] for rid, (c, _) in found.items() if not c])
         for rid, (complete, holds_vip) in found.items():
             lay = want[rid]
             if complete and not holds_vip:
                 await withdraw_all([lay])  # a backup holds none of the master's addresses
-                self.speaker.add(lay)
-            elif not complete:
-                await asyncio.to_thread(dataplane.build, lay)  # from nothing: no master address anywhere
+            if not (complete and holds_vip):
                 self.speaker.add(lay)
             self.applied[rid] = lay
         for rid, (complete, _) in found.items():
@@ -245,8 +251,19 @@ async def serve(spec: RouterSpec | None, opts: AgentOptions, store: Store | None
     password = s.ha_vrrp_auth_password.get_secret_value() if s.ha_vrrp_auth_password else None
     loop = asyncio.get_running_loop()
     dirty = asyncio.Event()
-    speaker = RouterSpeaker(VrrpSettings(s.ha_vrrp_advert_int, password, opts.garp_master_delay),
-                            on_change=lambda _rid, _st: dirty.set())
+    events = EventLog(opts.node, opts.events_file)
+    metrics: L3Metrics | None = None
+
+    def changed(c: Change) -> None:
+        events.transition(c)
+        if metrics is not None:
+            metrics.change(c)
+        dirty.set()
+
+    speaker = RouterSpeaker(VrrpSettings(s.ha_vrrp_advert_int, password, opts.garp_master_delay), on_change=changed)
+    if opts.metrics:
+        metrics = L3Metrics(speaker)
+        metrics.serve(opts.metrics)
     agent = RouterAgent(opts, speaker)
     await agent.start(spec, sched, await handover(opts.pid_file))
     stopping = asyncio.Event()
@@ -264,6 +281,9 @@ async def serve(spec: RouterSpec | None, opts: AgentOptions, store: Store | None
     interval = float(s.ha_vrrp_advert_int)
 
     async def publish(states: dict[str, State]) -> None:
+        events.flush()
+        if metrics is not None:
+            metrics.states(states)
         if opts.state_file:
             write_state(opts.state_file, opts.node, states)
         if store is None:
@@ -285,6 +305,7 @@ async def serve(spec: RouterSpec | None, opts: AgentOptions, store: Store | None
             await asyncio.sleep(0.05)  # a burst of 1000 transitions is one write
 
     async def follower(since: int) -> None:
+        nonlocal stored
         assert store is not None
         while True:
             await asyncio.sleep(0.5)
@@ -292,6 +313,7 @@ async def serve(spec: RouterSpec | None, opts: AgentOptions, store: Store | None
             if new is None:
                 continue
             since = new.revision
+            stored = new
             if new.spec.settings != s:
                 log.warning("L3 HA settings changed in the store: they apply when the agent restarts")
             try:
@@ -303,13 +325,23 @@ async def serve(spec: RouterSpec | None, opts: AgentOptions, store: Store | None
     await publish(speaker.states())
     tasks = [asyncio.create_task(publisher())]
     if stored is not None:
+        assert store is not None
         tasks.append(asyncio.create_task(follower(stored.revision)))
+
+        def current() -> Stored:
+            assert stored is not None
+            return stored
+
+        tasks.append(asyncio.create_task(watch_members(store, opts.cluster, opts.node, current,
+                                                       opts.node_lost_after, interval, events, metrics)))
     await stopping.wait()
     for t in tasks:
         t.cancel()
     if detach:
         log.info("stopping for a restart: %d router(s) left as they are", len(speaker.runs))
         speaker.detach()
+        events.close()
         return
     await speaker.stop()
     await publish({})
+    events.close()

@@ -115,7 +115,7 @@ def l3_agent(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return EXIT_BAD_INPUT
         opts = AgentOptions(args.node, (), physical, args.netns_prefix, args.state_file, args.garp_master_delay,
-                            args.cluster, args.pid_file)
+                            args.cluster, args.pid_file, args.node_lost_after, args.events_file, args.metrics)
         return _run_agent(args, None, opts)
     spec = load_router_spec(args.spec)
     nodes = tuple(n for n in (args.nodes or "").split(",") if n)
@@ -131,7 +131,7 @@ def l3_agent(args: argparse.Namespace) -> int:
         print(f"hakeeper l3-agent: no --physical NETWORK=INTERFACE for {', '.join(missing)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     opts = AgentOptions(args.node, nodes, physical, args.netns_prefix, args.state_file, args.garp_master_delay,
-                        args.cluster, args.pid_file)
+                        args.cluster, args.pid_file, events_file=args.events_file, metrics=args.metrics)
     return _run_agent(args, spec, opts)
 
 
@@ -228,6 +228,12 @@ def register(subparsers: Any) -> None:
                    help="seconds before the second gratuitous ARP burst after a takeover (Neutron: 60)")
     p.add_argument("--pid-file", help="this agent's pid; an agent started with the pid file of a running one "
                    "takes its routers over without a failover (a restart: start the new one, the old one stops)")
+    p.add_argument("--node-lost-after", type=float, default=20.0, metavar="SECONDS",
+                   help="with the store: a network node whose agent has not reported for this long is lost, "
+                   "and its routers get a replica elsewhere (Neutron's agent_down_time)")
+    p.add_argument("--events-file", metavar="FILE", help="append each event (transition with its cause, node "
+                   "lost or back, dual-active alarm) to FILE as a JSON line")
+    p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics there")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     _store_options(p, required=False)
     p.set_defaults(handler=l3_agent)

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hakeeper.l3 import netns
+from hakeeper.l3 import netns, nftlib
 from hakeeper.l3.model import Router, Settings
 from hakeeper.l3.scheduler import Placement
 
@@ -145,29 +146,60 @@ def ensure_bridges(physical: dict[str, str]) -> None:
 
 def build(lay: Layout) -> None:
     """Create (or re-create) the router's namespace and interfaces on this node: no master address
-    anywhere, so a returning node never starts as a second master."""
-    netns.delete(lay.namespace)
-    netns.add(lay.namespace)
-    # IPv6 off before any port arrives or comes up: a port that spoke IPv6 (router solicitation,
-    # MLD, DAD) even once would announce the shared qr/qg MAC from a backup, and each new port's
-    # chatter floods every port of the node's bridges (a cost growing with the routers there).
-    netns.in_netns(lay.namespace, ["sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.disable_ipv6=1",
-                                   "net.ipv6.conf.default.disable_ipv6=1"])
-    node_cmds = []
-    for p in lay.ports:
-        node_cmds.append(f"link del {p.peer}")
-    netns.ip_batch(node_cmds, force=True)  # leftovers of an earlier run; absent ones are fine
-    node_cmds = []
-    for p in lay.ports:
+    anywhere, so a returning node never starts as a second master. IPv6 is off before any port
+    arrives or comes up: a port that spoke IPv6 (router solicitation, MLD, DAD) even once would
+    announce the shared qr/qg MAC from a backup, and each new port's chatter floods every port of
+    the node's bridges (a cost growing with the routers there)."""
+    build_many([lay])
+
+
+# IPv6 off before any port arrives (see build); forwarding on.
+SYSCTLS = (("net/ipv4/ip_forward", "1"), ("net/ipv6/conf/all/disable_ipv6", "1"),
+           ("net/ipv6/conf/default/disable_ipv6", "1"))
+
+
+def _node_side(lay: Layout, ports: Sequence[Port] | None = None) -> list[str]:
+    cmds = []
+    for p in lay.ports if ports is None else ports:
         mac = f" address {p.mac}" if p.mac else ""
-        node_cmds += [f"link add {p.peer} type veth peer name {p.name}{mac} netns {lay.namespace}",
-                      f"link set {p.peer} addrgenmode none",  # the bridge port needs no IPv6 either
-                      f"link set {p.peer} master {bridge_name(p.network)} up"]
-    netns.ip_batch(node_cmds)
-    ns_cmds = ["link set lo up", f"addr add {lay.ha_address} dev {lay.ha.name}"]
-    ns_cmds += [f"link set {p.name} up" for p in lay.ports]
-    netns.ip_batch(ns_cmds, lay.namespace)
-    netns.in_netns(lay.namespace, ["nft", "-f", "-"], stdin=lay.nat)
+        cmds += [f"link add {p.peer} type veth peer name {p.name}{mac} netns {lay.namespace}",
+                 f"link set {p.peer} addrgenmode none",  # the bridge port needs no IPv6 either
+                 f"link set {p.peer} master {bridge_name(p.network)} up"]
+    return cmds
+
+
+def build_many(lays: Sequence[Layout]) -> None:
+    """`build` for many routers at once, as an agent starting on a node with a thousand routers
+    needs it: two `ip -batch` processes for every namespace and node-side port, and the rest from
+    this process (sysctls, ports up and the ha- address over netlink, the NAT table through
+    libnftables), instead of five processes per router."""
+    if not lays:
+        return
+    from pyroute2 import IPRoute
+
+    for lay in lays:
+        netns.delete(lay.namespace)
+    netns.ip_batch([f"netns add {lay.namespace}" for lay in lays])
+    netns.ip_batch([f"link del {p.peer}" for lay in lays for p in lay.ports], force=True)
+    for lay in lays:
+        with netns.inside(lay.namespace):
+            for key, value in SYSCTLS:
+                with open(f"/proc/sys/{key}", "w") as fh:
+                    fh.write(value)
+    netns.ip_batch([cmd for lay in lays for cmd in _node_side(lay)])
+    for lay in lays:
+        with netns.inside(lay.namespace):
+            ipr = IPRoute()
+        try:
+            index = {link.get("ifname"): link["index"] for link in ipr.get_links()}
+            ipr.link("set", index=index["lo"], state="up")
+            ipr.addr("add", index=index[lay.ha.name], address=str(lay.ha_address.ip),
+                     prefixlen=lay.ha_address.network.prefixlen)
+            for p in lay.ports:
+                ipr.link("set", index=index[p.name], state="up")
+        finally:
+            ipr.close()
+        nftlib.load(lay.namespace, lay.nat)
 
 
 def destroy(lay: Layout) -> None:
@@ -202,7 +234,7 @@ def refresh(lay: Layout) -> None:
     table as the spec says now; master addresses are left alone (the speaker decides)."""
     netns.ip_batch([f"addr replace {lay.ha_address} dev {lay.ha.name}", *(f"link set {p.name} up" for p in lay.ports)],
                    lay.namespace)
-    netns.in_netns(lay.namespace, ["nft", "-f", "-"], stdin=lay.nat)
+    nftlib.load(lay.namespace, lay.nat)
 
 
 def update(old: Layout, new: Layout) -> None:
@@ -215,13 +247,7 @@ def update(old: Layout, new: Layout) -> None:
     before = {key(p) for p in old.ports}
     netns.ip_batch([f"link del {p.peer}" for p in old.ports if key(p) not in keep], force=True)
     added = [p for p in new.ports if key(p) not in before]
-    node_cmds = []
-    for p in added:
-        mac = f" address {p.mac}" if p.mac else ""
-        node_cmds += [f"link add {p.peer} type veth peer name {p.name}{mac} netns {new.namespace}",
-                      f"link set {p.peer} addrgenmode none",
-                      f"link set {p.peer} master {bridge_name(p.network)} up"]
-    netns.ip_batch(node_cmds)
+    netns.ip_batch(_node_side(new, added))
     netns.ip_batch([f"link set {p.name} up" for p in added], new.namespace)
     if old.nat != new.nat:
-        netns.in_netns(new.namespace, ["nft", "-f", "-"], stdin=new.nat)
+        nftlib.load(new.namespace, new.nat)

@@ -34,6 +34,7 @@ class Stored:
     nodes: tuple[str, ...]
     schedule: Schedule
     revision: int = 0  # the key's mod revision when read (0: absent)
+    down: tuple[str, ...] = ()  # network nodes lost (membership.py): no replicas are placed there
 
 
 def encode_schedule(sched: Schedule) -> dict[str, object]:
@@ -55,13 +56,14 @@ def decode_schedule(data: dict[str, dict[str, object]]) -> Schedule:
 
 def encode(stored: Stored) -> bytes:
     return json.dumps({"spec": dump_router_spec(stored.spec), "nodes": list(stored.nodes),
-                       "schedule": encode_schedule(stored.schedule)}, sort_keys=True).encode()
+                       "down": list(stored.down), "schedule": encode_schedule(stored.schedule)},
+                      sort_keys=True).encode()
 
 
 def decode(raw: bytes, revision: int = 0) -> Stored:
     d = json.loads(raw)
     spec = parse_router_spec(d["spec"], "<store>")
-    return Stored(spec, tuple(d["nodes"]), decode_schedule(d["schedule"]), revision)
+    return Stored(spec, tuple(d["nodes"]), decode_schedule(d["schedule"]), revision, tuple(d.get("down", ())))
 
 
 def place(spec: RouterSpec, nodes: Sequence[str], previous: Schedule | None) -> Schedule:
@@ -76,9 +78,10 @@ async def read(store: Store, cluster: str) -> Stored | None:
 
 
 async def update(store: Store, cluster: str, edit: Edit | None = None, spec: RouterSpec | None = None,
-                 nodes: Sequence[str] | None = None) -> Stored:
-    """Apply `edit` to the stored spec (or store `spec`, and/or the `nodes`), place the routers
-    with the stored schedule as the previous one, and write it all in one compare-and-set."""
+                 nodes: Sequence[str] | None = None, down: Sequence[str] | None = None) -> Stored:
+    """Apply `edit` to the stored spec (or store `spec`, and/or the `nodes`, and/or the nodes
+    `down`), place the routers on the nodes not down with the stored schedule as the previous
+    one, and write it all in one compare-and-set."""
     key = routers_key(cluster)
     for _ in range(CAS_TRIES):
         kv = await store.get(key)
@@ -90,11 +93,14 @@ async def update(store: Store, cluster: str, edit: Edit | None = None, spec: Rou
         new_nodes = tuple(nodes) if nodes is not None else (old.nodes if old is not None else ())
         if not new_nodes:
             raise InputError.at("no network nodes: give --nodes", field="--nodes")
+        old_down = old.down if old is not None else ()
+        new_down = tuple(sorted(set(down if down is not None else old_down) & set(new_nodes)))
         new_spec = edit(base) if edit is not None else base
-        sched = place(new_spec, new_nodes, old.schedule if old is not None else None)
-        stored = Stored(new_spec, new_nodes, sched)
+        alive = [n for n in new_nodes if n not in new_down]
+        sched = place(new_spec, alive, old.schedule if old is not None else None)
+        stored = Stored(new_spec, new_nodes, sched, 0, new_down)
         guard = absent(key) if kv is None else unchanged_since(key, kv.mod_revision)
         result = await store.txn([guard], [Put(key, encode(stored))])
         if result.succeeded:
-            return Stored(new_spec, new_nodes, sched, result.revision)
+            return Stored(new_spec, new_nodes, sched, result.revision, new_down)
     raise RuntimeError(f"{key}: changed by others {CAS_TRIES} times in a row")

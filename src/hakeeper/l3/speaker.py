@@ -12,20 +12,17 @@ the agent publishes (state file, store).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
+import os
 import socket
 import struct
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from pyroute2 import AsyncIPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
-from hakeeper.l3 import netns
+from hakeeper.l3 import netns, nlbatch
 from hakeeper.l3.dataplane import Layout
+from hakeeper.l3.events import Cause, Change
 from hakeeper.vrrp import netio
 from hakeeper.vrrp.machine import Action, Machine, Params, Send, State, Transition
 from hakeeper.vrrp.packet import (
@@ -89,27 +86,29 @@ class RouterRun:
     machine: Machine
     expect: Expect
     sock: socket.socket
-    ipr: AsyncIPRoute
+    nl: socket.socket  # raw rtnetlink, inside the namespace: the prepared requests go there
     index: dict[str, int]  # interface name -> ifindex, inside the namespace
     arp: dict[str, socket.socket]
+    requests: nlbatch.Requests = field(default_factory=lambda: nlbatch.Requests(b"", b""))
+    garp_frames: list[tuple[socket.socket, bytes]] = field(default_factory=list)
     packets: dict[int, bytes] = field(default_factory=dict)
     drops: DropCounter = field(default_factory=DropCounter)
     handle: asyncio.TimerHandle | None = None
-    garp: asyncio.Task[None] | None = None
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    garp_later: asyncio.TimerHandle | None = None  # the second burst, garp_master_delay after a takeover
     sent: int = 0
     received: int = 0
     takeovers: int = 0
-    adopted: bool = False  # master when the agent restarted: addresses already in place
 
 
 class RouterSpeaker:
-    def __init__(self, vrrp: VrrpSettings, on_change: Callable[[str, State], None] | None = None) -> None:
+    def __init__(self, vrrp: VrrpSettings, on_change: Callable[[Change], None] | None = None) -> None:
         self.vrrp = vrrp
         self.on_change = on_change
         self.loop = asyncio.get_running_loop()
         self.runs: dict[str, RouterRun] = {}
-        self.tasks: set[asyncio.Task[None]] = set()
+        # Gratuitous ARP bursts of every router that took over, sent in rounds: one timer for all.
+        self.garp_due: dict[str, int] = {}  # router -> rounds still to send
+        self.garp_handle: asyncio.TimerHandle | asyncio.Handle | None = None
 
     # -- routers come and go without touching the others ----------------------------------------
     def add(self, lay: Layout, adopt: bool = False) -> None:
@@ -124,20 +123,22 @@ class RouterSpeaker:
             index = {p.name: socket.if_nametoindex(p.name) for p in lay.ports}
             sock = netio.vrrp_socket_v4(lay.ha.name, index[lay.ha.name], multicast=True)
             attach_vrid_filter(sock, lay.vrid)
-            ipr = AsyncIPRoute()
-            _ = ipr.socket  # created now, so it lives in this namespace
+            nl = nlbatch.open_socket()
             arp = {p.name: netio.arp_socket(p.name) for p in lay.ports if p.addresses}
         params = Params(2, NEUTRON_PRIORITY, v.advert_int * 100, int(lay.ha_address.ip), preempt=False)
         expect = Expect(2, lay.vrid, auth, pad_password(v.password or ""), v.advert_int * 100)
-        run = RouterRun(lay, Machine(params), expect, sock, ipr, index, arp)
+        run = RouterRun(lay, Machine(params), expect, sock, nl, index, arp)
+        _prepare(run)
         self.runs[lay.router_id] = run
         self.loop.add_reader(sock.fileno(), self._readable, run)
+        self.loop.add_reader(nl.fileno(), self._netlink_failures, run)
         now = self.loop.time()
         actions = run.machine.start(now)
         if adopt:
-            run.adopted = True
             actions += run.machine.force(now, State.MASTER)
-        self._apply(run, actions)
+            self._apply(run, actions, "adopted", "master when the previous agent handed over")
+        else:
+            self._apply(run, actions, "started")
 
     def update(self, lay: Layout) -> None:
         """The router's spec changed (an interface, the gateway, a floating IP): its VRRP instance
@@ -153,26 +154,31 @@ class RouterSpeaker:
                 if p.addresses and p.name not in run.arp:
                     run.arp[p.name] = netio.arp_socket(p.name)
         run.lay = lay
+        gone = [(index[dev], a) for dev, a in old.master_addresses()
+                if (dev, a) not in lay.master_addresses() and dev in names and index[dev] == run.index.get(dev)]
+        run.index = index
+        _prepare(run)
         if run.machine.state == State.MASTER:
-            gone = [a for a in old.master_addresses()
-                    if a not in lay.master_addresses() and a[0] in names and index[a[0]] == run.index.get(a[0])]
-            run.index = index
-            self._spawn(self._change_addresses(run, gone))
-        else:
-            run.index = index
+            # The removed addresses go, the whole set is (re)added (those already there stay).
+            self._netlink(run, nlbatch.removal(gone) + run.requests.add)
+            self._garp(run)
 
     def remove(self, router_id: str) -> None:
         run = self.runs.pop(router_id, None)
         if run is None:
             return
-        self._apply(run, run.machine.shutdown(self.loop.time()))
+        self._apply(run, run.machine.shutdown(self.loop.time()), "removed")
         self._close(run)
 
     def _close(self, run: RouterRun) -> None:
-        if run.handle is not None:
-            run.handle.cancel()
+        for h in (run.handle, run.garp_later):
+            if h is not None:
+                h.cancel()
+        self.garp_due.pop(run.lay.router_id, None)
         self.loop.remove_reader(run.sock.fileno())
+        self.loop.remove_reader(run.nl.fileno())
         run.sock.close()
+        run.nl.close()
         for s in run.arp.values():
             s.close()
 
@@ -181,31 +187,29 @@ class RouterSpeaker:
         adopts them (a restart of the agent is not a failover)."""
         for run in self.runs.values():
             self._close(run)
-            run.ipr.close()
         self.runs.clear()
 
     async def stop(self) -> None:
         """Priority 0 from every master, addresses withdrawn: the backups take over after Skew_Time."""
         now = self.loop.time()
         for run in self.runs.values():
-            self._apply(run, run.machine.shutdown(now))
-        if self.tasks:
-            await asyncio.wait(list(self.tasks), timeout=10)
+            self._apply(run, run.machine.shutdown(now), "stopping")
+        await asyncio.sleep(0)  # the kernel has applied the withdrawals (sent synchronously)
         for run in self.runs.values():
+            self._netlink_failures(run)
             self._close(run)
-            run.ipr.close()
         self.runs.clear()
 
     def states(self) -> dict[str, State]:
         return {rid: run.machine.state for rid, run in self.runs.items()}
 
     # -- the machine's actions ------------------------------------------------------------------
-    def _apply(self, run: RouterRun, actions: list[Action]) -> None:
+    def _apply(self, run: RouterRun, actions: list[Action], cause: Cause = "timer", detail: str = "") -> None:
         for act in actions:
             if isinstance(act, Send):
                 self._send(run, act.priority)
             elif isinstance(act, Transition):
-                self._transition(run, act)
+                self._transition(run, Change(run.lay.router_id, act.old, act.new, cause, detail))
         if run.handle is not None:
             run.handle.cancel()
             run.handle = None
@@ -215,7 +219,10 @@ class RouterSpeaker:
 
     def _tick(self, run: RouterRun) -> None:
         run.handle = None
-        self._apply(run, run.machine.tick(self.loop.time()))
+        if run.machine.state == State.BACKUP:
+            self._apply(run, run.machine.tick(self.loop.time()), "master-down", "no advert for Master_Down_Interval")
+        else:
+            self._apply(run, run.machine.tick(self.loop.time()))
 
     def _send(self, run: RouterRun, priority: int) -> None:
         packet = run.packets.get(priority)
@@ -227,75 +234,65 @@ class RouterSpeaker:
             run.packets[priority] = packet
         run.sent += netio.send_quietly(run.sock, packet, (VRRP_GROUP_V4, 0))
 
-    def _transition(self, run: RouterRun, t: Transition) -> None:
-        if run.adopted and t.new == State.MASTER:
-            log.info("router %s: master (adopted from the previous agent)", run.lay.router_id)
-            run.adopted = False
-        else:
-            log.info("router %s: %s -> %s", run.lay.router_id, t.old.value, t.new.value)
-            if t.new == State.MASTER:
-                run.takeovers += 1
+    def _transition(self, run: RouterRun, t: Change) -> None:
+        if t.new == State.MASTER and t.cause != "adopted":
+            run.takeovers += 1
+        if self.on_change is None:
+            log.info("router %s: %s -> %s (%s)", run.lay.router_id, t.old.value, t.new.value, t.cause)
         if t.new == State.MASTER:
-            self._spawn(self._addresses(run, add=True))
-            run.garp = self.loop.create_task(self._garp(run))
+            self._netlink(run, run.requests.add)
+            self._garp(run)
+            if self.vrrp.garp_master_delay > 0:
+                run.garp_later = self.loop.call_later(self.vrrp.garp_master_delay, self._garp, run)
         elif t.old == State.MASTER:
-            if run.garp is not None:
-                run.garp.cancel()
-                run.garp = None
-            self._spawn(self._addresses(run, add=False))
+            if run.garp_later is not None:
+                run.garp_later.cancel()
+                run.garp_later = None
+            self.garp_due.pop(run.lay.router_id, None)
+            self._netlink(run, run.requests.remove)
         if self.on_change is not None:
-            self.on_change(run.lay.router_id, t.new)
+            self.on_change(t)
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = self.loop.create_task(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+    def _netlink(self, run: RouterRun, requests: bytes) -> None:
+        """The prepared address and route requests, applied by the kernel before `send` returns."""
+        try:
+            run.nl.send(requests)
+        except OSError as exc:
+            log.error("router %s: address changes: %s", run.lay.router_id, exc)
 
-    async def _addresses(self, run: RouterRun, add: bool) -> None:
-        # FIFO lock: an add and a removal decided in that order happen in that order.
-        async with run.lock:
-            for dev, addr in run.lay.master_addresses():
-                try:
-                    if add:
-                        await netio.add_address(run.ipr, run.index[dev], addr)
-                    else:
-                        await netio.del_address(run.ipr, run.index[dev], addr)
-                except (OSError, NetlinkError) as exc:
-                    log.error("router %s: %s %s on %s: %s", run.lay.router_id, "add" if add else "remove",
-                              addr, dev, exc)
-            ext, up = run.lay.external, run.lay.upstream
-            if add and ext is not None and up is not None:
-                try:
-                    await run.ipr.route("replace", dst="0.0.0.0/0", gateway=str(up), oif=run.index[ext.name])
-                except (OSError, NetlinkError) as exc:
-                    log.error("router %s: default route via %s: %s", run.lay.router_id, up, exc)
+    def _netlink_failures(self, run: RouterRun) -> None:
+        try:
+            failed = nlbatch.failures(run.nl)
+        except OSError as exc:  # ENOBUFS: more failures than the socket holds
+            log.error("router %s: address changes failed: %s", run.lay.router_id, exc)
+            return
+        for seq, _kind, err in failed:
+            log.error("router %s: %s: %s", run.lay.router_id, run.requests.what.get(seq, f"request {seq}"),
+                      os.strerror(err))
 
-    async def _change_addresses(self, run: RouterRun, gone: list[tuple[str, ipaddress.IPv4Interface]]) -> None:
-        async with run.lock:
-            for dev, addr in gone:
-                with contextlib.suppress(OSError, NetlinkError):
-                    await netio.del_address(run.ipr, run.index[dev], addr)
-        if run.machine.state == State.MASTER:
-            await self._addresses(run, add=True)  # the ones already there stay (EEXIST)
-            await self._garp_burst(run)
+    def _garp(self, run: RouterRun) -> None:
+        """A burst of `garp_repeat` rounds, 50 ms apart, for this router's master addresses."""
+        if run.lay.router_id not in self.runs:
+            return
+        self.garp_due[run.lay.router_id] = self.vrrp.garp_repeat
+        if self.garp_handle is None:
+            self.garp_handle = self.loop.call_soon(self._garp_round)
 
-    async def _garp(self, run: RouterRun) -> None:
-        await self._garp_burst(run)
-        if self.vrrp.garp_master_delay > 0:
-            await asyncio.sleep(self.vrrp.garp_master_delay)
-            await self._garp_burst(run)
-
-    async def _garp_burst(self, run: RouterRun) -> None:
-        ports = {p.name: p for p in run.lay.ports}
-        for n in range(self.vrrp.garp_repeat):
-            for dev, addr in run.lay.master_addresses():
-                s = run.arp.get(dev)
-                mac = ports[dev].mac
-                if s is None or mac is None:
-                    continue
-                netio.send_quietly(s, netio.garp_frame(bytes.fromhex(mac.replace(":", "")), addr.ip))
-            if n + 1 < self.vrrp.garp_repeat:
-                await asyncio.sleep(0.05)
+    def _garp_round(self) -> None:
+        self.garp_handle = None
+        for rid, left in list(self.garp_due.items()):
+            run = self.runs.get(rid)
+            if run is None or run.machine.state != State.MASTER:
+                del self.garp_due[rid]
+                continue
+            for s, frame in run.garp_frames:
+                netio.send_quietly(s, frame)
+            if left > 1:
+                self.garp_due[rid] = left - 1
+            else:
+                del self.garp_due[rid]
+        if self.garp_due:
+            self.garp_handle = self.loop.call_later(0.05, self._garp_round)
 
     # -- input ----------------------------------------------------------------------------------
     def _readable(self, run: RouterRun) -> None:
@@ -324,7 +321,23 @@ class RouterSpeaker:
                     log.warning("router %s: dropped VRRP packet: %s", run.lay.router_id, d)
                 continue
             run.received += 1
-            self._apply(run, run.machine.on_advert(now, adv.priority, adv.interval_cs, int(head.src)))
+            self._apply(run, run.machine.on_advert(now, adv.priority, adv.interval_cs, int(head.src)),
+                        "priority-0" if adv.priority == 0 else "advert",
+                        f"advert from {head.src} priority {adv.priority}")
+
+
+def _prepare(run: RouterRun) -> None:
+    """The router's takeover and release requests and its gratuitous ARP frames, made once (a
+    takeover of every router at the same moment is then a send per router)."""
+    lay, index = run.lay, run.index
+    ext, up = lay.external, lay.upstream
+    route = (up, index[ext.name]) if ext is not None and up is not None else None
+    run.requests = nlbatch.prepare([(index[dev], a) for dev, a in lay.master_addresses()], route,
+                                   {i: n for n, i in index.items()})
+    macs = {p.name: p.mac for p in lay.ports}
+    run.garp_frames = [(run.arp[dev], netio.garp_frame(bytes.fromhex(mac.replace(":", "")), a.ip))
+                       for dev, a in lay.master_addresses()
+                       if dev in run.arp and (mac := macs.get(dev)) is not None]
 
 
 async def withdraw_all(layouts: list[Layout]) -> None:
@@ -333,12 +346,11 @@ async def withdraw_all(layouts: list[Layout]) -> None:
         if not netns.exists(lay.namespace):
             continue
         with netns.inside(lay.namespace):
-            ipr = AsyncIPRoute()
-            _ = ipr.socket
+            nl = nlbatch.open_socket()
             index = {p.name: socket.if_nametoindex(p.name) for p in lay.ports}
         try:
-            for dev, addr in lay.master_addresses():
-                with contextlib.suppress(OSError, NetlinkError):
-                    await netio.del_address(ipr, index[dev], addr)
+            nl.send(nlbatch.removal([(index[dev], a) for dev, a in lay.master_addresses()]))
+            for seq, _kind, err in nlbatch.failures(nl):
+                log.error("router %s: withdrawing address %d: %s", lay.router_id, seq, os.strerror(err))
         finally:
-            ipr.close()
+            nl.close()

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "l3"))
+from l3procs import stop
 from seed004 import write_seed_files
 
 from conftest import needs_binary, needs_root
@@ -61,7 +62,7 @@ class Cluster:
     def hosting(self) -> dict[str, tuple[str, str]]:
         """`hakeeper router list-hosting router80 --json`: host -> (alive, ha_state)."""
         out = subprocess.run([sys.executable, "-m", "hakeeper", "router", "list-hosting", "router80", "--json",
-                              "--store", str(self.store)], capture_output=True, text=True, timeout=30,
+                              "--store", str(self.store)], capture_output=True, text=True, timeout=120,
                              env=dict(os.environ, PYTHONPATH=str(SRC)), check=False)
         if out.returncode != 0:
             return {}
@@ -150,24 +151,17 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             client.spawn(["socat", "TCP-LISTEN:7000,fork,reuseaddr", "SYSTEM:echo $SOCAT_PEERADDR"])
             instance.spawn(["socat", "TCP-LISTEN:7001,fork,reuseaddr", "SYSTEM:echo instance"])
             c.start(NODES[0])
-            c.wait_for(lambda: c.ha_state(NODES[0]) == "standby", 30, "first agent up")
+            c.wait_for(lambda: c.ha_state(NODES[0]) == "standby", 120, "first agent up")
             time.sleep(1.5)  # network7 first: it becomes master, network8 then stays backup (nopreempt)
             c.start(NODES[1])
-            c.wait_for(lambda: len(c.active()) == 1 and c.ha_state(NODES[1]) == "standby", 30, "one active")
+            c.wait_for(lambda: len(c.active()) == 1 and c.ha_state(NODES[1]) == "standby", 120, "one active")
             yield c
         finally:
             if c is not None:
-                for p in c.agents.values():
-                    if p.poll() is None:
-                        p.terminate()
-                        try:
-                            p.wait(timeout=15)
-                        except subprocess.TimeoutExpired:
-                            p.kill()
+                stop(c.agents.values())
                 for n in NODES:
                     _sweep_routers(c.prefix(n))
-            server.terminate()
-            server.wait(timeout=10)
+            stop([server])
 
 
 def tcp(host: Host, dst: str, port: int, bind: str | None = None, timeout: float = 2) -> str:
@@ -196,7 +190,7 @@ def test_list_hosting(cluster: Cluster) -> None:
     standby = next(n for n in NODES if n != active)
     assert cluster.hosting() == {active: (":-)", "active"), standby: (":-)", "standby")}
     out = subprocess.run([sys.executable, "-m", "hakeeper", "router", "list-hosting", "router80",
-                          "--store", str(cluster.store)], capture_output=True, text=True, timeout=30,
+                          "--store", str(cluster.store)], capture_output=True, text=True, timeout=120,
                          env=dict(os.environ, PYTHONPATH=str(SRC)), check=True).stdout
     assert f"| {RID} | {active} | True           | :-)   | active   |" in out
 
@@ -239,7 +233,7 @@ def test_failover_and_return_without_second_active(cluster: Cluster) -> None:
     assert tcp(cluster.instance, "10.0.80.1", 7000, bind="192.168.80.20") == "10.0.80.101"
     # The node comes back: its agent starts as a backup and, nopreempt, stays one.
     cluster.start(old)
-    cluster.wait_for(lambda: cluster.ha_state(old) == "standby", 30, "returning agent up")
+    cluster.wait_for(lambda: cluster.ha_state(old) == "standby", 120, "returning agent up")
     for ifname in ("ha0", "ex0", "in0"):
         cluster.nodes[old].restore(ifname)
     end = time.monotonic() + 3 * ADVERT + 2

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "l3"))
+from l3procs import remove_namespaces, stop, store_server
 from seed004 import write_seed_files
 
 from conftest import needs_binary, needs_root
@@ -36,6 +37,7 @@ from hakeeper.l3.specfile import dump_router_spec, parse_router_spec
 from hakeeper.netlab import Host, Lab
 
 SRC = Path(__file__).resolve().parents[3] / "src"
+pytestmark = pytest.mark.timeout(900)  # six CLI calls and two agents take minutes on a loaded machine
 R80 = "7a46dba8-8846-498c-9e10-588664558473"
 R81 = "5b0c1f6e-2d7a-4c55-9a43-81a1b2c3d4e5"
 ROUTERS = f"""\
@@ -68,7 +70,7 @@ class Ops:
 
     def hk(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         out = subprocess.run([sys.executable, "-m", "hakeeper", *args, "--store", str(self.store)],
-                             capture_output=True, text=True, timeout=60, env=self.env(), check=False)
+                             capture_output=True, text=True, timeout=120, env=self.env(), check=False)
         if check:
             assert out.returncode == 0, f"hakeeper {' '.join(args)}: {out.returncode} {out.stderr}"
         return out
@@ -147,8 +149,7 @@ def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
     spec_file = workdir / "routers.yaml"
     spec_file.write_text(dump_router_spec(RouterSpec(settings=settings, routers=parse_router_spec(ROUTERS).routers)))
     store = workdir / "store.sock"
-    server = subprocess.Popen([sys.executable, "-m", "hakeeper", "store", "serve", "--memory", "--socket", str(store)],
-                              env=dict(os.environ, PYTHONPATH=str(SRC)), stderr=subprocess.DEVNULL)
+    server = store_server(store)
     seg = {"ha0": "brha", "ex0": "brex", "in0": "brin", "in1": "brin1"}
     with Lab("hkl3s") as lab:
         o = None
@@ -160,12 +161,12 @@ def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
             instance.ip("route", "add", "default", "via", "192.168.80.1")
             instance.spawn(["socat", "TCP-LISTEN:7001,fork,reuseaddr", "SYSTEM:echo instance"])
             o = Ops(lab, nodes, client, workdir, store)
-            wait_for(store.exists, 10, "store socket")
+            wait_for(store.exists, 60, "store socket")
             o.hk("router", "init", "--spec", str(spec_file), "--nodes", ",".join(NODES))
             o.start(NODES[0])
-            wait_for(lambda: o.states(NODES[0]).get(R80) == "active", BOUND + 20, "router80 active on network7", o)
+            wait_for(lambda: o.states(NODES[0]).get(R80) == "active", 120, "router80 active on network7", o)
             o.start(NODES[1])
-            wait_for(lambda: o.states(NODES[1]).get(R80) == "standby", 30, "router80 standby on network8", o)
+            wait_for(lambda: o.states(NODES[1]).get(R80) == "standby", 120, "router80 standby on network8", o)
             watcher = threading.Thread(target=o.watch, daemon=True)
             watcher.start()
             yield o
@@ -174,18 +175,9 @@ def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
                 o.watching.set()
                 if watcher is not None:
                     watcher.join(timeout=5)
-                for p in o.agents.values():
-                    if p.poll() is None:
-                        p.terminate()
-                        try:
-                            p.wait(timeout=15)
-                        except subprocess.TimeoutExpired:
-                            p.kill()
-                for n in NODES:
-                    for ns in netns.names(o.prefix(n)):
-                        netns.delete(ns)
-            server.terminate()
-            server.wait(timeout=10)
+                stop(o.agents.values())
+                remove_namespaces(o.prefix(n) for n in NODES)
+            stop([server])
 
 
 def test_live_changes_never_reelect_router80(ops: Ops) -> None:
@@ -193,7 +185,7 @@ def test_live_changes_never_reelect_router80(ops: Ops) -> None:
     since = time.monotonic()
     # A floating IP added to the running router: NAT'd at once, through the master.
     ops.hk("router", "add-floating-ip", "router80", "--external", "10.0.80.110", "--fixed", "192.168.80.10")
-    wait_for(lambda: tcp(ops.client, "10.0.80.110", 7001, timeout=0.5) == "instance", 10,
+    wait_for(lambda: tcp(ops.client, "10.0.80.110", 7001, timeout=0.5) == "instance", 45,
              "the new floating IP reachable", ops)
     # A second router comes and goes.
     ops.hk("router", "create", "router81", "--id", R81, "--project", "service")
@@ -201,12 +193,12 @@ def test_live_changes_never_reelect_router80(ops: Ops) -> None:
     out = ops.hk("router", "set-gateway", "router81", "--network", "ext-net80", "--address", "10.0.80.102/24",
                  "--upstream", "10.0.80.1").stdout
     assert "VRID 2" in out  # router80 keeps VRID 1; the new one takes the next
-    wait_for(lambda: sorted(ops.states(n).get(R81, "") for n in NODES) == ["active", "standby"], BOUND + 15,
+    wait_for(lambda: sorted(ops.states(n).get(R81, "") for n in NODES) == ["active", "standby"], BOUND + 45,
              "router81 up with one master", ops)
     for n in NODES:
         assert netns.exists(f"{ops.prefix(n)}qrouter-{R81}")
     ops.hk("router", "delete", "router81")
-    wait_for(lambda: not any(netns.exists(f"{ops.prefix(n)}qrouter-{R81}") for n in NODES), 15,
+    wait_for(lambda: not any(netns.exists(f"{ops.prefix(n)}qrouter-{R81}") for n in NODES), 45,
              "router81's namespaces removed", ops)
     # Bad input changes nothing: exit 2 and the option named.
     bad = ops.hk("router", "add-floating-ip", "router80", "--external", "10.0.80.110", "--fixed", "192.168.80.11",

@@ -1,0 +1,166 @@
+"""300 routers on two network nodes fail over together (issue 13's scale test).
+
+Node A serves 300 routers as master (each with a qr- and a qg- port, NAT, 150 routers per project
+HA network), node B as backup, each with one `hakeeper l3-agent`. A dies (its agent stopped, its
+links cut, then killed: no last advert): every router's VIP must be on B within the VRRP bound
+(3 x advert_int + skew) plus a margin for reading it, B's state report must say active, and A's
+addresses are nowhere else. Then A returns: every router stays master on B and A is a backup of
+each (no second master, no failback).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from l3procs import remove_namespaces, stop
+
+from conftest import needs_binary, needs_root
+from hakeeper.l3.model import RouterSpec, Settings
+from hakeeper.l3.specfile import dump_router_spec, parse_router_spec
+from hakeeper.netlab import Host, Lab
+
+SRC = Path(__file__).resolve().parents[3] / "src"
+pytestmark = pytest.mark.timeout(1500)  # building the routers takes minutes on a loaded machine
+N = 300
+PER_HA = 150
+NODES = ("netA", "netB")
+ADVERT = 2
+BOUND = 3 * ADVERT + (256 - 50) / 256
+MARGIN = 1.5  # reading state files every 20 ms on a loaded 2-core machine
+PHYSICAL = {"ha:p0": "ha0", "ha:p1": "ha1", "ext": "ex0", "int": "in0"}
+
+
+def router_id(i: int) -> str:
+    return f"{i:08x}-5ca1-4e00-8f60-{i:012x}"
+
+
+def spec_text() -> str:
+    out = ["routers:"]
+    for i in range(N):
+        hi, lo = divmod(i, 250)
+        out += [f"  - {{id: {router_id(i)}, name: s{i}, project: p{i // PER_HA},",
+                f"     interfaces: [{{subnet: int, address: 10.{110 + hi}.{lo}.1/24}}],",
+                f"     gateway: {{network: ext, address: 10.109.{hi}.{lo + 1}/16, upstream: 10.109.255.254}}}}"]
+    return "\n".join(out) + "\n"
+
+
+@dataclass
+class Pair:
+    lab: Lab
+    hosts: dict[str, Host]
+    workdir: Path
+    spec_file: Path
+    agents: dict[str, subprocess.Popen[bytes]]
+
+    def prefix(self, node: str) -> str:
+        return f"{self.lab.prefix}-{self.lab.owner}-{node}-"
+
+    def states(self, node: str) -> dict[str, str]:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            return dict(json.loads((self.workdir / f"{node}.state.json").read_text())["routers"])
+        return {}
+
+    def count(self, node: str, state: str) -> int:
+        return list(self.states(node).values()).count(state)
+
+    def start(self, node: str) -> None:
+        argv = ["nsenter", f"--net=/run/netns/{self.hosts[node].ns}", sys.executable, "-m", "hakeeper", "l3-agent",
+                "--node", node, "--nodes", ",".join(NODES), "--spec", str(self.spec_file),
+                "--netns-prefix", self.prefix(node), "--state-file", str(self.workdir / f"{node}.state.json"),
+                "--garp-master-delay", "5"]
+        for key, dev in PHYSICAL.items():
+            argv += ["--physical", f"{key}={dev}"]
+        log = open(self.workdir / f"{node}.log", "ab")  # noqa: SIM115 (the agent keeps it)
+        self.agents[node] = subprocess.Popen(argv, env=dict(os.environ, PYTHONPATH=str(SRC)), stdout=log, stderr=log)
+
+    def logs(self) -> str:
+        return "\n".join(f"== {n}\n" + (self.workdir / f"{n}.log").read_text()[-1500:] for n in NODES
+                         if (self.workdir / f"{n}.log").exists())
+
+    def wait_for(self, cond, timeout: float, what: str) -> float:  # type: ignore[no-untyped-def]
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            if cond():
+                return time.monotonic() - start
+            time.sleep(0.1)
+        raise AssertionError(f"{what} not within {timeout:.0f} s; {self.logs()}")
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    needs_root()
+    needs_binary("nft", "nftables")
+    needs_binary("nsenter", "util-linux")
+    workdir = tmp_path_factory.mktemp("l3scale")
+    settings = Settings(l3_ha=True, max_l3_agents_per_router=2, ha_vrrp_auth_password="openstack",  # type: ignore[arg-type]
+                        ha_vrrp_advert_int=ADVERT)
+    spec_file = workdir / "routers.yaml"
+    routers = parse_router_spec(spec_text()).routers
+    spec_file.write_text(dump_router_spec(RouterSpec(settings=settings, routers=routers)))
+    segments = {dev: f"b{dev}" for dev in PHYSICAL.values()}
+    with Lab("hkl3x") as lab:
+        p = None
+        try:
+            hosts = {n: lab.host(n, {dev: [] for dev in PHYSICAL.values()}, segments=segments) for n in NODES}
+            p = Pair(lab, hosts, workdir, spec_file, {})
+            a, b = NODES
+            p.start(a)
+            took = p.wait_for(lambda: p.count(a, "active") == N, 600, f"{N} routers master on {a}")
+            print(f"\n{a}: {N} routers built and master in {took:.1f} s (load {os.getloadavg()[0]:.1f})")
+            p.start(b)
+            took = p.wait_for(lambda: p.count(b, "standby") == N, 600, f"{N} routers backup on {b}")
+            print(f"{b}: {N} routers built and backup in {took:.1f} s")
+            yield p
+        finally:
+            if p is not None:
+                stop(p.agents.values())
+                remove_namespaces(p.prefix(n) for n in NODES)
+
+
+def test_300_routers_fail_over_together_within_the_bound(pair: Pair) -> None:
+    a, b = NODES
+    agent = pair.agents[a]
+    agent.send_signal(signal.SIGSTOP)  # no last advert from a process being killed
+    t0 = time.monotonic()
+    for dev in PHYSICAL.values():
+        pair.hosts[a].cut(dev)
+    agent.kill()
+    agent.wait(timeout=30)
+    seen: dict[str, float] = {}
+    end = t0 + BOUND + 30
+    while len(seen) < N and time.monotonic() < end:
+        now = time.monotonic()
+        for rid, st in pair.states(b).items():
+            if st == "active":
+                seen.setdefault(rid, now - t0)
+        time.sleep(0.02)
+    times = sorted(seen.values())
+    print(f"\n{len(seen)}/{N} routers active on {b}: first {times[0]:.2f} s, median {times[len(times) // 2]:.2f} s, "
+          f"last {times[-1]:.2f} s after the kill (bound {BOUND:.3f} s; load {os.getloadavg()[0]:.1f})")
+    assert len(seen) == N, f"{N - len(seen)} routers never taken over; {pair.logs()}"
+    assert times[-1] <= BOUND + MARGIN, f"the last router took {times[-1]:.2f} s"
+    # The addresses really are on B: a sample of router namespaces holds VIP and gateway address.
+    for i in range(0, N, 37):
+        out = subprocess.run(["ip", "-n", f"{pair.prefix(b)}qrouter-{router_id(i)}", "-4", "-o", "addr"],
+                             capture_output=True, text=True, check=True).stdout
+        assert "169.254.0." in out and f" 10.109.{i // 250}.{i % 250 + 1}/16 " in out, out
+
+    # A returns (links, then its agent): a backup of every router, no second master, no failback.
+    for dev in PHYSICAL.values():
+        pair.hosts[a].restore(dev)
+    pair.start(a)
+    pair.wait_for(lambda: pair.count(a, "standby") == N, 600, f"{a} back as a backup of every router")
+    end = time.monotonic() + BOUND + 2
+    while time.monotonic() < end:
+        assert pair.count(a, "active") == 0 and pair.count(b, "active") == N
+        time.sleep(0.2)
