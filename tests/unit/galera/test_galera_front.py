@@ -8,6 +8,7 @@ import json
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -166,3 +167,15 @@ def test_the_service_answers_503_with_its_reason_when_the_database_is_not_there(
     assert json.loads(status.value.read()) == {"code": 503, "reason": "database not reachable", "wsrep": None}
     # Nobody listening: no answer, with the reason.
     assert live.probe_one("g2", "127.0.0.1", _free_port(), 2).code is None
+
+
+def test_status_with_a_vip_needs_a_readable_client_file(tmp_path: Path) -> None:
+    def status(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "hakeeper", "galera", "status", *args],
+                              capture_output=True, text=True, timeout=60)
+
+    no_file = status("--vip", "10.0.0.100")
+    assert no_file.returncode == 2 and no_file.stderr.startswith("error: --defaults-file: --vip needs"), no_file.stderr
+    missing = status("--vip", "10.0.0.100", "--defaults-file", str(tmp_path / "none.cnf"))
+    assert missing.returncode == 2 and f"{tmp_path / 'none.cnf'}: cannot read" in missing.stderr, missing.stderr
+    assert "Traceback" not in no_file.stderr + missing.stderr
