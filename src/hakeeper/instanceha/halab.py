@@ -29,7 +29,9 @@ SRC = str(Path(__file__).resolve().parents[2])
 IFNAME = "eth0"
 
 
-def spec(computes: list[str], gate: str, clouds_yaml: str, etcd: str, tag: str, parallel: int = 8) -> str:
+def spec(
+    computes: list[str], gate: str, clouds_yaml: str, etcd: str, tag: str, parallel: int = 8, reserved: str = ""
+) -> str:
     nodes = ", ".join(f"{{name: {n}}}" for n in ["controller", *computes])
     return f"""\
 cluster:
@@ -49,7 +51,7 @@ resources:
     - id: evacuator
       agent: instanceha:evacuator
       params: {{computes: "{",".join(computes)}", clouds_yaml: "{clouds_yaml}", cloud: {CLOUD},
-                etcd: "{etcd}", cluster: {tag}, parallel: "{parallel}"}}
+                etcd: "{etcd}", cluster: {tag}, parallel: "{parallel}", reserved_hosts: "{reserved}"}}
       operations: [{{name: monitor, interval: 1s, timeout: 5s}}]
   clones:
     - {{id: computes, child: compute-mark}}
@@ -86,15 +88,27 @@ class HaCluster:
         for node in self.nodes:
             self.start_agent(node)
         self.wait(lambda: all(self.status()["nodes"].get(n) == "online" for n in self.nodes), 60, "agents online")
+        self.configure()
+        self.wait(lambda: self.evacuator_node() is not None, 60, "the evacuator running")
+        for node in self.lab.compute_names:
+            self.open_gate(node)
+
+    def configure(self, reserved: str = "") -> None:
+        """Apply the cluster's configuration; `reserved`: the evacuator's reserved_hosts. A running
+        evacuator keeps the parameters it started with until it is started again."""
         text = spec(
-            self.lab.compute_names, self.gate, str(self.lab.clouds_yaml), self.endpoint, self.tag, self.parallel
+            self.lab.compute_names, self.gate, str(self.lab.clouds_yaml), self.endpoint, self.tag, self.parallel,
+            reserved,
         )
         path = self.workdir / "cluster.yaml"
         path.write_text(text)
         self.hk("config", "apply", "--yes", str(path))
-        self.wait(lambda: self.evacuator_node() is not None, 60, "the evacuator running")
-        for node in self.lab.compute_names:
-            self.open_gate(node)
+
+    def set_enabled(self, host: str, enabled: bool) -> None:
+        """Enable or disable `host`'s nova-compute in Nova (a reserved host is kept disabled)."""
+        service_id = self.lab.service(host)["id"]
+        body = {"status": "enabled" if enabled else "disabled"}
+        self.lab.nova("PUT", f"/os-services/{service_id}", body, microversion="2.53")
 
     def start_agent(self, node: str) -> None:
         with open(self.workdir / f"{node}.agent.log", "ab") as log:
