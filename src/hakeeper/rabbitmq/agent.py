@@ -40,6 +40,7 @@ from typing import Any
 from hakeeper.errors import InputError
 from hakeeper.names import PathEscapeError, contained_path
 from hakeeper.rabbitmq.decide import Action, Decision, Local, Peer, decide, parse_node_list
+from hakeeper.rabbitmq.view import membership_summary
 from hakeeper.resources import runner
 from hakeeper.resources.base import AgentName, ResourceAgent, register_class
 from hakeeper.resources.crm_attribute import attrs_dir, write_atomically
@@ -48,8 +49,10 @@ from hakeeper.resources.result import Result, Status
 BIN = os.environ.get("HAKEEPER_RABBITMQ_BIN", "/usr/lib/rabbitmq/bin")
 EPMD_PORT = 4369
 REPORT = "{rid}-boot"  # the boot report attribute
+CLUSTER = "{rid}-cluster"  # what the broker reports of its cluster (membership_summary), at each monitor
 SETTLE = 3.0  # seconds a founder waits for the other starters of its transition to show
 BOOT_HOLD = 8.0  # seconds of a boot held up by peers before the start counts as done
+CLI_WAIT = 30.0  # the most one CLI call of a start's boot wait may take
 
 
 def _start_time(pid: int) -> str | None:
@@ -283,9 +286,7 @@ class RabbitAgent(ResourceAgent):
         except InputError:
             return
         doc = {"data": local.has_data, "running_at_shutdown": sorted(local.running_at_shutdown)}
-        directory = attrs_dir(self.state_dir)
-        os.makedirs(directory, exist_ok=True)
-        write_atomically(os.path.join(directory, REPORT.format(rid=self.rid)), json.dumps(doc, sort_keys=True))
+        self._publish(REPORT.format(rid=self.rid), json.dumps(doc, sort_keys=True))
 
     # ----- actions -----
 
@@ -385,12 +386,15 @@ class RabbitAgent(ResourceAgent):
         while time.monotonic() < deadline:
             if not server.alive():
                 return f"rabbitmq-server exited: {last}"
-            out = await self.ctl("rabbitmq-diagnostics", "-q", "check_running", timeout=10)
+            # Up to 30 s a call: at load average 60-85 the CLI's own Erlang VM took over 10 s to
+            # start, so a 10 s bound failed every call and the boot never counted as done.
+            each = max(5.0, min(CLI_WAIT, deadline - time.monotonic()))
+            out = await self.ctl("rabbitmq-diagnostics", "-q", "check_running", timeout=each)
             if out.rc == 0:
                 return None
             last = out.output.strip()[-300:]
             if decision.waiting_for and time.monotonic() - began > BOOT_HOLD:
-                ping = await self.ctl("rabbitmq-diagnostics", "-q", "ping", timeout=10)
+                ping = await self.ctl("rabbitmq-diagnostics", "-q", "ping", timeout=each)
                 if ping.rc == 0:
                     write_atomically(self._own("booting"), " ".join(decision.waiting_for))
                     return None
@@ -462,7 +466,17 @@ class RabbitAgent(ResourceAgent):
             status = json.loads(out.output[out.output.index("{"):])
         except ValueError:
             return Result(Status.ERROR, 1, f"cluster_status: {out.output.strip()[-300:]}")
+        self._publish(CLUSTER.format(rid=self.rid), membership_summary(status))
         return judge_status(self.nodename, status)
+
+    def _publish(self, name: str, value: str) -> None:
+        """A node attribute (the agent carries it to the store), rewritten only when it changes."""
+        path = os.path.join(attrs_dir(self.state_dir), name)
+        with contextlib.suppress(OSError), open(path, encoding="utf-8") as f:
+            if f.read() == value:
+                return
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        write_atomically(path, value)
 
 
 def judge_status(nodename: str, status: object) -> Result:

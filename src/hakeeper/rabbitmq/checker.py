@@ -104,6 +104,9 @@ class Publisher(_Side):
         self.confirmed: dict[str, tuple[float, str]] = {}  # id -> (monotonic time of the confirm, broker)
         self.retries = 0
         self.errors: Counter[str] = Counter()  # why publishes were retried, by exception class
+        # When each connection was made (monotonic): a confirm after a reconnection came through
+        # the new connection, never from a broker that died just after sending it.
+        self.connected_at: list[float] = []
 
     def run(self) -> None:
         n = 0
@@ -114,6 +117,8 @@ class Publisher(_Side):
             try:
                 if conn is None or conn.is_closed:
                     conn = self.connect()
+                    with self.lock:
+                        self.connected_at.append(time.monotonic())
                     channel = conn.channel()
                     channel.confirm_delivery()
                 channel.basic_publish(
@@ -144,6 +149,16 @@ class Publisher(_Side):
     def confirmed_ids(self) -> set[str]:
         with self.lock:
             return set(self.confirmed)
+
+    def first_confirm_on_a_new_connection(self, t: float) -> float | None:
+        """When the first confirm came through a connection made after `t` (the same address
+        behind a VIP: a reconnection tells the new broker's confirms from the old one's)."""
+        with self.lock:
+            since = [c for c in self.connected_at if c > t]
+        if not since:
+            return None
+        got = self.first_confirm_after(since[0])
+        return None if got is None else got[0]
 
     def first_confirm_after(self, t: float, not_from: str | None = None) -> tuple[float, str] | None:
         """The first confirm after `t` (through another broker than `not_from`): when, and from whom.

@@ -76,7 +76,7 @@ async def rabbitmqctl(home: str, node: str, *args: str, timeout: float = CLI_TIM
     return (-1 if out.rc is None else out.rc), out.output
 
 
-async def ask_broker(home: str, node: str, online: bool, boot_raw: str | None) -> Broker:
+async def ask_broker(home: str, node: str, online: bool, boot_raw: str | None, last_monitor: str | None) -> Broker:
     rc, text = await rabbitmqctl(home, f"rabbit@{node}", "cluster_status", "--formatter", "json")
     status: object = None
     if rc == 0 and "{" in text:
@@ -84,14 +84,15 @@ async def ask_broker(home: str, node: str, online: bool, boot_raw: str | None) -
             status = json.loads(text[text.index("{"):])
     lines = [line for line in text.strip().splitlines() if line.strip()]
     error = lines[-1][:200] if lines else f"rabbitmqctl exited {rc}"
-    return broker_from_status(node, online, parse_boot_report(boot_raw), status, error)
+    return broker_from_status(node, online, parse_boot_report(boot_raw), status, error, last_monitor)
 
 
 async def survey(
     home: str, nodes: list[str], online: set[str], attrs: Mapping[str, Mapping[str, str]], rid: str
 ) -> list[Broker]:
     return list(await asyncio.gather(
-        *(ask_broker(home, n, n in online, attrs.get(n, {}).get(f"{rid}-boot")) for n in nodes)
+        *(ask_broker(home, n, n in online, attrs.get(n, {}).get(f"{rid}-boot"), attrs.get(n, {}).get(f"{rid}-cluster"))
+          for n in nodes)
     ))
 
 

@@ -38,6 +38,8 @@ class Broker:
     alarms: tuple[str, ...]  # "rabbit@r1: disk" ...
     partitions: tuple[str, ...]  # "rabbit@r1 sees rabbit@r3 partitioned" ...
     boot: BootReport | None
+    # What its monitor last published to the store (the `<rid>-cluster` attribute, membership_summary).
+    last_monitor: str | None = None
 
     @property
     def broker(self) -> str:
@@ -79,12 +81,13 @@ def _partition_texts(partitions: object) -> tuple[str, ...]:
 
 
 def broker_from_status(
-    node: str, agent_online: bool, boot: BootReport | None, status: object, error: str = ""
+    node: str, agent_online: bool, boot: BootReport | None, status: object, error: str = "",
+    last_monitor: str | None = None,
 ) -> Broker:
     """A broker's row from its `cluster_status --formatter json` document (None or a non-object:
     it did not answer, `error` says why)."""
     if not isinstance(status, dict):
-        return Broker(node, agent_online, False, error or "no answer", (), (), (), (), boot)
+        return Broker(node, agent_online, False, error or "no answer", (), (), (), (), boot, last_monitor)
     members = sorted({str(n) for n in [*(status.get("disk_nodes") or []), *(status.get("ram_nodes") or [])]})
     return Broker(
         node=node,
@@ -96,7 +99,21 @@ def broker_from_status(
         alarms=tuple(_alarm_text(a) for a in status.get("alarms") or []),
         partitions=_partition_texts(status.get("partitions")),
         boot=boot,
+        last_monitor=last_monitor,
     )
+
+
+def membership_summary(status: object) -> str:
+    """One line of what a running broker reports of its cluster, for the `<rid>-cluster` node
+    attribute its monitor publishes (what a status view of the store can show without the
+    cookie): running nodes, members that do not run, alarms, partitions. Stable for one state,
+    so the attribute changes only when the cluster does."""
+    b = broker_from_status("", True, None, status)
+    if not b.answered:
+        return "cluster_status: no answer"
+    stopped = [m for m in b.members if m not in b.running]
+    return (f"running {','.join(b.running) or '-'}; not running {','.join(stopped) or '-'}; "
+            f"alarms {'; '.join(sorted(b.alarms)) or 'none'}; partitions {'; '.join(b.partitions) or 'none'}")
 
 
 def render(rid: str, brokers: Sequence[Broker]) -> str:
@@ -116,6 +133,7 @@ def render(rid: str, brokers: Sequence[Broker]) -> str:
             data = "data" if b.boot.has_data else "no data"
             lines.append(f"    boot report: {data}; running at its last stop: "
                          f"{', '.join(b.boot.running_at_shutdown) or '-'}")
+        lines.append(f"    its monitor last saw: {b.last_monitor or '-'}")
     return "\n".join(lines)
 
 

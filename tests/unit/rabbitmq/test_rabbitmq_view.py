@@ -8,7 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hakeeper.errors import InputError
-from hakeeper.rabbitmq.view import BootReport, Broker, broker_from_status, parse_boot_report, plan_forget, render
+from hakeeper.rabbitmq.view import (
+    BootReport,
+    Broker,
+    broker_from_status,
+    membership_summary,
+    parse_boot_report,
+    plan_forget,
+    render,
+)
 
 ALL = ["rabbit@r1", "rabbit@r2", "rabbit@r3"]
 
@@ -92,3 +100,20 @@ def test_forget_never_targets_a_node_any_broker_sees_running(rows: list[tuple[st
     assert not any(b.broker == plan.node and b.answered for b in brokers)
     via = next(b for b in brokers if b.broker == plan.via)
     assert via.running_here and plan.node in via.members
+
+
+def test_membership_summary_names_stopped_members_alarms_and_partitions() -> None:
+    assert membership_summary(status(ALL)) == (
+        "running rabbit@r1,rabbit@r2,rabbit@r3; not running -; alarms none; partitions none")
+    doc = status(ALL[:2], alarms=[{"node": "rabbit@r1", "resource": "disk"}],
+                 partitions={"rabbit@r1": ["rabbit@r3"]})
+    assert membership_summary(doc) == ("running rabbit@r1,rabbit@r2; not running rabbit@r3; "
+                                       "alarms rabbit@r1: disk; partitions rabbit@r1 sees rabbit@r3 partitioned")
+    assert membership_summary(None) == "cluster_status: no answer"
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(ALL), unique=True))
+def test_membership_summary_is_the_same_for_the_same_state_in_any_order(running: list[str]) -> None:
+    assert membership_summary(status(running)) == membership_summary(status(list(reversed(running)),
+                                                                            list(reversed(ALL))))
