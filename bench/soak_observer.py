@@ -244,6 +244,10 @@ class Observer:
                 return True
         return False
 
+    def failed_requests(self) -> list[tuple[float, str]]:
+        """(time, target) of every request that failed, inside a window or not."""
+        return list(self._failed)
+
     def finish(self) -> Report:
         outside = [(t, target) for t, target in self._failed if not self._in_window(t)]
         violations = list(self.violations)
