@@ -180,6 +180,11 @@ class RouterAgent:
                 await withdraw_all([lay])  # a backup holds none of the master's addresses
             if not (complete and holds_vip):
                 self.speaker.add(lay)
+                # Serve the routers added so far before adding the next: adding hundreds takes
+                # longer than Master_Down_Interval on a loaded machine, and a router whose
+                # master's adverts wait unread in its socket meanwhile would take over from a
+                # live master (seen at 300 routers: the new node made itself master of them).
+                await asyncio.sleep(0)
             self.applied[rid] = lay
         for rid, (complete, _) in found.items():
             if complete:
