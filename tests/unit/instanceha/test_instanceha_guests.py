@@ -20,7 +20,7 @@ def test_ledger_lines_are_parsed_and_torn_lines_skipped() -> None:
 
 def test_a_correct_evacuation_passes() -> None:
     lines = [LedgerLine(1.0, 10, "start", "a"), LedgerLine(6.0, 20, "start", "a")]
-    nova = [NovaSample(4.0, {"a": "compute-1"}), NovaSample(7.0, {"a": "compute-2"})]
+    nova = [NovaSample(3.5, 4.0, {"a": "compute-1"}), NovaSample(6.5, 7.0, {"a": "compute-2"})]
     assert violations(lines, lives(5.0), nova) == []
 
 
@@ -32,13 +32,23 @@ def test_a_guest_started_while_its_old_process_still_ran_is_found() -> None:
 
 def test_nova_moving_a_server_before_its_host_died_is_found() -> None:
     lines = [LedgerLine(1.0, 10, "start", "a")]
-    [found] = violations(lines, lives(8.0), [NovaSample(7.0, {"a": "compute-2"})])
+    [found] = violations(lines, lives(8.0), [NovaSample(6.5, 7.0, {"a": "compute-2"})])
     assert "Nova placed a on compute-2" in found
 
 
 def test_a_stopped_guest_may_start_elsewhere_while_its_old_process_lives() -> None:
     lines = [LedgerLine(1.0, 10, "start", "a"), LedgerLine(2.0, 10, "stop", "a"), LedgerLine(3.0, 20, "start", "a")]
-    assert violations(lines, lives(9.0), [NovaSample(4.0, {"a": "compute-2"})]) == []
+    assert violations(lines, lives(9.0), [NovaSample(3.5, 4.0, {"a": "compute-2"})]) == []
+
+
+def test_a_listing_asked_before_the_move_and_answered_after_it_is_no_violation() -> None:
+    """Under load a listing takes seconds: its answer may still show the old host although the
+    guest started on the new one while the listing was under way (seen in the real lab)."""
+    lines = [LedgerLine(1.0, 10, "start", "a"), LedgerLine(6.0, 20, "start", "a")]
+    assert violations(lines, lives(5.0), [NovaSample(4.0, 8.0, {"a": "compute-1"})]) == []
+    # Asked after the guest started on compute-2, still answered compute-1: Nova 34 moves the host
+    # only once the rebuild is over, so it lags the hypervisor; that is not a move.
+    assert violations(lines, lives(5.0), [NovaSample(6.5, 8.0, {"a": "compute-1"})]) == []
 
 
 @given(
