@@ -49,7 +49,10 @@ def exists(name: str) -> bool:
 
 
 def run(argv: Sequence[str], stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(list(argv), input=stdin, capture_output=True, text=True, check=False, timeout=60)
+    # A batch for a thousand routers (3000 veths, 1000 namespaces) is one process: its time
+    # grows with its input, and more than a minute on a loaded machine.
+    timeout = 60 + 0.2 * (stdin.count("\n") if stdin else 0)
+    proc = subprocess.run(list(argv), input=stdin, capture_output=True, text=True, check=False, timeout=timeout)
     if check and proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv[:6])}: {proc.stderr.strip()[:500]}")
     return proc
