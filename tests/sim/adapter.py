@@ -449,6 +449,12 @@ class AdapterBrain:
             if inp.error is not None:
                 if p.kind == "probed":
                     self.probe_needed = True
+                    return []
+                # As daemon._run_action: what the action started is monitored even when the
+                # report's answer was lost (the report may be in the store: no claim succeeds again).
+                action = p.data["action"]
+                if p.data["ok"] and action.task in ("start", "promote", "demote"):
+                    return self._monitor(spec, p.data["rsc"], "Promoted" if action.task == "promote" else "Started")
                 return []
             if p.kind == "probed":
                 self.probed = True

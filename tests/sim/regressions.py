@@ -125,6 +125,9 @@ REGRESSIONS: list[tuple[int, KnownBug | None]] = [
     # retried after the report reached the store no longer leaves running/<node> behind.
     (454, None),
     (354, None),
+    # With that guard, a report whose answer was lost (but which reached the store) left what the
+    # action started without a monitor: nothing claimed it again. The monitor now starts anyway.
+    (1345, None),
     # A bug of the simulation (unsettled-after-heal): a watch an earlier agent incarnation asked
     # for reached a stalled store late and fed the new incarnation changes before its opening
     # read, so it never saw the configuration.

@@ -527,7 +527,16 @@ class Agent:
             ops += await self._fail_count_ops(spec, rsc, task)
         ops.append(Delete(self.keys.running_of(self.node)))
         ops += self._attr_ops()
-        await self.store.txn([], ops)
+        monitor = ok and task in ("start", "promote", "demote") and not orphan
+        try:
+            await self.store.txn([], ops)
+        except StoreError:
+            # The action ran, whatever became of its report: what it started is monitored. A
+            # report whose answer was lost may well be in the store, and then no claim of the
+            # action succeeds again to get here (found by the simulation, seed 1345).
+            if monitor:
+                self._start_monitor(spec, rsc, "Promoted" if task == "promote" else "Started")
+            raise
         if ok and task == "stop" and orphan:
             self._forget(rsc)
         if self.executed_epoch == epoch:
@@ -538,7 +547,7 @@ class Agent:
             f"{res.describe()} in {res.duration:.2f}s{'' if ok else ' ' + res.output.strip()[-200:]}",
             rsc,
         )
-        if ok and task in ("start", "promote", "demote") and not orphan:
+        if monitor:
             self._start_monitor(spec, rsc, "Promoted" if task == "promote" else "Started")
 
     async def _fail_count_ops(self, spec: ClusterSpec, rsc: str, op: str) -> list[Any]:

@@ -269,7 +269,13 @@ def _is_stonith(spec: ClusterSpec, rsc: str, doc: Mapping[str, Any] | None = Non
 
 
 def active(doc: Mapping[str, Any]) -> bool:
-    return doc.get("role", "Stopped") != "Stopped" or bool(doc.get("failed"))
+    return doc.get("role", "Stopped") != "Stopped" or bool(doc.get("failed")) or bool(doc.get("pending"))
+
+
+def scheduled_role(doc: Mapping[str, Any]) -> str:
+    """The role the scheduler takes a report for: a pending report's target role (the action
+    may be done already), else the role reported."""
+    return str(doc.get("pending") or doc.get("role", "Stopped"))
 
 
 # ----- a node's reports of what it runs -----
@@ -304,8 +310,8 @@ PENDING_ROLE = {"start": "Started", "promote": "Promoted"}
 
 def pending_doc(task: str, at: float, promotable: bool, known: Definition | None = None) -> dict[str, Any] | None:
     """The report a claim leaves for a start or a promote about to run (Pacemaker's
-    record-pending), or None for a task that needs none (a stop or a demote leaves the report of
-    what runs as it is: still active until the action says otherwise).
+    record-pending: `"pending": <the role it is going to>`), or None for a task that needs none
+    (a stop or a demote leaves the report of what runs as it is: active until the result says not).
 
     It takes the resource for active in its new role from the moment the action may begin, and it
     is not bound to the node's lease. So if the node is lost before it reports the result (paused,
@@ -318,7 +324,11 @@ def pending_doc(task: str, at: float, promotable: bool, known: Definition | None
         return None
     if role == "Started" and promotable:
         role = "Unpromoted"
-    doc: dict[str, Any] = {"role": role, "op": task, "pending": True, "at": at}
+    # `role` stays what runs now (nothing before a start, an unpromoted instance before a
+    # promote), so what reads roles sees no change before the result; `pending` is the role the
+    # action is taking it to, which the scheduler takes it for (scheduled_role).
+    now_role = "Unpromoted" if task == "promote" else "Stopped"
+    doc: dict[str, Any] = {"role": now_role, "op": task, "pending": role, "at": at}
     if known is not None:
         doc["definition"] = known.as_json()
     return doc
@@ -409,7 +419,7 @@ def cluster_state(
             ResourceStatus(
                 resource=orphan_names.get((node, rsc), rsc),
                 node=node,
-                role=doc.get("role", "Stopped"),
+                role=scheduled_role(doc),
                 failed=failed,
                 fail_count=int(fail.get("count", 0)),
                 last_failure=fail.get("last"),

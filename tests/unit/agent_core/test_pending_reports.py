@@ -27,11 +27,13 @@ def store(**docs: object) -> dict[str, bytes]:
 
 def test_only_a_start_or_a_promote_leaves_a_pending_report() -> None:
     start = st.pending_doc("start", 5.0, promotable=False)
-    assert start is not None and start["role"] == "Started" and start["pending"] and start["at"] == 5.0
+    assert start is not None and start["role"] == "Stopped" and start["pending"] == "Started" and start["at"] == 5.0
+    assert st.active(start) and st.scheduled_role(start) == "Started"
     clone_start = st.pending_doc("start", 5.0, promotable=True)
-    assert clone_start is not None and clone_start["role"] == "Unpromoted"
+    assert clone_start is not None and st.scheduled_role(clone_start) == "Unpromoted"
+    # What reads roles sees what runs now (an unpromoted instance) until the result.
     promote = st.pending_doc("promote", 5.0, promotable=True)
-    assert promote is not None and promote["role"] == "Promoted"
+    assert promote is not None and promote["role"] == "Unpromoted" and st.scheduled_role(promote) == "Promoted"
     # A stop or a demote keeps the report of what runs: still active until the result says not.
     assert st.pending_doc("stop", 5.0, promotable=False) is None
     assert st.pending_doc("demote", 5.0, promotable=True) is None
