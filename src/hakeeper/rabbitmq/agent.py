@@ -336,8 +336,12 @@ class RabbitAgent(ResourceAgent):
 
     async def _boot(self, decision: Decision, deadline: float) -> Result:
         notes = [decision.reason]
+        # The last boot decision, for whoever looks at this node (the event log keeps only the outcome).
+        write_atomically(self._own("decision"), f"{decision.action.value}: {decision.reason}\n")
         if decision.action is Action.FORCE_BOOT:
-            out = await self.ctl("rabbitmqctl", "force_boot")
+            # Its own Erlang VM: up to CLI_WAIT (at load average 60 the default 15 s timed out).
+            out = await self.ctl("rabbitmqctl", "force_boot",
+                                 timeout=max(15.0, min(CLI_WAIT, deadline - time.monotonic())))
             if out.rc != 0:
                 return Result(Status.ERROR, 1, f"force_boot: {out.output.strip()[-300:]}")
         if decision.action is Action.JOIN:

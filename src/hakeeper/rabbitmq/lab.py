@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from hakeeper.coord.etcdproc import Cluster, Member
 from hakeeper.netlab import Lab
 from hakeeper.netlab import partition as netpart
 from hakeeper.netlab.lab import kill_namespace_processes
+from hakeeper.rabbitmq.decide import parse_node_list
 
 SRC = str(Path(__file__).resolve().parents[2])
 PREFIX = "hkr"
@@ -37,7 +39,7 @@ POLICY = "openstack-quorum"
 BROKER_COMMANDS = ("beam.smp", "erl_child_setup", "rabbitmq-server", "epmd", "inet_gethost", "sh")
 
 
-def _header(lab: RabbitLab, fencing: bool) -> str:
+def spec_header(lab: RabbitLab, fencing: bool) -> str:
     names = ", ".join(f"{{name: {n}}}" for n in lab.names)
     # With fencing, a group that moved stays where it is when its old node returns.
     extra = "  stonith-enabled: true\n  resource-stickiness: 100\n" if fencing else "  stonith-enabled: false\n"
@@ -53,7 +55,7 @@ resources:
 
 def rabbitmq_spec(lab: RabbitLab, monitor: str = "10s") -> str:
     """The cluster: the native rabbitmq class as a clone on every node."""
-    return _header(lab, fencing=False) + f"""\
+    return spec_header(lab, fencing=False) + f"""\
     - id: rabbitmq
       agent: rabbitmq:cluster
       secret: [cookie]
@@ -63,9 +65,13 @@ def rabbitmq_spec(lab: RabbitLab, monitor: str = "10s") -> str:
         nodes: "{",".join(lab.names)}"
         force_boot_after: "30"
       operations:
-        - {{name: start, timeout: 240s}}
+        # A joiner's start waits for the founder's boot, then boots itself: at load average 70
+        # the founder's start alone took 237 s, and a start that times out bans the node.
+        - {{name: start, timeout: 480s}}
         - {{name: stop, timeout: 60s}}
-        - {{name: monitor, interval: {monitor}, timeout: 45s}}
+        # 90 s: at load average 60 check_running's Erlang VM alone took over 29 s (65% of 45 s),
+        # and every broker was restarted over and over.
+        - {{name: monitor, interval: {monitor}, timeout: 90s}}
   clones:
     - id: rabbitmq-clone
       child: rabbitmq
@@ -75,10 +81,11 @@ def rabbitmq_spec(lab: RabbitLab, monitor: str = "10s") -> str:
 SINGLE_HOST = "hkrmq"  # the active/passive broker's VIP name: the broker is rabbit@hkrmq
 
 
-def single_spec(lab: RabbitLab, shared: str, monitor: str = "10s") -> str:
-    """Seed 002's active/passive broker: [VIP, rabbitmq:single] as a group, its data on a
-    directory every node mounts, fencing on (the namespace fence kills a lost node's processes)."""
-    return _header(lab, fencing=True) + f"""\
+def broker_group_spec(lab: RabbitLab, rid: str, agent: str, params: str, monitor: str) -> str:
+    """An active/passive broker: [VIP, broker `rid` run by `agent` with `params` (YAML lines,
+    indented 8)] as a group, fencing on (the namespace fence kills a lost node's processes)."""
+    secret = "      secret: [cookie]\n" if "cookie:" in params else ""
+    return spec_header(lab, fencing=True) + f"""\
     - id: fence
       agent: stonith:netns
       params: {{template: "{PREFIX}-{lab.lab.owner}-{{node}}"}}
@@ -86,21 +93,24 @@ def single_spec(lab: RabbitLab, shared: str, monitor: str = "10s") -> str:
       agent: vip
       params: {{ip: "{lab.vip}/24", nic: {IFNAME}}}
       operations: [{{name: monitor, interval: 2s, timeout: 5s}}]
-    - id: rabbitmq
-      agent: rabbitmq:single
-      secret: [cookie]
-      params:
-        cookie: "{lab.cookie}"
-        base_dir: {shared}
-        node_host: {SINGLE_HOST}
-      operations:
+    - id: {rid}
+      agent: {agent}
+{secret}      params:
+{params}      operations:
         - {{name: start, timeout: 240s}}
         - {{name: stop, timeout: 60s}}
         - {{name: monitor, interval: {monitor}, timeout: 45s}}
   groups:
     - id: broker
-      members: [mq-vip, rabbitmq]
+      members: [mq-vip, {rid}]
 """
+
+
+def single_spec(lab: RabbitLab, shared: str, monitor: str = "10s") -> str:
+    """Seed 002's active/passive broker: [VIP, rabbitmq:single] as a group, its data on a
+    directory every node mounts."""
+    params = f'        cookie: "{lab.cookie}"\n        base_dir: {shared}\n        node_host: {SINGLE_HOST}\n'
+    return broker_group_spec(lab, "rabbitmq", "rabbitmq:single", params, monitor)
 
 
 class RabbitLab:
@@ -168,7 +178,7 @@ class RabbitLab:
                 env=self.env, stdout=log, stderr=log, start_new_session=True,
             )
 
-    def hk(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def hk(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
         out = subprocess.run(
             [sys.executable, "-m", "hakeeper", *args, "--etcd", self.endpoints()],
             env=self.env, capture_output=True, text=True, timeout=timeout,
@@ -207,7 +217,8 @@ class RabbitLab:
             return subprocess.CompletedProcess(argv, 124, "", "timed out")
 
     def cluster_status(self, name: str) -> dict[str, Any] | None:
-        out = self.ctl(name, "cluster_status", "--formatter", "json", timeout=15)
+        # 60 s: at load average 50-70 the CLI's own Erlang VM took 15-30 s to start, three at once more.
+        out = self.ctl(name, "cluster_status", "--formatter", "json", timeout=60)
         if out.returncode != 0 or "{" not in out.stdout:
             return None
         with contextlib.suppress(ValueError):
@@ -215,21 +226,20 @@ class RabbitLab:
             return doc if isinstance(doc, dict) else None
         return None
 
-    def running_nodes(self) -> dict[str, list[str]]:
-        """Per node whose broker answers: the running nodes of its cluster."""
-        out = {}
-        for n in self.names:
-            st = self.cluster_status(n)
-            if st is not None:
-                out[n] = sorted(st.get("running_nodes", []))
-        return out
+    def running_nodes(self, names: list[str] | None = None) -> dict[str, list[str]]:
+        """Per node (of `names`, default all) whose broker answers: the running nodes of its cluster."""
+        chosen = names or self.names
+        with ThreadPoolExecutor(len(chosen)) as pool:  # each CLI call is an Erlang VM: ask all at once
+            views = dict(zip(chosen, pool.map(self.cluster_status, chosen), strict=True))
+        return {n: sorted(st.get("running_nodes", [])) for n, st in views.items() if st is not None}
 
-    def wait_cluster(self, count: int, timeout: float) -> dict[str, list[str]]:
-        """Until `count` brokers answer and all of them see the same `count` running nodes."""
+    def wait_cluster(self, count: int, timeout: float, names: list[str] | None = None) -> dict[str, list[str]]:
+        """Until `count` brokers (of `names`, default all) answer and all of them see the same
+        `count` running nodes."""
         deadline = time.monotonic() + timeout
-        want = sorted(f"rabbit@{n}" for n in self.names)
+        want = sorted(f"rabbit@{n}" for n in names or self.names)
         while True:
-            got = self.running_nodes()
+            got = self.running_nodes(names)
             views = list(got.values())
             if len(got) >= count and all(len(v) >= count and set(v) <= set(want) and v == views[0] for v in views):
                 return got
@@ -272,6 +282,16 @@ class RabbitLab:
                 return parts[1], parts[2]
         return None
 
+    def running_at_shutdown(self, name: str) -> list[str]:
+        """What RabbitMQ wrote in the node's `nodes_running_at_shutdown` (it rewrites the file as
+        peers go and come): the nodes it last saw running; [] when there is no such file."""
+        path = os.path.join(self.mnesia_dir(name), "nodes_running_at_shutdown")
+        try:
+            text = Path(path).read_text()
+        except FileNotFoundError:
+            return []
+        return sorted(parse_node_list(text, path, "nodes_running_at_shutdown")[0])
+
     def leader_of(self, queue: str) -> str:
         leaders = [n for n, state in self.quorum_members(queue).items() if state == "leader"]
         if not leaders:
@@ -297,8 +317,13 @@ class RabbitLab:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
-    def power_off(self, name: str) -> None:
-        """Everything of the node dies at once and its link goes dark."""
+    def power_off(self, name: str, kill_first: bool = False) -> None:
+        """Everything of the node dies at once and its link goes dark. With `kill_first` its
+        processes are gone before the link goes down, so the kernel's FINs for their connections
+        reach the peers: they see the node go at once, instead of after RabbitMQ's net_ticktime
+        (60 s, up to 75 s) as for a link that goes dark under live processes."""
+        if kill_first:
+            kill_namespace_processes(self.hosts[name].ns)
         self.hosts[name].ip("link", "set", IFNAME, "down", check=False)
         kill_namespace_processes(self.hosts[name].ns)
         self.members[name].proc = None
@@ -310,6 +335,10 @@ class RabbitLab:
     def power_on(self, name: str) -> None:
         """The node boots: link up, /run (the agent's state) empty, etcd member and agent started."""
         shutil.rmtree(os.path.join(self.workdir, "state", name), ignore_errors=True)
+        # A reboot forgets the addresses the node held besides its own (a VIP it had).
+        for address in self.hosts[name].addresses(IFNAME):
+            if "." in address and address.split("/")[0] != self.addr[name]:
+                self.hosts[name].ip("addr", "del", address, "dev", IFNAME, check=False)
         self.hosts[name].ip("link", "set", IFNAME, "up", check=False)
         self.members[name].start(self.etcd.initial_cluster, self.etcd.token)
         self.start_agent(name)
