@@ -52,7 +52,7 @@ def stall_once(cl: NsCluster) -> float:
 
 def run(timings: tuple[int, int], rounds: int) -> list[float]:
     with tempfile.TemporaryDirectory(prefix="hk-stall-") as d:
-        cl = NsCluster(d, tag="e", subnet=34)
+        cl = NsCluster(d, tag="e", subnet=34, tls=False)  # bare etcdctl below, plain etcd measured
         try:
             for m in cl.members.values():
                 m.timings = timings

@@ -1,6 +1,7 @@
 """A three-node hakeeper cluster in network namespaces, for the integration tests and the
 failover benchmark: per node an etcd member (Debian's etcd-server) and an agent, all on one
-bridge; the group VIP + HTTP service + OCF Dummy, fenced by the namespace device.
+bridge (TLS with client certificates and RBAC unless tls=False); the group VIP + HTTP service +
+OCF Dummy, fenced by the namespace device.
 
 Built on `hakeeper.netlab` (prefix `hka`): node cN is the lab's host `cN` (namespace
 `hka-<pid>.<n>-cN`) at 10.92.<subnet>.N/16; the root namespace is plugged into the bridge as
@@ -74,7 +75,7 @@ resources:
 class NsCluster:
     def __init__(
         self, workdir: str, tag: str = "c", subnet: int = 10, size: int = 3, ttl: int = DEFAULT_LEASE_TTL,
-        tls: bool = False,
+        tls: bool = True,
     ) -> None:
         self.workdir = workdir
         self.tag = tag
@@ -97,9 +98,10 @@ class NsCluster:
             name: Member(name, self.ip(name), 2379, 2380, os.path.join(workdir, f"{name}.etcd"), netns=h.ns)
             for name, h in self.hosts.items()
         }
-        # tls: etcd as production runs it (docs/agent.md): TLS, client certificates, and RBAC
-        # giving the agents' user this cluster's prefix only; agents and commands get the
-        # certificates through HAKEEPER_CACERT/CERT/KEY.
+        # tls (the default): etcd as production runs it (docs/agent.md): TLS, client certificates,
+        # and RBAC giving the agents' user this cluster's prefix only; agents and commands get the
+        # certificates through HAKEEPER_CACERT/CERT/KEY. tls=False for plain etcd (a benchmark of
+        # etcd itself, driven with a bare etcdctl).
         ips = [self.ip(n) for n in self.names]
         self.pki = cluster_pki(Path(workdir, "pki"), ips, f"hakeeper-{tag}") if tls else None
         if self.pki is not None:
