@@ -286,7 +286,7 @@ class Bench:
             for rid, st in self.states(b).items():
                 if st == "active":
                     reported.setdefault(rid, now)
-        agent_a.wait(timeout=10)
+        agent_a.wait(timeout=300)  # a SIGKILLed agent holding 1000 routers takes long to be reaped
         self.restore_links()
         result = Result("hakeeper", setup_a, setup_b, idle, [v - t0 for v in watch.seen.values()],
                         [v - t0 for v in reported.values()], self.n - len(watch.seen))
