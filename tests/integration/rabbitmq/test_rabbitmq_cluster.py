@@ -201,10 +201,7 @@ def test_rabbitmq_status_shows_each_brokers_cluster(lab: RabbitLab) -> None:
         out = lab.hk_in(lab.names[0], "rabbitmq", "status", "--json")
         assert out.returncode == 0, out.stderr
         brokers = json.loads(out.stdout)["brokers"]
-        # ... and each monitor has published as much to the store (what a status of the store
-        # alone can show: the `rabbitmq-cluster` node attribute).
-        seen = f"running {','.join(names)}; not running -; alarms none; partitions none"
-        if all(b["answered"] and b["running"] == names and b["last_monitor"] == seen for b in brokers):
+        if all(b["answered"] and b["running"] == names for b in brokers):
             break
         assert time.monotonic() < deadline, brokers
         time.sleep(2)
