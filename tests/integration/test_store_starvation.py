@@ -152,6 +152,9 @@ def member_pids(cluster: Cluster) -> list[int]:
     return [m.proc.pid for m in cluster.members if m.proc is not None]
 
 
+@pytest.mark.xfail(strict=False, reason="issue 14, open: in the CI run the freezer cgroup did not stall the client "
+                   "(slowest write 7 ms), so the test's own precondition failed; the starvation needs a reliable "
+                   "mechanism before this test can tell the old client from the new")
 def test_a_starved_client_neither_fails_nor_leaves_a_healthy_member(etcd: Cluster) -> None:
     seconds = 15.0
     proc = client(etcd, etcd.endpoints, seconds)

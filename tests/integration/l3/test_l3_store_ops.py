@@ -169,6 +169,9 @@ def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
             wait_for(lambda: o.states(NODES[1]).get(R80) == "standby", 120, "router80 standby on network8", o)
             watcher = threading.Thread(target=o.watch, daemon=True)
             watcher.start()
+            # The watcher's first reading is the starting state, not a change: wait for it before
+            # a test takes its `since` (it once landed just after, and counted as a re-election).
+            wait_for(lambda: sum(1 for h in o.history if h[2] == R80) >= len(NODES), 30, "the first reading", o)
             yield o
         finally:
             if o is not None:
