@@ -51,6 +51,23 @@ def parse_show_proc(text: str) -> list[Proc]:
     return procs
 
 
+def parse_show_peers(text: str) -> dict[str, str]:
+    """Parse the worker's `show peers` (haproxy 2.x): each remote peer's name and the state of
+    its session (`EST` once connected; absent while there is none)."""
+    states: dict[str, str] = {}
+    current: str | None = None
+    for line in text.splitlines():
+        for word in line.split():
+            if word.startswith("id=") and "(remote," in word:
+                current = word[3:word.index("(")]
+                states[current] = ""
+            elif word.startswith("id=") and "(local," in word:
+                current = None
+            elif current is not None and word.startswith("state="):
+                states[current] = word[len("state="):]
+    return states
+
+
 class Haproxy:
     """One haproxy instance owned by this process, optionally inside a network namespace."""
 
@@ -153,6 +170,10 @@ class Haproxy:
                     break
                 chunks.append(data)
         return b"".join(chunks).decode(errors="replace")
+
+    def peer_sessions(self) -> dict[str, str]:
+        """The state of this haproxy's session with each peer sharing its stick tables."""
+        return parse_show_peers(self.master_cli("@1 show peers"))
 
     def procs(self) -> list[Proc]:
         return parse_show_proc(self.master_cli("show proc"))

@@ -229,6 +229,28 @@ class Stack:
             time.sleep(0.05)
         raise TimeoutError(f"no single holder of {vip} within {timeout}s (now: {self.holders(vip)})")
 
+    def wait_peers(self, timeout: float = 30.0, steady: float = 1.0) -> None:
+        """Wait until every running haproxy has held a session with each of its peers for
+        `steady` seconds. At start two peers may connect to each other at once and drop one
+        session; an update made meanwhile can reach a peer after a newer one, so a stick table
+        is only shared once the sessions have stopped changing."""
+        deadline = time.monotonic() + timeout
+        since: float | None = None
+        while time.monotonic() < deadline:
+            try:
+                states = [n.haproxy.peer_sessions() for n in self.nodes.values() if n.haproxy.running()]
+                connected = all(s and all(v == "EST" for v in s.values()) for s in states)
+            except OSError:
+                connected = False
+            if not connected:
+                since = None
+            elif since is None:
+                since = time.monotonic()
+            elif time.monotonic() - since >= steady:
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"haproxy peers not connected within {timeout}s")
+
     def wait_speakers(self, timeout: float = 30.0, since: float = 0.0, names: list[str] | None = None) -> None:
         """Wait until every running speaker has reported a state since `since` (it takes part in
         elections)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +90,21 @@ def speakers() -> list[str]:
     return ["keepalived", "hakeeper"] if hakeeper_speaker_available() else ["keepalived"]
 
 
+def _wait_single_holder(stack: Any, vip: Any, steady: float = 1.0, timeout: float = 30.0) -> None:
+    """Until one node has held `vip` alone for `steady` seconds (ten advert intervals)."""
+    deadline = time.monotonic() + timeout
+    held, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        holders = stack.holders(vip)
+        current = holders[0] if len(holders) == 1 else None
+        if current != held:
+            held, since = current, time.monotonic()
+        elif held is not None and time.monotonic() - since >= steady:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"{vip} has no settled holder after {timeout}s (now {stack.holders(vip)})")
+
+
 @pytest.fixture(name="bed")
 def bed_fixture(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Bed]:
     needs_root()
@@ -107,7 +123,12 @@ def bed_fixture(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Bed]
             stack.wait_speakers()
             client = lab.add_host("client", "10.93.1.50")
             vip = resolved.vip_addresses()[0]
-            stack.wait_holder(vip)
+            # A test starts on a settled cluster: each VIP held by one node for a while, and the
+            # haproxies' stick-table sessions up (CI once saw the MySQL writer fail back because
+            # the first requests went through before either had settled).
+            for address in resolved.vip_addresses():
+                _wait_single_holder(stack, address)
+            stack.wait_peers()
             yield Bed(stack, client, vip)
         finally:
             stack.stop()
