@@ -168,3 +168,52 @@ def test_a_node_dropped_from_the_configuration_stays_in_view_while_it_runs_somet
     # n4 reports a resource but has no member key: lost, and without fencing what it ran is stopped.
     assert nodes["n4"].startswith("OFFLINE (lost")
     assert "n3" in render_status(status_view(values, keys, now=100.0))
+
+
+def test_status_shows_what_resource_agents_wrote_with_crm_attribute() -> None:
+    spec = parse_spec(SPEC.format(stonith="false"), "c.yaml")
+    keys = st.Keys("t")
+    values = {
+        keys.config: st.dumps({"version": 1, "spec": spec.model_dump(mode="json", by_alias=True)}),
+        keys.member("n1"): st.dumps({"probed": True}),
+        keys.attr_of("n1", "rmq-cluster"): st.dumps("rabbit@n1 rabbit@n2"),
+        keys.attr_of("n1", "master-galera"): st.dumps("100"),
+        keys.attr_of("n2", "galera-last-committed"): st.dumps("42"),
+    }
+    view = status_view(values, keys, now=100.0)
+    assert view["attributes"] == {
+        "n1": {"master-galera": "100", "rmq-cluster": "rabbit@n1 rabbit@n2"},
+        "n2": {"galera-last-committed": "42"},
+    }
+    text = render_status(view)
+    assert (
+        "Node attributes:\n  * n1: master-galera=100, rmq-cluster=rabbit@n1 rabbit@n2\n"
+        "  * n2: galera-last-committed=42"
+    ) in text
+    assert view["instance_ha"] is None and "Recoveries:" not in text
+
+
+def test_status_shows_instance_ha_when_an_evacuator_is_configured() -> None:
+    from hakeeper.instanceha.model import InstanceRecord, InstanceState, Phase, Recovery
+
+    spec = parse_spec(
+        "cluster: {stonith-enabled: true}\n"
+        "nodes: [{name: ctl}, {name: c1}]\n"
+        "resources:\n  primitives:\n"
+        "    - {id: evacuator, agent: 'instanceha:evacuator', params: {computes: c1, clouds_yaml: /x, cloud: x}}\n",
+        "c.yaml",
+    )
+    keys = st.Keys("t")
+    running = Recovery(node="c1", host="c1", failure=2, fenced_at=100.0, phase=Phase.EVACUATING,
+                       instances=(InstanceRecord("a", "vm-a", state=InstanceState.EVACUATED, target="c9"),))
+    values = {
+        keys.config: st.dumps({"version": 1, "spec": spec.model_dump(mode="json", by_alias=True)}),
+        keys.member("ctl"): st.dumps({"probed": True}),
+        keys.prefix + "instanceha/recovery/c1/2": running.dumps(),
+    }
+    view = status_view(values, keys, now=200.0)
+    assert [row["node"] for row in view["instance_ha"]["computes"]] == ["c1"]
+    text = render_status(view)
+    # Plain status does not ask Nova (it must answer when Nova does not).
+    assert "  * c1: OFFLINE; Nova not asked; recovering: evacuating (failure 2): 1 of 1 evacuated" in text
+    assert "Recoveries:\n  * c1 failure 2: evacuating" in text

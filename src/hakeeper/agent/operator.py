@@ -14,6 +14,7 @@ from hakeeper.agent import history as hist
 from hakeeper.agent import state as st
 from hakeeper.coord.store import Compare, Delete, Put, Store, absent
 from hakeeper.errors import InputError, Problem
+from hakeeper.instanceha import view as instanceha_view
 from hakeeper.placement import schedule
 from hakeeper.resources.base import make_agent
 from hakeeper.resources.stonith import device_missing
@@ -39,6 +40,8 @@ def status_view(values: Mapping[str, bytes], keys: st.Keys, now: float) -> dict[
         "failures": [],
         "plan": None,
         "tickets": {},
+        "attributes": {},
+        "instance_ha": None,
     }
     spec = found[1] if found else None
     state = st.cluster_state(spec, values, keys, now) if spec else None
@@ -92,6 +95,12 @@ def status_view(values: Mapping[str, bytes], keys: st.Keys, now: float) -> dict[
     for name in sorted(set(known) | set(held)):
         t = held.get(name) or TicketState()
         view["tickets"][name] = "revoked" if not t.granted else "standby" if t.standby else "granted"
+    # What resource agents wrote with crm_attribute (promotion scores, Galera's seqno, RabbitMQ's
+    # cluster membership): the first thing to read when a promotion or a bootstrap surprises.
+    view["attributes"] = {node: dict(sorted(a.items())) for node, a in sorted(st.attributes(values, keys).items())}
+    if instanceha_view.evacuator_params(values, keys) is not None:
+        # Nova is not asked here (status must answer when Nova does not): `recovery list` does.
+        view["instance_ha"] = instanceha_view.compute_section(values, keys, view["nodes"])
     plan = st.loads(values.get(keys.plan))
     if isinstance(plan, dict):
         done = st.done_marks(values, keys, int(plan.get("epoch", 0)))
@@ -183,6 +192,12 @@ def render_status(view: Mapping[str, Any]) -> str:
             lines.append(f"  * {f['resource']} on {f['node']}: fail-count={f['count']} last={when}")
     if view.get("tickets"):
         lines += ["", "Tickets:"] + [f"  * {name}: {word}" for name, word in view["tickets"].items()]
+    if view.get("attributes"):
+        lines += ["", "Node attributes:"]
+        for node, attrs in view["attributes"].items():
+            lines.append(f"  * {node}: " + ", ".join(f"{name}={value}" for name, value in attrs.items()))
+    if view.get("instance_ha"):
+        lines += ["", *instanceha_view.render(view["instance_ha"]).splitlines()]
     plan = view.get("plan")
     if plan and plan["outstanding"]:
         lines += ["", f"Transition {plan['epoch']} in progress:"] + [f"  * {w}" for w in plan["outstanding"]]
