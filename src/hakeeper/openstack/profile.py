@@ -44,7 +44,10 @@ class ProfileModel(BaseModel):
     model_config = ConfigDict(alias_generator=_hyphenate, populate_by_name=True, extra="forbid")
 
 
-Check = Literal["http", "tcp", "mysql", "ssl-hello"]
+# `galera`: hakeeper's clustercheck on each controller (`hakeeper galera clustercheck`, HTTP on
+# `check-port`), which answers 200 only for a Synced, writable node of the primary component;
+# `mysql` is haproxy's handshake-only mysql-check, for a plain MySQL.
+Check = Literal["http", "tcp", "mysql", "ssl-hello", "galera"]
 Balance = Literal["roundrobin", "source", "active-backup"]
 # The URI haproxy's HTTP check asks for: one word, starting with '/'.
 CheckPath = Annotated[ConfigWord, Field(pattern=r"^/", max_length=1024)]
@@ -61,6 +64,8 @@ class ServiceDef(ProfileModel):
     mode: Literal["http", "tcp"] = "http"
     check: Check = "http"
     check_path: CheckPath = "/"
+    # Where `check: galera` asks (the clustercheck's port on each controller).
+    check_port: int = Field(default=9200, ge=1, le=65535)
     balance: Balance = "roundrobin"
     # The systemd unit that runs the service on a controller (for the cluster spec).
     unit: Name
@@ -75,6 +80,7 @@ class ServiceOverride(ProfileModel):
     mode: Literal["http", "tcp"] | None = None
     check: Check | None = None
     check_path: CheckPath | None = None
+    check_port: int | None = Field(default=None, ge=1, le=65535)
     balance: Balance | None = None
     unit: Name | None = None
 
@@ -100,7 +106,7 @@ CATALOGUE: dict[str, ServiceDef] = {
     "neutron-api": _svc(9696, "neutron-server"),
     "horizon-dash": _svc(80, "apache2"),
     "horizon-dash_ssl": _svc(443, "apache2", mode="tcp", check="ssl-hello", balance="source"),
-    "mysql-db": _svc(3306, "mariadb", mode="tcp", check="mysql", balance="active-backup"),
+    "mysql-db": _svc(3306, "mariadb", mode="tcp", check="galera", balance="active-backup"),
     "rabbitmq-queue": _svc(5672, "rabbitmq-server", mode="tcp", check="tcp", balance="active-backup",
                            proxied=False),
 }

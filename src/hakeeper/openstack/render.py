@@ -81,6 +81,12 @@ def _listener(resolved: Resolved, x: Listener) -> list[Part]:
     if svc.check == "http":
         out.append(("option", "httpchk", "GET", svc.check_path))
         out.append(("http-check", "expect", "status", "200-399"))
+    elif svc.check == "galera":
+        # A node that completes MySQL's handshake may still refuse every statement (a minority
+        # partition, a joiner, a frozen donor): ask the node's clustercheck instead.
+        out.append("    # hakeeper galera clustercheck on each controller: 200 for a Synced, writable node only")
+        out.append(("option", "httpchk", "GET", "/"))
+        out.append(("http-check", "expect", "status", "200"))
     elif svc.check == "mysql":
         out.append("    # needs a MySQL user without password and privileges: CREATE USER 'haproxy_check'@'%';")
         out.append(("option", "mysql-check", "user", "haproxy_check", "post-41"))
@@ -88,7 +94,7 @@ def _listener(resolved: Resolved, x: Listener) -> list[Part]:
         out.append(("option", "ssl-hello-chk"))
     if svc.mode == "http":
         out.append(("option", "forwardfor"))
-    check = _check_args(resolved)
+    check = _check_args(resolved) + (("port", str(svc.check_port)) if svc.check == "galera" else ())
     for i, c in enumerate(resolved.profile.controllers):
         words: tuple[str, ...] = ("server", c.name, f"{c.address}:{svc.port}", *check)
         if svc.balance == "active-backup":
@@ -398,6 +404,14 @@ def render_spec(resolved: Resolved) -> ClusterSpec:
     for unit in units:
         rid = f"svc-{unit}"
         primitives.append(Primitive(id=rid, agent=AgentRef.parse(f"systemd:{unit}"), operations=monitor))
+        clones.append(Clone(id=f"{rid}-clone", child=rid, meta=Meta(interleave=True)))
+    ports = sorted({x.service.check_port for x in resolved.listeners if x.service.check == "galera"})
+    for port in ports:
+        # What haproxy's `check: galera` asks, on every controller.
+        rid = "galera-clustercheck" if len(ports) == 1 else f"galera-clustercheck-{port}"
+        primitives.append(Primitive(
+            id=rid, agent=AgentRef.parse("process"),
+            params={"command": f"hakeeper galera clustercheck --port {port}"}, operations=monitor))
         clones.append(Clone(id=f"{rid}-clone", child=rid, meta=Meta(interleave=True)))
     constraints = Constraints()
     if p.vip_mode == "cluster":

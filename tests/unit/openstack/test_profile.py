@@ -190,3 +190,31 @@ def test_hakeepers_vrrp_reads_the_generated_keepalived_conf(tmp_path: Path) -> N
         assert "haproxy-alive" in script.script and script.weight < 0 and script.fall == 2
         # Only keepalived's script-security settings are ignored: they change no VRRP behaviour.
         assert all(p.field and p.field.startswith("global_defs.") for p in cfg.warnings)
+
+
+def _mysql_listener(text: str) -> str:
+    return render_haproxy(parse_profile(text)).split("listen mysql-db")[1].split("\n\n")[0]
+
+
+def test_mysql_is_checked_by_each_controllers_galera_clustercheck() -> None:
+    mysql = _mysql_listener(BASE)
+    assert "option httpchk GET /" in mysql and "http-check expect status 200" in mysql
+    assert "mysql-check" not in mysql
+    servers = [ln.split() for ln in mysql.splitlines() if ln.strip().startswith("server ")]
+    assert all(words[words.index("port") + 1] == "9200" for words in servers)
+    # The check has something to ask: the clustercheck runs on every controller.
+    spec = render_spec(parse_profile(BASE))
+    assert find_problems(spec) == []
+    check = next(p for p in spec.resources.primitives if p.id == "galera-clustercheck")
+    assert check.params["command"] == "hakeeper galera clustercheck --port 9200"
+    assert any(c.child == "galera-clustercheck" for c in spec.resources.clones)
+
+
+def test_a_plain_mysql_keeps_the_handshake_check_and_runs_no_clustercheck() -> None:
+    plain = BASE + "services:\n  mysql-db: {check: mysql}\n"
+    mysql = _mysql_listener(plain)
+    assert "option mysql-check user haproxy_check post-41" in mysql and " port " not in mysql
+    assert not any("clustercheck" in p.id for p in render_spec(parse_profile(plain)).resources.primitives)
+    moved = _mysql_listener(BASE + "services:\n  mysql-db: {check-port: 9201}\n")
+    servers = [ln for ln in moved.splitlines() if ln.strip().startswith("server ")]
+    assert len(servers) == 3 and all(" port 9201 " in ln for ln in servers)
