@@ -13,13 +13,21 @@ from hakeeper.yamlsource import YamlDocument, load_yaml, parse_yaml
 
 
 def _yaml_path(path: SpecPath) -> SpecPath:
-    # Spec paths use field names; YAML uses their hyphenated aliases.
-    return tuple(p.replace("_", "-") if isinstance(p, str) else p for p in path)
+    # Spec paths use field names; YAML uses their hyphenated aliases. A resource agent's parameter
+    # names are its own (wsrep_cluster_address): they are written as they are.
+    return tuple(
+        p.replace("_", "-") if isinstance(p, str) and (i == 0 or path[i - 1] != "params") else p
+        for i, p in enumerate(path)
+    )
 
 
 def spec_from_document(doc: YamlDocument) -> ClusterSpec:
     spec = doc.validate(ClusterSpec)
-    problems = find_problems(spec)
+    # Checked here too, not only by `import crm`: a galera primitive whose members are not all
+    # cluster nodes would make Pacemaker's agent wait for them forever.
+    from hakeeper.galera.spec_checks import galera_problems
+
+    problems = find_problems(spec) + galera_problems(spec)
     if problems:
         raise InputError([
             Problem(p.message, doc.file, doc.line_of(_yaml_path(p.path)),

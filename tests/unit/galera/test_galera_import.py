@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from hakeeper.errors import InputError
 from hakeeper.importers.crm import parse_crm
+from hakeeper.spec.loader import parse_spec
 
 GALERA_CRM = """\
 node controller01
@@ -90,3 +92,25 @@ def test_the_command_exits_2_with_one_line_and_writes_nothing(tmp_path: Path) ->
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.startswith(f"error: {bad}:4: resources.primitives.0.params.wsrep_cluster_address: member")
     assert not out_file.exists()
+
+
+def test_a_native_spec_is_checked_the_same_way(tmp_path: Path) -> None:
+    """`hakeeper validate` / `config apply` read YAML: the same galera mistakes, located in it."""
+    good = parse_crm(GALERA_CRM, "cluster.crm").model_dump(mode="json", by_alias=True, exclude_none=True)
+    text = yaml.safe_dump(good, sort_keys=False)
+    assert parse_spec(text, "cluster.yaml").resources.primitives[0].id == "p_galera"
+    assert "gcomm://controller01,controller02,controller03" in text
+    bad = text.replace("gcomm://controller01,controller02,controller03", "gcomm://controller01,controller02,controller04")
+    with pytest.raises(InputError) as err:
+        parse_spec(bad, "cluster.yaml")
+    (problem,) = err.value.problems
+    lines = bad.splitlines()
+    assert problem.file == "cluster.yaml" and problem.line is not None
+    assert "wsrep_cluster_address" in lines[problem.line - 1]
+    assert problem.field == "resources.primitives.0.params.wsrep_cluster_address"  # as written
+    assert "member 'controller04' is no node of the cluster" in problem.message
+    path = tmp_path / "cluster.yaml"
+    path.write_text(bad)
+    out = subprocess.run([sys.executable, "-m", "hakeeper", "validate", str(path)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "Traceback" not in out.stderr and f"{path}:{problem.line}:" in out.stderr
