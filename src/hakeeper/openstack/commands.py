@@ -4,6 +4,7 @@
                                                  (and oslo-messaging.conf with a messaging section)
     hakeeper import chef-env ENV.json --controller NAME=ADDRESS ... [-o PROFILE]
     hakeeper demo [--no-live] [--quick] [--rounds N]   a live failover in network namespaces
+    hakeeper demo galera                              real Galera: a kill, a full outage, nothing lost
 """
 
 from __future__ import annotations
@@ -113,6 +114,10 @@ def _import_chef_env(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.what == "galera":
+        from hakeeper.galera.demo import run_demo as run_galera_demo
+
+        return run_galera_demo(workdir=args.workdir)
     from hakeeper.openstack.demo import run_demo
 
     live = not args.no_live and sys.stdout.isatty()
@@ -131,6 +136,9 @@ def register(subparsers: Any) -> None:
     _register_import(subparsers)
 
     d = subparsers.add_parser("demo", help="a live controller failover in network namespaces (root)")
+    d.add_argument("what", nargs="?", choices=("controllers", "galera"), default="controllers",
+                   help="controllers (default): VIPs and haproxy fail over; galera: three real MariaDB "
+                        "Galera nodes, a writer through the VIP, a database killed, then a full outage")
     d.add_argument("--no-live", action="store_true", help="plain line output, no live terminal view")
     d.add_argument("--quick", action="store_true", help="shorter phases (for CI)")
     d.add_argument("--rounds", type=int, default=1, help="failovers to run; the summary gives the median")
