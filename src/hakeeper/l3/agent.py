@@ -258,12 +258,36 @@ async def serve(spec: RouterSpec | None, opts: AgentOptions, store: Store | None
     dirty = asyncio.Event()
     events = EventLog(opts.node, opts.events_file)
     metrics: L3Metrics | None = None
+    report_due = False
+    serving = False  # while the agent starts, its hundreds of first transitions wait for one report
+
+    def publish_here(states: dict[str, State]) -> None:
+        """The state file (and metrics): written in the loop, a few milliseconds."""
+        events.flush()
+        if metrics is not None:
+            metrics.states(states)
+        if opts.state_file:
+            write_state(opts.state_file, opts.node, states)
 
     def changed(c: Change) -> None:
+        nonlocal report_due
         events.transition(c)
         if metrics is not None:
             metrics.change(c)
-        dirty.set()
+        if not serving:
+            dirty.set()
+        elif not report_due:
+            # Reported with the batch of transitions it belongs to: a mass takeover is one batch
+            # of timer callbacks, and this runs right after it, before any of their gratuitous
+            # ARPs go out (the speaker reports a takeover before it schedules them).
+            report_due = True
+            loop.call_soon(report_now)
+
+    def report_now() -> None:
+        nonlocal report_due
+        report_due = False
+        publish_here(speaker.states())
+        dirty.set()  # the store's report follows from the publisher
 
     speaker = RouterSpeaker(VrrpSettings(s.ha_vrrp_advert_int, password, opts.garp_master_delay), on_change=changed)
     if opts.metrics:
@@ -271,6 +295,7 @@ async def serve(spec: RouterSpec | None, opts: AgentOptions, store: Store | None
         metrics.serve(opts.metrics)
     agent = RouterAgent(opts, speaker)
     await agent.start(spec, sched, await handover(opts.pid_file))
+    serving = True
     stopping = asyncio.Event()
     detach = False
 
@@ -286,11 +311,7 @@ async def serve(spec: RouterSpec | None, opts: AgentOptions, store: Store | None
     interval = float(s.ha_vrrp_advert_int)
 
     async def publish(states: dict[str, State]) -> None:
-        events.flush()
-        if metrics is not None:
-            metrics.states(states)
-        if opts.state_file:
-            write_state(opts.state_file, opts.node, states)
+        publish_here(states)
         if store is None:
             return
         report = Report(opts.node, time.time(), interval,

@@ -127,9 +127,6 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
                 remove_namespaces(p.prefix(n) for n in NODES)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 13, open: B's masters all took over within the bound in the "
-                   "CI run (6.8-7.3 s), but the state file reported the last one 8.63 s after the kill, over the "
-                   "bound plus the 1.5 s reading margin (the state report lags, docs/l3.md)")
 def test_300_routers_fail_over_together_within_the_bound(pair: Pair) -> None:
     a, b = NODES
     agent = pair.agents[a]
@@ -138,18 +135,25 @@ def test_300_routers_fail_over_together_within_the_bound(pair: Pair) -> None:
     for dev in PHYSICAL.values():
         pair.hosts[a].cut(dev)
     agent.kill()
-    agent.wait(timeout=30)
+    # B's report is read while the kernel reaps A: closing a killed agent's sockets takes seconds
+    # (an RCU grace period per packet socket), and waiting for that first made the reap time
+    # (8.6-8.9 s at 300 routers) look like B's report arriving late.
     seen: dict[str, float] = {}
+    reaped = None
     end = t0 + BOUND + 30
     while len(seen) < N and time.monotonic() < end:
         now = time.monotonic()
         for rid, st in pair.states(b).items():
             if st == "active":
                 seen.setdefault(rid, now - t0)
+        if reaped is None and agent.poll() is not None:
+            reaped = now - t0
         time.sleep(0.02)
-    times = sorted(seen.values())
+    agent.wait(timeout=120)
+    times = sorted(seen.values() or [float("nan")])
     print(f"\n{len(seen)}/{N} routers active on {b}: first {times[0]:.2f} s, median {times[len(times) // 2]:.2f} s, "
-          f"last {times[-1]:.2f} s after the kill (bound {BOUND:.3f} s; load {os.getloadavg()[0]:.1f})")
+          f"last {times[-1]:.2f} s after the kill (bound {BOUND:.3f} s; load {os.getloadavg()[0]:.1f}); "
+          f"{a} reaped after {reaped or time.monotonic() - t0:.2f} s")
     assert len(seen) == N, f"{N - len(seen)} routers never taken over; {pair.logs()}"
     assert times[-1] <= BOUND + MARGIN, f"the last router took {times[-1]:.2f} s"
     # The addresses really are on B: a sample of router namespaces holds VIP and gateway address.
