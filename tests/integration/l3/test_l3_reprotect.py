@@ -11,80 +11,51 @@ it takes replicas again as backups, and no router ever has two masters.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from l3procs import remove_namespaces, stop, store_server
+from l3procs import BOUND, AgentNodes, StateWatcher, env, store_server, torn_down, two_node_settings, write_spec
 
 from conftest import needs_binary, needs_root
 from hakeeper.l3 import netns
-from hakeeper.l3.model import RouterSpec, Settings
-from hakeeper.l3.specfile import dump_router_spec, parse_router_spec
-from hakeeper.netlab import Host, Lab
+from hakeeper.netlab import Lab
 
-SRC = Path(__file__).resolve().parents[3] / "src"
 pytestmark = pytest.mark.timeout(900)  # building the routers takes minutes on a loaded machine
 NODES = ("network6", "network7", "network8")
 IDS = [f"9d1e0c2a-5f3b-4c7d-8e9f-00000000009{i}" for i in (1, 2, 3)]
 ROUTERS = "routers:\n" + "".join(f"  - {{id: {rid}, name: router9{i}, project: service}}\n"
                                  for i, rid in enumerate(IDS, start=1))
-ADVERT = 2
-BOUND = 3 * ADVERT + (256 - 50) / 256
 LOST_AFTER = 8.0
 METRICS_PORT = 9464  # inside each node's namespace
 
 
 @dataclass
-class Cluster:
-    lab: Lab
-    nodes: dict[str, Host]
-    workdir: Path
+class Cluster(AgentNodes):
     store: Path
-    agents: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    history: list[tuple[float, str, str, str]] = field(default_factory=list)  # (time, node, router, state)
-    watching: threading.Event = field(default_factory=threading.Event)
-    passes: int = 0  # the watcher's completed reads of every node
-
-    def env(self) -> dict[str, str]:
-        return dict(os.environ, PYTHONPATH=str(SRC))
+    watcher: StateWatcher | None = None
 
     def hk(self, *args: str) -> str:
         out = subprocess.run([sys.executable, "-m", "hakeeper", *args, "--store", str(self.store)],
-                             capture_output=True, text=True, timeout=120, env=self.env(), check=False)
+                             capture_output=True, text=True, timeout=120, env=env(), check=False)
         assert out.returncode == 0, f"hakeeper {' '.join(args)}: {out.returncode} {out.stderr}"
         return out.stdout
 
-    def prefix(self, node: str) -> str:
-        return f"{self.lab.prefix}-{self.lab.owner}-{node}-"
-
-    def states(self, node: str) -> dict[str, str]:
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            return dict(json.loads((self.workdir / f"{node}.state.json").read_text())["routers"])
-        return {}
-
     def start(self, node: str) -> None:
-        argv = ["nsenter", f"--net=/run/netns/{self.nodes[node].ns}", sys.executable, "-m", "hakeeper", "l3-agent",
-                "--node", node, "--netns-prefix", self.prefix(node),
-                "--state-file", str(self.workdir / f"{node}.state.json"), "--garp-master-delay", "5",
-                "--node-lost-after", str(LOST_AFTER), "--store", str(self.store), "--physical", "ha=ha0",
-                "--events-file", str(self.workdir / f"{node}.events"), "--metrics", f"127.0.0.1:{METRICS_PORT}"]
-        log = open(self.workdir / f"{node}.log", "ab")  # noqa: SIM115 (the agent keeps it)
-        self.agents[node] = subprocess.Popen(argv, env=self.env(), stdout=log, stderr=log)
+        self.start_agent(node, {"ha": "ha0"}, "--node-lost-after", str(LOST_AFTER), "--store", str(self.store),
+                         "--events-file", str(self.workdir / f"{node}.events"),
+                         "--metrics", f"127.0.0.1:{METRICS_PORT}")
 
     def kill(self, node: str) -> None:
         """The node dies: its agent SIGKILLed (no last advert), its HA link cut."""
         self.agents[node].kill()
         self.agents[node].wait(timeout=10)
-        self.nodes[node].cut("ha0")
+        self.hosts[node].cut("ha0")
 
     def alive(self) -> list[str]:
         return [n for n, p in self.agents.items() if p.poll() is None]
@@ -93,23 +64,13 @@ class Cluster:
         """node -> state of `rid` on the given (alive) nodes that host it."""
         return {n: st for n in nodes if (st := self.states(n).get(rid)) is not None}
 
-    def watch(self) -> None:
-        last: dict[tuple[str, str], str] = {}
-        while not self.watching.is_set():
-            for node in self.alive():
-                for rid, st in self.states(node).items():
-                    if last.get((node, rid)) != st:
-                        last[(node, rid)] = st
-                        self.history.append((time.monotonic(), node, rid, st))
-            self.passes += 1
-            time.sleep(0.05)
+    def history(self) -> list[tuple[float, str, str, str]]:
+        assert self.watcher is not None
+        return self.watcher.history
 
     def changes(self, rid: str, since: float) -> list[tuple[float, str, str, str]]:
-        return [h for h in self.history if h[2] == rid and h[0] > since]
-
-    def logs(self) -> str:
-        return "\n".join(f"== {n}\n" + (self.workdir / f"{n}.log").read_text()[-2000:] for n in NODES
-                         if (self.workdir / f"{n}.log").exists())
+        assert self.watcher is not None
+        return self.watcher.changes(rid, since)
 
     def events(self, node: str) -> list[dict[str, str]]:
         path = self.workdir / f"{node}.events"
@@ -118,17 +79,9 @@ class Cluster:
         return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
 
     def metrics(self, node: str) -> str:
-        out = self.nodes[node].run(["curl", "-s", "--max-time", "20", f"http://127.0.0.1:{METRICS_PORT}/metrics"],
+        out = self.hosts[node].run(["curl", "-s", "--max-time", "20", f"http://127.0.0.1:{METRICS_PORT}/metrics"],
                                    timeout=30)
         return out.stdout
-
-    def wait_for(self, cond: Callable[[], bool], timeout: float, what: str) -> float:
-        start = time.monotonic()
-        while time.monotonic() - start < timeout:
-            if cond():
-                return time.monotonic() - start
-            time.sleep(0.05)
-        raise AssertionError(f"{what} not within {timeout} s; {self.logs()}")
 
     def one_master_each(self, nodes: list[str], replicas: int = 2) -> bool:
         return all(sorted(self.hosting(rid, nodes).values()) == ["active"] + ["standby"] * (replicas - 1)
@@ -141,18 +94,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     needs_binary("nft", "nftables")
     needs_binary("nsenter", "util-linux")
     workdir = tmp_path_factory.mktemp("l3reprotect")
-    settings = Settings(l3_ha=True, max_l3_agents_per_router=2, ha_vrrp_auth_password="openstack",  # type: ignore[arg-type]
-                        ha_vrrp_advert_int=ADVERT)
-    spec_file = workdir / "routers.yaml"
-    spec_file.write_text(dump_router_spec(RouterSpec(settings=settings, routers=parse_router_spec(ROUTERS).routers)))
+    _, spec_file = write_spec(workdir, ROUTERS, two_node_settings())
     store = workdir / "store.sock"
     server = store_server(store)
     with Lab("hkl3p") as lab:
-        c = None
-        watcher = None
-        try:
-            nodes = {n: lab.host(n, {"ha0": []}, segments={"ha0": "brha"}) for n in NODES}
-            c = Cluster(lab, nodes, workdir, store)
+        c: Cluster | None = None
+        with torn_down(lambda: c, server, watcher=lambda: c.watcher if c else None):
+            hosts = {n: lab.host(n, {"ha0": []}, segments={"ha0": "brha"}) for n in NODES}
+            c = Cluster(lab, hosts, workdir, store)
             c.wait_for(store.exists, 60, "store socket")
             c.hk("router", "init", "--spec", str(spec_file), "--nodes", ",".join(NODES))
             # network6 first: the first node up for a router is its master (nopreempt), so
@@ -163,18 +112,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             for n in NODES[1:]:
                 c.start(n)
             c.wait_for(lambda: c.one_master_each(list(NODES)), 120, "one master per router")
-            watcher = threading.Thread(target=c.watch, daemon=True)
-            watcher.start()
-            c.wait_for(lambda: c.passes > 0, 30, "the watcher's first reading")  # changes start after it
+            c.watcher = StateWatcher(c, c.alive)  # changes start after its first reading
+            c.watcher.start()
             yield c
-        finally:
-            if c is not None:
-                c.watching.set()
-                if watcher is not None:
-                    watcher.join(timeout=5)
-                stop(c.agents.values())
-                remove_namespaces(c.prefix(n) for n in NODES)
-            stop([server])
 
 
 def test_a_lost_node_s_routers_are_protected_again_without_reelection(cluster: Cluster) -> None:
@@ -221,12 +161,12 @@ def test_a_lost_node_s_routers_are_protected_again_without_reelection(cluster: C
     # network7 returns (links back, agent restarted): it becomes a backup of every router again
     # (only network8 is left), and no router has two masters at any time.
     since = time.monotonic()
-    c.nodes[lost].restore("ha0")
+    c.hosts[lost].restore("ha0")
     c.start(lost)
     c.wait_for(lambda: c.one_master_each(["network7", "network8"]), LOST_AFTER + 120,
                "network7 back as a backup of every router")
     assert all(c.states("network8")[rid] == "active" for rid in IDS)
-    assert [h for h in c.history if h[0] > since and h[1] == lost and h[3] == "active"] == []
+    assert [h for h in c.history() if h[0] > since and h[1] == lost and h[3] == "active"] == []
 
 
 def test_two_masters_past_the_bound_raise_the_dual_active_alarm(cluster: Cluster) -> None:
@@ -236,13 +176,13 @@ def test_two_masters_past_the_bound_raise_the_dual_active_alarm(cluster: Cluster
     that lasted past the VRRP bound, and clears it when the link is back and VRRP has settled."""
     c = cluster
     assert c.one_master_each(["network7", "network8"])
-    c.nodes["network7"].cut("ha0")
+    c.hosts["network7"].cut("ha0")
     try:
         c.wait_for(lambda: sum(1 for e in c.events("network7") if e["kind"] == "dual-active") == len(IDS),
                    BOUND + LOST_AFTER + 30, "a dual-active alarm per router")
         assert "hakeeper_l3_dual_active_routers 3.0" in c.metrics("network7")
     finally:
-        c.nodes["network7"].restore("ha0")
+        c.hosts["network7"].restore("ha0")
     c.wait_for(lambda: sum(1 for e in c.events("network7") if e["kind"] == "dual-active-cleared") == len(IDS),
                BOUND + LOST_AFTER + 30, "every alarm cleared")
     assert c.one_master_each(["network7", "network8"])

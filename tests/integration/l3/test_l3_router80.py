@@ -10,7 +10,6 @@ in for VXLAN and the HA network. Settings: seed 004's neutron.conf and l3_agent.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -20,106 +19,57 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "l3"))
-from l3procs import stop
-from seed004 import write_seed_files
+from l3procs import (
+    ADVERT,
+    BOUND,
+    R80,
+    AgentNodes,
+    env,
+    router80_hosts,
+    router80_yaml,
+    store_server,
+    tcp,
+    torn_down,
+    write_spec,
+)
 
 from conftest import needs_binary, needs_root
 from hakeeper.l3 import netns
-from hakeeper.l3.model import RouterSpec
-from hakeeper.l3.neutron import read_neutron
-from hakeeper.l3.specfile import dump_router_spec, parse_router_spec
 from hakeeper.netlab import Host, Lab
 
-SRC = Path(__file__).resolve().parents[3] / "src"
-RID = "7a46dba8-8846-498c-9e10-588664558473"
-ROUTERS = f"""\
-routers:
-  - id: {RID}
-    name: router80
-    project: service
-    interfaces: [{{subnet: vxlan-subnet80, address: 192.168.80.1/24}}]
-    gateway: {{network: ext-net80, address: 10.0.80.101/24, upstream: 10.0.80.1}}
-    floating-ips: [{{external: 10.0.80.110, fixed: 192.168.80.10}}]
-"""
+RID = R80
 NODES = ("network7", "network8")
-ADVERT = 2
-BOUND = 3 * ADVERT + (256 - 50) / 256  # Master_Down_Interval at Neutron's priority 50: 6.805 s
+PHYSICAL = {"ha": "ha0", "ext-net80": "ex0", "vxlan-subnet80": "in0"}
 
 
 @dataclass
-class Cluster:
-    lab: Lab
-    nodes: dict[str, Host]
+class Cluster(AgentNodes):
     client: Host
     instance: Host
-    workdir: Path
     spec: Path
-    agents: dict[str, subprocess.Popen[bytes]]
     store: Path
 
     def hosting(self) -> dict[str, tuple[str, str]]:
         """`hakeeper router list-hosting router80 --json`: host -> (alive, ha_state)."""
         out = subprocess.run([sys.executable, "-m", "hakeeper", "router", "list-hosting", "router80", "--json",
                               "--store", str(self.store)], capture_output=True, text=True, timeout=120,
-                             env=dict(os.environ, PYTHONPATH=str(SRC)), check=False)
+                             env=env(), check=False)
         if out.returncode != 0:
             return {}
         return {r["host"]: (r["alive"], r["ha_state"]) for r in json.loads(out.stdout)}
 
-    def prefix(self, node: str) -> str:
-        return f"{self.lab.prefix}-{self.lab.owner}-{node}-"
-
-    def router_ns(self, node: str) -> str:
-        return f"{self.prefix(node)}qrouter-{RID}"
-
-    def state_file(self, node: str) -> Path:
-        return self.workdir / f"{node}.state.json"
-
     def start(self, node: str) -> None:
-        h = self.nodes[node]
-        argv = ["nsenter", f"--net=/run/netns/{h.ns}", sys.executable, "-m", "hakeeper", "l3-agent",
-                "--node", node, "--nodes", ",".join(NODES), "--spec", str(self.spec),
-                "--physical", "ha=ha0", "--physical", "ext-net80=ex0", "--physical", "vxlan-subnet80=in0",
-                "--netns-prefix", self.prefix(node), "--state-file", str(self.state_file(node)),
-                "--garp-master-delay", "5", "--store", str(self.store)]
-        log = open(self.workdir / f"{node}.log", "ab")  # noqa: SIM115 (the agent keeps it)
-        # nsenter, not `ip netns exec`: the agent creates router namespaces that everyone must see,
-        # and `ip netns exec` would give it a private mount namespace.
-        self.agents[node] = subprocess.Popen(argv, env=dict(os.environ, PYTHONPATH=str(SRC)),
-                                             stdout=log, stderr=log)
-
-    def states(self, node: str) -> dict[str, str]:
-        try:
-            data = json.loads(self.state_file(node).read_text())
-        except (OSError, ValueError):
-            return {}
-        return dict(data["routers"])
+        self.start_agent(node, PHYSICAL, "--nodes", ",".join(NODES), "--spec", str(self.spec),
+                         "--store", str(self.store))
 
     def ha_state(self, node: str) -> str | None:
         return self.states(node).get(RID)
-
-    def wait_for(self, cond, timeout: float, what: str) -> float:  # type: ignore[no-untyped-def]
-        start = time.monotonic()
-        while time.monotonic() - start < timeout:
-            if cond():
-                return time.monotonic() - start
-            time.sleep(0.05)
-        logs = {n: (self.workdir / f"{n}.log").read_text()[-2000:] for n in NODES
-                if (self.workdir / f"{n}.log").exists()}
-        raise AssertionError(f"{what} not within {timeout} s; logs: {logs}")
 
     def active(self) -> list[str]:
         return [n for n in NODES if self.ha_state(n) == "active"]
 
     def addresses(self, node: str) -> str:
-        return netns.run(["ip", "-n", self.router_ns(node), "-o", "addr"], check=False).stdout
-
-
-def _sweep_routers(prefix: str) -> None:
-    for name in netns.names(prefix):
-        netns.delete(name)
+        return netns.run(["ip", "-n", self.router_ns(node, RID), "-o", "addr"], check=False).stdout
 
 
 @pytest.fixture(scope="module")
@@ -129,48 +79,23 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     needs_binary("socat")
     needs_binary("nsenter", "util-linux")
     workdir = tmp_path_factory.mktemp("l3")
-    conf, ini = write_seed_files(workdir)
-    settings = read_neutron(str(conf), str(ini)).settings
-    spec = RouterSpec(settings=settings, routers=parse_router_spec(ROUTERS).routers)
-    spec_file = workdir / "routers.yaml"
-    spec_file.write_text(dump_router_spec(spec))
-    seg = {"ha0": "brha", "ex0": "brex", "in0": "brin"}
+    _, spec_file = write_spec(workdir, router80_yaml())
     store = workdir / "store.sock"
-    server = subprocess.Popen([sys.executable, "-m", "hakeeper", "store", "serve", "--memory", "--socket", str(store)],
-                              env=dict(os.environ, PYTHONPATH=str(SRC)), stderr=subprocess.DEVNULL)
+    server = store_server(store)
     with Lab("hkl3") as lab:
-        c = None
-        try:
-            nodes = {n: lab.host(n, {"ha0": [], "ex0": [], "in0": []}, segments=seg) for n in NODES}
-            client = lab.host("client", {"eth0": ["10.0.80.1/24"]}, segments={"eth0": "brex"})
-            instance = lab.host("inst", {"eth0": ["192.168.80.10/24", "192.168.80.20/24"]},
-                                segments={"eth0": "brin"})
-            instance.ip("route", "add", "default", "via", "192.168.80.1")
-            c = Cluster(lab, nodes, client, instance, workdir, spec_file, {}, store)
-            # Servers: the client tells each caller its address; the instance answers through DNAT.
+        c: Cluster | None = None
+        with torn_down(lambda: c, server):
+            hosts, client, instance = router80_hosts(lab, NODES, {"ha0": "brha", "ex0": "brex", "in0": "brin"},
+                                                     ("192.168.80.10/24", "192.168.80.20/24"))
+            c = Cluster(lab, hosts, workdir, client, instance, spec_file, store)
+            # The client tells each caller its address (SNAT); the instance answers through DNAT.
             client.spawn(["socat", "TCP-LISTEN:7000,fork,reuseaddr", "SYSTEM:echo $SOCAT_PEERADDR"])
-            instance.spawn(["socat", "TCP-LISTEN:7001,fork,reuseaddr", "SYSTEM:echo instance"])
             c.start(NODES[0])
             c.wait_for(lambda: c.ha_state(NODES[0]) == "standby", 120, "first agent up")
             time.sleep(1.5)  # network7 first: it becomes master, network8 then stays backup (nopreempt)
             c.start(NODES[1])
             c.wait_for(lambda: len(c.active()) == 1 and c.ha_state(NODES[1]) == "standby", 120, "one active")
             yield c
-        finally:
-            if c is not None:
-                stop(c.agents.values())
-                for n in NODES:
-                    _sweep_routers(c.prefix(n))
-            stop([server])
-
-
-def tcp(host: Host, dst: str, port: int, bind: str | None = None, timeout: float = 2) -> str:
-    target = f"TCP:{dst}:{port},connect-timeout={timeout}" + (f",bind={bind}" if bind else "")
-    try:
-        out = host.run(["socat", "-T", str(timeout), "-", target], timeout=timeout + 3)
-    except subprocess.TimeoutExpired:
-        return ""
-    return out.stdout.strip()
 
 
 def test_one_active_with_addresses_only_there(cluster: Cluster) -> None:
@@ -181,7 +106,7 @@ def test_one_active_with_addresses_only_there(cluster: Cluster) -> None:
         assert addr in a and addr not in s
     # Each replica has its own ha- address from l3_ha_net_cidr, as in the seed.
     assert "169.254.192.1/18" in cluster.addresses(NODES[0]) and "169.254.192.2/18" in cluster.addresses(NODES[1])
-    route = netns.run(["ip", "-n", cluster.router_ns(active), "route", "show", "default"]).stdout
+    route = netns.run(["ip", "-n", cluster.router_ns(active, RID), "route", "show", "default"]).stdout
     assert "via 10.0.80.1" in route
 
 
@@ -191,7 +116,7 @@ def test_list_hosting(cluster: Cluster) -> None:
     assert cluster.hosting() == {active: (":-)", "active"), standby: (":-)", "standby")}
     out = subprocess.run([sys.executable, "-m", "hakeeper", "router", "list-hosting", "router80",
                           "--store", str(cluster.store)], capture_output=True, text=True, timeout=120,
-                         env=dict(os.environ, PYTHONPATH=str(SRC)), check=True).stdout
+                         env=env(), check=True).stdout
     assert f"| {RID} | {active} | True           | :-)   | active   |" in out
 
 
@@ -211,7 +136,7 @@ def test_failover_and_return_without_second_active(cluster: Cluster) -> None:
     killed_at = time.monotonic()
     cluster.agents[old].send_signal(signal.SIGKILL)
     for ifname in ("ha0", "ex0", "in0"):
-        cluster.nodes[old].cut(ifname)
+        cluster.hosts[old].cut(ifname)
     cluster.agents[old].wait(timeout=5)
     # Traffic through the floating IP comes back through the other node within the VRRP bound.
     while tcp(cluster.client, "10.0.80.110", 7001, timeout=0.5) != "instance":
@@ -235,7 +160,7 @@ def test_failover_and_return_without_second_active(cluster: Cluster) -> None:
     cluster.start(old)
     cluster.wait_for(lambda: cluster.ha_state(old) == "standby", 120, "returning agent up")
     for ifname in ("ha0", "ex0", "in0"):
-        cluster.nodes[old].restore(ifname)
+        cluster.hosts[old].restore(ifname)
     end = time.monotonic() + 3 * ADVERT + 2
     while time.monotonic() < end:
         assert cluster.active() == [new]

@@ -10,32 +10,24 @@ each (no second master, no failback).
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from l3procs import remove_namespaces, stop
+from l3procs import BOUND, AgentNodes, torn_down, two_node_settings, write_spec
 
 from conftest import needs_binary, needs_root
-from hakeeper.l3.model import RouterSpec, Settings
-from hakeeper.l3.specfile import dump_router_spec, parse_router_spec
-from hakeeper.netlab import Host, Lab
+from hakeeper.netlab import Lab
 
-SRC = Path(__file__).resolve().parents[3] / "src"
 pytestmark = pytest.mark.timeout(1500)  # building the routers takes minutes on a loaded machine
 N = 300
 PER_HA = 150
 NODES = ("netA", "netB")
-ADVERT = 2
-BOUND = 3 * ADVERT + (256 - 50) / 256
 MARGIN = 1.5  # reading state files every 20 ms on a loaded 2-core machine
 PHYSICAL = {"ha:p0": "ha0", "ha:p1": "ha1", "ext": "ex0", "int": "in0"}
 
@@ -55,45 +47,14 @@ def spec_text() -> str:
 
 
 @dataclass
-class Pair:
-    lab: Lab
-    hosts: dict[str, Host]
-    workdir: Path
+class Pair(AgentNodes):
     spec_file: Path
-    agents: dict[str, subprocess.Popen[bytes]]
-
-    def prefix(self, node: str) -> str:
-        return f"{self.lab.prefix}-{self.lab.owner}-{node}-"
-
-    def states(self, node: str) -> dict[str, str]:
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            return dict(json.loads((self.workdir / f"{node}.state.json").read_text())["routers"])
-        return {}
 
     def count(self, node: str, state: str) -> int:
         return list(self.states(node).values()).count(state)
 
     def start(self, node: str) -> None:
-        argv = ["nsenter", f"--net=/run/netns/{self.hosts[node].ns}", sys.executable, "-m", "hakeeper", "l3-agent",
-                "--node", node, "--nodes", ",".join(NODES), "--spec", str(self.spec_file),
-                "--netns-prefix", self.prefix(node), "--state-file", str(self.workdir / f"{node}.state.json"),
-                "--garp-master-delay", "5"]
-        for key, dev in PHYSICAL.items():
-            argv += ["--physical", f"{key}={dev}"]
-        log = open(self.workdir / f"{node}.log", "ab")  # noqa: SIM115 (the agent keeps it)
-        self.agents[node] = subprocess.Popen(argv, env=dict(os.environ, PYTHONPATH=str(SRC)), stdout=log, stderr=log)
-
-    def logs(self) -> str:
-        return "\n".join(f"== {n}\n" + (self.workdir / f"{n}.log").read_text()[-1500:] for n in NODES
-                         if (self.workdir / f"{n}.log").exists())
-
-    def wait_for(self, cond, timeout: float, what: str) -> float:  # type: ignore[no-untyped-def]
-        start = time.monotonic()
-        while time.monotonic() - start < timeout:
-            if cond():
-                return time.monotonic() - start
-            time.sleep(0.1)
-        raise AssertionError(f"{what} not within {timeout:.0f} s; {self.logs()}")
+        self.start_agent(node, PHYSICAL, "--nodes", ",".join(NODES), "--spec", str(self.spec_file))
 
 
 @pytest.fixture(scope="module")
@@ -102,17 +63,13 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     needs_binary("nft", "nftables")
     needs_binary("nsenter", "util-linux")
     workdir = tmp_path_factory.mktemp("l3scale")
-    settings = Settings(l3_ha=True, max_l3_agents_per_router=2, ha_vrrp_auth_password="openstack",  # type: ignore[arg-type]
-                        ha_vrrp_advert_int=ADVERT)
-    spec_file = workdir / "routers.yaml"
-    routers = parse_router_spec(spec_text()).routers
-    spec_file.write_text(dump_router_spec(RouterSpec(settings=settings, routers=routers)))
+    _, spec_file = write_spec(workdir, spec_text(), two_node_settings())
     segments = {dev: f"b{dev}" for dev in PHYSICAL.values()}
     with Lab("hkl3x") as lab:
-        p = None
-        try:
-            hosts = {n: lab.host(n, {dev: [] for dev in PHYSICAL.values()}, segments=segments) for n in NODES}
-            p = Pair(lab, hosts, workdir, spec_file, {})
+        p: Pair | None = None
+        with torn_down(lambda: p):
+            hosts = {n: lab.host(n, {key: [] for key in PHYSICAL.values()}, segments=segments) for n in NODES}
+            p = Pair(lab, hosts, workdir, spec_file)
             a, b = NODES
             p.start(a)
             took = p.wait_for(lambda: p.count(a, "active") == N, 600, f"{N} routers master on {a}")
@@ -121,10 +78,6 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
             took = p.wait_for(lambda: p.count(b, "standby") == N, 600, f"{N} routers backup on {b}")
             print(f"{b}: {N} routers built and backup in {took:.1f} s")
             yield p
-        finally:
-            if p is not None:
-                stop(p.agents.values())
-                remove_namespaces(p.prefix(n) for n in NODES)
 
 
 def test_300_routers_fail_over_together_within_the_bound(pair: Pair) -> None:
