@@ -12,22 +12,15 @@ counts the acknowledged rows that are missing: the demo fails if one is.
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 
 from hakeeper.galera import checker, live
 from hakeeper.galera.lab import CHECK_PASSWORD, CHECK_USER, GaleraLab, galera_spec
+from hakeeper.netlab.livedemo import Closable, Say, first_within, run_lab_demo, seconds, ticker
 
-Say = Callable[[str], None]
 TAG, SUBNET = "gd", 9  # namespaces hkg-gd*, addresses 10.95.9.0/24: apart from the test modules'
 NEEDED = ("etcd", "mariadbd", "mariadb-install-db", "haproxy", "nft")
 OCF_GALERA = "/usr/lib/ocf/resource.d/heartbeat/galera"
@@ -49,18 +42,9 @@ class Outcome:
         return self.checked and self.acknowledged > 0 and None not in (self.kill_resume_s, self.outage_writable_s)
 
     def result_line(self) -> str:
-        def secs(v: float | None) -> str:
-            return "none" if v is None else f"{v:.2f}"
-
-        return (f"RESULT kill_resume_s={secs(self.kill_resume_s)} outage_writable_s={secs(self.outage_writable_s)} "
+        return (f"RESULT kill_resume_s={seconds(self.kill_resume_s)} "
+                f"outage_writable_s={seconds(self.outage_writable_s)} "
                 f"acknowledged={self.acknowledged} missing={self.missing}")
-
-
-def missing_programs() -> list[str]:
-    missing = [p for p in NEEDED if shutil.which(p) is None and not os.path.exists(f"/usr/sbin/{p}")]
-    if not os.path.exists(OCF_GALERA):
-        missing.append(f"{OCF_GALERA} (resource-agents)")
-    return missing
 
 
 def _client_cnf(lab: GaleraLab) -> str:
@@ -109,32 +93,9 @@ def cluster_line(lab: GaleraLab, writer: checker.Writer, cnf: str) -> str:
     return f"{'  '.join(nodes)} | VIP writer {node or '-'} | {len(writer.acknowledged())} rows acknowledged"
 
 
-@contextmanager
-def _ticker(say: Say, line: Callable[[], str], every: float) -> Iterator[None]:
-    """Say the cluster's line every `every` seconds while the body runs."""
-    stop = threading.Event()
-
-    def run() -> None:
-        while not stop.wait(every):
-            say("  " + line())
-
-    thread = threading.Thread(target=run, name="galera-demo-ticker", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(10)
-
-
 def _resumed(writer: checker.Writer, after: float, timeout: float) -> float | None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        at = writer.first_ack_after(after)
-        if at is not None:
-            return at - after
-        time.sleep(0.1)
-    return None
+    at = first_within(lambda: writer.first_ack_after(after), timeout, every=0.1)
+    return None if at is None else at - after
 
 
 def run_scenario(lab: GaleraLab, say: Say, *, tick: float = 2.0, settle: float = 480) -> Outcome:
@@ -146,7 +107,7 @@ def run_scenario(lab: GaleraLab, say: Say, *, tick: float = 2.0, settle: float =
     writer.start()
     kill_resume = outage_writable = None
     try:
-        with _ticker(say, lambda: cluster_line(lab, writer, cnf), tick):
+        with ticker(say, lambda: cluster_line(lab, writer, cnf), tick):
             say(f"a client writes a numbered row every 50 ms through the VIP {lab.vip}; the VIP's writer is {first}")
             _resumed(writer, time.monotonic() - 1, 30)
             time.sleep(tick)  # rows flowing before the fault
@@ -180,57 +141,14 @@ def run_scenario(lab: GaleraLab, say: Say, *, tick: float = 2.0, settle: float =
     return Outcome(kill_resume, outage_writable, verdict.acknowledged, missing, verdict.ok, verdict.describe())
 
 
-class _Stop(Exception):
-    pass
-
-
-def _raise_stop(signum: int, frame: FrameType | None) -> None:
-    raise _Stop(signal.Signals(signum).name)
-
-
 def run_demo(*, workdir: str | None = None, say: Say = print) -> int:
-    if os.geteuid() != 0:
-        say("hakeeper demo galera: needs root (it builds network namespaces)")
-        return 1
-    missing = missing_programs()
-    if missing:
-        say(f"hakeeper demo galera: missing: {', '.join(missing)} (see scripts/setup)")
-        return 1
-    base = workdir or tempfile.mkdtemp(prefix="hakeeper-demo-galera-")
-    started = time.monotonic()
-
-    def timed(text: str) -> None:
-        say(f"[{time.monotonic() - started:6.1f}s] {text}")
-
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_stop)
-    lab: GaleraLab | None = None
-    outcome: Outcome | None = None
-    status = 1
-    try:
+    def body(base: str, timed: Say, labs: list[Closable]) -> Outcome:
         timed("building three nodes in network namespaces (etcd, a hakeeper agent and MariaDB on each); "
               "Pacemaker's galera agent runs unchanged under hakeeper; about a minute")
         lab = GaleraLab(base, tag=TAG, subnet=SUBNET)
+        labs.append(lab)
         lab.form(galera_spec(lab, front=True))
         timed("the cluster is formed: three Synced nodes, the VIP and haproxy on one of them")
-        outcome = run_scenario(lab, timed)
-        status = 0 if outcome.ok else 1
-    except (KeyboardInterrupt, _Stop) as exc:
-        timed(f"interrupted ({type(exc).__name__}): cleaning up")
-        status = 130
-    except Exception as exc:  # the demo must never leave namespaces behind
-        timed(f"failed: {type(exc).__name__}: {exc}: cleaning up")
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
-        if lab is not None:
-            timed("cleaning up: stopping every process, removing the namespaces")
-            lab.close()
-        if workdir is None:
-            shutil.rmtree(base, ignore_errors=True)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGHUP, signal.SIG_DFL)
-    if outcome is not None:
-        say(outcome.result_line())
-    return status
+        return run_scenario(lab, timed)
+
+    return run_lab_demo("galera", [*NEEDED, OCF_GALERA], body, workdir=workdir, say=say)

@@ -210,25 +210,30 @@ class Consumer(_Side):
             return dict(self.seen)
 
 
-def verdict(publisher: Publisher, consumer: Consumer, drain: float = 60.0, quiet: float = 2.0) -> Verdict:
+def verdict(publisher: Publisher, consumer: Consumer, drain: float = 60.0, quiet: float = 2.0,
+            earlier: Sequence[Consumer] = ()) -> Verdict:
     """Stop the publisher, let the consumer drain (until every confirmed id arrived and nothing came
-    for `quiet` seconds, or `drain` passed), stop it and judge."""
+    for `quiet` seconds, or `drain` passed), stop it and judge. `earlier`: consumers of the same
+    queue that were stopped before (what they received counts as delivered)."""
     publisher.stop()
     confirmed = publisher.confirmed_ids()
+    before = set().union(*(c.delivered() for c in earlier))
     deadline = time.monotonic() + drain
     while time.monotonic() < deadline:
-        seen = consumer.delivered()
-        if confirmed <= set(seen) and time.monotonic() - consumer.last_delivery > quiet:
+        seen = before | set(consumer.delivered())
+        if confirmed <= seen and time.monotonic() - consumer.last_delivery > quiet:
             break
         time.sleep(0.2)
     consumer.stop()
-    return judge(publisher, consumer)
+    return judge(publisher, consumer, earlier)
 
 
-def judge(publisher: Publisher, consumer: Consumer) -> Verdict:
-    """Every id the publisher had confirmed against what the consumer received so far."""
+def judge(publisher: Publisher, consumer: Consumer, earlier: Sequence[Consumer] = ()) -> Verdict:
+    """Every id the publisher had confirmed against what the consumers received so far."""
     confirmed = publisher.confirmed_ids()
-    seen = consumer.delivered()
+    seen: Counter[str] = Counter()
+    for side in (*earlier, consumer):
+        seen.update(side.delivered())
     missing = sorted(confirmed - set(seen), key=lambda m: int(m.rsplit("-", 1)[1]))
     return Verdict(
         confirmed=len(confirmed),
