@@ -80,7 +80,9 @@ def run_lab_demo(
     if os.geteuid() != 0:
         say(f"hakeeper demo {name}: needs root (it builds network namespaces)")
         return 1
-    missing = [p for p in programs if shutil.which(p) is None and not os.path.exists(p)]
+    # Daemons live in sbin, which a user's PATH may lack.
+    path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
+    missing = [p for p in programs if shutil.which(p, path=path) is None and not os.path.exists(p)]
     if missing:
         say(f"hakeeper demo {name}: missing: {', '.join(missing)} (see scripts/setup)")
         return 1
