@@ -25,6 +25,7 @@ from typing import Any
 from hakeeper.agent import plan as pl
 from hakeeper.agent import state as st
 from hakeeper.agent.core import types as t
+from hakeeper.agent.core.quorum import STALL, QuorumWatch
 from hakeeper.coord.store import Compare, Delete, Put, absent
 from hakeeper.coord.watch import Mirror
 from hakeeper.resources.result import Result, Status
@@ -91,6 +92,7 @@ class AdapterBrain:
         self.lease = 0
         self.last_refresh = float("-inf")
         self.quorum_lost = False
+        self.quorum_watch = QuorumWatch(ttl * 0.25)  # the daemon's: a stall of this node is its own silence
         self.probed = False
         self.probe_needed = False
         self.probed_ids: set[str] = set()
@@ -103,6 +105,7 @@ class AdapterBrain:
         self.registered = 0  # the lease this incarnation registered its member key under
         self.executed_epoch = 0
         self.executed: dict[int, bool] = {}
+        self.executed_plan: bytes | None = None  # as the daemon: results belong to the plan as stored
         self._executed_at: tuple[int, int, int] | None = None
         self.is_leader = False
         self.leader_busy = False
@@ -122,6 +125,9 @@ class AdapterBrain:
         times = [self.last_lead + LEADER_PERIOD]
         if self.lease and not self.quorum_lost:
             times.append(self.last_refresh + self.ttl * 0.75)
+            # The daemon checks its lease every 50 ms: a longer gap is a stall (a pause) only
+            # because the node did not run, never because nothing woke it.
+            times.append(self.quorum_watch.last_check + STALL / 2)
         return min(times)
 
     def handle(self, now: float, inp: t.Input) -> list[t.Effect]:
@@ -230,7 +236,8 @@ class AdapterBrain:
 
     def _quorum(self) -> list[t.Effect]:
         healthy = self.healthy(self.ttl * 0.25)
-        if not healthy and not self.quorum_lost and self.last_refresh > float("-inf"):
+        verdict = self.quorum_watch.check(self.now, healthy, self.lease, self.last_refresh)
+        if verdict == "lost" and not self.quorum_lost and self.last_refresh > float("-inf"):
             self.quorum_lost = True
             self._set_leader(False)
             spec = self.spec()
@@ -321,8 +328,8 @@ class AdapterBrain:
         doc = _plan_of(raw)
         if doc is None:
             return []
-        if self.executed_epoch != doc.epoch:
-            self.executed_epoch, self.executed = doc.epoch, {}
+        if self.executed_plan != raw:
+            self.executed_plan, self.executed_epoch, self.executed = raw, doc.epoch, {}
         seen = (self.revision, doc.epoch, len(self.executed))
         if seen == self._executed_at:
             return []  # nothing changed since the last look: nothing new is ready
@@ -348,7 +355,7 @@ class AdapterBrain:
         if pending is not None:
             ops.append(Put(self.keys.status_of(self.node, rsc), st.dumps(pending)))
         compares = [Compare(self.keys.plan, "value", "==", raw), absent(self.keys.done_of(doc.epoch, action.id))]
-        return [self._txn("claim", compares, ops, epoch=doc.epoch, action=action)]
+        return [self._txn("claim", compares, ops, epoch=doc.epoch, action=action, raw=raw)]
 
     def _claimed(self, spec: ClusterSpec, data: dict[str, Any]) -> list[t.Effect]:
         action: pl.PlanAction = data["action"]
@@ -359,7 +366,7 @@ class AdapterBrain:
         out: list[t.Effect] = []
         if action.task in ("stop", "demote", "promote"):
             out.append(t.StopMonitor(rsc))
-        return [*out, self._run(spec, rsc, action.task, epoch=data["epoch"], action=action)]
+        return [*out, self._run(spec, rsc, action.task, epoch=data["epoch"], action=action, raw=data["raw"])]
 
     def _ran(self, spec: ClusterSpec, rsc: str, res: Result, data: dict[str, Any]) -> list[t.Effect]:
         action: pl.PlanAction = data["action"]
@@ -381,11 +388,11 @@ class AdapterBrain:
             ops.append(Put(key, self._status(res, task, False, failed_role)))
             ops.append(self._fail_count(spec, rsc, task))
         ops.append(Delete(self.keys.running_of(self.node)))
-        return [self._txn("report", [], ops, epoch=data["epoch"], action=action, ok=ok, rsc=rsc)]
+        return [self._txn("report", [], ops, epoch=data["epoch"], action=action, ok=ok, rsc=rsc, raw=data["raw"])]
 
     def _reported(self, spec: ClusterSpec, data: dict[str, Any]) -> list[t.Effect]:
         action: pl.PlanAction = data["action"]
-        if self.executed_epoch == data["epoch"]:
+        if self.executed_plan == data["raw"]:
             self.executed[action.id] = data["ok"]
         if data["ok"] and action.task in ("start", "promote", "demote"):
             return self._monitor(spec, data["rsc"], "Promoted" if action.task == "promote" else "Started")

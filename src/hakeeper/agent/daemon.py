@@ -8,7 +8,9 @@ Tasks, all on one asyncio loop:
   monitors  one task per hosted resource with a monitor operation
   quorum    no refresh for too long: apply no-quorum-policy (stop = stop every local resource)
   heartbeat rewrites this node's heartbeat key every interval (heartbeat.py: fast detection)
-  leader    (leader.py) campaigns, and while leader, decides and fences
+  leader    (leader.py) feeds the leader's pure core (core/leader.py) and carries out its effects
+
+Stopping without the leader (no quorum, the end of a shutdown) is in leaving.py.
 """
 
 from __future__ import annotations
@@ -21,12 +23,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from hakeeper.agent import leaving
 from hakeeper.agent import state as st
+from hakeeper.agent.core.leader import LeaderView, suspects_of
+from hakeeper.agent.core.quorum import QuorumWatch
 from hakeeper.agent.heartbeat import DEFAULT_NODE_TIMEOUT, Heartbeats, interval_for
 from hakeeper.agent.metrics import Metrics
+from hakeeper.agent.plan import NODE_TASKS, PlanAction, PlanError, parse
 from hakeeper.coord import election
 from hakeeper.coord.lease import DEFAULT_LEASE_TTL, LeaseKeeper
-from hakeeper.coord.store import Compare, Delete, Put, Store, StoreError, absent, bounded
+from hakeeper.coord.store import Compare, Delete, Put, Store, StoreError, absent
 from hakeeper.coord.watch import Changes, Mirror, Snapshot, follow
 from hakeeper.placement import Plan, schedule
 from hakeeper.resources import pacemaker_cli
@@ -37,10 +43,7 @@ from hakeeper.resources.result import Result, Status
 from hakeeper.spec import ClusterSpec, ClusterState
 
 log = logging.getLogger("hakeeper.agent")
-# Shutdown: beyond the stop (and demote) timeouts of what runs here, this long for the leader to
-# plan the moves and for the store writes at the end. The agent exits within the sum.
-SHUTDOWN_MARGIN = 10.0
-STORE_RESERVE = 5.0  # of the margin, kept for the final store writes
+SHUTDOWN_MARGIN = leaving.SHUTDOWN_MARGIN  # how long beyond the stop timeouts a shutdown may take
 
 Decide = Callable[[ClusterSpec, ClusterState], Plan]
 
@@ -60,6 +63,7 @@ class Agent:
     ) -> None:
         self.store = store
         self.node = node
+        self.cluster = cluster
         self.keys = st.Keys(cluster)
         self.ttl = ttl
         self.state_dir = os.path.join(state_dir, node)
@@ -83,6 +87,8 @@ class Agent:
         self.action_lock = asyncio.Lock()
         self.probed_ids: set[str] = set()
         self.executed: dict[int, bool] = {}
+        self.executed_plan: bytes | None = None  # the plan (as stored) `executed` belongs to
+        self._bad_plan: bytes | None = None  # the unreadable plan last complained about
         self._probe_needed = asyncio.Event()
         self._node_timeout = node_timeout  # the --node-timeout flag; the cluster option wins
         self.heartbeats = Heartbeats(node)
@@ -249,10 +255,24 @@ class Agent:
     # ----- lifecycle -----
 
     async def run(self) -> None:
-        from hakeeper.agent.leader import Leader
+        from hakeeper.agent.leader import Leader, LeaderPorts
 
         os.makedirs(self.state_dir, exist_ok=True)
-        leader = Leader(self)
+        leader = Leader(
+            LeaderPorts(
+                store=self.store,
+                node=self.node,
+                cluster=self.cluster,
+                decide=self.decide,
+                metrics=self.metrics,
+                clock=self.clock,
+                emit=self.event,
+                view=self.leader_view,
+                node_timeout=lambda: self.node_timeout,
+                changed=self.subscribe(),
+                wake=self.wake,
+            )
+        )
         tasks = [
             asyncio.create_task(self.keeper.run(), name="lease"),
             asyncio.create_task(self._follow(), name="follow"),
@@ -315,6 +335,17 @@ class Agent:
         finally:
             for task in in_flight:
                 task.cancel()
+
+    def leader_view(self, changed: bool) -> LeaderView:
+        """What the leader's core looks at: the store's values (a copy), the lease, whether the
+        store answers (no refresh for 75% of the TTL: not), and whose heartbeat stopped (timed on
+        the event loop's clock, as heartbeats are noted)."""
+        values = dict(self.mirror.values)
+        lease = self.keeper.lease
+        loop_now = asyncio.get_running_loop().time()
+        healthy = not self.quorum_lost and bool(lease) and self.keeper.healthy(loop_now, self.ttl * 0.25)
+        suspects = suspects_of(self.spec(), values, self.keys, self.heartbeats, loop_now, self.node_timeout)
+        return LeaderView(values, lease, healthy, suspects, changed)
 
     def _note_heartbeats(self, update: Snapshot | Changes) -> bool:
         """Record when heartbeats arrive (on the monotonic clock); True if the update held nothing
@@ -447,15 +478,24 @@ class Agent:
 
     async def _execute(self, spec: ClusterSpec) -> None:
         raw = self.mirror.values.get(self.keys.plan)
-        doc = st.loads(raw)
-        if raw is None or not isinstance(doc, dict):
+        if raw is None:
             return
-        epoch = int(doc.get("epoch", 0))
+        try:
+            plan = parse(raw)
+        except PlanError as exc:
+            # Nothing here acts on it; the leader publishes a new plan over it.
+            if raw != self._bad_plan:
+                log.error("%s; waiting for the leader's next plan", exc)
+                self._bad_plan = raw
+            return
+        epoch = plan.epoch
         # Our own results count at once: the store's copy of them may not have come back yet.
-        if self.executed_epoch != epoch:
-            self.executed_epoch, self.executed = epoch, {}
+        # They belong to this very plan (a plan written over an unreadable one may repeat its
+        # epoch), so they go with it.
+        if self.executed_plan != raw:
+            self.executed_plan, self.executed_epoch, self.executed = raw, epoch, {}
         done = {**st.done_marks(self.mirror.values, self.keys, epoch), **self.executed}
-        todo = st.ready(doc, done, self.node, ("stop", "demote", "start", "promote"))
+        todo = plan.ready(done, self.node, NODE_TASKS)
         if not todo:
             return
         action = todo[0]
@@ -464,30 +504,31 @@ class Agent:
         # the leader would wait for it as long as this node lives). The claim also rewrites
         # the `claims` key, which the leader's publish compares: so either the leader sees the
         # claim and waits for it, or its new plan wins and the claim fails. Never both.
-        claim = f"{self.node}:{epoch}:{action['id']}".encode()
+        claim = f"{self.node}:{epoch}:{action.id}".encode()
         ops: list[Any] = [
-            Put(self.keys.running_of(self.node), st.dumps({"epoch": epoch, "id": action["id"]}), self.keeper.lease),
+            Put(self.keys.running_of(self.node), st.dumps({"epoch": epoch, "id": action.id}), self.keeper.lease),
             Put(self.keys.claims, claim),
         ]
-        rsc = self.local_name(spec, action["resource"])
+        instance = action.resource or ""
+        rsc = self.local_name(spec, instance)
         promotable = self._ocf_meta(spec, rsc).get("promotable") == "true"
-        known = self._definition(spec, rsc, action["resource"])
-        pending = st.pending_doc(action["task"], self.clock(), promotable, known)
+        known = self._definition(spec, rsc, instance)
+        pending = st.pending_doc(action.task, self.clock(), promotable, known)
         if pending is not None:
             ops.append(Put(self.keys.status_of(self.node, rsc), st.dumps(pending)))
         res = await self.store.txn(
-            [Compare(self.keys.plan, "value", "==", raw), absent(self.keys.done_of(epoch, action["id"]))], ops
+            [Compare(self.keys.plan, "value", "==", raw), absent(self.keys.done_of(epoch, action.id))], ops
         )
         if not res.succeeded:
             return
         async with self.action_lock:
             if self.leaving:
                 return
-            await self._run_action(spec, epoch, action)
+            await self._run_action(spec, raw, epoch, action)
         self.wake()  # the next ready action may already be waiting
 
-    async def _run_action(self, spec: ClusterSpec, epoch: int, action: dict[str, Any]) -> None:
-        instance, task = action["resource"], action["task"]
+    async def _run_action(self, spec: ClusterSpec, raw: bytes, epoch: int, action: PlanAction) -> None:
+        instance, task = action.resource or "", action.task
         rsc = self.local_name(spec, instance)  # what this node's reports and bookkeeping call it
         orphan = not st.configured(spec, rsc)
         ra = self.agent_for(spec, instance)
@@ -509,7 +550,7 @@ class Agent:
         self.metrics.actions.labels(task, "ok" if ok else res.status.value).inc()
         key = self.keys.status_of(self.node, rsc)
         ops: list[Any] = [
-            Put(self.keys.done_of(epoch, action["id"]), st.dumps({"ok": ok, "rc": res.rc, "status": res.status.value}))
+            Put(self.keys.done_of(epoch, action.id), st.dumps({"ok": ok, "rc": res.rc, "status": res.status.value}))
         ]
         if ok and task in ("promote", "demote", "stop"):
             (self.local_promoted.add if task == "promote" else self.local_promoted.discard)(rsc)
@@ -539,8 +580,8 @@ class Agent:
             raise
         if ok and task == "stop" and orphan:
             self._forget(rsc)
-        if self.executed_epoch == epoch:
-            self.executed[action["id"]] = ok
+        if self.executed_plan == raw:
+            self.executed[action.id] = ok
         await self.event(
             task if ok else f"{task}-failed",
             f"{task}{' (orphan, with its last known definition)' if orphan else ''} on {self.node}: "
@@ -634,12 +675,16 @@ class Agent:
         loop = asyncio.get_running_loop()
         # Lost when no refresh for 75% of the TTL: the stop must finish before the lease can expire
         # in the store and another node may start the resources (after fencing this one).
+        # After a stall of this process, the keeper first gets a chance to refresh (core/quorum.py).
         margin = self.ttl * 0.25
+        watch = QuorumWatch(margin)
         while True:
             await asyncio.sleep(0.05)
-            healthy = self.keeper.healthy(loop.time(), margin)
+            now, keeper = loop.time(), self.keeper
+            healthy = keeper.healthy(now, margin)
+            verdict = watch.check(now, healthy, keeper.lease, keeper.last_refresh)
             self.metrics.quorum.set(1 if healthy else 0)
-            if not healthy and not self.quorum_lost and self.keeper.last_refresh > float("-inf"):
+            if verdict == "lost" and not self.quorum_lost and keeper.last_refresh > float("-inf"):
                 self.quorum_lost = True
                 await self._lost_quorum()
             elif healthy and self.quorum_lost:
@@ -660,51 +705,7 @@ class Agent:
             self.stopped.set()
 
     async def _stop_locally(self, spec: ClusterSpec, why: str) -> list[str]:
-        """Stop everything running here without the leader: promoted instances are demoted first
-        (agents such as Stateful or galera refuse to stop a promoted instance), orphans first (with
-        their last known definitions), then the rest in reverse definition order, which for a
-        group is its stop order. Returns what could not be stopped (still running here), after
-        logging and reporting it: an agent never leaves processes behind without saying so."""
-        for rsc in list(self.monitors):
-            self._stop_monitor(rsc)
-        order = [p.id for p in spec.resources.primitives]
-
-        def position(rsc: str) -> int:
-            prim = st.primitive(spec, rsc)
-            if prim is None:
-                return -len(order) - 1  # an orphan
-            return -order.index(prim.id) if prim.id in order else 0
-
-        left: dict[str, str] = {}
-        for rsc in sorted(self.local_running, key=lambda r: (position(r), r)):
-            ra = self.agent_for(spec, rsc)
-            if ra is None:
-                left[rsc] = "no definition known to stop it with"
-                continue
-            if rsc in self.local_promoted:
-                res = await ra.action("demote", self._timeout(spec, rsc, "demote"))
-                log.warning("%s: demoted %s: %s", why, rsc, res.describe())
-            res = await ra.action("stop", self._timeout(spec, rsc, "stop"))
-            log.warning("%s: stopped %s: %s", why, rsc, res.describe())
-            if not res.ok_for("stop"):
-                left[rsc] = f"stop failed: {res.describe()}"
-        self.local_running = set(left)
-        self.local_promoted &= self.local_running
-        if left:
-            what = "; ".join(f"{r} ({reason})" for r, reason in sorted(left.items()))
-            log.error("%s: LEFT RUNNING on %s: %s", why, self.node, what)
-            await self.event("left-running", f"{why}: still running on {self.node}: {what}", left=sorted(left))
-        return sorted(left)
-
-    def _stop_cost(self, spec: ClusterSpec, running: set[str]) -> float:
-        """Seconds stopping `running` here may take at most: their stop timeouts, plus the demote
-        timeouts of promoted instances."""
-        total = 0.0
-        for rsc in running:
-            total += self._timeout(spec, rsc, "stop")
-            if rsc in self.local_promoted:
-                total += self._timeout(spec, rsc, "demote")
-        return total
+        return await leaving.stop_locally(self, spec, why)
 
     def _member_info(self, probed: bool) -> dict[str, Any]:
         doc: dict[str, Any] = {"pid": os.getpid(), "started": self.clock(), "probed": probed}
@@ -713,71 +714,9 @@ class Agent:
         return doc
 
     async def shutdown(self, stop_resources: bool = True, drain_timeout: float = 120.0) -> None:
-        """Leave cleanly, as Pacemaker does for a node shutting down: the member key says
-        `shutdown`, so the leader's scheduler moves everything away in order (demote here, promote
-        elsewhere, stop here, start elsewhere); this agent keeps carrying out its part until nothing
-        runs here. Then it withdraws its reports and revokes the lease (the member key goes, and
-        leadership with it). Reports withdrawn means the node is not "lost": nobody fences it.
-
-        Bounded: it ends within the stop (and demote) timeouts of what runs here plus
-        SHUTDOWN_MARGIN. The leader gets as long as what still runs here could still be stopped
-        locally in the time left (`drain_timeout` at most); whatever it did not move by then is
-        stopped here directly. What even that cannot stop is logged, reported as a `left-running`
-        event, and keeps its report (a failed stop, with its definition): the next agent here
-        probes it again, and with fencing the cluster fences the node rather than run it twice."""
-        if self.draining or self.leaving:
-            return
-        loop = asyncio.get_running_loop()
-        spec = self.spec() or ClusterSpec()
-        deadline = loop.time() + self._stop_cost(spec, self.local_running) + self._in_flight_timeout + SHUTDOWN_MARGIN
-        if stop_resources and self.keeper.lease and not self.quorum_lost and self.local_running:
-            self.draining = True
-            try:
-                await bounded(
-                    self.store.put(
-                        self.keys.member(self.node), st.dumps(self._member_info(probed=True)), self.keeper.lease
-                    ),
-                    2,
-                )
-                log.info("shutting down: moving %s away", ", ".join(sorted(self.local_running)))
-                drain_end = loop.time() + drain_timeout
-                while (self.local_running or self.action_lock.locked()) and loop.time() < drain_end:
-                    if self.quorum_lost:
-                        break
-                    spec = self.spec() or spec
-                    cost = self._stop_cost(spec, self.local_running) + self._in_flight_timeout
-                    if loop.time() + cost + STORE_RESERVE >= deadline:
-                        log.warning("shutting down: the leader did not move everything in time; stopping the rest here")
-                        break
-                    await asyncio.sleep(0.1)
-            except (StoreError, TimeoutError) as exc:
-                log.warning("shutting down: cannot ask the leader to move resources (%s); stopping them here", exc)
-        self.leaving = True
-        async with self.action_lock:  # let an action in flight finish, start no other
-            pass
-        spec = self.spec() or spec
-        left: list[str] = []
-        if stop_resources:
-            if self.local_running:
-                left = await self._stop_locally(spec, "shutting down")
-            with contextlib.suppress(StoreError, TimeoutError):
-                await bounded(self._withdraw_reports(spec, left), 2)
-        self.stopped.set()
-        if self.keeper.lease:
-            with contextlib.suppress(StoreError, TimeoutError):
-                await bounded(self.store.revoke(self.keeper.lease), 2)
-
-    async def _withdraw_reports(self, spec: ClusterSpec, left: list[str]) -> None:
-        """Delete this node's reports, except for what is left running: those say so (a failed
-        stop) and keep the definition to stop them with."""
-        prefix = f"{self.keys.status}{self.node}/"
-        kvs, _ = await self.store.get_prefix(prefix)
-        ops: list[Any] = [Delete(kv.key) for kv in kvs if kv.key[len(prefix) :] not in left]
-        for rsc in left:
-            res = Result(Status.ERROR, 1, "left running when its agent shut down")
-            ops.append(Put(prefix + rsc, st.dumps(self._status_doc(res, "stop", ok=False, known=self.known(rsc)))))
-        if ops:
-            await self.store.txn([], ops)
+        """Leave cleanly: the leader moves everything away first, then the rest stops here
+        (leaving.shutdown has the rules and the bound)."""
+        await leaving.shutdown(self, stop_resources, drain_timeout)
 
 
 async def cancel_all(tasks: list[asyncio.Task[Any]]) -> None:

@@ -1,0 +1,143 @@
+"""How a node's agent stops what runs on it without the leader: when it loses the store (the
+no-quorum stop) and when it shuts down (first asking the leader to move everything away, as
+Pacemaker does for a node leaving, then stopping what is left itself). Split from daemon.py, whose
+`Agent` calls these with itself."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+from hakeeper.agent import state as st
+from hakeeper.coord.store import Delete, Put, StoreError, bounded
+from hakeeper.resources.result import Result, Status
+from hakeeper.spec import ClusterSpec
+
+if TYPE_CHECKING:
+    from hakeeper.agent.daemon import Agent
+
+log = logging.getLogger("hakeeper.agent")
+# Shutdown: beyond the stop (and demote) timeouts of what runs here, this long for the leader to
+# plan the moves and for the store writes at the end. The agent exits within the sum.
+SHUTDOWN_MARGIN = 10.0
+STORE_RESERVE = 5.0  # of the margin, kept for the final store writes
+
+
+async def stop_locally(agent: Agent, spec: ClusterSpec, why: str) -> list[str]:
+    """Stop everything running here without the leader: promoted instances are demoted first
+    (agents such as Stateful or galera refuse to stop a promoted instance), orphans first (with
+    their last known definitions), then the rest in reverse definition order, which for a
+    group is its stop order. Returns what could not be stopped (still running here), after
+    logging and reporting it: an agent never leaves processes behind without saying so."""
+    for rsc in list(agent.monitors):
+        agent._stop_monitor(rsc)
+    order = [p.id for p in spec.resources.primitives]
+
+    def position(rsc: str) -> int:
+        prim = st.primitive(spec, rsc)
+        if prim is None:
+            return -len(order) - 1  # an orphan
+        return -order.index(prim.id) if prim.id in order else 0
+
+    left: dict[str, str] = {}
+    for rsc in sorted(agent.local_running, key=lambda r: (position(r), r)):
+        ra = agent.agent_for(spec, rsc)
+        if ra is None:
+            left[rsc] = "no definition known to stop it with"
+            continue
+        if rsc in agent.local_promoted:
+            res = await ra.action("demote", agent._timeout(spec, rsc, "demote"))
+            log.warning("%s: demoted %s: %s", why, rsc, res.describe())
+        res = await ra.action("stop", agent._timeout(spec, rsc, "stop"))
+        log.warning("%s: stopped %s: %s", why, rsc, res.describe())
+        if not res.ok_for("stop"):
+            left[rsc] = f"stop failed: {res.describe()}"
+    agent.local_running = set(left)
+    agent.local_promoted &= agent.local_running
+    if left:
+        what = "; ".join(f"{r} ({reason})" for r, reason in sorted(left.items()))
+        log.error("%s: LEFT RUNNING on %s: %s", why, agent.node, what)
+        await agent.event("left-running", f"{why}: still running on {agent.node}: {what}", left=sorted(left))
+    return sorted(left)
+
+
+def stop_cost(agent: Agent, spec: ClusterSpec, running: set[str]) -> float:
+    """Seconds stopping `running` here may take at most: their stop timeouts, plus the demote
+    timeouts of promoted instances."""
+    total = 0.0
+    for rsc in running:
+        total += agent._timeout(spec, rsc, "stop")
+        if rsc in agent.local_promoted:
+            total += agent._timeout(spec, rsc, "demote")
+    return total
+
+
+async def shutdown(agent: Agent, stop_resources: bool = True, drain_timeout: float = 120.0) -> None:
+    """Leave cleanly, as Pacemaker does for a node shutting down: the member key says
+    `shutdown`, so the leader's scheduler moves everything away in order (demote here, promote
+    elsewhere, stop here, start elsewhere); this agent keeps carrying out its part until nothing
+    runs here. Then it withdraws its reports and revokes the lease (the member key goes, and
+    leadership with it). Reports withdrawn means the node is not "lost": nobody fences it.
+
+    Bounded: it ends within the stop (and demote) timeouts of what runs here plus
+    SHUTDOWN_MARGIN. The leader gets as long as what still runs here could still be stopped
+    locally in the time left (`drain_timeout` at most); whatever it did not move by then is
+    stopped here directly. What even that cannot stop is logged, reported as a `left-running`
+    event, and keeps its report (a failed stop, with its definition): the next agent here
+    probes it again, and with fencing the cluster fences the node rather than run it twice."""
+    if agent.draining or agent.leaving:
+        return
+    loop = asyncio.get_running_loop()
+    spec = agent.spec() or ClusterSpec()
+    deadline = loop.time() + stop_cost(agent, spec, agent.local_running) + agent._in_flight_timeout + SHUTDOWN_MARGIN
+    if stop_resources and agent.keeper.lease and not agent.quorum_lost and agent.local_running:
+        agent.draining = True
+        try:
+            await bounded(
+                agent.store.put(
+                    agent.keys.member(agent.node), st.dumps(agent._member_info(probed=True)), agent.keeper.lease
+                ),
+                2,
+            )
+            log.info("shutting down: moving %s away", ", ".join(sorted(agent.local_running)))
+            drain_end = loop.time() + drain_timeout
+            while (agent.local_running or agent.action_lock.locked()) and loop.time() < drain_end:
+                if agent.quorum_lost:
+                    break
+                spec = agent.spec() or spec
+                cost = stop_cost(agent, spec, agent.local_running) + agent._in_flight_timeout
+                if loop.time() + cost + STORE_RESERVE >= deadline:
+                    log.warning("shutting down: the leader did not move everything in time; stopping the rest here")
+                    break
+                await asyncio.sleep(0.1)
+        except (StoreError, TimeoutError) as exc:
+            log.warning("shutting down: cannot ask the leader to move resources (%s); stopping them here", exc)
+    agent.leaving = True
+    async with agent.action_lock:  # let an action in flight finish, start no other
+        pass
+    spec = agent.spec() or spec
+    left: list[str] = []
+    if stop_resources:
+        if agent.local_running:
+            left = await stop_locally(agent, spec, "shutting down")
+        with contextlib.suppress(StoreError, TimeoutError):
+            await bounded(withdraw_reports(agent, spec, left), 2)
+    agent.stopped.set()
+    if agent.keeper.lease:
+        with contextlib.suppress(StoreError, TimeoutError):
+            await bounded(agent.store.revoke(agent.keeper.lease), 2)
+
+
+async def withdraw_reports(agent: Agent, spec: ClusterSpec, left: list[str]) -> None:
+    """Delete this node's reports, except for what is left running: those say so (a failed
+    stop) and keep the definition to stop them with."""
+    prefix = f"{agent.keys.status}{agent.node}/"
+    kvs, _ = await agent.store.get_prefix(prefix)
+    ops: list[Any] = [Delete(kv.key) for kv in kvs if kv.key[len(prefix) :] not in left]
+    for rsc in left:
+        res = Result(Status.ERROR, 1, "left running when its agent shut down")
+        ops.append(Put(prefix + rsc, st.dumps(agent._status_doc(res, "stop", ok=False, known=agent.known(rsc)))))
+    if ops:
+        await agent.store.txn([], ops)
