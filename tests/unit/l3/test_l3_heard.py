@@ -10,24 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hakeeper.l3.speaker import Heard
-from hakeeper.vrrp.packet import (
-    AUTH_PASS,
-    VRRP_GROUP_V4,
-    Advert,
-    Dropped,
-    Expect,
-    decode,
-    encode,
-    ipv4_header,
-    pad_password,
-    split_ipv4,
-    verify,
-)
+from hakeeper.vrrp import packet as vp
 
 SRC = ipaddress.IPv4Address("169.254.192.1")
-EXPECT = Expect(2, 7, AUTH_PASS, pad_password("openstack"), 200)
-PAYLOAD = encode(Advert(2, 7, 50, 200, (ipaddress.IPv4Address("169.254.0.7"),), AUTH_PASS, EXPECT.password))
-PACKET = ipv4_header(SRC, ipaddress.IPv4Address(VRRP_GROUP_V4), len(PAYLOAD)) + PAYLOAD
+EXPECT = vp.Expect(2, 7, vp.AUTH_PASS, vp.pad_password("openstack"), 200)
+PAYLOAD = vp.encode(vp.Advert(2, 7, 50, 200, (ipaddress.IPv4Address("169.254.0.7"),), vp.AUTH_PASS, EXPECT.password))
+PACKET = vp.ipv4_header(SRC, ipaddress.IPv4Address(vp.VRRP_GROUP_V4), len(PAYLOAD)) + PAYLOAD
 HEARD = Heard(PACKET, 20, 50, 200, int(SRC))
 # IP header bytes no check reads: type of service, identification, fragment field, protocol (the
 # raw socket's own), header checksum (the kernel's).
@@ -36,10 +24,10 @@ UNCHECKED = {1, 4, 5, 6, 7, 9, 10, 11}
 
 def passes(data: bytes) -> bool:
     try:
-        head, payload = split_ipv4(data)
-        adv = decode(payload, 4, head.src, head.dst)
-        verify(adv, head.ttl, EXPECT)
-    except Dropped:
+        head, payload = vp.split_ipv4(data)
+        adv = vp.decode(payload, 4, head.src, head.dst)
+        vp.verify(adv, head.ttl, EXPECT)
+    except vp.Dropped:
         return False
     return adv.vrid == 7 and adv.priority == 50 and head.src == SRC
 
