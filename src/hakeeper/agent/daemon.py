@@ -37,7 +37,7 @@ from hakeeper.coord.watch import Changes, Mirror, Snapshot, follow
 from hakeeper.placement import Plan, schedule
 from hakeeper.resources import pacemaker_cli
 from hakeeper.resources.base import ResourceAgent, make_agent
-from hakeeper.resources.crm_attribute import clear_attrs, read_attrs, write_view
+from hakeeper.resources.crm_attribute import attrs_dir, clear_attrs, read_attrs, write_view
 from hakeeper.resources.ocf import OcfAgent
 from hakeeper.resources.result import Result, Status
 from hakeeper.spec import ClusterSpec, ClusterState
@@ -93,6 +93,7 @@ class Agent:
         self._node_timeout = node_timeout  # the --node-timeout flag; the cluster option wins
         self.heartbeats = Heartbeats(node)
         self._attrs_view: dict[str, dict[str, str]] | None = None
+        self._attrs_published = -1  # the attribute directory's mtime when last published after a monitor
         self._spec_raw: bytes | None = None
         self._spec: ClusterSpec | None = None
         self._meta_spec: ClusterSpec | None = None
@@ -244,6 +245,29 @@ class Agent:
         ops += [Delete(self.keys.attr_of(self.node, n)) for n in stored if n not in local]
         ops += pacemaker_cli.outbox_ops(self)  # attributes set for other nodes: requests to them
         return ops if lease else []
+
+    async def _publish_attrs(self, ra: ResourceAgent) -> None:
+        """After a good monitor: publish the attributes the resource agent left. Any class may
+        leave some (OCF agents through crm_attribute, native ones such as rabbitmq's `<rid>-cluster`
+        directly). OCF agents are always looked at (crm_attribute may also queue requests for other
+        nodes); for any other class one stat says whether the attribute directory changed since
+        the last publish, so a monitor that writes nothing costs no more than that."""
+        try:
+            stamp = os.stat(attrs_dir(self.state_dir)).st_mtime_ns
+        except FileNotFoundError:
+            stamp = 0
+        if stamp == self._attrs_published and not isinstance(ra, OcfAgent):
+            return
+        ops = self._attr_ops()
+        try:
+            if ops:
+                await self.store.txn([], ops)
+        except StoreError:
+            return  # looked at again after the next monitor
+        # Without a lease nothing was published. And file systems stamp times coarsely: a write
+        # right after this look could leave the same mtime, so a fresh one is not trusted yet.
+        if self.keeper.lease and time.time_ns() - stamp > 1_000_000_000:
+            self._attrs_published = stamp
 
     def _write_attrs_view(self) -> None:
         """Every node's attributes where crm_attribute -N NODE -G finds them."""
@@ -629,11 +653,7 @@ class Agent:
             # Running in the role it should have (a promoted instance found unpromoted, or the
             # reverse, is a failure as in Pacemaker).
             if res.status is (Status.PROMOTED if promoted else Status.SUCCESS):
-                # Only OCF agents call crm_attribute: other classes' monitors need no look.
-                attrs = self._attr_ops() if isinstance(ra, OcfAgent) else []
-                if attrs:
-                    with contextlib.suppress(StoreError):
-                        await self.store.txn([], attrs)
+                await self._publish_attrs(ra)
                 continue
             # Expected running, found otherwise: a failure (a clean "not running" included).
             self.monitors.pop(rsc, None)
