@@ -165,6 +165,12 @@ def _node_side(lay: Layout, ports: Sequence[Port] | None = None) -> list[str]:
         cmds += [f"link add {p.peer} type veth peer name {p.name}{mac} netns {lay.namespace}",
                  f"link set {p.peer} addrgenmode none",  # the bridge port needs no IPv6 either
                  f"link set {p.peer} master {bridge_name(p.network)} up"]
+        if p == lay.ha:
+            # An isolated bridge port talks only to the node's uplink: a router has one replica
+            # per node, so its adverts are for the other nodes, never for the routers next to it
+            # (other VRIDs). Without it each advert was also delivered into every other router
+            # namespace of its HA network on this node, the larger part of an idle node's CPU.
+            cmds.append(f"link set {p.peer} type bridge_slave isolated on")
     return cmds
 
 

@@ -35,6 +35,7 @@ from l3procs import (
 
 from conftest import needs_binary, needs_root
 from hakeeper.l3 import netns
+from hakeeper.l3.dataplane import bridge_name
 from hakeeper.netlab import Host, Lab
 
 RID = R80
@@ -108,6 +109,13 @@ def test_one_active_with_addresses_only_there(cluster: Cluster) -> None:
     assert "169.254.192.1/18" in cluster.addresses(NODES[0]) and "169.254.192.2/18" in cluster.addresses(NODES[1])
     route = netns.run(["ip", "-n", cluster.router_ns(active, RID), "route", "show", "default"]).stdout
     assert "via 10.0.80.1" in route
+    # On each node the router's ha- bridge port talks only to the uplink (isolated): adverts are
+    # for the other nodes, never for the other routers of this node's HA network.
+    for n in NODES:
+        ports = netns.run(["ip", "-n", cluster.hosts[n].ns, "-d", "-o", "link", "show", "master",
+                           bridge_name("ha")]).stdout.splitlines()
+        isolated = {line.split(":")[1].strip().split("@")[0]: " isolated on " in line for line in ports}
+        assert isolated.pop("ha0") is False and list(isolated.values()) == [True], ports
 
 
 def test_list_hosting(cluster: Cluster) -> None:
