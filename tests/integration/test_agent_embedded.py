@@ -337,6 +337,24 @@ def test_clean_shutdown_of_the_promoted_node_hands_promotion_over(tmp_path: Path
     run(tmp_path, body)
 
 
+def test_a_stop_without_the_leader_demotes_what_it_finds_promoted(tmp_path: Path) -> None:
+    """The local stop (no quorum, the end of a shutdown) on a node whose agent does not know that
+    its instance is promoted, as when the store went away while a promote was in flight: Stateful
+    refuses the stop (rc 8), so the agent demotes and stops again rather than leave it running."""
+    needs_ocf_agent("pacemaker/Stateful", "pacemaker-resource-agents")
+
+    async def body(h: Harness) -> None:
+        first = await _promoted_cluster(h)
+        agent = h.agents[first]
+        agent.local_promoted.clear()  # the promote's result had not come back
+        spec = agent.spec()
+        assert spec is not None
+        assert await agent._stop_locally(spec, "no quorum") == []
+        assert not agent.local_running
+
+    run(tmp_path, body)
+
+
 def test_a_stall_of_the_process_is_not_a_lost_store(tmp_path: Path) -> None:
     """The whole process (three agents and the store) does not run for 1.8 s as the promoted
     node starts to shut down, as on a loaded machine. The silence is the agents' own: their leases

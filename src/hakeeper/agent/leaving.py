@@ -52,6 +52,12 @@ async def stop_locally(agent: Agent, spec: ClusterSpec, why: str) -> list[str]:
             log.warning("%s: demoted %s: %s", why, rsc, res.describe())
         res = await ra.action("stop", agent._timeout(spec, rsc, "stop"))
         log.warning("%s: stopped %s: %s", why, rsc, res.describe())
+        if res.status in (Status.PROMOTED, Status.FAILED_PROMOTED) and rsc not in agent.local_promoted:
+            # Promoted without this agent knowing (the store went away while a promote was in
+            # flight): the agent refused to stop it, so demote, then stop again.
+            demoted = await ra.action("demote", agent._timeout(spec, rsc, "demote"))
+            res = await ra.action("stop", agent._timeout(spec, rsc, "stop"))
+            log.warning("%s: found %s promoted: demoted: %s; stopped: %s", why, rsc, demoted.describe(), res.describe())
         if not res.ok_for("stop"):
             left[rsc] = f"stop failed: {res.describe()}"
     agent.local_running = set(left)
