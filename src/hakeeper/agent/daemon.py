@@ -24,6 +24,8 @@ from typing import Any
 from hakeeper.agent import state as st
 from hakeeper.agent.heartbeat import DEFAULT_NODE_TIMEOUT, Heartbeats, interval_for
 from hakeeper.agent.metrics import Metrics
+from hakeeper.agent.notifying import run_notify
+from hakeeper.agent.plan import NODE_TASKS, action_from_json
 from hakeeper.coord import election
 from hakeeper.coord.lease import DEFAULT_LEASE_TTL, LeaseKeeper
 from hakeeper.coord.store import Compare, Delete, Put, Store, StoreError, absent, bounded
@@ -455,7 +457,7 @@ class Agent:
         if self.executed_epoch != epoch:
             self.executed_epoch, self.executed = epoch, {}
         done = {**st.done_marks(self.mirror.values, self.keys, epoch), **self.executed}
-        todo = st.ready(doc, done, self.node, ("stop", "demote", "start", "promote"))
+        todo = st.ready(doc, done, self.node, NODE_TASKS)
         if not todo:
             return
         action = todo[0]
@@ -487,6 +489,9 @@ class Agent:
         self.wake()  # the next ready action may already be waiting
 
     async def _run_action(self, spec: ClusterSpec, epoch: int, action: dict[str, Any]) -> None:
+        if action["task"] == "notify":  # a clone's notification: agent/notifying.py
+            await run_notify(self, spec, epoch, action_from_json(action))
+            return
         instance, task = action["resource"], action["task"]
         rsc = self.local_name(spec, instance)  # what this node's reports and bookkeeping call it
         orphan = not st.configured(spec, rsc)
