@@ -160,9 +160,11 @@ def notify_input(spec: ClusterSpec, cluster: Cluster) -> NotifyInput:
                 "Unpromoted" if entity.promotable else "Started")
             for node in inst.running_on:
                 active[Entry(inst.id, names[node])] = role
-        # Where the clone may run: the nodes its own scores allow, up or not (as Pacemaker
-        # lists them: standby and offline nodes included, banned ones not).
-        available = tuple(names[i] for i, w in enumerate(entity.weights) if w >= 0)
+        # Pacemaker lists the clone's "allowed nodes", up or not, whatever their score: in a
+        # symmetric cluster every node, in an opt-in one the nodes a location names for it.
+        allowed = set().union(*(inst.allowed or set() for inst in instances))
+        available = tuple(names) if cluster.symmetric else tuple(
+            name for i, name in enumerate(names) if i in allowed)
         clones.append(NotifyClone(clone.id, tuple(i.id for i in instances), active, available,
                                   entity.promotable))
     fenced = set(cluster.fencing)
