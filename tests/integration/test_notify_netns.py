@@ -2,7 +2,8 @@
 run a notify=true clone of a test OCF agent (tests/integration/ocf_notifylog) that writes down
 every action and the notify environment it got. One node goes to standby: its instance stops,
 and the pre- and post-stop notifications must reach the right nodes, with Pacemaker's lists, in
-the right order."""
+the right order. Then every notification fails and the node comes back: its instance starts all
+the same, and nothing counts the failures against the resource."""
 
 from __future__ import annotations
 
@@ -148,3 +149,33 @@ def test_a_stopped_instance_is_announced_before_and_after_to_the_right_nodes(
     # The agent reported them as notifications, none as a failure.
     kinds = [e["kind"] for e in c.events() if e.get("at", 0) >= t0 - 1]
     assert kinds.count("notify") >= 5 and "notify-failed" not in kinds
+
+
+def test_failed_notifications_do_not_fail_the_resource(cluster: tuple[NsCluster, Logs]) -> None:
+    c, logs = cluster
+    c1, c2, c3 = c.names
+    Path(logs.logdir, "fail-notify").touch()
+    t0 = time.time()
+    c.hk("node", "online", c3)
+    until(lambda: logs.actions(c3, "start", t0), 60, f"the instance on {c3} to start again")
+    until(lambda: all(logs.notes(n, "post", "start", t0) for n in c.names), 60, "post-start notifications")
+    start = logs.actions(c3, "start", t0)[0]
+    # Told before the start (the two active instances) and after it (all three), though every
+    # notification failed: a failed notify does not hold up the transition.
+    assert sorted(n for n in c.names if logs.notes(n, "pre", "start", t0)) == [c1, c2]
+    assert all(logs.notes(n, "pre", "start", t0)[0]["at"] <= start["at"] for n in (c1, c2))
+    assert all(logs.notes(n, "post", "start", t0)[0]["at"] >= start["at"] for n in c.names)
+    assert logs.notes(c1, "post", "start", t0)[0]["env"]["start_uname"] == c3
+
+    def settled() -> bool:
+        view = c.status()
+        return sorted(view["resources"]["told"]["running_on"]) == sorted(c.names) and not view["plan"]["outstanding"]
+
+    until(settled, 30, "the clone running everywhere")
+    time.sleep(2)  # a replan caused by the failures would show by now
+    view = c.status()
+    assert view["failures"] == [] and view["resources"]["told"]["failed_on"] == []
+    assert logs.actions(c3, "start", t0) == [start] and not any(logs.actions(n, "stop", t0) for n in c.names)
+    kinds = [e["kind"] for e in c.events() if e.get("at", 0) >= t0]
+    assert kinds.count("notify-failed") >= 5 and "notify" not in kinds
+    assert not any(k.endswith("-failed") and k != "notify-failed" for k in kinds)

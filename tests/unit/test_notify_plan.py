@@ -72,6 +72,9 @@ def test_the_agent_records_a_failed_notification_as_done_and_says_so() -> None:
     kind, message = describe(action, "n2", failed)
     assert kind == "notify-failed" and "post-stop notification on n2" in message and "boom" in message
     assert describe(action, "n2", Result(Status.SUCCESS, 0, "", 0.1))[0] == "notify"
+    # An agent without a notify action (galera) says so: not a failure either.
+    kind, message = describe(action, "n2", Result.from_ocf(3, "usage: ..."))
+    assert kind == "notify" and "no notify action" in message
 
 
 BAD: list[tuple[dict[str, Any], str]] = [

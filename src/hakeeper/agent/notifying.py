@@ -7,6 +7,9 @@ status report and no role. Its failure is an event, not a resource failure: as i
 failed notify neither fails the resource nor raises its fail count, and the transition goes on
 (the done marker says ok, with the agent's code), so a notify that always fails cannot hold the
 cluster in a loop of plans. Classes other than OCF have no notify operation: nothing to tell them.
+An OCF agent without one (ocf:heartbeat:galera) answers "unimplemented" (rc 3): reported as such,
+not as a failure. Every OCF agent is asked, whatever its meta-data lists: rabbitmq-cluster
+implements notify without listing it.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from hakeeper.agent import state as st
 from hakeeper.agent.plan import PlanAction
 from hakeeper.coord.store import Delete, Put
 from hakeeper.resources.ocf import OcfAgent
-from hakeeper.resources.result import Result, Status
+from hakeeper.resources.result import UNIMPLEMENTED, Result, Status
 from hakeeper.spec import ClusterSpec
 
 if TYPE_CHECKING:
@@ -30,6 +33,8 @@ def describe(action: PlanAction, node: str, res: Result) -> tuple[str, str]:
     what = f"{facts.type}-{facts.operation} notification" if facts is not None else "notification"
     if res.ok_for("notify"):
         return "notify", f"{what} on {node}: {res.describe()} in {res.duration:.2f}s"
+    if res.rc == UNIMPLEMENTED:
+        return "notify", f"{what} on {node}: the agent has no notify action (rc={res.rc}); nothing to tell it"
     return "notify-failed", (
         f"{what} on {node}: {res.describe()} in {res.duration:.2f}s (not a resource failure) "
         + res.output.strip()[-200:]

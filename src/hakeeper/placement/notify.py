@@ -14,7 +14,9 @@ The transition goes by kinds of operation, each a phase: demote, stop, start, pr
 a transition carries them out in). For a phase with operations the stage adds a pre-notification
 on every node with an instance active before the phase and a post-notification on every node with
 one active after it, and the orderings pre -> every operation of the phase -> post; a later phase's
-notifications and operations wait for every earlier phase's operations and post-notifications.
+notifications and operations wait for every earlier phase's operations and post-notifications,
+and what the plan orders after the clone's operations (a group started after the clone is
+promoted) waits for their post-notifications too, as in Pacemaker (its "notified" step).
 
 A node that cannot answer gets none: one being fenced in this plan, offline or unclean (its
 instance still counts as active in the lists, and its stop as a stop, as in Pacemaker).
@@ -160,9 +162,11 @@ def notify_input(spec: ClusterSpec, cluster: Cluster) -> NotifyInput:
                 "Unpromoted" if entity.promotable else "Started")
             for node in inst.running_on:
                 active[Entry(inst.id, names[node])] = role
-        # Where the clone may run: the nodes its own scores allow, up or not (as Pacemaker
-        # lists them: standby and offline nodes included, banned ones not).
-        available = tuple(names[i] for i, w in enumerate(entity.weights) if w >= 0)
+        # Pacemaker lists the clone's "allowed nodes", up or not, whatever their score: in a
+        # symmetric cluster every node, in an opt-in one the nodes a location names for it.
+        allowed = set().union(*(inst.allowed or set() for inst in instances))
+        available = tuple(names) if cluster.symmetric else tuple(
+            name for i, name in enumerate(names) if i in allowed)
         clones.append(NotifyClone(clone.id, tuple(i.id for i in instances), active, available,
                                   entity.promotable))
     fenced = set(cluster.fencing)
@@ -243,8 +247,10 @@ def _notify_clone(clone: NotifyClone, given: NotifyInput, planned: Sequence[Acti
         return
     facts = _facts(clone, given, ops)
     added: list[tuple[int, int]] = []
+    notified: list[tuple[int, int]] = []
     state: Mapping[Entry, ActiveRole] = clone.active
     earlier: list[int] = []  # operations and post-notifications of the phases done before
+    start = len(actions)
     for phase in PHASES:
         if not ops[phase]:
             continue
@@ -257,6 +263,15 @@ def _notify_clone(clone: NotifyClone, given: NotifyInput, planned: Sequence[Acti
         added += [(e, t) for e in earlier for t in pre + op_ids]
         earlier += op_ids + post
         state = after
+        # What the plan orders after these operations (outside the clone) waits for the
+        # post-notifications too: Pacemaker orders it after the clone's "notified" step.
+        mine = set(op_ids)
+        ours = mine | {a.index for ops_ in ops.values() for a in ops_}
+        notified += [(p, b) for a, b in edges if a in mine and b not in ours and b < start
+                     for p in post]
+    if _acyclic(len(actions), edges | set(added) | set(notified)):
+        edges.update(added + notified)
+        return
     if _acyclic(len(actions), edges | set(added)):
         edges.update(added)
         return

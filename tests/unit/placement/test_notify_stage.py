@@ -19,7 +19,10 @@ RELAXED = settings(deadline=None, max_examples=150, suppress_health_check=[Healt
 
 
 def notify_spec(nodes: int = 3, *, notify: bool = True, promotable: bool = False,
-                stonith: bool = False, clone_max: int | None = None) -> ClusterSpec:
+                stonith: bool = False, clone_max: int | None = None,
+                order: str | None = None) -> ClusterSpec:
+    """A clone `db-clone` of `db` and a primitive `web`; `order`: web starts after the clone's
+    instances do that (start, or promote)."""
     meta: dict[str, Any] = {"notify": notify}
     if promotable:
         meta["promotable"] = True
@@ -31,6 +34,8 @@ def notify_spec(nodes: int = 3, *, notify: bool = True, promotable: bool = False
         "resources": {"primitives": [{"id": "db", "agent": "ocf:pacemaker:Stateful"},
                                      {"id": "web", "agent": "ocf:pacemaker:Dummy"}],
                       "clones": [{"id": "db-clone", "child": "db", "meta": meta}]},
+        "constraints": {"order": [{"id": "db-then-web", "first": "db-clone", "first-action": order,
+                                   "then": "web"}] if order else []},
     })
 
 
@@ -139,6 +144,14 @@ def test_nothing_to_say_when_notify_is_off_or_nothing_changes() -> None:
     assert [(a.task, a.resource) for a in other.actions] == [("start", "web")]
 
 
+def test_what_follows_the_clone_waits_for_its_post_notifications() -> None:
+    plan = schedule(notify_spec(order="start"), ClusterState())
+    web = plan.find("start", "web")
+    assert web is not None
+    post = notes(plan, "post", "start")
+    assert len(post) == 3 and all(plan.before(p, web) for p in post)
+
+
 def test_facts_survive_json_shape() -> None:
     plan = schedule(notify_spec(), state({"db:0": "n1"}))
     data = notes(plan)[0].as_json()
@@ -154,7 +167,8 @@ def scenarios(draw: Any) -> tuple[ClusterSpec, ClusterState]:
     names = [f"n{i + 1}" for i in range(count)]
     promotable = draw(st.booleans())
     spec = notify_spec(count, promotable=promotable, stonith=draw(st.booleans()),
-                       clone_max=draw(st.none() | st.integers(1, 4)))
+                       clone_max=draw(st.none() | st.integers(1, 4)),
+                       order=draw(st.sampled_from([None, "start", "promote" if promotable else "stop"])))
     nodes: dict[str, dict[str, Any]] = {}
     for n in names:
         online = draw(st.booleans()) or n == names[0] or draw(st.booleans())
@@ -270,6 +284,13 @@ def test_notify_adds_notifications_and_changes_nothing_else(
         >= set(silent.edges)
     if not _clone_ops(told):
         assert notes(told) == []
+    # What the plan orders after an operation of the clone also waits for the post-notifications
+    # of that kind of operation.
+    for a, b in silent.edges:
+        first, then = silent.actions[a], silent.actions[b]
+        if first in _clone_ops(silent) and then not in _clone_ops(silent):
+            for post in notes(told, "post", first.task):
+                assert told.before(post, told.actions[b]), (post, then)
     # Once carried out, nothing changes: nothing more to tell.
     after = state_from_plan(spec, told, before)
     again = schedule(spec, after)
