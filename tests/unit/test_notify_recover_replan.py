@@ -1,8 +1,10 @@
-"""A recovered instance of a notify=true anonymous clone: the plan's post-stop notifications are
+"""A recovered instance of a notify=true anonymous clone: the plan's post-stop notifications can be
 dropped by a replan after the stop, because the new plan numbers the instance it starts again
 differently (found running Pacemaker's rabbitmq-cluster agent under hakeeper: a broker SIGKILLed,
-"Recover rabbitmq:1 (q2)" in epoch 6, its stop done, then at once epoch 7 "Start rabbitmq:2 (q2)":
-the other nodes never got the post-stop notification that makes them forget the stopped node).
+"Recover rabbitmq:1 (q2)" in epoch 6, its stop done, then 13 ms later epoch 7 "Start rabbitmq:2
+(q2)": the other nodes never got the post-stop notification that makes them forget the stopped
+node. In another run the notifications were claimed first and the leader, waiting for actions in
+flight, replanned only after them: a race).
 
 The leader (agent/leader.py and agent/core/leader.py) publishes a new plan when the new plan's work
 differs from the current plan's outstanding work, comparing (task, instance, node); an anonymous
