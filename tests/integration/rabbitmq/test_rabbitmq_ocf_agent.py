@@ -6,7 +6,8 @@ One cluster for the module: (1) the three nodes form one RabbitMQ cluster under 
 node is put in standby and back, with a quorum queue and an independent checker (publisher
 confirms, consumer acks) running across it: what the agent does to that node's data is measured
 and stated (its mnesia directory is removed and made anew, the node is forgotten by the others,
-its quorum-queue replica is gone), and no confirmed message is lost.
+its quorum-queue replica is gone), and no confirmed message is lost; (3) another node's broker is
+SIGKILLed: hakeeper recovers the instance and the agent's start removes that node's data as well.
 """
 
 from __future__ import annotations
@@ -167,3 +168,40 @@ def test_a_node_leaves_and_rejoins_its_data_is_wiped_and_no_confirmed_message_is
     assert ra_before and set(ra_before) - set(ra_after), f"the queue's Raft data on {q3} survived"
     assert sorted(replicas_after) == [q1, q2], f"{q3} holds a replica again: {replicas_after}"
     assert sorted(_members(lab, q1)) == [f"rabbit@{n}" for n in lab.names]
+
+
+@pytest.mark.timeout(600)
+def test_a_crashed_broker_comes_back_with_its_data_removed(lab: OcfRabbitLab) -> None:
+    """q2's Erlang VM SIGKILLed: the agent's monitor fails, hakeeper recovers the instance (stop,
+    start), and the start removes q2's data as for any join (resource-agents issue #1349): a queue
+    that had a replica on q2 has none there after it. No confirmed message is lost (the checker on
+    q1 and q3)."""
+    q1, q2, q3 = lab.names
+    queue = "hk-ocf-crash"
+    checker.declare(lab.addr[q1], vhost=VHOST, queue=queue)
+    until(lambda: sorted(lab.quorum_members(queue)) == lab.names, 60, "a quorum queue on three members")
+    mnesia = lab.mnesia_dir(q2)
+    schema_before = os.stat(os.path.join(mnesia, "schema.DAT")).st_ino
+    hosts = [lab.addr[q1], lab.addr[q3]]
+    pub = checker.Publisher(hosts, vhost=VHOST, queue=queue, tag="crash", rate=RATE)
+    con = checker.Consumer(hosts, vhost=VHOST, queue=queue)
+    pub.start()
+    con.start()
+    try:
+        until(lambda: len(pub.confirmed_ids()) > 50, 60, "confirms before the crash")
+        t0 = time.monotonic()
+        lab.kill_broker(q2)
+        until(lambda: not lab.broker_pids(q2), 30, f"{q2}'s broker gone")
+        until(lambda: lab.broker_pids(q2), 180, f"{q2}'s broker started again")
+        lab.wait_cluster(3, 300)
+        print(f"\n{q2} back in the cluster {time.monotonic() - t0:.1f}s after its broker was killed")
+        time.sleep(2)
+    finally:
+        verdict = checker.verdict(pub, con)
+    print(verdict.describe())
+    assert verdict.ok and verdict.confirmed > 100, verdict.describe()
+    replicas = lab.quorum_members(queue)
+    schema_after = os.stat(os.path.join(mnesia, "schema.DAT")).st_ino
+    print(f"{q2} schema.DAT inode {schema_before} -> {schema_after}; replicas after: {replicas}")
+    assert schema_after != schema_before, "the agent kept the crashed node's mnesia"
+    assert sorted(replicas) == [q1, q3], f"{q2} holds a replica again: {replicas}"
