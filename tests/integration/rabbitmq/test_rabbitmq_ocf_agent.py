@@ -119,21 +119,28 @@ def _ls(path: str) -> list[str]:
     return []
 
 
+def _checked_queue(lab: OcfRabbitLab, queue: str, clients: list[str]) -> tuple[checker.Publisher, checker.Consumer]:
+    """A quorum queue on all three nodes, and the checker's publisher and consumer on it through
+    the `clients` nodes, running with some confirms already."""
+    checker.declare(lab.addr[lab.names[0]], vhost=VHOST, queue=queue)
+    until(lambda: sorted(lab.quorum_members(queue)) == lab.names, 60, f"quorum queue {queue} on three members")
+    hosts = [lab.addr[n] for n in clients]
+    pub = checker.Publisher(hosts, vhost=VHOST, queue=queue, tag=queue, rate=RATE)
+    con = checker.Consumer(hosts, vhost=VHOST, queue=queue)
+    pub.start()
+    con.start()
+    until(lambda: len(pub.confirmed_ids()) > 50, 60, f"confirms on {queue} before the fault")
+    return pub, con
+
+
 @pytest.mark.timeout(900)
 def test_a_node_leaves_and_rejoins_its_data_is_wiped_and_no_confirmed_message_is_lost(lab: OcfRabbitLab) -> None:
     q1, q2, q3 = lab.names
-    checker.declare(lab.addr[q1], vhost=VHOST, queue=QUEUE)
-    until(lambda: sorted(lab.quorum_members(QUEUE)) == lab.names, 60, "a quorum queue on three members")
     mnesia = lab.mnesia_dir(q3)
+    pub, con = _checked_queue(lab, QUEUE, [q1, q2])  # clients on the two nodes that stay
     schema_before = os.stat(os.path.join(mnesia, "schema.DAT")).st_ino
     ra_before = _ls(os.path.join(mnesia, "quorum", f"rabbit@{q3}"))
-    hosts = [lab.addr[q1], lab.addr[q2]]  # clients on the two nodes that stay
-    pub = checker.Publisher(hosts, vhost=VHOST, queue=QUEUE, tag="ocf", rate=RATE)
-    con = checker.Consumer(hosts, vhost=VHOST, queue=QUEUE)
-    pub.start()
-    con.start()
     try:
-        until(lambda: len(pub.confirmed_ids()) > 50, 60, "confirms before the fault")
         t0 = time.monotonic()
         lab.hk("node", "standby", q3)
         until(lambda: not lab.broker_pids(q3), 180, f"{q3}'s broker to stop")
@@ -178,17 +185,10 @@ def test_a_crashed_broker_comes_back_with_its_data_removed(lab: OcfRabbitLab) ->
     q1 and q3)."""
     q1, q2, q3 = lab.names
     queue = "hk-ocf-crash"
-    checker.declare(lab.addr[q1], vhost=VHOST, queue=queue)
-    until(lambda: sorted(lab.quorum_members(queue)) == lab.names, 60, "a quorum queue on three members")
     mnesia = lab.mnesia_dir(q2)
+    pub, con = _checked_queue(lab, queue, [q1, q3])
     schema_before = os.stat(os.path.join(mnesia, "schema.DAT")).st_ino
-    hosts = [lab.addr[q1], lab.addr[q3]]
-    pub = checker.Publisher(hosts, vhost=VHOST, queue=queue, tag="crash", rate=RATE)
-    con = checker.Consumer(hosts, vhost=VHOST, queue=queue)
-    pub.start()
-    con.start()
     try:
-        until(lambda: len(pub.confirmed_ids()) > 50, 60, "confirms before the crash")
         t0 = time.monotonic()
         lab.kill_broker(q2)
         until(lambda: not lab.broker_pids(q2), 30, f"{q2}'s broker gone")
