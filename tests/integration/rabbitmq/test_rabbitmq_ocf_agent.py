@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -101,6 +102,8 @@ def lab() -> Iterator[OcfRabbitLab]:
         yield cluster
     finally:
         cluster.close()
+        for data in glob.glob(os.path.join(workdir, "*.etcd")):  # ~120 MB each; the logs stay
+            shutil.rmtree(data, ignore_errors=True)
 
 
 @pytest.mark.timeout(1000)  # with the module's setup (formation)
