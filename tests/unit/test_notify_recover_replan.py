@@ -10,7 +10,9 @@ The leader (agent/leader.py and agent/core/leader.py) publishes a new plan when 
 differs from the current plan's outstanding work, comparing (task, instance, node); an anonymous
 clone's instances are interchangeable (st.local_id), so "start rabbitmq:1 on q2" and "start
 rabbitmq:2 on q2" are the same work. Open: the comparison should use the local ids (or the
-scheduler keep the instance's number); strict xfail, so the fix shows here.
+scheduler keep the instance's number). Strict xfail on the work the leader compares: a fix in the
+scheduler or in PlanDoc.work turns it into a failure to remove the mark; a fix inside the leader's
+comparison should move the last assertion onto that comparison.
 """
 
 from __future__ import annotations
