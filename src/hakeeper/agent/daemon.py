@@ -29,6 +29,7 @@ from hakeeper.agent.core.leader import LeaderView, suspects_of
 from hakeeper.agent.core.quorum import QuorumWatch
 from hakeeper.agent.heartbeat import DEFAULT_NODE_TIMEOUT, Heartbeats, interval_for
 from hakeeper.agent.metrics import Metrics
+from hakeeper.agent.notifying import run_notify
 from hakeeper.agent.plan import NODE_TASKS, PlanAction, PlanError, parse
 from hakeeper.coord import election
 from hakeeper.coord.lease import DEFAULT_LEASE_TTL, LeaseKeeper
@@ -552,6 +553,9 @@ class Agent:
         self.wake()  # the next ready action may already be waiting
 
     async def _run_action(self, spec: ClusterSpec, raw: bytes, epoch: int, action: PlanAction) -> None:
+        if action.task == "notify":  # a clone's notification: agent/notifying.py
+            await run_notify(self, spec, epoch, action)
+            return
         instance, task = action.resource or "", action.task
         rsc = self.local_name(spec, instance)  # what this node's reports and bookkeeping call it
         orphan = not st.configured(spec, rsc)

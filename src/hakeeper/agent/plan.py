@@ -14,6 +14,15 @@ older agents read it):
    "placement": {"web": ["n1"]}, "current": {"web": ["n3"]}, "roles": {"web": "Started"},
    "summary": ["Move web (n3 -> n1)"]}
 
+A notify action (a clone with notify=true, placement/notify.py) names the instance it notifies and
+carries the notification's facts: lists of [resource, node] pairs, and plain names:
+
+  {"id": 3, "task": "notify", "node": "n2", "resource": "rmq:1", "reason": "post-stop notification",
+   "notify": {"type": "post", "operation": "stop", "stop": [["rmq:0", "n1"]], "start": [],
+              "promote": [], "demote": [], "active": [["rmq:0", "n1"], ["rmq:1", "n2"]],
+              "promoted": [], "unpromoted": [], "inactive": ["rmq:2"], "all": ["n1", "n2", "n3"],
+              "available": ["n1", "n2"]}}
+
 A document that does not have this shape (a hand edit, a bug, a half-written value) is rejected
 with a `PlanError` that names the field: the leader logs it and publishes a new plan over it,
 and no node acts on it.
@@ -27,13 +36,17 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from hakeeper.placement import Plan
+from hakeeper.placement.notify import NOTIFY_TYPES, PAIR_LISTS, PHASES, Entry, NotifyFacts
 from hakeeper.spec.model import Role
 
-Task = Literal["fence", "stop", "start", "promote", "demote"]
-TASKS: tuple[Task, ...] = get_args(Task)
+Operation = Literal["fence", "stop", "start", "promote", "demote"]
+# A notify action tells a notify=true clone's instances of the operations (placement/notify.py).
+Task = Literal[Operation, "notify"]
+TASKS: tuple[Operation, ...] = get_args(Operation)  # the operations
+ALL_TASKS: tuple[Task, ...] = (*TASKS, "notify")
 ROLES: tuple[Role, ...] = get_args(Role)
 # What a node's agent runs; fencing is the leader's.
-NODE_TASKS: tuple[Task, ...] = ("stop", "demote", "start", "promote")
+NODE_TASKS: tuple[Task, ...] = ("stop", "demote", "start", "promote", "notify")
 # (task, resource or "", node): one real step, as `hakeeper status` lists what is outstanding.
 Work = tuple[str, str, str]
 
@@ -44,9 +57,10 @@ class PlanError(ValueError):
 
 @dataclass(frozen=True)
 class PlanAction:
-    """One step: fence a node, or stop/start/promote/demote a resource on one. `resource` is a
-    primitive id or a clone instance `child:N` (None for a fence); `pseudo` marks a stop that
-    fencing implies (nothing runs it: the node is gone)."""
+    """One step: fence a node, or stop/start/promote/demote a resource on one, or notify a clone's
+    instance of them. `resource` is a primitive id or a clone instance `child:N` (None for a
+    fence); `pseudo` marks a stop that fencing implies (nothing runs it: the node is gone);
+    `notify` is a notification's facts (a notify action has them, no other action does)."""
 
     id: int
     task: Task
@@ -54,6 +68,7 @@ class PlanAction:
     resource: str | None = None
     reason: str | None = None
     pseudo: bool = False
+    notify: NotifyFacts | None = None
 
     def __post_init__(self) -> None:
         # An empty reason is no reason: the JSON leaves both out.
@@ -72,6 +87,8 @@ class PlanAction:
             data["reason"] = self.reason
         if self.pseudo:
             data["pseudo"] = True
+        if self.notify is not None:
+            data["notify"] = self.notify.as_json()
         return data
 
 
@@ -110,11 +127,14 @@ class PlanDoc:
     # ----- progress, given the done markers {action id: ok} of this epoch -----
 
     def work(self) -> set[Work]:
-        """The real steps (pseudo steps happen by themselves)."""
-        return {a.work for a in self.actions if not a.pseudo}
+        """The real steps (pseudo steps happen by themselves). Notifications are not work of their
+        own but consequences of it: a new plan with the same operations is the same work, so the
+        leader lets the current plan run on, its post-notifications included, instead of
+        publishing the same operations again with notifications that repeat what was said."""
+        return {a.work for a in self.actions if not a.pseudo and a.task != "notify"}
 
     def remaining(self, done: Mapping[int, bool]) -> set[Work]:
-        return {a.work for a in self.actions if not a.pseudo and a.id not in done}
+        return {a.work for a in self.actions if not a.pseudo and a.task != "notify" and a.id not in done}
 
     def _preds(self) -> dict[int, list[int]]:
         preds: dict[int, list[int]] = {}
@@ -183,14 +203,59 @@ def _nodes_map(value: Any, where: str) -> dict[str, list[str]]:
     return out
 
 
-def _action(doc: Any, where: str) -> PlanAction:
+def _names(value: Any, where: str) -> tuple[str, ...]:
+    _want(isinstance(value, list), where, "expected a list of names")
+    return tuple(_str(n, f"{where}[{i}]") for i, n in enumerate(value))
+
+
+def _entries(value: Any, where: str) -> tuple[Entry, ...]:
+    _want(isinstance(value, list), where, "expected a list of [resource, node] pairs")
+    out = []
+    for i, pair in enumerate(value):
+        _want(isinstance(pair, list) and len(pair) == 2, f"{where}[{i}]", "expected [resource, node]")
+        out.append(Entry(_str(pair[0], f"{where}[{i}][0]"), _str(pair[1], f"{where}[{i}][1]")))
+    return tuple(out)
+
+
+def notify_facts(doc: Any, where: str) -> NotifyFacts:
+    """A notify action's facts (NotifyFacts.as_json's shape); PlanError names the field."""
+    _want(isinstance(doc, dict), where, "expected an object")
+    kind = doc.get("type")
+    _want(kind in NOTIFY_TYPES, f"{where}.type", f"{kind!r:.40} is not one of {', '.join(NOTIFY_TYPES)}")
+    operation = doc.get("operation")
+    _want(operation in PHASES, f"{where}.operation", f"{operation!r:.40} is not one of {', '.join(PHASES)}")
+    pairs = {name: _entries(doc.get(name, []), f"{where}.{name}") for name in PAIR_LISTS}
+    return NotifyFacts(
+        type=kind,
+        operation=operation,
+        start=pairs["start"],
+        stop=pairs["stop"],
+        promote=pairs["promote"],
+        demote=pairs["demote"],
+        active=pairs["active"],
+        promoted=pairs["promoted"],
+        unpromoted=pairs["unpromoted"],
+        inactive=_names(doc.get("inactive", []), f"{where}.inactive"),
+        all_nodes=_names(doc.get("all", []), f"{where}.all"),
+        available=_names(doc.get("available", []), f"{where}.available"),
+    )
+
+
+def action_from_json(doc: Any, where: str = "action") -> PlanAction:
+    """One action of a plan document; PlanError names the field that is wrong."""
     _want(isinstance(doc, dict), where, "expected an object")
     task = doc.get("task")
-    _want(task in TASKS, f"{where}.task", f"{task!r:.40} is not one of {', '.join(TASKS)}")
+    _want(task in ALL_TASKS, f"{where}.task", f"{task!r:.40} is not one of {', '.join(ALL_TASKS)}")
     resource = doc.get("resource")
     reason = doc.get("reason")
     pseudo = doc.get("pseudo", False)
     _want(isinstance(pseudo, bool), f"{where}.pseudo", "expected true or false")
+    raw_notify = doc.get("notify")
+    if task == "notify":
+        _want(raw_notify is not None, f"{where}.notify", "a notify action needs its facts")
+        _want(resource is not None, f"{where}.resource", "a notify action names the instance it notifies")
+    else:
+        _want(raw_notify is None, f"{where}.notify", f"only a notify action has notify facts, not a {task}")
     return PlanAction(
         id=_int(doc.get("id"), f"{where}.id"),
         task=task,
@@ -198,6 +263,7 @@ def _action(doc: Any, where: str) -> PlanAction:
         resource=None if resource is None else _str(resource, f"{where}.resource"),
         reason=None if reason is None else _str(reason, f"{where}.reason"),
         pseudo=pseudo,
+        notify=None if raw_notify is None else notify_facts(raw_notify, f"{where}.notify"),
     )
 
 
@@ -212,7 +278,7 @@ def from_json(doc: Any) -> PlanDoc:
     _want(isinstance(created, (int, float)) and not isinstance(created, bool), "created", "expected a number")
     raw_actions = doc.get("actions", [])
     _want(isinstance(raw_actions, list), "actions", "expected a list")
-    actions = tuple(_action(a, f"actions[{i}]") for i, a in enumerate(raw_actions))
+    actions = tuple(action_from_json(a, f"actions[{i}]") for i, a in enumerate(raw_actions))
     ids = [a.id for a in actions]
     _want(len(set(ids)) == len(ids), "actions", "two actions have the same id")
     name = "orderings" if "orderings" in doc else "edges"

@@ -89,6 +89,9 @@ class Rsc(Entity):
     migrating: bool = False  # moves by live migration in this transition
     # Nodes where a hard failure (not installed, ...) bans it; -1: a fatal one bans every node.
     hard_failures: list[int] = field(default_factory=list)
+    # In an opt-in cluster, the nodes a location constraint names for it, whatever the score
+    # (Pacemaker's "allowed nodes", which clone notifications list as available); None otherwise.
+    allowed: set[int] | None = None
     assigned: int | None = None
     acts: dict[str, list[Any]] = field(default_factory=dict)  # this resource's actions by task
     # What moved each score, for `explain`: (node index or -1 for all nodes, score, words).

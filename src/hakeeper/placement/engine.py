@@ -8,6 +8,7 @@ from hakeeper.placement.actions import Act, ActionSet, Builder, add_orderings, n
 from hakeeper.placement.allocate import allocate
 from hakeeper.placement.build import ban_everywhere, build, fenceable
 from hakeeper.placement.cluster import NEG, CloneE, Cluster, GroupE, Rsc, leaf_primitives
+from hakeeper.placement.notify import add_notifications, notify_input
 from hakeeper.placement.plan import Action, Contribution, Plan
 from hakeeper.placement.scores import apply_fail_counts, apply_locations, apply_stickiness
 from hakeeper.placement.summary import summarize
@@ -200,7 +201,7 @@ def _schedule(spec: ClusterSpec, state: ClusterState | None, explain: bool,
     blocked = add_orderings(spec, cluster, acts)
     _no_migration_after_moves(cluster, acts)
     propagate(acts, blocked)
-    return _plan(cluster, acts, explain)
+    return add_notifications(_plan(cluster, acts, explain), notify_input(spec, cluster))
 
 
 def _plan(cluster: Cluster, acts: ActionSet, explain: bool) -> Plan:

@@ -7,23 +7,29 @@ JSON for `hakeeper simulate --json`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hakeeper.placement.notify import NotifyFacts
 
 
 @dataclass(frozen=True)
 class Action:
-    """One step of the transition: fence a node, or stop/start/promote/demote a resource on one.
+    """One step of the transition: fence a node, or stop/start/promote/demote a resource on one,
+    or notify a clone's instance of them (placement/notify.py).
 
     `resource` is a primitive id or a clone instance `child:N`; None for a fence. `pseudo` marks a
-    stop that fencing implies (nothing runs it: the node is gone).
+    stop that fencing implies (nothing runs it: the node is gone). `notify` holds a
+    notification's facts (for task notify only).
     """
 
     index: int
-    task: str  # fence, stop, start, promote, demote
+    task: str  # fence, stop, start, promote, demote, notify
     node: str
     resource: str | None = None
     reason: str | None = None
     pseudo: bool = False
+    notify: NotifyFacts | None = None
 
     @property
     def key(self) -> str:
@@ -39,6 +45,8 @@ class Action:
             data["reason"] = self.reason
         if self.pseudo:
             data["pseudo"] = True
+        if self.notify is not None:
+            data["notify"] = self.notify.as_json()
         return data
 
 

@@ -164,6 +164,7 @@ def apply_locations(spec: ClusterSpec, cluster: Cluster,
         # Opt-in cluster: a node no location constraint names is not allowed.
         for rsc in cluster.primitives:
             ok = allowed.get(id(rsc), set())
+            rsc.allowed = ok
             for info in cluster.nodes:
                 if info.index not in ok:
                     rsc.weights[info.index] = NEG

@@ -167,15 +167,18 @@ class RabbitLab:
         for n in self.names:
             self.start_agent(n)
 
+    def agent_argv(self, name: str) -> list[str]:
+        """The node agent's command line (a subclass may wrap it: ocflab.py's mounts)."""
+        return [
+            sys.executable, "-m", "hakeeper", "agent", "--node", name,
+            "--etcd", self.endpoints(name), "--lease-ttl", str(self.ttl), "--timeout", "0.5",
+            "--state-dir", os.path.join(self.workdir, "state"), "--log-level", "info",
+        ]
+
     def start_agent(self, name: str) -> None:
         with open(os.path.join(self.workdir, f"{name}.agent.log"), "ab") as log:
             self.agents[name] = self.hosts[name].spawn(
-                [
-                    sys.executable, "-m", "hakeeper", "agent", "--node", name,
-                    "--etcd", self.endpoints(name), "--lease-ttl", str(self.ttl), "--timeout", "0.5",
-                    "--state-dir", os.path.join(self.workdir, "state"), "--log-level", "info",
-                ],
-                env=self.env, stdout=log, stderr=log, start_new_session=True,
+                self.agent_argv(name), env=self.env, stdout=log, stderr=log, start_new_session=True,
             )
 
     def hk(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:

@@ -84,9 +84,14 @@ def crm_attribute(argv: Sequence[str], env: dict[str, str]) -> tuple[int, str, s
     if not name or not _valid_name(name):
         return EX_USAGE, "", f"crm_attribute (hakeeper): a valid attribute name is required, not {name!r}\n"
     attrs_dir = env.get("HAKEEPER_ATTRS_DIR", "")
+    # Pacemaker keeps `-l forever` (`-t nodes`) attributes in the CIB's nodes section: they outlive
+    # the node's membership (rabbitmq-cluster maps a stopped node to its Erlang name with one).
+    forever = args.lifetime in ("forever", "nodes") or args.type == "nodes"
     if args.update is not None or args.delete:
         if not attrs_dir:
             return EX_USAGE, "", "crm_attribute (hakeeper): HAKEEPER_ATTRS_DIR is not set (run by the node agent)\n"
+        if forever:
+            return _set_forever(node, name, None if args.delete else args.update, attrs_dir)
         if node != me:
             return _set_for_other(node, name, None if args.delete else args.update, attrs_dir, env)
         os.makedirs(attrs_dir, exist_ok=True)
@@ -97,7 +102,10 @@ def crm_attribute(argv: Sequence[str], env: dict[str, str]) -> tuple[int, str, s
             return 0, "", ""
         write_atomically(path, args.update)  # the agent never publishes half a value
         return 0, "", ""
-    value = _lookup(node, name, me, attrs_dir, env.get("HAKEEPER_ATTRS_VIEW", ""))
+    if forever:
+        value = _lookup_forever(node, name, attrs_dir, env.get("HAKEEPER_ATTRS_VIEW", ""))
+    else:
+        value = _lookup(node, name, me, attrs_dir, env.get("HAKEEPER_ATTRS_VIEW", ""))
     if value is None:
         value = args.default
     if value is None:
@@ -120,6 +128,40 @@ def _set_for_other(node: str, name: str, value: str | None, attrs: str, env: dic
     os.makedirs(directory, exist_ok=True)
     write_atomically(os.path.join(directory, name), json.dumps({"value": value}))
     return 0, "", ""
+
+
+def forever_outbox(attrs: str) -> str:
+    """Where `-l forever` writes wait for the agent to publish them: <outbox>/<node>/<name>."""
+    return os.path.join(os.path.dirname(attrs.rstrip("/")), "attrs-forever-outbox")
+
+
+def _set_forever(node: str, name: str, value: str | None, attrs: str) -> tuple[int, str, str]:
+    """A permanent attribute of any node (this one or another, online or not): left in the
+    outbox; the agent publishes it to the store without a lease (pacemaker_cli.outbox_ops)."""
+    if not _valid_name(node):
+        return EX_USAGE, "", f"crm_attribute (hakeeper): invalid node name {node!r}\n"
+    directory = os.path.join(forever_outbox(attrs), node)
+    os.makedirs(directory, exist_ok=True)
+    write_atomically(os.path.join(directory, name), json.dumps({"value": value}))
+    return 0, "", ""
+
+
+def _lookup_forever(node: str, name: str, attrs: str, view: str) -> str | None:
+    """A permanent attribute: what this node set and the agent has not published yet, else what
+    the store holds (the cluster view's `forever`)."""
+    if attrs and _valid_name(node):
+        with contextlib.suppress(OSError, ValueError):
+            with open(os.path.join(forever_outbox(attrs), node, name), encoding="utf-8") as f:
+                pending = json.load(f)
+            value = pending.get("value") if isinstance(pending, dict) else None
+            return value if isinstance(value, str) else None
+    try:
+        with open(os.path.join(os.path.dirname(view), "cluster-view.json"), encoding="utf-8") as f:
+            doc = json.load(f).get("forever", {})
+    except (OSError, ValueError, AttributeError):
+        return None
+    value = doc.get(node, {}).get(name) if isinstance(doc, dict) and isinstance(doc.get(node), dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _online(env: dict[str, str]) -> list[str] | None:

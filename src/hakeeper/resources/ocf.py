@@ -3,7 +3,8 @@
 The script gets the action as its argument and everything else from the environment: OCF_ROOT,
 OCF_RA_VERSION_*, OCF_RESOURCE_INSTANCE/TYPE/PROVIDER, one OCF_RESKEY_name per parameter and
 OCF_RESKEY_CRM_meta_timeout and _interval (milliseconds), and the CRM_meta_* facts the node agent
-supplies (the node's name, clone instance and counts). HA_RSCTMP and HA_VARRUN point into this
+supplies (the node's name, clone instance and counts; for a notification, its CRM_meta_notify_*
+facts). HA_RSCTMP and HA_VARRUN point into this
 node's state directory so several nodes on one host (the demo) keep separate state files.
 HA_SBIN_DIR points at hakeeper's crm_attribute/crm_master/crm_node (crm_attribute.py), so
 promotable agents can set their promotion scores and read other nodes' attributes.
@@ -70,7 +71,7 @@ class OcfAgent(ResourceAgent):
             return f"resource id {self.rid!r} would put the agent's files outside the state directory: {exc}"
         return None
 
-    def env(self, action: str, timeout: float) -> dict[str, str]:
+    def env(self, action: str, timeout: float, extra_meta: Mapping[str, str] | None = None) -> dict[str, str]:
         tmp = os.path.join(self.state_dir, "rsctmp")
         varrun = os.path.join(self.state_dir, "varrun")
         os.makedirs(tmp, exist_ok=True)
@@ -103,7 +104,7 @@ class OcfAgent(ResourceAgent):
         env["PATH"] = self._shims() + os.pathsep + env["PATH"]
         if "on_node" in self.meta:
             env["HAKEEPER_NODE"] = self.meta["on_node"]
-        env.update({f"OCF_RESKEY_CRM_meta_{k}": v for k, v in self.meta.items()})
+        env.update({f"OCF_RESKEY_CRM_meta_{k}": v for k, v in {**self.meta, **(extra_meta or {})}.items()})
         env.update({f"OCF_RESKEY_{k}": str(v) for k, v in self.params.items()})
         return env
 
@@ -112,7 +113,7 @@ class OcfAgent(ResourceAgent):
             self._sbin = install_shims(os.path.join(self.state_dir, "sbin"))
         return self._sbin
 
-    async def _run(self, action: str, timeout: float) -> Result:
+    async def _run(self, action: str, timeout: float, extra_meta: Mapping[str, str] | None = None) -> Result:
         reason = self.installed()
         if reason is not None:
             return Result.from_ocf(5, reason)
@@ -126,7 +127,7 @@ class OcfAgent(ResourceAgent):
         with contextlib.suppress(OSError):
             if os.path.getsize(log) > 1 << 20:
                 os.truncate(log, 0)
-        done = await run([self.path, action], timeout, env=self.env(action, timeout), log=log)
+        done = await run([self.path, action], timeout, env=self.env(action, timeout, extra_meta), log=log)
         if done.timed_out:
             return timed_out(done)
         return Result.from_ocf(done.rc, done.output, done.duration)
@@ -145,6 +146,12 @@ class OcfAgent(ResourceAgent):
 
     async def demote(self, timeout: float) -> Result:
         return await self._run("demote", timeout)
+
+    async def notify(self, timeout: float, facts: Mapping[str, str]) -> Result:
+        """The `notify` action of a clone with notify=true: `facts` are the CRM_meta_notify_*
+        values of this notification (placement/notify.py), given for this call only (a monitor
+        running meanwhile does not see them)."""
+        return await self._run("notify", timeout, facts)
 
     async def meta_data(self) -> str:
         if self.installed() is not None:

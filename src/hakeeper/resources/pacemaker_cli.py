@@ -69,6 +69,8 @@ class ClusterView:
     resources: list[ResourceDef] = field(default_factory=list)
     status: dict[str, dict[str, RunningOn]] = field(default_factory=dict)  # node -> rsc -> state
     attrs: dict[str, dict[str, str]] = field(default_factory=dict)  # node -> name -> value
+    # Permanent node attributes (`crm_attribute -l forever`): any node's, online or not.
+    forever: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -86,6 +88,7 @@ class ClusterView:
             resources=[ResourceDef(**r) for r in doc.get("resources", [])],
             status={n: {r: RunningOn(**s) for r, s in per.items()} for n, per in doc.get("status", {}).items()},
             attrs={n: dict(a) for n, a in doc.get("attrs", {}).items()},
+            forever={n: dict(a) for n, a in doc.get("forever", {}).items()},
         )
 
 
@@ -136,9 +139,11 @@ def render_cib(view: ClusterView) -> etree._Element:
     nodes = etree.SubElement(config, "nodes")
     for n in view.nodes:
         node = etree.SubElement(nodes, "node", {"id": n, "uname": n})
-        if n in view.standby:
+        permanent = {**view.forever.get(n, {}), **({"standby": "on"} if n in view.standby else {})}
+        if permanent:
             ia = etree.SubElement(node, "instance_attributes", {"id": f"nodes-{n}"})
-            etree.SubElement(ia, "nvpair", {"id": f"nodes-{n}-standby", "name": "standby", "value": "on"})
+            for name, value in sorted(permanent.items()):
+                etree.SubElement(ia, "nvpair", {"id": f"nodes-{n}-{name}", "name": name, "value": value})
     resources = etree.SubElement(config, "resources")
     for res in view.resources:
         if res.clone is None:
@@ -462,10 +467,31 @@ def requests_prefix(prefix: str, node: str | None = None) -> str:
     return f"{prefix}attr-requests/" + (f"{node}/" if node else "")
 
 
-def read_outbox(state_dir: str) -> dict[tuple[str, str], str | None]:
-    """{(target, name): value, None for a deletion}; the files are consumed."""
+def forever_prefix(prefix: str) -> str:
+    """Permanent node attributes in the store: <prefix>attrs-forever/<node>/<name>, no lease."""
+    return f"{prefix}attrs-forever/"
+
+
+def forever_attributes(values: Mapping[str, bytes], prefix: str) -> dict[str, dict[str, str]]:
+    """{node: {name: value}} of the permanent attributes in the store (pure)."""
+    out: dict[str, dict[str, str]] = {}
+    top = forever_prefix(prefix)
+    for key, raw in values.items():
+        node, _, name = key[len(top) :].partition("/")
+        if not key.startswith(top) or not name or "/" in name:
+            continue
+        with contextlib.suppress(ValueError, UnicodeDecodeError):
+            value = json.loads(raw)
+            if isinstance(value, str):
+                out.setdefault(node, {})[name] = value
+    return out
+
+
+def read_outbox(state_dir: str, root: str | None = None) -> dict[tuple[str, str], str | None]:
+    """{(target, name): value, None for a deletion} of an outbox (default: attributes set for
+    other nodes); the files are consumed."""
     out: dict[tuple[str, str], str | None] = {}
-    root = outbox_dir(state_dir)
+    root = root or outbox_dir(state_dir)
     with contextlib.suppress(FileNotFoundError):
         for target in sorted(os.listdir(root)):
             directory = os.path.join(root, target)
@@ -535,6 +561,7 @@ def build_view(agent: Agent) -> ClusterView:
     leader = values.get(keys.leader)
     config = st.config_of(values, keys)
     attrs = {n: a for n, a in st.attributes(values, keys).items() if n in members}
+    forever = forever_attributes(values, keys.prefix)
     return ClusterView(
         nodes=names,
         online=[n for n in names if n in members],
@@ -545,6 +572,7 @@ def build_view(agent: Agent) -> ClusterView:
         resources=resources,
         status=status,
         attrs=attrs,
+        forever=forever,
     )
 
 
@@ -569,7 +597,7 @@ def outbox_ops(agent: Agent) -> list[Any]:
     if not lease:
         return []
     prefix = agent.keys.prefix
-    return [
+    ops: list[Any] = [
         Put(
             requests_prefix(prefix, target) + name,
             st.dumps({"value": value, "from": agent.node}),
@@ -577,6 +605,25 @@ def outbox_ops(agent: Agent) -> list[Any]:
         )
         for (target, name), value in read_outbox(agent.state_dir).items()
     ]
+    return ops + forever_ops(agent.mirror.values, prefix, agent.state_dir)
+
+
+def forever_ops(values: Mapping[str, bytes], prefix: str, state_dir: str) -> list[Any]:
+    """Publish the permanent attributes this node's agents set (`crm_attribute -l forever`), for
+    any node, without a lease: Pacemaker keeps them in the CIB's nodes section, beyond the node's
+    membership and reboots. A value the store already holds is not written again (rabbitmq-cluster
+    sets its node name on every monitor)."""
+    from hakeeper.coord.store import Delete, Put
+    from hakeeper.resources.crm_attribute import attrs_dir, forever_outbox
+
+    stored = forever_attributes(values, prefix)
+    ops: list[Any] = []
+    for (node, name), value in read_outbox(state_dir, forever_outbox(attrs_dir(state_dir))).items():
+        if stored.get(node, {}).get(name) == value:
+            continue
+        key = f"{forever_prefix(prefix)}{node}/{name}"
+        ops.append(Delete(key) if value is None else Put(key, json.dumps(value).encode()))
+    return ops
 
 
 async def apply_requests(agent: Agent) -> None:
