@@ -552,10 +552,11 @@ class AdapterBrain:
         doc = pl.PlanDoc.of(inp.plan, epoch + 1, self.node, self.now)
         new_work = doc.work()
         outstanding = current.remaining(done) if current is not None else set()
+        changed = st.local_work(spec, new_work) != st.local_work(spec, outstanding)  # as core/leader.py
         failed = any(not ok for ok in done.values())
         in_flight = any(k.startswith(self.keys.running) for k in values)
         probing = st.probing(values, self.keys)  # as leader.py (no heartbeats modelled: no suspects)
-        if new_work and (new_work != outstanding or failed) and not in_flight and not probing:
+        if new_work and (changed or failed) and not in_flight and not probing:
             guard = Compare(self.keys.plan, "value", "==", raw) if raw is not None else absent(self.keys.plan)
             claims = values.get(self.keys.claims)
             claims_guard = (

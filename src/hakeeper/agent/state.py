@@ -30,7 +30,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hakeeper.agent.plan import PlanDoc
+from hakeeper.agent.plan import PlanDoc, Work
 from hakeeper.agent.plan import from_json as plan_from_json
 from hakeeper.placement import Plan
 from hakeeper.resources.result import Result, Status
@@ -542,6 +542,15 @@ def local_id(spec: ClusterSpec, rsc: str) -> str:
         return rsc
     clone = _clone_of(spec, base)
     return rsc if clone is None or clone.meta.globally_unique else base
+
+
+def local_work(spec: ClusterSpec | None, work: Iterable[Work]) -> set[Work]:
+    """Work with each resource as its node knows it (`local_id`): a replan that only renumbers an
+    anonymous clone's instance (start p:1 on n2, then start p:2 on n2) is the same work, and must
+    not replace the current plan (its notifications not yet run would be lost)."""
+    if spec is None:
+        return set(work)
+    return {(task, local_id(spec, rsc) if rsc else rsc, node) for task, rsc, node in work}
 
 
 def ocf_meta(spec: ClusterSpec, rsc: str, node: str) -> dict[str, str]:

@@ -277,3 +277,34 @@ def test_every_leader_write_is_guarded_and_one_step_runs_at_a_time(script: list[
                 waiting.append(e)
         step_waits = [e for e in waiting if not (isinstance(e, t.Txn) and e.why == "fenced")]
         assert len(step_waits) <= 1
+
+
+def test_a_replan_that_only_renumbers_an_anonymous_clone_keeps_the_plan() -> None:
+    """An anonymous clone's instances are interchangeable: the current plan saying `start r:7 on
+    a` is the work the scheduler now calls `start r:0 on a`. Publishing a new plan for it would
+    drop what the current plan still has to run (a clone's post-stop notifications: seen with
+    rabbitmq-cluster after a recover)."""
+    import json
+
+    spec = parse_spec("cluster: {name: u}\nnodes: [{name: a}, {name: b}]\nresources:\n  primitives:\n"
+                      "    - {id: r, agent: process, params: {command: sleep 1}}\n"
+                      "  clones: [{id: r-clone, child: r}]\n")
+    base = {K.prefix + "config": st.dumps({"version": 1, "spec": spec.model_dump(mode="json")}),
+            K.member("a"): st.dumps({"probed": True}), K.member("b"): st.dumps({"probed": True})}
+    core = LeaderCore("b", "u")
+    publish = one(lead(core, base), t.Txn)
+    core.handle(100.0, t.TxnDone(publish.token, True))  # type: ignore[union-attr]
+    doc = json.loads(publish.ops[0].value)  # type: ignore[union-attr]
+    starts = {a["node"] for a in doc["actions"] if a["task"] == "start"}
+    assert starts == {"a", "b"}
+
+    def renumbered(number_of: dict[str, int]) -> bytes:
+        for action in doc["actions"]:
+            if action.get("resource", "").startswith("r:"):
+                action["resource"] = f"r:{number_of[action['node']]}"
+        return json.dumps(doc).encode()
+
+    assert lead(core, {**base, K.plan: renumbered({"a": 7, "b": 8})}, 101.0) == []
+    # A plan with other work (nothing for b) is replaced.
+    doc["actions"] = [a for a in doc["actions"] if a.get("node") != "b"]
+    assert one(lead(core, {**base, K.plan: json.dumps(doc).encode()}, 102.0), t.Txn).why == "publish"  # type: ignore[union-attr]

@@ -278,10 +278,13 @@ class LeaderCore:
         doc = PlanDoc.of(answer.plan, epoch + 1, self.node, now)
         new_work = doc.work()
         outstanding = current.remaining(done) if current is not None else set()
+        found = st.config_of(values, self.keys)
+        changed = st.local_work(found[1] if found else None, new_work) != st.local_work(
+            found[1] if found else None, outstanding)
         failed = any(not ok for ok in done.values())
         in_flight = any(k.startswith(self.keys.running) for k in values)
         probing = st.probing(values, self.keys, view.suspects)
-        if (unreadable or (new_work and (new_work != outstanding or failed))) and not in_flight and not probing:
+        if (unreadable or (new_work and (changed or failed))) and not in_flight and not probing:
             # Like a DC, wait for actions in flight to finish before changing the plan.
             guard = Compare(self.keys.plan, "value", "==", raw) if raw is not None else absent(self.keys.plan)
             claims = values.get(self.keys.claims)
