@@ -194,6 +194,9 @@ def test_good_endpoints() -> None:
         "[fd00::1]:2380",
         "etcd-3:2379",
     ]
+    # Its own member first, then the whole list (as docs/agent.md starts each agent): no repeat.
+    assert parse_endpoints("10.0.0.2:2379,10.0.0.1:2379,http://10.0.0.2:2379,10.0.0.3:2379") == [
+        "10.0.0.2:2379", "10.0.0.1:2379", "10.0.0.3:2379"]
 
 
 @given(s.from_regex(r"[a-z0-9][a-z0-9.-]{0,20}", fullmatch=True), s.integers(-10, 200_000))

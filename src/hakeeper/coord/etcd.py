@@ -96,7 +96,8 @@ def parse_endpoints(text: str, source: str = "--etcd") -> list[str]:
                 raise _endpoint_error(source, item, "no host: write HOST:PORT, such as 127.0.0.1:2379")
         if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
             raise _endpoint_error(source, item, f"port {port!r} is not a number from 1 to 65535")
-        endpoints.append(f"{host}:{int(port)}")
+        if f"{host}:{int(port)}" not in endpoints:  # a repeat changes nothing: "mine first, then all"
+            endpoints.append(f"{host}:{int(port)}")
     if not endpoints:
         raise InputError.at("no etcd endpoint given: write HOST:PORT[,HOST:PORT...]", file=source)
     return endpoints
