@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
+from collections.abc import Callable
+from typing import Any
 
 import hypothesis  # noqa: F401  (see below)
 import pytest
@@ -61,3 +64,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if STRICT and report.skipped and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"skipped under HAKEEPER_STRICT=1: {report.longrepr}"
+
+
+def until(cond: Callable[[], Any], timeout: float = 30, what: str = "", every: float = 0.1) -> Any:
+    """Poll `cond` every `every` seconds until it returns something true (returned), or fail the
+    test naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = cond()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out ({timeout:g}s) waiting for {what}")
+        time.sleep(every)

@@ -6,27 +6,18 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import needs_binary, needs_root
+from conftest import needs_binary, needs_root, until
 from hakeeper.agent.nscluster import NsCluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
 
 
-def until(cond: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = cond()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")

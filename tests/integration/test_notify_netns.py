@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from conftest import needs_binary, needs_root
+from conftest import until as _until
 from hakeeper.agent.nscluster import NsCluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
@@ -26,15 +27,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.root]
 AGENT = Path(__file__).with_name("ocf_notifylog")
 
 
-def until(cond: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = cond()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def spec(c: NsCluster, logdir: str) -> str:
@@ -91,7 +83,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NsCluste
     c = NsCluster(str(work / "c"), tag="n", subnet=42, tls=False)
     try:
         c.start()
-        until(lambda: all(s == "online" for s in c.status()["nodes"].values()), 90, "three nodes online")
+        until_(lambda: all(s == "online" for s in c.status()["nodes"].values()), 90, "three nodes online")
         c.apply(spec(c, str(logdir)))
         yield c, Logs(str(logdir))
     finally:
@@ -108,20 +100,20 @@ def test_a_stopped_instance_is_announced_before_and_after_to_the_right_nodes(
     c1, c2, c3 = c.names
     # Started everywhere, and every node heard of the starts after them (a start changes
     # nothing for an instance that is not active yet: no node is told before its own start).
-    until(lambda: all(logs.actions(n, "start") for n in c.names), 90, "the clone started on every node")
-    until(lambda: all(logs.notes(n, "post", "start") for n in c.names), 60, "post-start notifications")
+    until_(lambda: all(logs.actions(n, "start") for n in c.names), 90, "the clone started on every node")
+    until_(lambda: all(logs.notes(n, "post", "start") for n in c.names), 60, "post-start notifications")
     for n in c.names:
         note = logs.notes(n, "post", "start")[-1]
         assert note["clone_notify"] == "true"
         assert logs.actions(n, "start")[0]["at"] <= note["at"]
         assert n in note["env"]["start_uname"].split() + note["env"]["active_uname"].split()
-    until(lambda: not c.status().get("plan", {}).get("outstanding"), 60, "a settled cluster")
+    until_(lambda: not c.status().get("plan", {}).get("outstanding"), 60, "a settled cluster")
     time.sleep(1)  # nothing more is on its way
 
     t0 = time.time()
     c.hk("node", "standby", c3)
-    until(lambda: logs.actions(c3, "stop", t0), 60, f"the instance on {c3} to stop")
-    until(lambda: all(logs.notes(n, "post", "stop", t0) for n in (c1, c2)), 60, "post-stop notifications")
+    until_(lambda: logs.actions(c3, "stop", t0), 60, f"the instance on {c3} to stop")
+    until_(lambda: all(logs.notes(n, "post", "stop", t0) for n in (c1, c2)), 60, "post-stop notifications")
     stop = logs.actions(c3, "stop", t0)[0]
 
     # Before the stop: every node with an active instance, the stopping one included.
@@ -157,8 +149,8 @@ def test_failed_notifications_do_not_fail_the_resource(cluster: tuple[NsCluster,
     Path(logs.logdir, "fail-notify").touch()
     t0 = time.time()
     c.hk("node", "online", c3)
-    until(lambda: logs.actions(c3, "start", t0), 60, f"the instance on {c3} to start again")
-    until(lambda: all(logs.notes(n, "post", "start", t0) for n in c.names), 60, "post-start notifications")
+    until_(lambda: logs.actions(c3, "start", t0), 60, f"the instance on {c3} to start again")
+    until_(lambda: all(logs.notes(n, "post", "start", t0) for n in c.names), 60, "post-start notifications")
     start = logs.actions(c3, "start", t0)[0]
     # Told before the start (the two active instances) and after it (all three), though every
     # notification failed: a failed notify does not hold up the transition.
@@ -171,7 +163,7 @@ def test_failed_notifications_do_not_fail_the_resource(cluster: tuple[NsCluster,
         view = c.status()
         return sorted(view["resources"]["told"]["running_on"]) == sorted(c.names) and not view["plan"]["outstanding"]
 
-    until(settled, 30, "the clone running everywhere")
+    until_(settled, 30, "the clone running everywhere")
     time.sleep(2)  # a replan caused by the failures would show by now
     view = c.status()
     assert view["failures"] == [] and view["resources"]["told"]["failed_on"] == []
@@ -179,3 +171,7 @@ def test_failed_notifications_do_not_fail_the_resource(cluster: tuple[NsCluster,
     kinds = [e["kind"] for e in c.events() if e.get("at", 0) >= t0]
     assert kinds.count("notify-failed") >= 5 and "notify" not in kinds
     assert not any(k.endswith("-failed") and k != "notify-failed" for k in kinds)
+
+
+def until_(cond: Callable[[], Any], timeout: float, what: str) -> Any:
+    return _until(cond, timeout, what, every=0.2)

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from conftest import needs_binary, needs_ocf_agent, needs_root
+from conftest import until as _until
 from hakeeper.rabbitmq import checker
 from hakeeper.rabbitmq.lab import VHOST
 from hakeeper.rabbitmq.ocflab import OcfRabbitLab, ocf_spec
@@ -37,15 +38,6 @@ RATE = 200
 ATTR = "rmq-node-attr-rabbitmq"  # what the agent publishes per running node (its OCF_RESOURCE_INSTANCE)
 
 
-def until(cond: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = cond()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out ({timeout:g}s) waiting for {what}")
-        time.sleep(0.5)
 
 
 def _members(lab: OcfRabbitLab, name: str) -> list[str]:
@@ -113,7 +105,7 @@ def test_the_agent_forms_one_cluster_of_three(lab: OcfRabbitLab) -> None:
     assert views == {n: want for n in lab.names}, views
     # The agent's own view of who runs: every node published its Erlang node name, and the
     # xpath it joins by finds all three.
-    until(lambda: all(_join_list(lab, n) == want for n in lab.names), 60, "the agent's join list on every node")
+    until_(lambda: all(_join_list(lab, n) == want for n in lab.names), 60, "the agent's join list on every node")
 
 
 def _ls(path: str) -> list[str]:
@@ -126,13 +118,13 @@ def _checked_queue(lab: OcfRabbitLab, queue: str, clients: list[str]) -> tuple[c
     """A quorum queue on all three nodes, and the checker's publisher and consumer on it through
     the `clients` nodes, running with some confirms already."""
     checker.declare(lab.addr[lab.names[0]], vhost=VHOST, queue=queue)
-    until(lambda: sorted(lab.quorum_members(queue)) == lab.names, 60, f"quorum queue {queue} on three members")
+    until_(lambda: sorted(lab.quorum_members(queue)) == lab.names, 60, f"quorum queue {queue} on three members")
     hosts = [lab.addr[n] for n in clients]
     pub = checker.Publisher(hosts, vhost=VHOST, queue=queue, tag=queue, rate=RATE)
     con = checker.Consumer(hosts, vhost=VHOST, queue=queue)
     pub.start()
     con.start()
-    until(lambda: len(pub.confirmed_ids()) > 50, 60, f"confirms on {queue} before the fault")
+    until_(lambda: len(pub.confirmed_ids()) > 50, 60, f"confirms on {queue} before the fault")
     return pub, con
 
 
@@ -146,9 +138,9 @@ def test_a_node_leaves_and_rejoins_its_data_is_wiped_and_no_confirmed_message_is
     try:
         t0 = time.monotonic()
         lab.hk("node", "standby", q3)
-        until(lambda: not lab.broker_pids(q3), 180, f"{q3}'s broker to stop")
+        until_(lambda: not lab.broker_pids(q3), 180, f"{q3}'s broker to stop")
         # The others' post-stop notification made them forget q3: the cluster has two members.
-        forgotten = until(lambda: _members(lab, q1) == [f"rabbit@{q1}", f"rabbit@{q2}"] and _members(lab, q1),
+        forgotten = until_(lambda: _members(lab, q1) == [f"rabbit@{q1}", f"rabbit@{q2}"] and _members(lab, q1),
                           120, f"{q3} forgotten by the others (post-stop notify)")
         print(f"\n{q3} stopped and forgotten {time.monotonic() - t0:.1f}s after its standby: members {forgotten}")
         replicas_while_out = lab.quorum_members(QUEUE)
@@ -194,8 +186,8 @@ def test_a_crashed_broker_comes_back_with_its_data_removed(lab: OcfRabbitLab) ->
     try:
         t0 = time.monotonic()
         lab.kill_broker(q2)
-        until(lambda: not lab.broker_pids(q2), 30, f"{q2}'s broker gone")
-        until(lambda: lab.broker_pids(q2), 180, f"{q2}'s broker started again")
+        until_(lambda: not lab.broker_pids(q2), 30, f"{q2}'s broker gone")
+        until_(lambda: lab.broker_pids(q2), 180, f"{q2}'s broker started again")
         lab.wait_cluster(3, 300)
         print(f"\n{q2} back in the cluster {time.monotonic() - t0:.1f}s after its broker was killed")
         time.sleep(2)
@@ -208,3 +200,7 @@ def test_a_crashed_broker_comes_back_with_its_data_removed(lab: OcfRabbitLab) ->
     print(f"{q2} schema.DAT inode {schema_before} -> {schema_after}; replicas after: {replicas}")
     assert schema_after != schema_before, "the agent kept the crashed node's mnesia"
     assert sorted(replicas) == [q1, q3], f"{q2} holds a replica again: {replicas}"
+
+
+def until_(cond: Callable[[], Any], timeout: float, what: str) -> Any:
+    return _until(cond, timeout, what, every=0.5)
