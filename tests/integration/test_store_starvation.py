@@ -14,6 +14,7 @@ Everything is thawed and leaves the cgroup afterwards (also when the test fails)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -29,6 +30,8 @@ from typing import Any
 import pytest
 
 from conftest import needs_binary, needs_root
+from hakeeper.agent.heartbeat import DEFAULT_NODE_TIMEOUT, write_deadline
+from hakeeper.coord.etcd import EtcdStore
 from hakeeper.coord.etcdproc import Cluster, loopback_cluster
 from hakeeper.coord.stall import CAP_FACTOR
 
@@ -195,3 +198,35 @@ def test_a_stopped_member_is_still_left_within_the_bound(etcd: Cluster) -> None:
     assert left_after <= bound, left_after
     later = [r for r in got if r["sent"] > moved["done"]]
     assert later and not later[-1]["error"], later[-3:]  # and writes go on through the others
+
+
+def test_a_heartbeat_leaves_a_stopped_member_well_inside_node_timeout(etcd: Cluster) -> None:
+    """A dead member holds a plain request for the client's whole timeout (2 s by default, more
+    than the default node-timeout of 1.5 s); a heartbeat written with `put_within` moves to
+    another member after its own short deadline, so a healthy node's beats never stop that long."""
+    stopped = etcd.members[1]
+    order = [stopped.endpoint] + [e for e in etcd.endpoints if e != stopped.endpoint]
+    within = write_deadline(DEFAULT_NODE_TIMEOUT)
+
+    async def timed(heartbeat: bool) -> tuple[float, str]:
+        async with EtcdStore(order, timeout=2.0) as store:
+            await store.put("/beat-warmup", b"0")  # connected to the first member while it answers
+            assert store.endpoint == stopped.endpoint
+            stopped.signal(signal.SIGSTOP)
+            try:
+                began = time.monotonic()
+                if heartbeat:
+                    await store.put_within("/beat", b"1", 0, within)
+                else:
+                    await store.put("/beat", b"1")
+                return time.monotonic() - began, store.endpoint
+            finally:
+                stopped.signal(signal.SIGCONT)
+
+    plain, plain_endpoint = asyncio.run(timed(heartbeat=False))
+    beat, beat_endpoint = asyncio.run(timed(heartbeat=True))
+    print(f"a put on a stopped member landed after {plain:.2f}s; a heartbeat after {beat:.2f}s "
+          f"(deadline {within:.2f}s, node-timeout {DEFAULT_NODE_TIMEOUT}s)")
+    assert plain >= 2.0 and plain_endpoint != stopped.endpoint  # the hazard: longer than node-timeout
+    assert beat_endpoint != stopped.endpoint
+    assert beat < DEFAULT_NODE_TIMEOUT, beat  # the leader sees the beat before it suspects the node

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as stt
 
-from hakeeper.agent.heartbeat import Heartbeats, interval_for
+from hakeeper.agent.heartbeat import Heartbeats, interval_for, write_deadline
 from hakeeper.resources.stonith import fence_delay
 
 
@@ -85,6 +85,16 @@ def test_interval_beats_at_least_four_times_per_timeout() -> None:
     assert interval_for(2, 1.5) == 0.375
     assert interval_for(2, 10) == 0.5
     assert interval_for(10, 0.01) == 0.05
+
+
+@given(stt.floats(min_value=0.05, max_value=600))
+def test_a_beat_can_try_a_second_endpoint_inside_node_timeout(node_timeout: float) -> None:
+    # One dead endpoint plus one that answers within the same deadline still lands the beat
+    # before the leader suspects the node (for any node-timeout from 0.3 s up).
+    deadline = write_deadline(node_timeout)
+    assert deadline > 0
+    if node_timeout >= 0.3:
+        assert 2 * deadline < node_timeout
 
 
 def test_fence_delay_parameters() -> None:

@@ -27,6 +27,15 @@ def interval_for(ttl: float, node_timeout: float) -> float:
     return max(0.05, min(ttl / 4, node_timeout / 4))
 
 
+def write_deadline(node_timeout: float) -> float:
+    """How long one heartbeat write waits on one store endpoint before the client tries the next.
+
+    A dead etcd member holds a request for the client's whole timeout (2 s by default), longer
+    than node-timeout: the node's beats stop although the node is well, and the leader fences it.
+    A third of node-timeout leaves time to reach another member and land a beat inside it."""
+    return max(0.1, node_timeout / 3)
+
+
 @dataclass
 class Heartbeats:
     """What the leader has seen of everyone's heartbeats (`at` on the leader's monotonic clock)."""

@@ -224,7 +224,10 @@ class EtcdStore(Store):
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
 
-    async def _call(self, fn: Callable[[aetcd.Client], Awaitable[T]]) -> T:
+    async def _call(self, fn: Callable[[aetcd.Client], Awaitable[T]], timeout: float | None = None) -> T:
+        """Run `fn` on the current endpoint's client, moving on to the next endpoint when one does
+        not answer within `timeout` (default: the store's own) of this process's running time."""
+        wait = self.timeout if timeout is None else min(timeout, self.timeout)
         last: BaseException | None = None
         why: str | None = None  # a TLS or authentication failure, said plainly
         loop = asyncio.get_running_loop()
@@ -234,7 +237,7 @@ class EtcdStore(Store):
             client = await self._connected()
             sent = loop.time()
             try:
-                return await patient(fn(client), self.timeout, self.cap)
+                return await patient(fn(client), wait, wait * CAP_FACTOR)
             except (TimeoutError, aexc.ClientError, rpc.AioRpcError) as exc:
                 self._note_election(exc, sent)
                 if _lease_gone(exc):
@@ -284,6 +287,17 @@ class EtcdStore(Store):
         return cmp.build_message()
 
     async def txn(self, compares: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()) -> TxnResult:
+        return await self._txn(compares, success, failure)
+
+    async def put_within(self, key: str, value: bytes, lease: int, within: float) -> int:
+        # A member that died (its machine powered off: packets vanish) holds a request for the
+        # whole timeout before the client moves on; a heartbeat held that long is taken for a
+        # dead node by the leader, which fences it although only its etcd member died.
+        return (await self._txn([], [Put(key, value, lease)], (), timeout=within)).revision
+
+    async def _txn(
+        self, compares: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op], timeout: float | None = None
+    ) -> TxnResult:
         request = rpc.TxnRequest(
             compare=[self._compare(c) for c in compares],
             success=[self._request(o) for o in success],
@@ -294,7 +308,7 @@ class EtcdStore(Store):
             resp = await c.kvstub.Txn(request, timeout=self.cap, metadata=c.metadata)
             return TxnResult(bool(resp.succeeded), resp.header.revision)
 
-        return await self._call(op)
+        return await self._call(op, timeout)
 
     async def grant(self, ttl: int) -> int:
         async def op(c: aetcd.Client) -> int:

@@ -192,6 +192,13 @@ class Store(abc.ABC):
     async def put(self, key: str, value: bytes, lease: int = 0) -> int:
         return (await self.txn([], [Put(key, value, lease)])).revision
 
+    async def put_within(self, key: str, value: bytes, lease: int, within: float) -> int:
+        """A put worth something only if it lands soon (a heartbeat). A store reached through
+        several endpoints gives each endpoint `within` seconds before it moves to the next, instead
+        of its usual request timeout; a store with one way in simply puts."""
+        del within
+        return await self.put(key, value, lease)
+
     async def delete(self, key: str) -> int:
         return (await self.txn([], [Delete(key)])).revision
 
