@@ -27,7 +27,7 @@ from hakeeper.agent import leaving
 from hakeeper.agent import state as st
 from hakeeper.agent.core.leader import LeaderView, suspects_of
 from hakeeper.agent.core.quorum import QuorumWatch
-from hakeeper.agent.heartbeat import DEFAULT_NODE_TIMEOUT, Heartbeats, interval_for
+from hakeeper.agent.heartbeat import DEFAULT_NODE_TIMEOUT, Heartbeats, interval_for, write_deadline
 from hakeeper.agent.metrics import Metrics
 from hakeeper.agent.notifying import run_notify
 from hakeeper.agent.plan import NODE_TASKS, PlanAction, PlanError, parse
@@ -336,14 +336,14 @@ class Agent:
 
     async def _heartbeat(self) -> None:
         """Rewrite the heartbeat key (bound to the lease) every interval; the leader watches it.
-        A write does not hold up the next one: while the client fails over from a dead etcd
-        member, the beats that follow already go to the next endpoint (a few in flight at most)."""
+        A write does not hold up the next one (a few in flight at most), and waits on one etcd
+        member only a third of node-timeout before the client tries the next (write_deadline)."""
         beat = 0
         in_flight: set[asyncio.Task[None]] = set()
 
-        async def put(value: bytes, lease: int) -> None:
+        async def put(value: bytes, lease: int, within: float) -> None:
             with contextlib.suppress(StoreError):
-                await self.store.put(self.keys.heartbeat + self.node, value, lease)
+                await self.store.put_within(self.keys.heartbeat + self.node, value, lease, within)
 
         try:
             while True:
@@ -353,7 +353,7 @@ class Agent:
                 lease = self.keeper.lease
                 if timeout > 0 and lease and not self.quorum_lost and not self.leaving and len(in_flight) < 4:
                     beat += 1
-                    task = asyncio.create_task(put(str(beat).encode(), lease))
+                    task = asyncio.create_task(put(str(beat).encode(), lease, write_deadline(timeout)))
                     in_flight.add(task)
                     task.add_done_callback(in_flight.discard)
                 await asyncio.sleep(interval)
