@@ -2,7 +2,7 @@
 dead store member is still left in time.
 
 Three real etcd members; a client process (`--timeout 0.5`, as the namespace cluster's agents)
-writes all the time while it is frozen for 0.7 s of every second (a freezer cgroup), as a process
+writes all the time while it is stopped for 0.7 s of every second (SIGSTOP, SIGCONT), as a process
 on a machine loaded far beyond its cores waits for a CPU. Its store timeouts count only the time
 it ran (hakeeper.coord.stall), up to a cap of 4 timeouts. The tests check both sides of that:
 frozen again and again, the client neither fails a write nor leaves a healthy member; and when
@@ -10,7 +10,7 @@ the member it talks to is SIGSTOPped it still moves to another one within the ca
 period. (tests/unit/test_store_stall.py shows, on a stall made on purpose, an answer a wall-clock
 bound gives up on and the stall-aware one takes.)
 
-Everything is thawed and leaves the cgroup afterwards (also when the test fails)."""
+Everything is continued afterwards (also when the test fails)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.root]
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 TIMEOUT = 0.5
 FROZEN, THAWED = 0.7, 0.3  # seconds: each second the group runs for 0.3 s, then waits 0.7 s
-CGROUP_V2, FREEZER_V1 = Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/freezer")
 
 # The client: writes one key every 0.02 s and prints a JSON line per write (wall time sent and
 # answered, the endpoint it used, and the error if it failed).
@@ -68,55 +67,34 @@ asyncio.run(main(sys.argv[1], float(sys.argv[2]), float(sys.argv[3])))
 """
 
 
-def _new_cgroup(name: str) -> tuple[Path, Path, Path, tuple[str, str]]:
-    """A freezer cgroup (v2 cgroup.freeze, else v1 freezer): it, its parent, the file that
-    freezes it and the (frozen, thawed) values."""
-    if (CGROUP_V2 / "cgroup.controllers").exists():
-        path = CGROUP_V2 / name
-        path.mkdir()
-        return path, CGROUP_V2, path / "cgroup.freeze", ("1", "0")
-    if (FREEZER_V1 / "freezer.state").exists() or FREEZER_V1.is_dir():
-        path = FREEZER_V1 / name
-        path.mkdir()
-        return path, FREEZER_V1, path / "freezer.state", ("FROZEN", "THAWED")
-    pytest.skip("no cgroup freezer to starve with")
-
-
-def _move(pids: Iterable[int | str], into: Path) -> None:
+def _signal_all(pids: Iterable[int], sig: signal.Signals) -> None:
     for pid in pids:
-        with contextlib.suppress(OSError):  # gone meanwhile
-            (into / "cgroup.procs").write_text(str(pid))
+        with contextlib.suppress(ProcessLookupError):  # gone meanwhile
+            os.kill(pid, sig)
 
 
 @contextlib.contextmanager
 def starved(pids: list[int]) -> Iterator[None]:
-    """`pids` frozen FROZEN s of every FROZEN + THAWED s, all at once (a freezer cgroup): the
-    stalls of processes on a machine loaded far beyond its cores, the same on any machine, and
-    no CPU taken from anyone. Thawed and back where they were afterwards."""
-    path, parent, control, (frozen, thawed) = _new_cgroup(f"hka-starve-{os.getpid()}")
+    """`pids` stopped FROZEN s of every FROZEN + THAWED s (SIGSTOP, then SIGCONT): the stalls of
+    processes on a machine loaded far beyond its cores, the same on any machine, and no CPU taken
+    from anyone. (A freezer cgroup did this first; in CI's container the client could not be moved
+    into one, so it was never stalled.) Continued afterwards, also when the test fails."""
     stop = threading.Event()
 
     def cycle() -> None:
         while not stop.wait(THAWED):
-            control.write_text(frozen)
+            _signal_all(pids, signal.SIGSTOP)
             stop.wait(FROZEN)
-            control.write_text(thawed)
+            _signal_all(pids, signal.SIGCONT)
 
     th = threading.Thread(target=cycle, daemon=True)
     try:
-        _move(pids, path)
         th.start()
         yield
     finally:
         stop.set()
         th.join(5)
-        control.write_text(thawed)
-        for _ in range(5):
-            _move((path / "cgroup.procs").read_text().split(), parent)
-            with contextlib.suppress(OSError):
-                path.rmdir()
-                break
-            time.sleep(0.2)
+        _signal_all(pids, signal.SIGCONT)
 
 
 @pytest.fixture(scope="module")
@@ -155,9 +133,6 @@ def member_pids(cluster: Cluster) -> list[int]:
     return [m.proc.pid for m in cluster.members if m.proc is not None]
 
 
-@pytest.mark.xfail(strict=False, reason="issue 14, open: in the CI run the freezer cgroup did not stall the client "
-                   "(slowest write 7 ms), so the test's own precondition failed; the starvation needs a reliable "
-                   "mechanism before this test can tell the old client from the new")
 def test_a_starved_client_neither_fails_nor_leaves_a_healthy_member(etcd: Cluster) -> None:
     seconds = 15.0
     proc = client(etcd, etcd.endpoints, seconds)
