@@ -24,6 +24,8 @@ from hakeeper.coord.store import Store, StoreError, bounded, wait_event
 from hakeeper.errors import InputError
 from hakeeper.l3 import dataplane, netns
 from hakeeper.l3.controller import watch_members
+from hakeeper.l3.dhcp import DEFAULT_DIR as DHCP_DIR
+from hakeeper.l3.dhcp import DhcpServices
 from hakeeper.l3.events import Change, EventLog
 from hakeeper.l3.hosting import HaState, Report, report_key
 from hakeeper.l3.metrics import L3Metrics
@@ -53,6 +55,7 @@ class AgentOptions:
     node_lost_after: float = 20.0  # a node whose report has not moved this long is lost (controller.py)
     events_file: str | None = None  # JSON lines, one per event (events.py)
     metrics: str | None = None  # HOST:PORT for Prometheus
+    dhcp_dir: str = DHCP_DIR  # dnsmasq's files of this node's DHCP servers (dhcp.py)
 
 
 def _agent_alive(pid: int) -> bool:
@@ -296,6 +299,13 @@ async def serve(spec: RouterSpec | None, opts: AgentOptions, store: Store | None
     agent = RouterAgent(opts, speaker)
     await agent.start(spec, sched, await handover(opts.pid_file))
     serving = True
+    # DHCP for the project networks: placed from the routers document (its nodes and down set)
+    # by every agent alike, so a lost node's networks move with the controller's `down`.
+    dhcp = DhcpServices(opts.node, opts.netns_prefix, list(opts.physical), opts.dhcp_dir)
+    if stored is not None:
+        await dhcp.run("apply", spec, stored.nodes, stored.down)
+    else:
+        await dhcp.run("apply", spec, opts.nodes, ())
     stopping = asyncio.Event()
     detach = False
 
@@ -346,10 +356,11 @@ async def serve(spec: RouterSpec | None, opts: AgentOptions, store: Store | None
                 await agent.apply(new.spec, new.schedule)
             except (OSError, RuntimeError) as exc:
                 log.error("applying router changes: %s", exc)
+            await dhcp.run("apply", new.spec, new.nodes, new.down)
             dirty.set()
 
     await publish(speaker.states())
-    tasks = [asyncio.create_task(publisher())]
+    tasks = [asyncio.create_task(publisher()), asyncio.create_task(dhcp.supervise_forever(interval))]
     if stored is not None:
         assert store is not None
         tasks.append(asyncio.create_task(follower(stored.revision)))
@@ -369,5 +380,6 @@ async def serve(spec: RouterSpec | None, opts: AgentOptions, store: Store | None
         events.close()
         return
     await speaker.stop()
+    await dhcp.run("stop")  # the network's other DHCP servers answer meanwhile
     await publish({})
     events.close()

@@ -115,7 +115,8 @@ def l3_agent(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return EXIT_BAD_INPUT
         opts = AgentOptions(args.node, (), physical, args.netns_prefix, args.state_file, args.garp_master_delay,
-                            args.cluster, args.pid_file, args.node_lost_after, args.events_file, args.metrics)
+                            args.cluster, args.pid_file, args.node_lost_after, args.events_file, args.metrics,
+                            dhcp_dir=args.dhcp_dir)
         return _run_agent(args, None, opts)
     spec = load_router_spec(args.spec)
     nodes = tuple(n for n in (args.nodes or "").split(",") if n)
@@ -131,7 +132,8 @@ def l3_agent(args: argparse.Namespace) -> int:
         print(f"hakeeper l3-agent: no --physical NETWORK=INTERFACE for {', '.join(missing)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     opts = AgentOptions(args.node, nodes, physical, args.netns_prefix, args.state_file, args.garp_master_delay,
-                        args.cluster, args.pid_file, events_file=args.events_file, metrics=args.metrics)
+                        args.cluster, args.pid_file, events_file=args.events_file, metrics=args.metrics,
+                        dhcp_dir=args.dhcp_dir)
     return _run_agent(args, spec, opts)
 
 
@@ -234,6 +236,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--events-file", metavar="FILE", help="append each event (transition with its cause, node "
                    "lost or back, dual-active alarm) to FILE as a JSON line")
     p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics there")
+    p.add_argument("--dhcp-dir", default="/run/hakeeper/dhcp", metavar="DIR",
+                   help="where this node's dnsmasq instances keep their hosts, lease and pid files")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     _store_options(p, required=False)
     p.set_defaults(handler=l3_agent)

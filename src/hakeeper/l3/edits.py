@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from hakeeper.errors import InputError
-from hakeeper.l3.model import Router, RouterSpec, check_routers
+from hakeeper.l3.model import Router, RouterSpec, check_ports, check_routers
 
 Edit = Callable[[RouterSpec], RouterSpec]
 
@@ -51,7 +51,16 @@ def _with(spec: RouterSpec, routers: list[Router], option: str) -> RouterSpec:
         path, msg = problems[0]
         field = str(path[2]) if len(path) > 2 else "id"
         raise _fail(OPTION.get(field, option), msg)
-    return RouterSpec(settings=spec.settings, routers=routers)
+    return _keeping_ports(spec, routers, option)
+
+
+def _keeping_ports(spec: RouterSpec, routers: list[Router], option: str) -> RouterSpec:
+    """The instance ports stay; a port left on a subnet no router has any more refuses the edit."""
+    new = RouterSpec(settings=spec.settings, routers=routers, ports=spec.ports)
+    problems = check_ports(new)
+    if problems:
+        raise _fail(option, f"port {problems[0][0][1]}: {problems[0][1]}")
+    return new
 
 
 def _data(r: Router) -> dict[str, Any]:
@@ -68,7 +77,7 @@ def create(router_id: str, name: str, project: str) -> Edit:
 def delete(ref: str) -> Edit:
     def edit(spec: RouterSpec) -> RouterSpec:
         n = find(spec, ref)
-        return RouterSpec(settings=spec.settings, routers=spec.routers[:n] + spec.routers[n + 1:])
+        return _keeping_ports(spec, spec.routers[:n] + spec.routers[n + 1:], "ROUTER")
     return edit
 
 

@@ -14,6 +14,8 @@
         interfaces: [{subnet: vxlan-subnet80, address: 192.168.80.1/24}]
         gateway: {network: ext-net80, address: 10.0.80.101/24, upstream: 10.0.80.1}
         floating-ips: [{external: 10.0.80.110, fixed: 192.168.80.10}]
+    ports:                         # Neutron's instance ports: what DHCP hands out (l3/dhcp.py)
+      - {subnet: vxlan-subnet80, mac: "fa:16:3e:00:80:10", address: 192.168.80.10, name: vm80}
 
 Cross-router checks (a floating IP used twice, two routers with one gateway address) live in
 `check_routers`, which names the path of the offending value so the YAML reader can give its line.
@@ -138,9 +140,31 @@ class Router(L3Model):
         return self
 
 
+_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+
+
+def _check_mac(value: str) -> str:
+    mac = value.lower()
+    if not _MAC.fullmatch(mac) or int(mac[:2], 16) & 1:
+        raise ValueError(f"{value[:40]!r} is not a unicast MAC address (six hex pairs with ':')")
+    return mac
+
+
+class InstancePort(L3Model):
+    """A Neutron port of an instance on a project subnet: its MAC and fixed address. Both DHCP
+    servers of the subnet hand this address to this MAC and nothing to unknown MACs, as
+    Neutron's dnsmasq does (static host entries), so they always agree."""
+
+    subnet: Id
+    mac: Annotated[str, AfterValidator(_check_mac)]
+    address: ipaddress.IPv4Address
+    name: Id | None = None  # the host name DHCP gives; default host-<address with '-'>
+
+
 class RouterSpec(L3Model):
     settings: Settings = Field(default_factory=Settings)
     routers: list[Router] = Field(default_factory=list)
+    ports: list[InstancePort] = Field(default_factory=list)
 
 
 Path = tuple[str | int, ...]
@@ -183,4 +207,31 @@ def check_routers(routers: list[Router]) -> list[tuple[Path, str]]:
                 if fip.external == other.gateway.address.ip:
                     problems.append((("routers", n, "floating-ips", k, "external"),
                                      f"floating IP {fip.external} is router {other.name}'s gateway address"))
+    return problems
+
+
+def check_ports(spec: RouterSpec) -> list[tuple[Path, str]]:
+    """Each instance port on a router's internal subnet, on a free host address of it, and no
+    address or MAC twice on one subnet."""
+    subnets: dict[str, Interface] = {}
+    for r in spec.routers:
+        for i in r.interfaces:
+            subnets.setdefault(i.subnet, i)
+    problems: list[tuple[Path, str]] = []
+    seen: dict[tuple[str, str], int] = {}
+    for n, port in enumerate(spec.ports):
+        iface = subnets.get(port.subnet)
+        if iface is None:
+            problems.append((("ports", n, "subnet"), f"{port.subnet} is no router's internal subnet"))
+            continue
+        net = iface.address.network
+        if port.address not in net or port.address in (net.network_address, net.broadcast_address):
+            problems.append((("ports", n, "address"), f"{port.address} is not a host address of {port.subnet} {net}"))
+        elif port.address == iface.address.ip:
+            problems.append((("ports", n, "address"), f"{port.address} is {port.subnet}'s gateway"))
+        for what, value in (("address", str(port.address)), ("mac", port.mac)):
+            key = (port.subnet, what + value)
+            if key in seen:
+                problems.append((("ports", n, what), f"{what} {value} is also port {seen[key]}'s on {port.subnet}"))
+            seen.setdefault(key, n)
     return problems

@@ -8,14 +8,14 @@ from typing import Any
 import yaml
 
 from hakeeper.errors import InputError, Problem
-from hakeeper.l3.model import RouterSpec, Settings, check_routers
+from hakeeper.l3.model import RouterSpec, Settings, check_ports, check_routers
 from hakeeper.yamlsource import load_yaml, parse_yaml
 
 
 def _checked(doc: Any) -> RouterSpec:
     spec: RouterSpec = doc.validate(RouterSpec)
     problems = [Problem(msg, doc.file, doc.line_of(path), ".".join(str(p) for p in path))
-                for path, msg in check_routers(spec.routers)]
+                for path, msg in check_routers(spec.routers) + check_ports(spec)]
     if problems:
         raise InputError(problems)
     return spec
@@ -41,4 +41,6 @@ def settings_data(settings: Settings) -> dict[str, Any]:
 def dump_router_spec(spec: RouterSpec) -> str:
     data: dict[str, Any] = {"settings": settings_data(spec.settings)}
     data["routers"] = [r.model_dump(mode="json", by_alias=True, exclude_defaults=True) for r in spec.routers]
+    if spec.ports:
+        data["ports"] = [p.model_dump(mode="json", by_alias=True, exclude_none=True) for p in spec.ports]
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=100)

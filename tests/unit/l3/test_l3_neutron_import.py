@@ -82,6 +82,10 @@ def _break(tmp_path: Path, which: int, old: str, new: str) -> tuple[Path, Path, 
      "not an IPv4 network"),
     (0, "max_l3_agents_per_router = 3", "max_l3_agents_per_router = 1", "min_l3_agents_per_router",
      "more than max_l3_agents_per_router"),
+    (0, "dhcp_agents_per_network = 2", "dhcp_agents_per_network = 0", "dhcp_agents_per_network", "at least 1"),
+    (0, "dhcp_agents_per_network = 2", "dhcp_agents_per_network = -2", "dhcp_agents_per_network", "at least 1"),
+    (0, "dhcp_agents_per_network = 2", "dhcp_agents_per_network = two", "dhcp_agents_per_network",
+     "not an integer"),
 ])
 def test_bad_values_name_file_line_key(tmp_path: Path, which: int, old: str, new: str, key: str, why: str) -> None:
     conf, ini, line = _break(tmp_path, which, old, new)
