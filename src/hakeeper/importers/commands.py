@@ -22,8 +22,11 @@ def _read(kind: str, path: str) -> ClusterSpec:
         from hakeeper.importers.cib import read_cib
         # The imperative shell supplies the clock: failures past their failure-timeout are forgotten.
         return read_cib(path, now=time.time())
-    from hakeeper.importers.crm import read_crm
-    return read_crm(path)
+    from hakeeper.importers.crm import read_crm_with_warnings
+    spec, warnings = read_crm_with_warnings(path)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return spec
 
 
 def write_atomically(out: Path, text: str, option: str = "--output") -> None:

@@ -7,6 +7,7 @@ to the line of the statement that defined the offending object.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from hakeeper.errors import read_input_text, shown_field
 from hakeeper.importers.crm_constraints import ConstraintParser
 from hakeeper.importers.crm_lexer import Statement, split_pair, statements, validate
 from hakeeper.importers.located import SourceMap
+from hakeeper.instanceha import novacompute
 from hakeeper.spec.checks import find_problems
 from hakeeper.spec.model import Clone, ClusterOptions, ClusterSpec, Group, Meta, Node, Operation, Primitive
 
@@ -45,6 +47,8 @@ class CrmReader:
         self.stonith_enabled = stonith_enabled
         self.constraints = ConstraintParser(self.spec.constraints, self.source)
         self.options_line: Statement | None = None
+        # What the import changed or left out without failing (`hakeeper import` prints them).
+        self.warnings: list[str] = []
 
     def read(self, text: str) -> ClusterSpec:
         parts = statements(text, self.file)
@@ -152,7 +156,12 @@ class CrmReader:
                 rest.append(words[i])
                 i += 1
         sections = _sections(st, rest, ("params", "meta", "utilization"))
-        data = {"id": rid, "agent": agent, "params": sections.get("params", {}), "operations": ops,
+        params = sections.get("params", {})
+        if agent in _NATIVE_EQUIVALENTS:  # an OCF agent whose job a native class does
+            agent, translate = _NATIVE_EQUIVALENTS[agent]
+            params, notes = translate(params)
+            self.warnings.extend(f"{self.file}:{st.line}: {rid}: {note}" for note in notes)
+        data = {"id": rid, "agent": agent, "params": params, "operations": ops,
                 "meta": self._meta(st, sections.get("meta", {})), "utilization": sections.get("utilization", {})}
         prim: Primitive = validate(Primitive, data, st)
         self.source.record(("resources", "primitives", len(self.spec.resources.primitives)), st.line)
@@ -231,6 +240,10 @@ class CrmReader:
                 rsc.meta = Meta.model_validate({**values, **rsc.meta.model_dump(by_alias=True, exclude_none=True)})
 
 
+# OCF agents imported as a native class: agent -> (native agent, params translation with warnings).
+_NATIVE_EQUIVALENTS: dict[str, tuple[str, Callable[[Mapping[str, str]], tuple[dict[str, str], list[str]]]]] = {
+    novacompute.OCF_AGENT: (novacompute.NATIVE_AGENT, novacompute.from_ocf),  # seed 002's p_nova-compute-hostN
+}
 _NODE_SECTIONS = ("attributes", "utilization")
 # hakeeper's own classes that need no type: `process` and `vip` alone name them, not OCF agents.
 _BARE_CLASSES = frozenset({"process", "vip"})
@@ -278,3 +291,9 @@ def read_crm(path: str | Path, *, stonith_enabled: bool | None = None) -> Cluste
 
 def parse_crm(text: str, file: str = "<input>", *, stonith_enabled: bool | None = None) -> ClusterSpec:
     return CrmReader(file, stonith_enabled=stonith_enabled).read(text)
+
+
+def read_crm_with_warnings(path: str | Path) -> tuple[ClusterSpec, list[str]]:
+    """`read_crm`, and the warnings of the import (params dropped in a translation to a native class)."""
+    reader = CrmReader(str(path))
+    return reader.read(read_input_text(path)), reader.warnings

@@ -52,7 +52,8 @@ class EvacuatorAgent(ResourceAgent):
 
     def installed(self) -> str | None:
         if self.name.type != "evacuator":
-            return f"instanceha:{self.name.type} is not a resource type (instanceha:evacuator is)"
+            known = "instanceha:evacuator and instanceha:nova-compute are"
+            return f"instanceha:{self.name.type} is not a resource type ({known})"
         missing = [p for p in REQUIRED if not self.params.get(p)]
         if missing:
             return f"instanceha:evacuator needs the parameter(s) {', '.join(missing)}"
@@ -76,6 +77,10 @@ class EvacuatorAgent(ResourceAgent):
 
 
 def make(rid: str, name: AgentName, params: Mapping[str, str], state_dir: str) -> ResourceAgent:
+    if name.type == "nova-compute":  # seed 002's identity move (instanceha/novacompute_agent.py)
+        from hakeeper.instanceha import novacompute_agent
+
+        return novacompute_agent.make(rid, name, params, state_dir)
     return EvacuatorAgent(rid, name, params, state_dir)
 
 

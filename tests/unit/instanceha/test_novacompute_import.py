@@ -1,0 +1,80 @@
+"""`hakeeper import crm` of seed 002's Listing 2: the `ocf:openstack:nova-compute` primitives
+become instanceha:nova-compute (params translated, the meaningless ones dropped with a warning
+naming file, line and primitive). Run on the seed article's own text when it is on this machine,
+and always on the repository's copy of the listing."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hakeeper.importers.crm import CrmReader, read_crm_with_warnings
+from hakeeper.instanceha import novacompute as nc
+from hakeeper.resources.base import make_agent
+
+ROOT = Path(__file__).resolve().parents[3]
+LISTING2 = ROOT / "tests" / "data" / "openstack-listing2.crm"
+SEEDS = ROOT.parent / "shared" / "seeds"
+
+
+def seed_listing2() -> str | None:
+    """Listing 2 as printed in seed article 002, without its line numbers (None if absent)."""
+    found = sorted(SEEDS.glob("002_*.txt")) if SEEDS.is_dir() else []
+    if not found:
+        return None
+    crm = [m[1] for line in found[0].read_text(encoding="utf-8").splitlines() if (m := re.match(r"^\d\d (\w.*)$", line))]
+    return "\n".join(crm) + "\n" if crm else None
+
+
+SOURCES = {"repository copy": LISTING2.read_text(), **({"seed article": t} if (t := seed_listing2()) else {})}
+
+
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_listing2_compute_primitives_become_native(source: str) -> None:
+    reader = CrmReader(source)
+    spec = reader.read(SOURCES[source])
+    computes = {p.id: p for p in spec.resources.primitives if p.id.startswith("p_nova-compute-")}
+    assert sorted(computes) == ["p_nova-compute-host1", "p_nova-compute-host2", "p_nova-compute-host3"]
+    for n, prim in enumerate(sorted(computes.values(), key=lambda p: p.id), start=1):
+        assert str(prim.agent) == nc.NATIVE_AGENT
+        assert prim.params == {"additional_config": f"/etc/nova/nova-compute-host{n}.conf"}
+        assert [(o.name, o.interval, o.timeout) for o in prim.operations] == [("monitor", 30.0, 30.0)]
+    assert reader.warnings == []  # the listing gives only additional_config
+    # Nothing else changed: the other OpenStack agents stay what they were.
+    assert str(next(p for p in spec.resources.primitives if p.id == "p_nova-cert").agent) == "ocf:openstack:nova-cert"
+    loc = spec.constraints.location[0]
+    assert (loc.resource, loc.node, loc.score) == ("p_nova-compute-host1", "alice", 10000)
+
+
+def test_imported_primitive_says_what_it_misses_on_this_host(tmp_path: Path) -> None:
+    spec, _ = read_crm_with_warnings(LISTING2)
+    prim = next(p for p in spec.resources.primitives if p.id == "p_nova-compute-host1")
+    agent = make_agent(prim.id, str(prim.agent), prim.params, str(tmp_path))
+    reason = agent.installed()
+    assert reason is not None and "/etc/nova/nova-compute-host1.conf" in reason
+
+
+def test_import_cli_warns_about_dropped_params(tmp_path: Path) -> None:
+    crm = tmp_path / "host1.crm"
+    crm.write_text("node alice\nnode bob\n"
+                   'primitive p_nova-compute-host1 ocf:openstack:nova-compute params user="nova" \\\n'
+                   '    additional_config="/etc/nova/nova-compute-host1.conf" pid="/run/nova/c.pid" \\\n'
+                   '    op monitor interval="30s" timeout="30s"\n'
+                   "location lo_host1_prefer_alice p_nova-compute-host1 10000: alice\n")
+    out = tmp_path / "out.yaml"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    run = subprocess.run([sys.executable, "-m", "hakeeper", "import", "crm", str(crm), "-o", str(out)],
+                         capture_output=True, text=True, env=env, check=False, timeout=120)
+    assert run.returncode == 0, run.stderr
+    warnings = [line for line in run.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        f"warning: {crm}:3: p_nova-compute-host1: param user='nova' dropped: hakeeper runs nova-compute as the agent's user",
+        f"warning: {crm}:3: p_nova-compute-host1: param pid='/run/nova/c.pid' dropped: hakeeper tracks the process itself",
+    ]
+    text = out.read_text()
+    assert "agent: instanceha:nova-compute" in text and "additional_config" in text and "user" not in text
