@@ -22,6 +22,7 @@ What is decided here:
 from __future__ import annotations
 
 import configparser
+import math
 import shlex
 import uuid
 from collections.abc import Mapping, Sequence
@@ -169,30 +170,44 @@ class NovaView:
 
     state: str = ""  # up / down
     forced_down: bool = False
+    updated_at: float = 0.0  # the service's last report (epoch seconds; Nova keeps whole seconds)
     error: str | None = None
 
 
 Verdict = Literal["running", "not-running", "failed"]
 
 
-def judge_monitor(alive: bool, nova: NovaView | None, running_for: float, grace: float) -> tuple[Verdict, str]:
-    """The monitor's answer from the process (alive or not), Nova's view (None: not asked) and
-    how long the process has run. Nova not answering is no failure of nova-compute (restarting
-    it would not help); Nova seeing the service down past the grace period is: the process runs
-    but does not work (it lost its message queue, or hangs), and a restart may cure it."""
+def seen_up(nova: NovaView, started_at: float) -> bool:
+    """Nova sees *this* process up: the service is up by a report made after the process began.
+    Right after an identity move Nova still says "up" from the dead node's last report (for
+    service_down_time), which says nothing of the new process. Nova keeps whole seconds, so only
+    a report from the next second on is surely this process's (nova-compute takes seconds to
+    make its first one)."""
+    return nova.error is None and nova.state == "up" and nova.updated_at >= math.floor(started_at) + 1
+
+
+def judge_monitor(alive: bool, nova: NovaView | None, started_at: float, now: float,
+                  grace: float) -> tuple[Verdict, str]:
+    """The monitor's answer from the process (alive or not, since `started_at`) and Nova's view
+    (None: not asked). Nova not answering is no failure of nova-compute (restarting it would not
+    help), nor is the service forced down by someone; Nova not seeing this process up past the
+    grace period is: the process runs but does not work (it lost its message queue, it hangs, or
+    Nova refused its identity), and a restart may cure it."""
+    running_for = now - started_at
     if not alive:
         return "not-running", "nova-compute is not running"
     if nova is None:
         return "running", "running"
     if nova.error is not None:
         return "running", f"running; Nova could not tell: {nova.error}"
-    if nova.state == "up":
+    if seen_up(nova, started_at):
         return "running", "running; Nova sees the service up"
     if nova.forced_down:
         return "running", "running; Nova has the service forced down"
     if running_for < grace:
-        return "running", f"running for {running_for:.0f} s; Nova does not see it up yet"
-    return "failed", f"running for {running_for:.0f} s but Nova sees the service down"
+        return "running", f"running for {running_for:.0f} s; Nova has no report from it yet"
+    service = nova.state or "unknown"
+    return "failed", f"running for {running_for:.0f} s but Nova has no report from it (service {service})"
 
 
 # ----- the crm import -----------------------------------------------------------------------------

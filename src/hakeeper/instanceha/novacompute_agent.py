@@ -117,7 +117,7 @@ class NovaComputeAgent(ResourceAgent):
             if s.clouds_yaml is None:
                 if time.monotonic() - began > min(3.0, timeout / 3):
                     return Result(Status.SUCCESS, 0, f"started as {s.host} ({identity.reason})")
-            elif (await self._nova_view(s, timeout)).state == "up":
+            elif nc.seen_up(await self._nova_view(s, timeout), _started_at(proc.pidfile)):
                 return Result(Status.SUCCESS, 0, f"started as {s.host}, Nova sees it up ({identity.reason})")
             await asyncio.sleep(0.5)
         return Result(Status.TIMEOUT, None, f"nova-compute {s.host} not up in Nova after {timeout:g} s")
@@ -133,7 +133,7 @@ class NovaComputeAgent(ResourceAgent):
         except nc.SettingsError as exc:
             return Result(Status.NOT_RUNNING, 7, "not running") if not alive else Result(Status.ERROR, 1, str(exc))
         view = await self._nova_view(s, timeout) if alive and s.clouds_yaml is not None else None
-        verdict, text = nc.judge_monitor(alive, view, _age(proc.pidfile), s.up_grace)
+        verdict, text = nc.judge_monitor(alive, view, _started_at(proc.pidfile), time.time(), s.up_grace)
         code = {"running": (Status.SUCCESS, 0), "not-running": (Status.NOT_RUNNING, 7), "failed": (Status.ERROR, 1)}
         status, rc = code[verdict]
         return Result(status, rc, text)
@@ -143,7 +143,7 @@ class NovaComputeAgent(ResourceAgent):
         clouds_yaml, cloud, host = s.clouds_yaml, s.cloud, s.host
 
         def ask() -> nc.NovaView:
-            from hakeeper.instanceha.nova import Nova, NovaError
+            from hakeeper.instanceha.nova import Nova, NovaError, nova_time
 
             try:
                 client = _NOVA_CLIENTS.get((clouds_yaml, cloud))
@@ -154,7 +154,8 @@ class NovaComputeAgent(ResourceAgent):
                 service = client.service(host)
             except NovaError as exc:
                 return nc.NovaView(error=exc.reason)
-            return nc.NovaView(state=service.state, forced_down=service.forced_down)
+            return nc.NovaView(state=service.state, forced_down=service.forced_down,
+                               updated_at=nova_time(service.updated_at))
 
         try:
             # openstacksdk blocks: in a thread, so the agent's loop goes on meanwhile.
@@ -163,11 +164,12 @@ class NovaComputeAgent(ResourceAgent):
             return nc.NovaView(error="Nova did not answer in time")
 
 
-def _age(path: str) -> float:
+def _started_at(pidfile: str) -> float:
+    """When the process began: the process class writes its pidfile right after the fork."""
     try:
-        return time.time() - os.stat(path).st_mtime
+        return os.stat(pidfile).st_mtime
     except OSError:
-        return 0.0
+        return time.time()
 
 
 def _tail(path: str, chars: int = 600) -> str:

@@ -28,7 +28,7 @@ def test_host_from_the_last_config_file_that_sets_it() -> None:
 
 
 def test_settings_refuse_what_cannot_run() -> None:
-    with pytest.raises(nc.SettingsError, match="no Nova host identity.*nova-compute-host1.conf"):
+    with pytest.raises(nc.SettingsError, match=r"no Nova host identity.*nova-compute-host1\.conf"):
         nc.settings({"additional_config": "/etc/nova/nova-compute-host1.conf"}, ["[DEFAULT]\n", "not ini ["])
     with pytest.raises(nc.SettingsError, match="not a UUID"):
         nc.settings({"host": "h", "node_uuid": "nope"}, [])
@@ -99,16 +99,36 @@ def test_identity_never_overwrites_and_never_starts_with_another_identity(file_t
 
 
 def test_monitor_verdicts() -> None:
-    up, down = nc.NovaView(state="up"), nc.NovaView(state="down")
-    assert nc.judge_monitor(False, up, 500, 120)[0] == "not-running"
-    assert nc.judge_monitor(True, None, 500, 120)[0] == "running"
-    assert nc.judge_monitor(True, up, 500, 120)[0] == "running"
-    assert nc.judge_monitor(True, down, 30, 120)[0] == "running"  # still starting
-    verdict, text = nc.judge_monitor(True, down, 500, 120)
-    assert verdict == "failed" and "Nova sees the service down" in text
+    t0 = 1000.4  # the process began
+    up, down = nc.NovaView(state="up", updated_at=1500), nc.NovaView(state="down", updated_at=1000)
+    assert nc.judge_monitor(False, up, t0, 1500, 120)[0] == "not-running"
+    assert nc.judge_monitor(True, None, t0, 1500, 120)[0] == "running"
+    assert nc.judge_monitor(True, up, t0, 1500, 120)[0] == "running"
+    assert nc.judge_monitor(True, down, t0, t0 + 30, 120)[0] == "running"  # still starting
+    verdict, text = nc.judge_monitor(True, down, t0, t0 + 500, 120)
+    assert verdict == "failed" and "Nova has no report from it" in text
     # Nova not answering, or someone forcing the service down, is no failure of the process.
-    assert nc.judge_monitor(True, nc.NovaView(error="Nova does not answer"), 500, 120)[0] == "running"
-    assert nc.judge_monitor(True, nc.NovaView(state="down", forced_down=True), 500, 120)[0] == "running"
+    assert nc.judge_monitor(True, nc.NovaView(error="Nova does not answer"), t0, t0 + 500, 120)[0] == "running"
+    forced = nc.NovaView(state="down", forced_down=True, updated_at=1000)
+    assert nc.judge_monitor(True, forced, t0, t0 + 500, 120)[0] == "running"
+
+
+def test_up_from_the_dead_nodes_last_report_is_not_this_process() -> None:
+    # Right after the move Nova says "up" from the report the dead node made before the start.
+    stale = nc.NovaView(state="up", updated_at=1000)
+    assert not nc.seen_up(stale, 1000.4)
+    assert nc.judge_monitor(True, stale, 1000.4, 1000.4 + 500, 120)[0] == "failed"
+    assert nc.seen_up(nc.NovaView(state="up", updated_at=1001), 1000.4)
+    assert not nc.seen_up(nc.NovaView(state="down", updated_at=1001), 1000.4)
+
+
+@given(st.floats(0, 1e6), st.floats(0, 1e6), st.sampled_from(["up", "down"]), st.booleans())
+def test_seen_up_only_by_a_report_made_after_the_start(started: float, report: float, state: str,
+                                                       forced: bool) -> None:
+    # Nova keeps whole seconds: a report at `report` shows as its floor.
+    view = nc.NovaView(state=state, forced_down=forced, updated_at=float(int(report)))
+    if nc.seen_up(view, started):
+        assert state == "up" and report > started
 
 
 def test_ocf_params_translated_and_the_rest_dropped_with_a_reason() -> None:
