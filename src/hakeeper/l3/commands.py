@@ -106,6 +106,13 @@ def l3_agent(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s hakeeper-l3[%(process)d] %(levelname)s %(message)s")
     logging.getLogger("pyroute2").setLevel(logging.WARNING)
+    from hakeeper.l3.dhcp import closed_parent
+
+    closed = closed_parent(args.dhcp_dir)
+    if closed is not None:
+        print(f"hakeeper l3-agent: --dhcp-dir {args.dhcp_dir}: {closed} is not searchable by others: dnsmasq, "
+              "which reads its hosts file as 'nobody', could not read it", file=sys.stderr)
+        return EXIT_BAD_INPUT
     physical = dict(args.physical or [])
     if args.spec is None:
         # The routers come from the store and may change: every network the node serves needs

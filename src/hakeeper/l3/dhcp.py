@@ -92,6 +92,21 @@ def dnsmasq_argv(lay: DhcpLayout) -> list[str]:
             "--dhcp-authoritative"]
 
 
+def closed_parent(directory: str) -> str | None:
+    """The first existing directory on the way to `directory` that others cannot search, if any:
+    dnsmasq drops root for 'nobody' before it reads (and on SIGHUP re-reads) its hosts file, and
+    an unreadable one leaves it answering nobody ('no address available'), silently."""
+    path = Path(directory).absolute()
+    for d in [*reversed(path.parents), path]:
+        try:
+            mode = d.stat().st_mode
+        except FileNotFoundError:
+            return None  # made by the agent, searchable
+        if not mode & 0o001:
+            return str(d)
+    return None
+
+
 def pid_of(lay: DhcpLayout) -> int | None:
     """The running dnsmasq of `lay` (its pid file, checked against /proc), or None."""
     try:
