@@ -45,8 +45,9 @@ def recovery(ha: HaCluster, node: str, after: float) -> dict[str, Any] | None:
 
 
 def one_run(ha: HaCluster, count: int, victim: str, survivor: str) -> dict[str, float]:
-    lab = ha.lab
-    ids = lab.boot(count, victim, name=f"b{count}", timeout=600)
+    booting = time.monotonic()
+    ids = ha.boot(count, victim, name=f"b{count}", timeout=900)
+    print(f"{count} servers ACTIVE on {victim} {time.monotonic() - booting:.1f} s after one create call", flush=True)
     dead_at = ha.power_off(victim)
     ha.wait_active(ids, survivor, timeout=600)
     active_at = time.time()

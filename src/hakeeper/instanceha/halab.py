@@ -22,7 +22,7 @@ from typing import Any
 
 from hakeeper.coord.etcdproc import Cluster, Member
 from hakeeper.instanceha.novalab.guests import LEDGER, GuestWatcher
-from hakeeper.instanceha.novalab.lab import CLOUD, NovaLab
+from hakeeper.instanceha.novalab.lab import BOOT_ATTEMPTS, CLOUD, NovaLab
 from hakeeper.netlab.lab import kill_namespace_processes
 
 SRC = str(Path(__file__).resolve().parents[2])
@@ -70,6 +70,7 @@ class HaCluster:
         self.etcd = Cluster([Member("e1", lab.ctl.ip, 2379, 2380, str(workdir / "etcd"), netns=ctl.ns)], token=tag)
         self.agents: dict[str, subprocess.Popen[bytes]] = {}
         self.gate = f"hkih-{lab.net.owner}-gate-{{node}}"
+        self.reserved = ""  # the evacuator's reserved_hosts in the configuration applied last
 
     @property
     def endpoint(self) -> str:
@@ -102,7 +103,22 @@ class HaCluster:
         )
         path = self.workdir / "cluster.yaml"
         path.write_text(text)
+        self.reserved = reserved
         self.hk("config", "apply", "--yes", str(path))
+
+    def reconfigure(self, reserved: str) -> None:
+        """Apply the configuration with these reserved_hosts and have the running evacuator
+        started again with them (it reads its parameters when it starts)."""
+        self.configure(reserved=reserved)
+        reconfigured = time.time()
+        self.kill_evacuator()
+
+        def restarted() -> bool:
+            return self.evacuator_node() is not None and any(
+                e["kind"] == "evacuator-started" and float(e["at"]) > reconfigured for e in self.events()
+            )
+
+        self.wait(restarted, 60, f"the evacuator started again with reserved_hosts {reserved!r}")
 
     def set_enabled(self, host: str, enabled: bool) -> None:
         """Enable or disable `host`'s nova-compute in Nova (a reserved host is kept disabled)."""
@@ -154,6 +170,11 @@ class HaCluster:
     def recoveries(self) -> list[dict[str, Any]]:
         doc = json.loads(self.hk("recovery", "list", "--json", "--no-nova").stdout)
         return list(doc["recoveries"])
+
+    def latest_recovery(self, node: str, after: float = 0.0) -> dict[str, Any] | None:
+        """The last recovery of `node` whose fence came at or after `after` (time.time())."""
+        mine = [r for r in self.recoveries() if r["node"] == node and float(r["fenced_at"]) >= after]
+        return mine[-1] if mine else None
 
     def events(self) -> list[dict[str, Any]]:
         out = self.hk("events", "--json", "--last", "500").stdout
@@ -207,6 +228,17 @@ class HaCluster:
         self.start_agent(node)
         self.lab.start_compute(node)
 
+    def bring_back(self, node: str, timeout: float = 600) -> None:
+        """`node` a working compute again, as after the repair of a dead host: powered on if its
+        nova-compute is not running, its service un-forced-down by the engine after a recovery,
+        and up in Nova."""
+        if not self.lab.computes[node].daemon.alive():
+            self.power_on(node)
+        if self.latest_recovery(node) is not None:
+            self.wait(lambda: (self.latest_recovery(node) or {}).get("unforced") is True, timeout,
+                      f"{node} un-forced-down")
+        self.lab.wait_compute(node, up=True, timeout=timeout)
+
     def partition(self, node: str) -> float:
         """Cut the node off the control plane (its switch port down) while everything in it goes
         on running: nova-compute and its guests, hakeeper's agent. Returns when (time.time())."""
@@ -217,11 +249,60 @@ class HaCluster:
     def heal(self, node: str) -> None:
         self.lab.hosts[node].restore(IFNAME)
 
+    def servers(self, query: str = "") -> list[dict[str, Any]]:
+        """Every server Nova lists (one call, whatever their number), `query` added to the filter."""
+        doc = self.lab.nova("GET", f"/servers/detail?all_tenants=1&limit=1000{query}")
+        return list(doc.get("servers", [])) if isinstance(doc, dict) else []
+
     def server_hosts(self) -> dict[str, str]:
         """Nova's placement of every server: id -> host."""
-        doc = self.lab.nova("GET", "/servers/detail?all_tenants=1")
-        servers = doc.get("servers", []) if isinstance(doc, dict) else []
-        return {str(s["id"]): str(s.get("OS-EXT-SRV-ATTR:host") or "") for s in servers}
+        return {str(s["id"]): str(s.get("OS-EXT-SRV-ATTR:host") or "") for s in self.servers()}
+
+    def boot(self, count: int, host: str, name: str = "vm", timeout: float = 600) -> list[str]:
+        """Boot `count` servers pinned to `host` in one API call (Nova's multiple create,
+        min_count = max_count = count); returns their ids once every one is ACTIVE there.
+
+        One call and one listing per poll, whatever the count: one POST and one GET per server
+        (the lab's boot) took ~40 s a server at load 70-100, where nova-api is one process and
+        the scheduler sees the boots one by one. A server refused "No valid host" (a compute
+        that has just started, before the scheduler's view caught up) is deleted and booted
+        again, a few times at most; any other ERROR fails at once."""
+        ids: list[str] = []
+        missing = count
+        for attempt in range(BOOT_ATTEMPTS):
+            body = {"server": {"name": f"{name}-{host}-{attempt}", "imageRef": self.lab.image_id,
+                               "flavorRef": self.lab.flavor_id, "networks": "none", "host": host,
+                               "min_count": missing, "max_count": missing, "return_reservation_id": True}}
+            answer = self.lab.nova("POST", "/servers", body)
+            reservation = answer.get("reservation_id") if isinstance(answer, dict) else None
+            if not reservation:
+                raise RuntimeError(f"Nova's multiple create answered no reservation_id: {str(answer)[:300]}")
+            batch = self._wait_built(str(reservation), missing, host, timeout)
+            refused = [s for s in batch if s.get("status") == "ERROR"]
+            ids += [str(s["id"]) for s in batch if s.get("status") != "ERROR"]
+            if not refused:
+                return ids
+            reasons = {str((s.get("fault") or {}).get("message", "")) for s in refused}
+            if any("No valid host" not in r for r in reasons) or attempt == BOOT_ATTEMPTS - 1:
+                raise RuntimeError(f"{len(refused)} of {missing} servers on {host} went to ERROR: {sorted(reasons)}")
+            for server in refused:
+                self.lab.nova("DELETE", f"/servers/{server['id']}")
+            missing = len(refused)
+            time.sleep(3)
+        return ids
+
+    def _wait_built(self, reservation: str, count: int, host: str, timeout: float) -> list[dict[str, Any]]:
+        """The servers of one multiple create once each is ACTIVE on `host` or in ERROR."""
+        found: list[dict[str, Any]] = []
+
+        def built() -> bool:
+            found[:] = self.servers(f"&reservation_id={reservation}")
+            settled = [s for s in found if s.get("status") == "ERROR" or
+                       (s.get("status") == "ACTIVE" and s.get("OS-EXT-SRV-ATTR:host") == host)]
+            return len(found) == count and len(settled) == count
+
+        self.wait(built, timeout, f"{count} servers booted on {host}", every=1.0)
+        return found
 
     def guest_watcher(self) -> GuestWatcher:
         """The independent checker over the hypervisor's ledgers and Nova's view (novalab/guests.py)."""
@@ -246,8 +327,10 @@ class HaCluster:
         """Every server ACTIVE on `host`; an ERROR on the way is an attempt the engine retries."""
 
         def done() -> bool:
+            # One listing per poll: a GET per server would load Nova's API as much as the recovery.
+            listed = {str(s["id"]): s for s in self.servers()}
             return all(
-                (s := self.lab.server(i)).get("status") == "ACTIVE" and s.get("OS-EXT-SRV-ATTR:host") == host
+                (s := listed.get(i, {})).get("status") == "ACTIVE" and s.get("OS-EXT-SRV-ATTR:host") == host
                 for i in ids
             )
 
@@ -257,7 +340,8 @@ class HaCluster:
     def wait(check: Any, timeout: float, what: str, every: float = 0.2) -> None:
         deadline = time.monotonic() + timeout
         while True:
-            with contextlib.suppress(subprocess.CalledProcessError, ValueError):
+            # OSError: an API call that timed out under load is asked again at the next poll.
+            with contextlib.suppress(subprocess.CalledProcessError, ValueError, OSError):
                 if check():
                     return
             if time.monotonic() > deadline:
