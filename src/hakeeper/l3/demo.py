@@ -94,7 +94,10 @@ def run_scenario(lab: Router80Lab, say: Say, *, tick: float = 1.0, before: float
             say(f"the client pings the floating IP {FLOATING_IP} every 0.2 s and keeps a TCP session to "
                 f"the instance open through it (a line every 0.2 s, echoed back)")
             started = time.monotonic()
-            first_within(lambda: session.first_echo_after(started), 30)
+            if (first_within(lambda: session.first_echo_after(started), 30) is None
+                    or first_within(lambda: pinger.first_reply_after(started), 30) is None):
+                raise RuntimeError(f"no traffic through the floating IP {FLOATING_IP} before the fault "
+                                   f"(TCP session: {session.error or 'no echo'}; {len(pinger.replies)} pings answered)")
             time.sleep(before)  # traffic flowing, for the eye, before the fault
             say(f"{old} dies: SIGKILL of its processes (its l3-agent) and its links cut")
             killed = time.monotonic()
