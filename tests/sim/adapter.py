@@ -1,15 +1,15 @@
-"""ADAPTER: the node's and the leader's decisions, MIRRORING agent/daemon.py and agent/leader.py
-until hakeeper.agent.core covers them (issue 10, part 1, in progress).
+"""ADAPTER: the node's decisions, MIRRORING agent/daemon.py until hakeeper.agent.core covers them
+(issue 10, part 1: the leader's decisions are in the core already and the simulation runs the real
+`LeaderCore` next to this, see brain.py).
 
 It speaks the core's real interface (hakeeper.agent.core.types: inputs in, effects out, `now`
 passed in), so the simulation's shell (tests/sim/cluster.py) drives it exactly as it will drive
-the real `NodeCore`; when that lands, `make_brain` in cluster.py switches to it and this module
-goes. What is real code here: every pure helper it calls (agent/state.py's cluster_state,
-done_marks, fail counts, definitions; agent/plan.py's typed plan: parse, PlanDoc.of, ready,
-remaining; placement.schedule through the Decide effect). What is mirrored by hand, in the same
-order as the daemon does it: register after a lease grant, probe, claim by compare-and-set,
-run, report; monitors; the quorum rule (stop everything locally after 75% of the TTL without a
-refresh); the leader's campaign, publish by compare-and-set, fence retries.
+a real `NodeCore`; when that lands, brain.py switches to it and this module goes. What is real
+code here: every pure helper it calls (agent/state.py's done_marks, fail counts, definitions,
+pending reports; agent/plan.py's typed plan: parse, ready; core/quorum.py's QuorumWatch). What is
+mirrored by hand, in the same order as the daemon does it: register after a lease grant, probe,
+claim by compare-and-set, run, report; monitors; the quorum rule (stop everything locally after
+75% of the TTL without a refresh).
 
 Left out (the simulation does not model them): heartbeats (node-timeout 0, lease expiry only),
 node attributes, orphans, event keys, the shutdown drain.
@@ -29,11 +29,7 @@ from hakeeper.agent.core.quorum import STALL, QuorumWatch
 from hakeeper.coord.store import Compare, Delete, Put, absent
 from hakeeper.coord.watch import Mirror
 from hakeeper.resources.result import Result, Status
-from hakeeper.resources.stonith import fence_delay
-from hakeeper.spec import ClusterSpec, ClusterState
-
-FENCE_RETRY = 3.0
-LEADER_PERIOD = 1.0
+from hakeeper.spec import ClusterSpec
 
 
 @functools.lru_cache(maxsize=64)
@@ -51,25 +47,6 @@ def _plan_of(raw: bytes) -> pl.PlanDoc | None:
         return None
 
 
-_INPUTS: dict[tuple[Any, ...], tuple[ClusterSpec, ClusterState]] = {}
-
-
-def _scheduler_input(
-    spec: ClusterSpec, values: dict[str, bytes], keys: st.Keys, now: float
-) -> tuple[ClusterSpec, ClusterState]:
-    """st.scheduler_input, memoised on what it reads. `now` only matters for failure-timeout,
-    which the simulated configuration does not set; so the same store state gives the same
-    objects and the simulation's shell can memoise the scheduler on them too."""
-    prefixes = (keys.members, keys.status, keys.fail, keys.nodes, keys.attrs, keys.tickets)
-    key = (values.get(keys.config), tuple(sorted((k, v) for k, v in values.items() if k.startswith(prefixes))))
-    found = _INPUTS.get(key)
-    if found is None:
-        if len(_INPUTS) > 4096:
-            _INPUTS.clear()
-        found = _INPUTS[key] = st.scheduler_input(spec, values, keys, now)
-    return found
-
-
 @dataclass
 class Pending:
     """What an answer with this token continues."""
@@ -78,8 +55,8 @@ class Pending:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-class AdapterBrain:
-    """One node's decisions; `handle(now, input) -> effects`, `deadline()` as the core's."""
+class NodeAdapter:
+    """One node's own decisions (not the leader's); `handle(now, input) -> effects`, `deadline()` as the core's."""
 
     def __init__(self, node: str, cluster: str, ttl: int) -> None:
         self.node = node
@@ -107,12 +84,6 @@ class AdapterBrain:
         self.executed: dict[int, bool] = {}
         self.executed_plan: bytes | None = None  # as the daemon: results belong to the plan as stored
         self._executed_at: tuple[int, int, int] | None = None
-        self.is_leader = False
-        self.leader_busy = False
-        self.won_lease = 0  # the lease our last successful campaign bound the leader key to
-        self.last_lead = float("-inf")
-        self.fencing: set[str] = set()
-        self.fence_retry: dict[str, float] = {}
         self.pending: dict[int, Pending] = {}
         self._spec_raw: bytes | None = None
         self._spec: ClusterSpec | None = None
@@ -122,13 +93,13 @@ class AdapterBrain:
     # ----- the interface -----
 
     def deadline(self) -> float | None:
-        times = [self.last_lead + LEADER_PERIOD]
+        times: list[float] = []
         if self.lease and not self.quorum_lost:
             times.append(self.last_refresh + self.ttl * 0.75)
             # The daemon checks its lease every 50 ms: a longer gap is a stall (a pause) only
             # because the node did not run, never because nothing woke it.
             times.append(self.quorum_watch.last_check + STALL / 2)
-        return min(times)
+        return min(times, default=None)
 
     def handle(self, now: float, inp: t.Input) -> list[t.Effect]:
         self.now = now
@@ -138,14 +109,12 @@ class AdapterBrain:
             self.last_refresh = getattr(inp, "sent", now)
             self.probed = False
             self.probe_needed = True
-            self.leader_busy = False  # answers for an earlier lease's requests no longer matter
             out.append(self._register())
         elif isinstance(inp, t.LeaseRefreshed):
             if inp.lease == self.lease:
                 self.last_refresh = max(self.last_refresh, getattr(inp, "sent", now))
         elif isinstance(inp, t.LeaseLost):
             self.lease = 0
-            self._set_leader(False)
         elif isinstance(inp, t.StoreUpdate):
             self._apply(inp.update)
             if self.keys.reprobe + self.node in self.values:
@@ -158,7 +127,6 @@ class AdapterBrain:
                 out += self._answer(pending, inp)
         out += self._quorum()
         out += self._worker()
-        out += self._leader(force=isinstance(inp, t.StoreUpdate))
         return out
 
     # ----- helpers -----
@@ -239,7 +207,6 @@ class AdapterBrain:
         verdict = self.quorum_watch.check(self.now, healthy, self.lease, self.last_refresh)
         if verdict == "lost" and not self.quorum_lost and self.last_refresh > float("-inf"):
             self.quorum_lost = True
-            self._set_leader(False)
             spec = self.spec()
             if spec is None or spec.cluster.no_quorum_policy in ("freeze", "ignore"):
                 return []
@@ -342,7 +309,7 @@ class AdapterBrain:
             return []
         action = todo[0]
         self.busy = True
-        claim = f"{self.node}:{doc.epoch}:{action.id}".encode()
+        claim = st.claim_value(self.node, doc.epoch, action.id, self.lease)
         ops: list[Any] = [
             Put(self.keys.running_of(self.node), st.dumps({"epoch": doc.epoch, "id": action.id}), self.lease),
             Put(self.keys.claims, claim),
@@ -355,7 +322,7 @@ class AdapterBrain:
         if pending is not None:
             ops.append(Put(self.keys.status_of(self.node, rsc), st.dumps(pending)))
         compares = [Compare(self.keys.plan, "value", "==", raw), absent(self.keys.done_of(doc.epoch, action.id))]
-        return [self._txn("claim", compares, ops, epoch=doc.epoch, action=action, raw=raw)]
+        return [self._txn("claim", compares, ops, epoch=doc.epoch, action=action, raw=raw, seen=seen)]
 
     def _claimed(self, spec: ClusterSpec, data: dict[str, Any]) -> list[t.Effect]:
         action: pl.PlanAction = data["action"]
@@ -440,9 +407,14 @@ class AdapterBrain:
                 return self._claimed(spec, p.data)
             self.busy = False
             if inp.error is None:
-                # The plan changed under the claim: as the daemon's worker, wait for the next
-                # change in the store. (A claim that got no answer is tried again at once.)
-                self._executed_at = (self.revision, self.executed_epoch, len(self.executed))
+                # The plan changed under the claim (or its action is done): as the daemon's
+                # worker, wait for the next change in the store after the state the claim was
+                # made on. A change that came while the claim was out is one: the daemon's
+                # `changed` event stays set (seed 4970: the report of the action before, held
+                # up by a store stall, arrived during the claim; marking the answer's revision
+                # as seen lost it, and the node never claimed its next action). A claim that got
+                # no answer is tried again at once.
+                self._executed_at = p.data["seen"]
             return []
         if p.kind == "register":
             if p.data["lease"] != self.lease:
@@ -471,142 +443,5 @@ class AdapterBrain:
             if inp.error is not None:  # the daemon retries until the store takes it
                 return [self._txn("monitor-failed", [], p.data["retry"], retry=p.data["retry"])]
             return []
-        if p.kind in ("campaign", "publish", "expire"):
-            self.leader_busy = False
-            if p.kind == "campaign":
-                # election.campaign: won, or lost the compare to a key that is already ours
-                # under this very lease (an earlier campaign's answer came back later).
-                lease = p.data["lease"]
-                if inp.ok and inp.error is None:
-                    self.won_lease = lease
-                mine = self.values.get(self.keys.leader) == self.node.encode() and self.won_lease == lease
-                self._set_leader(lease == self.lease and inp.error is None and (inp.ok or mine))
-            return []
-        if p.kind == "decide":
-            return self._decided(spec, inp, p.data)
-        if p.kind == "fence":
-            return self._fenced(spec, inp, p.data)
-        if p.kind == "fenced":
-            self.fencing.discard(p.data["victim"])
-            return []
         return []
-
-    # ----- the leader (leader.py: step, lead, _fence, _fence_one) -----
-
-    def _set_leader(self, value: bool) -> None:
-        if self.is_leader and not value:
-            self.fencing.clear()
-        self.is_leader = value
-
-    def _still_leader(self) -> Compare:
-        return Compare(self.keys.leader, "value", "==", self.node.encode())
-
-    def _leader(self, force: bool) -> list[t.Effect]:
-        if self.leader_busy or (not force and self.now < self.last_lead + LEADER_PERIOD):
-            return []
-        self.last_lead = self.now
-        if self.quorum_lost or not self.lease or not self.healthy(self.ttl * 0.25):
-            self._set_leader(False)
-            return []
-        holder = self.values.get(self.keys.leader)
-        if holder is None or not self.is_leader:
-            if holder is not None and holder != self.node.encode():
-                self._set_leader(False)
-                return []
-            self.leader_busy = True
-            return [
-                self._txn(
-                    "campaign",
-                    [absent(self.keys.leader)],
-                    [Put(self.keys.leader, self.node.encode(), self.lease)],
-                    lease=self.lease,
-                )
-            ]
-        if holder != self.node.encode():
-            self._set_leader(False)
-            return []
-        return self._lead()
-
-    def _lead(self) -> list[t.Effect]:
-        spec = self.spec()
-        if spec is None:
-            return []
-        values = dict(self.values)
-        expired = st.expired_fail_counts(spec, values, self.keys, self.now)
-        if expired:
-            self.leader_busy = True
-            return [self._txn("expire", [self._still_leader()], [Delete(k) for k in expired])]
-        sched_spec, state = _scheduler_input(spec, values, self.keys, self.now)
-        self.leader_busy = True
-        return [t.Decide(self._token("decide", values=values, spec=spec), sched_spec, state)]
-
-    def _decided(self, spec: ClusterSpec, inp: t.Decided, data: dict[str, Any]) -> list[t.Effect]:
-        self.leader_busy = False
-        if not self.is_leader:
-            return []
-        values: dict[str, bytes] = data["values"]
-        raw = values.get(self.keys.plan)
-        current = _plan_of(raw) if raw is not None else None
-        epoch = current.epoch if current is not None else 0
-        done = st.done_marks(values, self.keys, epoch)
-        doc = pl.PlanDoc.of(inp.plan, epoch + 1, self.node, self.now)
-        new_work = doc.work()
-        outstanding = current.remaining(done) if current is not None else set()
-        changed = st.local_work(spec, new_work) != st.local_work(spec, outstanding)  # as core/leader.py
-        failed = any(not ok for ok in done.values())
-        in_flight = any(k.startswith(self.keys.running) for k in values)
-        probing = st.probing(values, self.keys)  # as leader.py (no heartbeats modelled: no suspects)
-        if new_work and (changed or failed) and not in_flight and not probing:
-            guard = Compare(self.keys.plan, "value", "==", raw) if raw is not None else absent(self.keys.plan)
-            claims = values.get(self.keys.claims)
-            claims_guard = (
-                Compare(self.keys.claims, "value", "==", claims) if claims is not None else absent(self.keys.claims)
-            )
-            self.leader_busy = True
-            return [
-                self._txn(
-                    "publish",
-                    [self._still_leader(), guard, claims_guard],
-                    [Put(self.keys.plan, pl.encode(doc)), Delete(self.keys.done, prefix=True)],
-                )
-            ]
-        if current is None:
-            return []
-        out: list[t.Effect] = []
-        for action in current.fences(done):
-            victim = action.node
-            if victim in self.fencing or self.fence_retry.get(victim, float("-inf")) > self.now:
-                continue
-            devices = st.stonith_devices(data["spec"], victim)
-            if not devices:
-                out.append(t.Emit("fence-failed", f"no fence device can fence {victim}"))
-                continue
-            self.fencing.add(victim)
-            out.append(self._fence_with(devices, 0, victim, current.epoch, action.id))
-        return out
-
-    def _fence_with(self, devices: list[Any], i: int, victim: str, epoch: int, action_id: int) -> t.Fence:
-        prim = devices[i]
-        base, _spread = fence_delay(prim.params)
-        data = {"devices": devices, "i": i, "victim": victim, "epoch": epoch, "id": action_id}
-        return t.Fence(self._token("fence", **data), victim, prim.id, prim.agent.type, dict(prim.params), base)
-
-    def _fenced(self, spec: ClusterSpec, inp: t.FenceDone, data: dict[str, Any]) -> list[t.Effect]:
-        victim = data["victim"]
-        if victim not in self.fencing:
-            return []  # no longer leader meanwhile
-        if not inp.ok:
-            if data["i"] + 1 < len(data["devices"]):
-                return [self._fence_with(data["devices"], data["i"] + 1, victim, data["epoch"], data["id"])]
-            self.fencing.discard(victim)
-            self.fence_retry[victim] = self.now + FENCE_RETRY
-            return [t.Emit("fence-failed", f"could not fence {victim}")]
-        self.fence_retry.pop(victim, None)
-        record = {"at": self.now, "ok": True, "device": data["devices"][data["i"]].id}
-        ops = [
-            Put(f"{self.keys.fence}{victim}", st.dumps(record)),
-            Delete(f"{self.keys.status}{victim}/", prefix=True),
-            Delete(f"{self.keys.attrs}{victim}/", prefix=True),
-            Put(self.keys.done_of(data["epoch"], data["id"]), st.dumps({"ok": True, "fenced": victim})),
-        ]
-        return [self._txn("fenced", [self._still_leader()], ops, victim=victim)]
+        return []

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from hakeeper.agent import state as st
 from hakeeper.agent.core import types as t
-from hakeeper.coord.store import Compacted, Event, LeaseExpired, StoreError
+from hakeeper.coord.store import Compacted, Event, LeaseExpired, Put, StoreError, absent
 from hakeeper.coord.watch import Changes, Snapshot
 from hakeeper.placement import Plan, schedule
 from hakeeper.resources.result import Status
@@ -35,7 +35,7 @@ REAP_RETRY = 0.05  # s between looks at an overdue lease the store cannot expire
 RETRY = 0.2
 
 
-_DECISIONS: dict[tuple[int, int], tuple[ClusterSpec, ClusterState, Plan]] = {}
+_DECISIONS: dict[tuple[int, str], tuple[ClusterSpec, Plan]] = {}
 
 
 class Brain(Protocol):
@@ -243,6 +243,8 @@ class Shell:
                 lambda exc: self.feed(t.TxnDone(tok, False, error=str(exc) or type(exc).__name__)),
                 2.0,
             )
+        elif isinstance(effect, t.Campaign):
+            self._campaign(effect)
         elif isinstance(effect, t.RunOp):
             self._run_op(
                 effect.rsc, effect.op, effect.timeout, effect.meta, lambda res: self.feed(t.OpDone(effect.token, res))
@@ -262,6 +264,30 @@ class Shell:
             sim.note(self.name, f"{effect.kind}: {effect.message}")
         elif isinstance(effect, t.Exit):
             self.crash(power=False)
+        # Cancel: a fence device already at work goes on (as a cancelled fence agent may have
+        # fenced already); the core ignores the answer of a token it cancelled.
+
+    def _campaign(self, c: t.Campaign) -> None:
+        """coord/election.campaign: put the leader key if absent; if that compare fails, read the
+        key (a second request): won if it holds this node's name under this lease (an earlier
+        campaign's transaction went through, its answer was lost)."""
+        sim, key, me = self.sim, self.sim.keys.leader, self.name.encode()
+        sim.note(self.name, "txn campaign")
+
+        def failed(exc: Exception) -> None:
+            self.feed(t.TxnDone(c.token, False, error=str(exc) or type(exc).__name__))
+
+        def read(kv: Any) -> None:
+            self.feed(t.TxnDone(c.token, kv is not None and kv.value == me and kv.lease == c.lease))
+
+        def answered(res: Any) -> None:
+            if res.succeeded:
+                self.feed(t.TxnDone(c.token, True))
+                return
+            sim.request(self, lambda s: s.get(key), read, failed, 2.0)
+
+        put = (Put(key, me, c.lease),)
+        sim.request(self, lambda s: s.txn((absent(key),), put), answered, failed, 2.0)
 
     def _run_op(self, rsc: str, op: str, timeout: float, meta: dict[str, str], done: Callable[[Any], None]) -> None:
         sim, machine = self.sim, self.machine
@@ -356,6 +382,7 @@ class Cluster:
         self.trace: list[tuple[float, str, str]] = []
         self.checks: Checks
         self._reaper_at = float("inf")
+        self.fences_end = 0.0  # when the last fence begun so far ends
 
     def note(self, who: str, what: str) -> None:
         self.trace.append((round(self.clock.now, 4), who, what))
@@ -464,19 +491,22 @@ class Cluster:
     # ----- the leader's helpers -----
 
     def decide(self, spec: ClusterSpec, state: ClusterState) -> Plan:
-        # The scheduler is pure: the same input gives the same plan. The adapter hands the same
-        # objects for the same store state, so they key the memo (kept alive with it).
-        key = (id(spec), id(state))
+        # The scheduler is pure: the same input gives the same plan. The leader's core parses
+        # each configuration once, so the spec is one object per configuration (kept alive in
+        # the memo, so its id is not reused); the state is keyed by its content without `now`,
+        # which only failure-timeout reads and the simulated configuration does not set.
+        key = (id(spec), state.model_dump_json(exclude={"now"}))
         found = _DECISIONS.get(key)
-        if found is None or found[0] is not spec or found[1] is not state:
+        if found is None or found[0] is not spec:
             if len(_DECISIONS) > 4096:
                 _DECISIONS.clear()
-            found = _DECISIONS[key] = (spec, state, schedule(spec, state))
-        return found[2]
+            found = _DECISIONS[key] = (spec, schedule(spec, state))
+        return found[1]
 
     def fence(self, shell: Shell, f: t.Fence) -> None:
         device = self.devices.setdefault(f.device, FenceDevice())
         took, ok = device.plan(self.rng, self.clock.now + f.delay)
+        self.fences_end = max(self.fences_end, self.clock.now + f.delay + took)
         self.note(shell.name, f"fencing {f.victim} with {f.device}")
 
         def done() -> None:

@@ -529,7 +529,7 @@ class Agent:
         # the leader would wait for it as long as this node lives). The claim also rewrites
         # the `claims` key, which the leader's publish compares: so either the leader sees the
         # claim and waits for it, or its new plan wins and the claim fails. Never both.
-        claim = f"{self.node}:{epoch}:{action.id}".encode()
+        claim = st.claim_value(self.node, epoch, action.id, self.keeper.lease)
         ops: list[Any] = [
             Put(self.keys.running_of(self.node), st.dumps({"epoch": epoch, "id": action.id}), self.keeper.lease),
             Put(self.keys.claims, claim),

@@ -13,7 +13,8 @@ Layout under /hakeeper/<cluster>/ (values are JSON):
   running/<node>          {"epoch", "id"}  bound to the node's lease   an action in flight
                           (a start or promote in flight also leaves a pending status report,
                           not bound to the lease: see pending_doc)
-  claims                  "<node>:<epoch>:<id>" of the last claim       serialises claims and plans
+  claims                  "<node>:<epoch>:<id>:<lease>" of the last     serialises claims and plans
+                          claim (see claim_value)
   fence/<node>            {"at", "ok", "device", "output"}               the leader
   tickets/<ticket>        {"granted": bool, "standby": bool, "at"}      `hakeeper ticket`
   attrs/<node>/<name>     "value"  bound to the node's lease             the node's agent (its
@@ -305,6 +306,18 @@ def status_doc(
 
 
 # The tasks whose claim leaves a pending report, and the role it reports.
+def claim_value(node: str, epoch: int, action_id: int, lease: int) -> bytes:
+    """What a claim writes to `claims`, which the leader's publish compares by value: it must
+    differ from every earlier claim the leader may have read. Node, epoch and action alone do not:
+    a node claims an action, is lost with it (its `running/` key goes with the lease), and its next
+    incarnation claims the same action of the same plan again; a leader that read the store
+    before that second claim found `claims` unchanged and published a new plan over an action
+    in flight, which then ran twice (the simulation's seeds 4233 and 4405: the VIP on two nodes).
+    The lease tells the incarnations apart; within one lease a claim of the same action again
+    is refused by the claim's `done` guard or finds its own `running/` key in the leader's view."""
+    return f"{node}:{epoch}:{action_id}:{lease:x}".encode()
+
+
 PENDING_ROLE = {"start": "Started", "promote": "Promoted"}
 
 

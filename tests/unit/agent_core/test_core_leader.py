@@ -91,6 +91,19 @@ def test_it_campaigns_then_publishes_by_compare_and_set() -> None:
     assert emitted[0].extra["epoch"] == 1  # type: ignore[union-attr]
 
 
+def test_a_follower_does_not_campaign_while_another_node_holds_the_key() -> None:
+    core = LeaderCore("b", "u")
+    held = values(leader=b"a", **{"members/a": {"probed": True}, "members/b": {"probed": True}})
+    assert core.handle(10.0, view(held)) == [] and not core.is_leader
+    assert core.handle(11.5, view(held)) == []  # nor a second later
+    # The key went (a's lease ended): the next step campaigns.
+    gone = {k: v for k, v in held.items() if k != K.leader}
+    assert isinstance(one(core.handle(11.6, view(gone)), t.Campaign), t.Campaign)
+    # Its own name under an earlier lease: it campaigns (election.campaign tells whose it is).
+    mine = LeaderCore("a", "u")
+    assert isinstance(one(mine.handle(10.0, view(held)), t.Campaign), t.Campaign)
+
+
 def test_a_refused_publish_says_nothing_and_the_next_step_comes_with_the_next_change() -> None:
     core = LeaderCore("b", "u")
     publish = one(lead(core, values(**{"members/b": {"probed": True}})), t.Txn)
@@ -143,10 +156,9 @@ def test_a_suspected_leader_is_taken_over_by_compare_and_set() -> None:
     assert take.ops == (Put(K.leader, b"b", LEASE),)  # type: ignore[union-attr]
     effects = core.handle(5.0, t.TxnDone(take.token, True))  # type: ignore[union-attr]
     assert core.is_leader and t.Emit("leader", "b is the leader (a's heartbeat stopped)") in effects
-    # Someone else holds the key and is not suspected: a follower stays one.
+    # Someone else holds the key and is not suspected: a follower stays one, without asking.
     other = LeaderCore("b", "u")
-    c = one(other.handle(5.0, view(vals)), t.Campaign)
-    assert other.handle(5.0, t.TxnDone(c.token, False)) == [] and not other.is_leader  # type: ignore[union-attr]
+    assert other.handle(5.0, view(vals)) == [] and not other.is_leader
 
 
 def fence_plan(core: LeaderCore) -> dict[str, bytes]:

@@ -5,8 +5,9 @@ One *step* is what the leader does on a change in the store, when the suspects c
 least every STEP_INTERVAL seconds (failure-timeout expiry and fence retries are timed):
 
   1. Leadership. Without a healthy lease it is not the leader. A leader whose heartbeat stopped
-     (a suspect) has its key taken over at once by compare-and-set on its name; otherwise a node
-     that is not the leader campaigns (puts the key bound to its lease if nobody holds it).
+     (a suspect) has its key taken over at once by compare-and-set on its name; a node that sees
+     another node's key does nothing more; otherwise a node that is not the leader campaigns
+     (puts the key bound to its lease if nobody holds it).
   2. Housekeeping, one transaction per step: expired fail counts, then fail counts of resources
      neither configured nor reported any more.
   3. Plan. The scheduler (`Decide`) runs on the store's values; a new epoch is published only if
@@ -129,6 +130,7 @@ class LeaderCore:
         self._due = False  # a step is owed regardless of changes (a fence ended, a change was held back)
         self._epoch_seen = 0
         self._bad_plan: bytes | None = None  # the unreadable plan last complained about
+        self._config: tuple[bytes | None, tuple[int, ClusterSpec] | None] = (None, None)
 
     # ----- driving -----
 
@@ -208,11 +210,14 @@ class LeaderCore:
             put = (Put(self.keys.leader, me, view.lease),)
             take = self._ask("takeover", lambda t: Txn(t, guard, put, "takeover"), view=view, holder=holder)
             return self._set_leader(False) + take
+        if holder is not None and holder != me:
+            # Another node leads: a campaign could only fail (the key exists), at two requests a
+            # step for every follower. Its key going (its lease ended) or its heartbeat stopping
+            # (above) is a change that brings the next step.
+            return self._set_leader(False)
         if holder is None or not self.is_leader:
             lease = view.lease
             return self._ask("campaign", lambda t: Campaign(t, lease), view=view)
-        if holder != me:
-            return self._set_leader(False)
         return self._lead(now, view)
 
     def _set_leader(self, value: bool) -> list[Effect]:
@@ -226,11 +231,21 @@ class LeaderCore:
     def _still_leader(self) -> Compare:
         return Compare(self.keys.leader, "value", "==", self.node.encode())
 
+    def _config_of(self, values: Mapping[str, bytes]) -> tuple[int, ClusterSpec] | None:
+        """st.config_of, parsed once per stored configuration: a step looks at it every second
+        and on every change, and validating the whole configuration each time was most of a step."""
+        raw = values.get(self.keys.config)
+        if raw is None:
+            return None
+        if raw != self._config[0]:
+            self._config = (raw, st.config_of(values, self.keys))
+        return self._config[1]
+
     def _lead(self, now: float, view: LeaderView | None) -> list[Effect]:
         if view is None:
             return []
         values = view.values
-        found = st.config_of(values, self.keys)
+        found = self._config_of(values)
         if found is None:
             return []
         spec = found[1]
@@ -278,7 +293,7 @@ class LeaderCore:
         doc = PlanDoc.of(answer.plan, epoch + 1, self.node, now)
         new_work = doc.work()
         outstanding = current.remaining(done) if current is not None else set()
-        found = st.config_of(values, self.keys)
+        found = self._config_of(values)
         changed = st.local_work(found[1] if found else None, new_work) != st.local_work(
             found[1] if found else None, outstanding)
         failed = any(not ok for ok in done.values())
@@ -310,7 +325,7 @@ class LeaderCore:
             return self._ask("publish", lambda t: Txn(t, compares, ops, "publish"), then=then, only_if_ok=True)
         if current is None:
             return []
-        found = st.config_of(values, self.keys)
+        found = self._config_of(values)
         return self._fence(now, found[1], current, done) if found is not None else []
 
     def _prune_events(self, values: Mapping[str, bytes]) -> list[Effect]:
