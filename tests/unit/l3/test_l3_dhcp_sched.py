@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hakeeper.errors import InputError
+from hakeeper.l3 import edits
 from hakeeper.l3.dhcp import dnsmasq_argv, hosts_text, layouts
 from hakeeper.l3.dhcpsched import DhcpHost, DhcpNetwork, networks_of, place, schedule_dhcp, server_address
 from hakeeper.l3.specfile import dump_router_spec, parse_router_spec
@@ -138,3 +139,14 @@ def test_bad_ports_and_settings_are_located(old: str, new: str, line: int, field
     p = exc.value.problems[0]
     assert (p.file, p.field, p.line) == ("r.yaml", field, line), p
     assert why in p.message
+
+
+def test_router_edits_keep_the_ports_and_refuse_to_strand_them() -> None:
+    spec = parse_router_spec(SPEC)
+    spec = edits.add_interface("router80", "vxlan-subnet82", "192.168.82.1/24")(spec)
+    assert spec.ports == parse_router_spec(SPEC).ports  # an edit of a router keeps every port
+    with pytest.raises(InputError, match="port 0: vxlan-subnet80 is no router's internal subnet"):
+        edits.remove_interface("router80", "vxlan-subnet80")(spec)
+    with pytest.raises(InputError, match="port 0"):
+        edits.delete("router80")(spec)
+    assert edits.remove_interface("router80", "empty81")(spec).ports == spec.ports
