@@ -245,3 +245,10 @@ def test_a_lost_node_the_instance_keeps_its_address_and_the_network_moves(dlab: 
     finally:
         os.kill(paused, signal.SIGCONT)
     assert d.instance is not None and f"inet {FIXED}/24" in d.instance.ip("addr", "show", "eth0").stdout
+    # The node returns (links back, agent restarted): it serves the network again and the third
+    # node's server goes (rendezvous hashing gives the network back its own nodes).
+    d.hosts[victim].restore("ha0")
+    d.hosts[victim].restore("in0")
+    d.start(victim)
+    took = d.wait_for(lambda: d.serving() == sorted(before), LOST_AFTER + 60, f"DHCP back on {before} only")
+    print(f"DHCP back on {victim} only {took:.1f} s after its agent started")
