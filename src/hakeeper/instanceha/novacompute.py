@@ -227,8 +227,9 @@ _OCF_KEPT = ("binary", "config", "additional_config", "additional_parameters")
 
 def from_ocf(params: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
     """Params of an `ocf:openstack:nova-compute` primitive -> those of instanceha:nova-compute,
-    and a warning for each param that has no meaning here (dropped)."""
+    and a warning for each param that has no meaning here (dropped). A warning names the param,
+    never its value: a dropped param may hold a secret."""
     kept = {k: v for k, v in params.items() if k in _OCF_KEPT}
-    notes = [f"param {k}={v!r} dropped: {_OCF_DROPPED.get(k, 'instanceha:nova-compute has no such param')}"
-             for k, v in params.items() if k not in _OCF_KEPT]
+    notes = [f"param {k} dropped: {_OCF_DROPPED.get(k, 'instanceha:nova-compute has no such param')}"
+             for k in params if k not in _OCF_KEPT]
     return kept, notes
