@@ -29,7 +29,7 @@ from hakeeper.l3.lab import ADVERT, BOUND, ECHO_PORT, FLOATING_IP, Router80Lab
 from hakeeper.l3.liveprobes import HostingWatch, Pinger, TcpSession
 from hakeeper.netlab.livedemo import Closable, Say, first_within, run_lab_demo, seconds, ticker
 
-PREFIX = "hkl3d"  # namespaces hkl3d-<pid>.<n>-*: apart from the l3 test modules' hkl3
+PREFIX = "hkrdm"  # namespaces hkrdm-<pid>.<n>-*: apart from the l3 test modules' (hkl3, hkl3d, ...)
 NEEDED = ("nft", "socat", "nsenter", "ping")
 
 
@@ -131,8 +131,8 @@ def run_scenario(lab: Router80Lab, say: Say, *, tick: float = 1.0, before: float
     table_new = first_at(watch.samples, killed, lambda s: s.get(new) == (True, "active"))
     echoes = list(session.echoes)
     return Outcome(
-        bound=BOUND, advert=ADVERT, takeover_s=takeover, traffic_back_s=traffic, pings_sent=sent,
-        pings_lost=lost, ping_gap_s=longest_gap(list(pinger.replies.values()), killed, end),
+        bound=BOUND, advert=ADVERT, resolution=watch.every, takeover_s=takeover, traffic_back_s=traffic,
+        pings_sent=sent, pings_lost=lost, ping_gap_s=longest_gap(list(pinger.replies.values()), killed, end),
         tcp_lines=len(session.sent), tcp_survived=session.all_echoed(),
         tcp_gap_s=longest_gap(echoes, killed, echoes[-1]) if echoes and echoes[-1] > killed else None,
         dead_unknown_s=dead, table_active_s=table_new, dual_active_s=longest_dual_active(watch.samples),
@@ -153,7 +153,8 @@ def describe(outcome: Outcome) -> list[str]:
         f"gap {outcome.ping_gap_s:.2f} s",
         f"TCP session ({outcome.tcp_lines} lines): {tcp}",
         f"list-hosting: the dead node `xxx`/`unknown` {seconds(outcome.dead_unknown_s)} s after the kill "
-        f"({in_time} one advert interval), the new node active after {seconds(outcome.table_active_s)} s",
+        f"({in_time} one advert interval, read every {outcome.resolution:g} s), the new node active after "
+        f"{seconds(outcome.table_active_s)} s",
         f"two nodes active at once: longest {outcome.dual_active_s:.2f} s ({dual})",
     ]
 

@@ -55,6 +55,7 @@ class Outcome:
 
     bound: float  # the VRRP bound: 3 x advert_int + skew
     advert: float
+    resolution: float  # how often list-hosting was read: a change is seen up to this much later
     takeover_s: float | None  # kill -> the standby's agent reports the router active
     traffic_back_s: float | None  # kill -> the first ping answered through the floating IP again
     pings_sent: int
@@ -77,7 +78,7 @@ class Outcome:
         return self.came_back and self.dual_active_s <= self.bound
 
     def dead_shown_in_time(self) -> bool:
-        return self.dead_unknown_s is not None and self.dead_unknown_s <= self.advert
+        return self.dead_unknown_s is not None and self.dead_unknown_s <= self.advert + self.resolution
 
     def result_line(self) -> str:
         return (f"RESULT takeover_s={seconds(self.takeover_s)} traffic_back_s={seconds(self.traffic_back_s)} "

@@ -227,9 +227,10 @@ ECHO_PORT = 7002  # the instance's echo server: a long-lived session's other end
 
 
 class Router80Lab:
-    """Seed 004's router80 on network nodes (one active, the others standby), an external client, an instance (192.168.80.10, floating IP 10.0.80.110) answering on 7001 and
-    echoing lines on ECHO_PORT, and the embedded store the agents report to. `start()` builds
-    and starts everything; `close()` removes all of it, also after a failed start."""
+    """Seed 004's router80 on network nodes (one active, the others standby), an external
+    client, an instance (192.168.80.10, floating IP 10.0.80.110) answering on 7001 and echoing
+    lines on ECHO_PORT, and the embedded store the agents report to. `start()` builds and starts
+    everything; `close()` removes all of it, also after a failed start."""
 
     def __init__(self, workdir: Path, prefix: str, nodes: tuple[str, ...] = ("network7", "network8"),
                  settings: Settings | None = None) -> None:
