@@ -177,13 +177,24 @@ class NovaView:
 Verdict = Literal["running", "not-running", "failed"]
 
 
+def reported_since(nova: NovaView, started_at: float) -> bool:
+    """Nova has a report made after the process began. Nova keeps whole seconds, so only a report
+    from the next second on is surely this process's (nova-compute takes seconds to make its
+    first one)."""
+    return nova.error is None and nova.updated_at >= math.floor(started_at) + 1
+
+
 def seen_up(nova: NovaView, started_at: float) -> bool:
     """Nova sees *this* process up: the service is up by a report made after the process began.
     Right after an identity move Nova still says "up" from the dead node's last report (for
-    service_down_time), which says nothing of the new process. Nova keeps whole seconds, so only
-    a report from the next second on is surely this process's (nova-compute takes seconds to
-    make its first one)."""
-    return nova.error is None and nova.state == "up" and nova.updated_at >= math.floor(started_at) + 1
+    service_down_time), which says nothing of the new process."""
+    return nova.state == "up" and reported_since(nova, started_at)
+
+
+def start_done(nova: NovaView, started_at: float) -> bool:
+    """A start is over when Nova has this process's report: up, or forced down (someone, an
+    evacuator say, marked the host down; Nova counts it down whatever it reports)."""
+    return reported_since(nova, started_at) and (nova.state == "up" or nova.forced_down)
 
 
 def judge_monitor(alive: bool, nova: NovaView | None, started_at: float, now: float,

@@ -122,6 +122,14 @@ def test_up_from_the_dead_nodes_last_report_is_not_this_process() -> None:
     assert not nc.seen_up(nc.NovaView(state="down", updated_at=1001), 1000.4)
 
 
+def test_a_start_is_over_with_this_process_report_up_or_forced_down() -> None:
+    assert nc.start_done(nc.NovaView(state="up", updated_at=1001), 1000.4)
+    assert nc.start_done(nc.NovaView(state="down", forced_down=True, updated_at=1001), 1000.4)
+    assert not nc.start_done(nc.NovaView(state="up", updated_at=1000), 1000.4)  # the dead node's report
+    assert not nc.start_done(nc.NovaView(state="down", updated_at=1001), 1000.4)
+    assert not nc.start_done(nc.NovaView(error="Nova does not answer", state="up", updated_at=1001), 1000.4)
+
+
 @given(st.floats(0, 1e6), st.floats(0, 1e6), st.sampled_from(["up", "down"]), st.booleans())
 def test_seen_up_only_by_a_report_made_after_the_start(started: float, report: float, state: str,
                                                        forced: bool) -> None:
@@ -129,6 +137,8 @@ def test_seen_up_only_by_a_report_made_after_the_start(started: float, report: f
     view = nc.NovaView(state=state, forced_down=forced, updated_at=float(int(report)))
     if nc.seen_up(view, started):
         assert state == "up" and report > started
+    if nc.start_done(view, started):
+        assert report > started and (state == "up" or forced)
 
 
 def test_ocf_params_translated_and_the_rest_dropped_with_a_reason() -> None:

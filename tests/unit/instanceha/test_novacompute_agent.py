@@ -89,3 +89,23 @@ def test_installed_names_what_is_missing(tmp_path: Path) -> None:
     nobin = make_agent("h1", "instanceha:nova-compute", {**params, "binary": "/nonexistent/nc"}, str(tmp_path))
     assert "not installed" in (nobin.installed() or "")
     assert os.path.isdir(tmp_path)
+
+
+def test_nova_not_answering_does_not_fail_the_start_or_the_monitor(tmp_path: Path) -> None:
+    # A clouds.yaml whose Nova endpoint is a closed port: nova-compute works without Nova's API,
+    # so the start ends at its timeout as a success that says Nova could not tell.
+    clouds = tmp_path / "clouds.yaml"
+    nova = "http://127.0.0.1:9/v2.1"
+    clouds.write_text(f"clouds:\n  lab:\n    auth_type: admin_token\n    auth: {{endpoint: '{nova}', token: t}}\n"
+                      f"    region_name: RegionOne\n    compute_endpoint_override: '{nova}'\n")
+
+    async def main() -> None:
+        params = setup(tmp_path, clouds_yaml=str(clouds), cloud="lab")
+        agent = make_agent("h1", "instanceha:nova-compute", params, str(tmp_path / "state"))
+        started = await agent.start(8)
+        assert started.status == Status.SUCCESS and "Nova could not tell" in started.output, started
+        watched = await agent.monitor(5)
+        assert watched.status == Status.SUCCESS and "Nova could not tell" in watched.output, watched
+        assert (await agent.stop(10)).status == Status.SUCCESS
+
+    asyncio.run(main())
