@@ -266,6 +266,13 @@ def add_orderings(spec: ClusterSpec, cluster: Cluster, acts: ActionSet) -> list[
             for before, after in zip(entity.members, entity.members[1:], strict=False):
                 _order(before, "start", after, "start", "Mandatory", True, acts, pending)
                 _order(before, "promote", after, "promote", "Mandatory", True, acts, pending)
+        if isinstance(entity, CloneE) and entity.ordered:
+            # An ordered clone (meta ordered=true) starts its instances one after another, in
+            # instance order, and stops them in the reverse order, as Pacemaker does. The orders
+            # are optional: they only sequence actions that are in the same transition anyway.
+            for earlier, later in itertools.pairwise(entity.instances):
+                _link(earlier, "start", later, "start", False, acts, False, True)
+                _link(later, "stop", earlier, "stop", False, acts, False, False)
     # A set with require-all=false: what follows needs one of its members ("one or more").
     set_gates: dict[tuple[str, int, str], tuple[Entity, list[Entity]]] = {}
     for order in spec.constraints.order:

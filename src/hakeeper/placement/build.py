@@ -199,6 +199,7 @@ def _build_resources(spec: ClusterSpec, cluster: Cluster) -> None:
             entity.clone_max = cmax
             entity.clone_node_max = meta.clone_node_max or 1
             entity.interleave = bool(meta.interleave)
+            entity.ordered = bool(meta.ordered)
             entity.unique = bool(meta.globally_unique)
             entity.promotable = bool(meta.promotable)
             entity.promoted_max = meta.promoted_max if meta.promoted_max is not None else 1

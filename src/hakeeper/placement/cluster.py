@@ -117,6 +117,7 @@ class CloneE(Entity):
     clone_max: int = 0
     clone_node_max: int = 1
     interleave: bool = False
+    ordered: bool = False  # instances started one after another, stopped in the reverse order
     promotable: bool = False
     promoted_max: int = 1
     promoted_node_max: int = 1

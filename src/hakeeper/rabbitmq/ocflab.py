@@ -31,9 +31,9 @@ MOUNTS = 'mount --bind "$1" {lib} && mount --bind "$2" {log} && mount --bind "$3
 
 def ocf_spec(lab: RabbitLab, monitor: str = "10s") -> str:
     """The cluster as Pacemaker deployments run it: the agent as a clone with notify=true (its
-    post-stop notification forgets a stopped node). Pacemaker setups add ordered=true, which
-    hakeeper does not honour yet: the test brings the first node in alone (the others in
-    standby), as three first starts at once would found three clusters."""
+    post-stop notification forgets a stopped node) and ordered=true (its instances start one
+    after another: three first starts at once would each find no node running and found three
+    clusters)."""
     return spec_header(lab, fencing=False) + f"""\
     - id: rabbitmq
       agent: ocf:heartbeat:rabbitmq-cluster
@@ -47,7 +47,7 @@ def ocf_spec(lab: RabbitLab, monitor: str = "10s") -> str:
   clones:
     - id: rabbitmq-clone
       child: rabbitmq
-      meta: {{notify: true, interleave: true}}
+      meta: {{notify: true, interleave: true, ordered: true}}
 """
 
 
