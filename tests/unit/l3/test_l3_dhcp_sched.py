@@ -4,6 +4,9 @@ the DHCP port addresses, the instance ports in the spec, and dnsmasq's configura
 from __future__ import annotations
 
 import ipaddress
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -150,3 +153,25 @@ def test_router_edits_keep_the_ports_and_refuse_to_strand_them() -> None:
     with pytest.raises(InputError, match="port 0"):
         edits.delete("router80")(spec)
     assert edits.remove_interface("router80", "empty81")(spec).ports == spec.ports
+
+
+def _hakeeper(*args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[3] / "src"))
+    return subprocess.run([sys.executable, "-m", "hakeeper", *args], capture_output=True, text=True, env=env,
+                          timeout=120, check=False)
+
+
+def test_the_agent_refuses_bad_dhcp_input_with_exit_2(tmp_path: Path) -> None:
+    spec = tmp_path / "r.yaml"
+    spec.write_text(SPEC.replace("dhcp-agents-per-network: 2", "dhcp-agents-per-network: 0"))
+    res = _hakeeper("l3-agent", "--node", "n1", "--nodes", "n1,n2", "--spec", str(spec),
+                    "--dhcp-dir", "/run/hakeeper/dhcp")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert f"{spec}:1: settings.dhcp-agents-per-network:" in res.stderr, res.stderr
+    tmp_path.chmod(0o700)  # dnsmasq (as nobody) could not read its hosts file below it
+    res = _hakeeper("l3-agent", "--node", "n1", "--nodes", "n1,n2", "--spec", str(spec),
+                    "--dhcp-dir", str(tmp_path / "dhcp"))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    named = res.stderr.split(f"--dhcp-dir {tmp_path / 'dhcp'}: ", 1)[-1].split(" is not searchable", 1)[0]
+    assert Path(named) in (tmp_path, *tmp_path.parents), res.stderr
+    assert not (tmp_path / "dhcp").exists()
