@@ -131,6 +131,7 @@ class LeaderCore:
         self._epoch_seen = 0
         self._bad_plan: bytes | None = None  # the unreadable plan last complained about
         self._config: tuple[bytes | None, tuple[int, ClusterSpec] | None] = (None, None)
+        self._plan: tuple[bytes | None, PlanDoc | None] = (None, None)
 
     # ----- driving -----
 
@@ -273,7 +274,10 @@ class LeaderCore:
         if raw is None:
             return None, 0, False
         try:
-            current = parse(raw)
+            # Parsed once per stored plan: the plan stays the same over most steps.
+            cached_raw, cached = self._plan
+            current = cached if cached is not None and raw == cached_raw else parse(raw)
+            self._plan = (raw, current)
         except PlanError as exc:
             if raw != self._bad_plan:
                 log.error("%s; publishing a new plan over it", exc)
