@@ -187,7 +187,8 @@ class DhcpServices:
     async def supervise_forever(self, period: float) -> None:
         while True:
             await asyncio.sleep(period)
-            await self.run("supervise")
+            if self.applied:  # most nodes serve no DHCP: no worker thread every period for nothing
+                await self.run("supervise")
 
     def apply(self, spec: RouterSpec, nodes: Sequence[str], down: Sequence[str]) -> None:
         """Blocking (`ip`, `nsenter`): the agent runs it on a worker thread."""
