@@ -44,6 +44,9 @@ KINDS = ("kill-agent", "stop-agent", "kill-etcd", "stop-etcd", "kill-service", "
          "partition-both", "partition-in", "partition-out", "monitor-fail", "fence-fail")
 ISOLATING = {"link-down", "partition-both", "partition-in", "partition-out", "stop-service"}
 PROBE_TIMEOUT = 2.0  # seconds: no answer by then is a lost request
+# Seconds to wait, after a fence-fail's heal, for the fence the cluster then carries out (it
+# retries a failed fence every 3 s; the rest is room for a loaded machine).
+FENCE_AFTER_HEAL = 20.0
 SINGLE = ("p_mysql", "p_rabbitmq", "p_keystone", "p_glance-registry", "p_glance-api")
 CLONED = ("p_ovs", "haproxy", "p_api")
 
@@ -286,9 +289,11 @@ class Rig:
         return "UP" in flags
 
     def undo(self, f: Fault) -> None:
-        """The heal proper: the fault's effect taken away (restarts follow in `restore`)."""
+        """The heal proper: the fault's effect taken away (restarts follow in `restore`). After a
+        fence-fail the harness keeps holding until `await_fence` has seen what the cluster does
+        with the device back."""
         with self.mutex:
-            self.holding = False
+            self.holding = f.kind == "fence-fail"
             for n, h in self.cl.hosts.items():
                 self.fence_path(n, True)
                 h.run(["nft", "delete table inet hksoak"])
@@ -298,6 +303,25 @@ class Rig:
             agent = self.cl.agents.get(f.node)
             if f.kind == "link-down" and agent is not None and agent.poll() is None:
                 self.cl.hosts[f.node].ip("link", "set", IFNAME, "up", check=False)
+
+    def await_fence(self, n: str, timeout: float) -> bool:
+        """After a fence-fail on node n (its agent killed while no fence could reach it): once
+        the device works again, the cluster fences n if n ran resources, and what n ran fails
+        over then. That failover is the fault's doing, so the heal is recorded after it began,
+        never before (requests lost to it were counted outside every window). True if n was
+        fenced (its link went down) within `timeout`."""
+        try:
+            if not self.pids.get(n):  # it ran nothing: the cluster has no reason to fence it
+                return False
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if not self.link_up(n):
+                    return True
+                time.sleep(0.1)
+            return False
+        finally:
+            with self.mutex:
+                self.holding = False
 
     def restore(self) -> list[str]:
         """Every node back as it should be. A fenced node (the fence kills everything and takes the
@@ -493,10 +517,11 @@ class Soak:
             self.log({"event": "fault", "n": i, **asdict(f), "what": what})
             time.sleep(f.hold)
             rig.undo(f)
+            fenced = rig.await_fence(f.node, FENCE_AFTER_HEAL) if f.kind == "fence-fail" else None
             with self.lock:
                 self.obs.heal(time.monotonic())
             done = rig.restore()
-            self.log({"event": "heal", "n": i, "repaired": done})
+            self.log({"event": "heal", "n": i, "repaired": done, **({} if fenced is None else {"fenced": fenced})})
             ok = self.settled_now(self.obs.bounds.recovery + 1.0)
             w = self.obs.windows[-1]
             after = w.recovered - w.healed if w.recovered is not None and w.healed is not None else None
