@@ -150,11 +150,13 @@ class HaCluster:
             )
 
     def hk(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        # 240 s: at load 55 on this 2-core machine `config apply` (Python's start, hakeeper's
+        # imports, the placement preview) took longer than 60 s.
         return subprocess.run(
             [sys.executable, "-m", "hakeeper", *args, "--etcd", self.endpoint],
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=240,
             check=check,
             env=self.env(),
         )
@@ -341,7 +343,7 @@ class HaCluster:
         deadline = time.monotonic() + timeout
         while True:
             # OSError: an API call that timed out under load is asked again at the next poll.
-            with contextlib.suppress(subprocess.CalledProcessError, ValueError, OSError):
+            with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired, ValueError, OSError):
                 if check():
                     return
             if time.monotonic() > deadline:

@@ -6,6 +6,7 @@
     hakeeper demo [--no-live] [--quick] [--rounds N]   a live failover in network namespaces
     hakeeper demo galera                              real Galera: a kill, a full outage, nothing lost
     hakeeper demo rabbitmq                            real RabbitMQ: the same, with confirmed messages
+    hakeeper demo instances                           real Nova: a compute killed, fenced, evacuated
     hakeeper demo routers                             L3 HA: router80's active network node killed
 """
 
@@ -124,6 +125,10 @@ def _demo(args: argparse.Namespace) -> int:
         from hakeeper.rabbitmq.demo import run_demo as run_rabbitmq_demo
 
         return run_rabbitmq_demo(workdir=args.workdir)
+    if args.what == "instances":
+        from hakeeper.instanceha.demo import run_demo as run_instances_demo
+
+        return run_instances_demo(workdir=args.workdir)
     if args.what == "routers":
         from hakeeper.l3.demo import run_demo as run_routers_demo
 
@@ -146,11 +151,12 @@ def register(subparsers: Any) -> None:
     _register_import(subparsers)
 
     d = subparsers.add_parser("demo", help="a live controller failover in network namespaces (root)")
-    d.add_argument("what", nargs="?", choices=("controllers", "galera", "rabbitmq", "routers"),
+    d.add_argument("what", nargs="?", choices=("controllers", "galera", "rabbitmq", "instances", "routers"),
                    default="controllers",
                    help="controllers (default): VIPs and haproxy fail over; galera: three real MariaDB "
                         "Galera nodes, a writer through the VIP, a database killed, then a full outage; "
                         "rabbitmq: three real brokers, a quorum queue's leader killed, then every broker; "
+                        "instances: real Nova, a compute host killed, its instances evacuated after the fence; "
                         "routers: seed 004's router80 on two network nodes, the active one killed")
     d.add_argument("--no-live", action="store_true", help="plain line output, no live terminal view")
     d.add_argument("--quick", action="store_true", help="shorter phases (for CI)")
