@@ -26,6 +26,9 @@ DRIVER_SOURCE = Path(__file__).with_name("nova_driver.py")
 # Runs a WSGI app under gunicorn (one gthread worker). Nova and Neutron parse sys.argv when they are
 # imported, and gunicorn's own arguments make them fail: the app is imported with argv replaced by
 # the program name and the app's own arguments. HAKEEPER_PRELOAD names modules to import first.
+# limit_request_line 0 (no limit, as behind Apache or uwsgi): Nova asks Neutron for the ports of up
+# to 150 servers in one query string (~7 KB), over gunicorn's 4094-byte default, so listing ~90 or
+# more servers failed with HTTP 500.
 GUNICORN_LAUNCHER = """
 import importlib, os, sys
 from gunicorn.app.base import BaseApplication
@@ -33,7 +36,8 @@ target, bind, prog, *app_args = sys.argv[1:]
 class App(BaseApplication):
     def load_config(self):
         for key, value in {"bind": bind, "workers": 1, "worker_class": "gthread", "threads": 8,
-                           "timeout": 120, "graceful_timeout": 2, "control_socket_disable": True}.items():
+                           "timeout": 120, "graceful_timeout": 2, "control_socket_disable": True,
+                           "limit_request_line": 0}.items():
             if key in self.cfg.settings:  # older gunicorns have no control socket (shared by all)
                 self.cfg.set(key, value)
     def load(self):
