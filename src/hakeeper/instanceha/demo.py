@@ -115,14 +115,25 @@ def state_line(ha: HaCluster, since: float) -> str:
     return " | ".join(parts) + f" | recovery: {recovery}"
 
 
+def _recovery(ha: HaCluster, victim: str, dead_at: float) -> dict[str, Any] | None:
+    """The recovery of `victim` begun after `dead_at`, read from the store in-process (a
+    `hakeeper recovery list` process took seconds at load, and the story lagged behind)."""
+    try:
+        recs = view.recoveries(store_values(ha), st.Keys(ha.tag))
+    except Exception:  # the store busy: asked again at the next poll
+        return None
+    mine = [r.as_json() for r in recs if r.node == victim and r.fenced_at >= dead_at]
+    return mine[-1] if mine else None
+
+
 def _since(ha: HaCluster, victim: str, dead_at: float, field: str) -> float | None:
-    rec = ha.latest_recovery(victim, dead_at)
+    rec = _recovery(ha, victim, dead_at)
     at = float(rec.get(field) or 0.0) if rec else 0.0
     return at - dead_at if at else None
 
 
 def _recovery_over(ha: HaCluster, victim: str, dead_at: float) -> float | None:
-    rec = ha.latest_recovery(victim, dead_at) or {}
+    rec = _recovery(ha, victim, dead_at) or {}
     return float(rec.get("finished_at") or time.time()) if rec.get("phase") in ("done", "failed") else None
 
 

@@ -30,7 +30,8 @@ IFNAME = "eth0"
 
 
 def spec(
-    computes: list[str], gate: str, clouds_yaml: str, etcd: str, tag: str, parallel: int = 8, reserved: str = ""
+    computes: list[str], gate: str, clouds_yaml: str, etcd: str, tag: str, parallel: int = 8, reserved: str = "",
+    node_timeout: str = "1500ms",
 ) -> str:
     nodes = ", ".join(f"{{name: {n}}}" for n in ["controller", *computes])
     return f"""\
@@ -38,7 +39,7 @@ cluster:
   name: {tag}
   stonith-enabled: true
   no-quorum-policy: stop
-  node-timeout: 1500ms
+  node-timeout: {node_timeout}
 nodes: [{nodes}]
 resources:
   primitives:
@@ -63,8 +64,11 @@ constraints:
 
 
 class HaCluster:
-    def __init__(self, lab: NovaLab, workdir: Path, tag: str = "ihatest", parallel: int = 8) -> None:
+    def __init__(
+        self, lab: NovaLab, workdir: Path, tag: str = "ihatest", parallel: int = 8, node_timeout: str = "1500ms"
+    ) -> None:
         self.lab, self.workdir, self.tag, self.parallel = lab, workdir, tag, parallel
+        self.node_timeout = node_timeout
         self.nodes = ["controller", *lab.compute_names]
         ctl = lab.hosts["controller"]
         self.etcd = Cluster([Member("e1", lab.ctl.ip, 2379, 2380, str(workdir / "etcd"), netns=ctl.ns)], token=tag)
@@ -99,7 +103,7 @@ class HaCluster:
         evacuator keeps the parameters it started with until it is started again."""
         text = spec(
             self.lab.compute_names, self.gate, str(self.lab.clouds_yaml), self.endpoint, self.tag, self.parallel,
-            reserved,
+            reserved, self.node_timeout,
         )
         path = self.workdir / "cluster.yaml"
         path.write_text(text)
