@@ -2,5 +2,6 @@
 
 Everything runs on one simulated clock from one seeded random.Random: no asyncio, no wall clock, no
 threads. The same seed gives the same trace. See docs/simulation.md for the model, what runs real
-hakeeper code and what is an adapter, and the invariants checked after every step.
+hakeeper code (the leader: the real LeaderCore) and what is an adapter (the node side), and the
+invariants checked after every step.
 """

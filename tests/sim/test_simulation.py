@@ -42,7 +42,7 @@ def test_regression_seed(seed: int, bug: Any) -> None:
     pytest.xfail(f"known bug {bug.name} ({bug.owner}): {out.message}")
 
 
-@pytest.mark.timeout(900)  # ~140 s on two idle cores; far longer on a loaded machine
+@pytest.mark.timeout(900)  # ~80 s on two idle cores (159 CPU-s); far longer on a loaded machine
 def test_many_seeds() -> None:
     """Every failure must be a known, listed bug; a new kind of failure fails with its trace."""
     t0 = time.perf_counter()
