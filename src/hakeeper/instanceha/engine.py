@@ -62,6 +62,17 @@ class Options:
     interval: float = 0.5  # s between rounds
 
 
+@dataclass(frozen=True)
+class NovaView:
+    """One round's view of the instances being evacuated: whether Nova answered, what it said,
+    when it was asked (wall time), and whether it was not asked only to pace the listings."""
+
+    ok: bool
+    instances: dict[str, rc.NovaInstance]
+    asked: float
+    paused: bool = False
+
+
 class Engine:
     def __init__(
         self, store: Store, keys: st.Keys, node: str, nova: Callable[[], Nova], settings: Settings, options: Options
@@ -133,16 +144,17 @@ class Engine:
         except NovaError as exc:
             log.warning("Nova is not ready yet (tried again when a host is lost): %s", exc.reason)
 
-    async def nova_view(self, recs: dict[rc.Key, Recovery]) -> tuple[bool, dict[str, rc.NovaInstance]]:
+    async def nova_view(self, recs: dict[rc.Key, Recovery]) -> NovaView:
         active = [r for r in recs.values() if r.phase == Phase.EVACUATING]
         if not active:
-            return True, {}
+            return NovaView(True, {}, time.time())
         if time.monotonic() < self.next_view:
-            # No view this round (so no decision on these instances): the listing is the costliest
+            # No view this round (only first attempts go out): the listing is the costliest
             # call, and Nova's API serves it with the threads that take the evacuations.
-            return False, {}
+            return NovaView(False, {}, time.time(), paused=True)
         o = self.options
         ids = {i.id for r in active for i in r.instances}
+        asked = time.time()  # before the call: what it shows may predate anything accepted since
         began = time.monotonic()
         try:
             views: dict[str, rc.NovaInstance] = await self.nova(lambda n: n.instances(ids, o.ha_tag, o.ha_flavor_key))
@@ -156,8 +168,8 @@ class Engine:
                         views[inst.id] = _with_evacuations(views[inst.id], count)
         except NovaError as exc:
             log.warning("Nova's view: %s", exc.reason)
-            return False, {}
-        return True, views
+            return NovaView(False, {}, asked)
+        return NovaView(True, views, asked)
 
     async def services_updated(self, recs: dict[rc.Key, Recovery]) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -181,7 +193,7 @@ class Engine:
             )
         recs = {k: r for k, (r, _) in (await read_recoveries(self.store, self.keys)).items()}
         await self._note_losses(set(incarnations))
-        nova_ok, views = await self.nova_view(recs)
+        view = await self.nova_view(recs)
         world = rc.World(
             me=self.me,
             now=time.time(),
@@ -190,8 +202,10 @@ class Engine:
             fences=fences,
             incarnations=incarnations,
             recoveries=recs,
-            nova_ok=nova_ok,
-            instances=views,
+            nova_ok=view.ok,
+            instances=view.instances,
+            viewed_at=view.asked,
+            view_paused=view.paused,
             service_updated=await self.services_updated(recs),
             in_flight=frozenset(self.in_flight),
             busy=frozenset(self.busy),

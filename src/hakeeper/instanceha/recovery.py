@@ -16,6 +16,7 @@ The rules that keep a recovery safe:
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -64,6 +65,13 @@ class World:
     recoveries: Mapping[Key, Recovery]
     nova_ok: bool = True  # Nova answered this round: the instance views below are complete
     instances: Mapping[str, NovaInstance] = dataclasses.field(default_factory=dict)
+    # Wall time at which the views above were asked (inf: as of `now`). A view asked before an
+    # evacuation was accepted still shows the instance idle on the dead host: it says nothing
+    # about that evacuation, and read as Nova giving up it would waste an attempt.
+    viewed_at: float = math.inf
+    # No view this round only to spare Nova's API (the engine paces its listings), not because
+    # Nova failed: first attempts, which need no view, still go out.
+    view_paused: bool = False
     service_updated: Mapping[str, str] = dataclasses.field(default_factory=dict)  # host -> updated_at
     in_flight: frozenset[str] = frozenset()  # instances this engine is calling evacuate for
     busy: frozenset[Key] = frozenset()  # recoveries with a host step (force down, list) in flight
@@ -137,7 +145,7 @@ def decide(world: World) -> list[Action]:
             actions.append(ForceDown(key, rec.host))
         elif rec.phase == Phase.FORCED_DOWN:
             actions.append(ListInstances(key, rec.host))
-        elif world.nova_ok:
+        elif world.nova_ok or world.view_paused:
             more = _evacuating(world, rec, world.settings.parallel - in_flight)
             in_flight += sum(1 for a in more if isinstance(a, Evacuate))
             actions += more
@@ -198,32 +206,40 @@ def _after(world: World, rec: Recovery) -> list[Action]:
 
 
 def _evacuating(world: World, rec: Recovery, room: int) -> list[Action]:
+    """Settle instances from Nova's view, and in the same round claim and evacuate pending ones up
+    to `room` (waiting a round between the two held a 100-instance recovery to a few calls per
+    listing). Without a view (paused), only first attempts go out: they need none."""
     s = world.settings
     key = (rec.node, rec.failure)
     if s.reserved and not rec.reserved_enabled:
         return [EnableReserved(key, s.reserved)]
-    out: list[Action] = []
     settled = rec
-    for inst in rec.instances:
-        new = _settle(world, rec, inst)
-        if new is not None and new != inst:
-            settled = settled.with_instance(new)
-    if settled != rec:
-        return [Update(settled, "instances settled from Nova's view")]
-    pending = [i for i in rec.instances if i.state == InstanceState.PENDING and i.id not in world.in_flight]
+    if world.nova_ok:
+        for inst in rec.instances:
+            new = _settle(world, rec, inst)
+            if new is not None and new != inst:
+                settled = settled.with_instance(new)
+    pending = [
+        i
+        for i in settled.instances
+        if i.state == InstanceState.PENDING and i.id not in world.in_flight and (world.nova_ok or i.attempts == 0)
+    ]
+    evacuations: list[Action] = []
     for inst in sorted(pending, key=lambda i: (not i.ha, i.name, i.id))[: max(0, room)]:
         target = s.reserved[inst.attempts % len(s.reserved)] if s.reserved else ""
-        out.append(Evacuate(key, inst.id, target))
-    if not out and all(i.state in (InstanceState.EVACUATED, InstanceState.FAILED) for i in rec.instances):
-        failed = rec.count(InstanceState.FAILED)
+        evacuations.append(Evacuate(key, inst.id, target))
+    if not evacuations and all(i.state in (InstanceState.EVACUATED, InstanceState.FAILED) for i in settled.instances):
+        failed = settled.count(InstanceState.FAILED)
         done = dataclasses.replace(
-            rec,
+            settled,
             phase=Phase.FAILED if failed else Phase.DONE,
             finished_at=world.now,
-            reason=f"{failed} of {len(rec.instances)} instances could not be evacuated" if failed else "",
+            reason=f"{failed} of {len(settled.instances)} instances could not be evacuated" if failed else "",
         )
-        out.append(Update(done, "every instance settled"))
-    return out
+        return [Update(done, "every instance settled")]
+    # The settled record is written first; each claim then reads the record as it is by then.
+    update: list[Action] = [Update(settled, "instances settled from Nova's view")] if settled != rec else []
+    return update + evacuations
 
 
 def _settle(world: World, rec: Recovery, inst: InstanceRecord) -> InstanceRecord | None:
@@ -253,7 +269,10 @@ def _settle(world: World, rec: Recovery, inst: InstanceRecord) -> InstanceRecord
         if nova.task_state == "rebuilding" or (nova.evacuations or 0) > inst.accepted:
             return _issued(inst, nova, world.now)
         return None
-    # ISSUED: Nova gave up when it is back to no task on the dead host, or in ERROR.
+    # ISSUED: Nova gave up when it is back to no task on the dead host, or in ERROR; a view asked
+    # before the evacuation was accepted cannot tell.
+    if world.viewed_at <= inst.issued_at:
+        return None
     if nova.status == "ERROR" or (nova.task_state is None and nova.host == rec.host):
         return _attempt_failed(inst, f"Nova left it {nova.status} on {nova.host}", s)
     if world.now - inst.issued_at > s.evacuate_timeout:

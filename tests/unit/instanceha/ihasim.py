@@ -121,15 +121,32 @@ class Engine:
     nova: FakeNova
     settings: Settings
     in_flight: set[str] = field(default_factory=set)
+    # The views of this engine's last listing and when it was asked: a "stale" round decides from
+    # them (a listing asked before the round's evacuations were accepted, as a slow one is).
+    last_view: tuple[float, dict[str, rc.NovaInstance]] = (0.0, {})
 
-    def world(self, now: float, fences: dict[str, rc.Fence], members: dict[str, int], quorum: bool) -> rc.World:
+    def world(
+        self, now: float, fences: dict[str, rc.Fence], members: dict[str, int], quorum: bool,
+        view: str = "fresh",
+    ) -> rc.World:
+        """`view`: "fresh" (asked now), "stale" (the last listing again) or "paused" (none asked,
+        to spare Nova's API)."""
         recs = {k: r for k, (r, _) in self.store.records.items()}
         ids = {i.id for r in recs.values() for i in r.instances}
-        try:
-            views = {i: self.nova.view(self.nova.servers[i], actions=True) for i in ids if i in self.nova.servers}
-            nova_ok = not self.nova.unreachable
-        except Refused:
+        viewed_at = now
+        if view == "paused":
             views, nova_ok = {}, False
+        elif view == "stale":
+            viewed_at, views = self.last_view
+            nova_ok = not self.nova.unreachable
+        else:
+            try:
+                views = {i: self.nova.view(self.nova.servers[i], actions=True) for i in ids if i in self.nova.servers}
+                nova_ok = not self.nova.unreachable
+            except Refused:
+                views, nova_ok = {}, False
+            if nova_ok:
+                self.last_view = (now, views)
         updated = {h: str(v) for h, v in self.nova.updated.items()}
         return rc.World(
             me=self.name,
@@ -141,6 +158,8 @@ class Engine:
             recoveries=recs,
             nova_ok=nova_ok,
             instances=views if nova_ok else {},
+            viewed_at=viewed_at,
+            view_paused=view == "paused",
             service_updated=updated,
             in_flight=frozenset(self.in_flight),
         )
