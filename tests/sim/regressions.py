@@ -113,6 +113,11 @@ REGRESSIONS: list[tuple[int, KnownBug | None]] = [
     #   that came in while the claim was out; the daemon's `changed` event keeps it.
     # - 2029 (simulation bug, "not settled"): a 28 s fence by a slow device begun before the
     #   heal; the settle now counts from the end of the last fence in flight at the heal.
+    # Found by the long run with the real LeaderCore (seeds 0-21999), not diagnosed yet (open,
+    # strict xfail): a node lost with db running comes back and registers before its fence; while
+    # it has not probed, db is started elsewhere. The unprobed-member class again (928's kind).
+    (12609, UNPROBED_MEMBER_RUNS_NOTHING),
+    (21505, UNPROBED_MEMBER_RUNS_NOTHING),
     (4233, None),
     (4405, None),
     (4970, None),
