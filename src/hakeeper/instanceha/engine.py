@@ -64,13 +64,12 @@ class Options:
 
 @dataclass(frozen=True)
 class NovaView:
-    """One round's view of the instances being evacuated: whether Nova answered, what it said,
-    when it was asked (wall time), and whether it was not asked only to pace the listings."""
+    """One round's view of the instances being evacuated: whether Nova answered (or was asked at
+    all: the listings are paced), what it said, and when it was asked (wall time)."""
 
     ok: bool
     instances: dict[str, rc.NovaInstance]
     asked: float
-    paused: bool = False
 
 
 class Engine:
@@ -149,9 +148,9 @@ class Engine:
         if not active:
             return NovaView(True, {}, time.time())
         if time.monotonic() < self.next_view:
-            # No view this round (only first attempts go out): the listing is the costliest
+            # No view this round (so no decision on these instances): the listing is the costliest
             # call, and Nova's API serves it with the threads that take the evacuations.
-            return NovaView(False, {}, time.time(), paused=True)
+            return NovaView(False, {}, time.time())
         o = self.options
         ids = {i.id for r in active for i in r.instances}
         asked = time.time()  # before the call: what it shows may predate anything accepted since
@@ -205,7 +204,6 @@ class Engine:
             nova_ok=view.ok,
             instances=view.instances,
             viewed_at=view.asked,
-            view_paused=view.paused,
             service_updated=await self.services_updated(recs),
             in_flight=frozenset(self.in_flight),
             busy=frozenset(self.busy),

@@ -69,9 +69,6 @@ class World:
     # evacuation was accepted still shows the instance idle on the dead host: it says nothing
     # about that evacuation, and read as Nova giving up it would waste an attempt.
     viewed_at: float = math.inf
-    # No view this round only to spare Nova's API (the engine paces its listings), not because
-    # Nova failed: first attempts, which need no view, still go out.
-    view_paused: bool = False
     service_updated: Mapping[str, str] = dataclasses.field(default_factory=dict)  # host -> updated_at
     in_flight: frozenset[str] = frozenset()  # instances this engine is calling evacuate for
     busy: frozenset[Key] = frozenset()  # recoveries with a host step (force down, list) in flight
@@ -145,7 +142,7 @@ def decide(world: World) -> list[Action]:
             actions.append(ForceDown(key, rec.host))
         elif rec.phase == Phase.FORCED_DOWN:
             actions.append(ListInstances(key, rec.host))
-        elif world.nova_ok or world.view_paused:
+        elif world.nova_ok:
             more = _evacuating(world, rec, world.settings.parallel - in_flight)
             in_flight += sum(1 for a in more if isinstance(a, Evacuate))
             actions += more
@@ -206,40 +203,32 @@ def _after(world: World, rec: Recovery) -> list[Action]:
 
 
 def _evacuating(world: World, rec: Recovery, room: int) -> list[Action]:
-    """Settle instances from Nova's view, and in the same round claim and evacuate pending ones up
-    to `room` (waiting a round between the two held a 100-instance recovery to a few calls per
-    listing). Without a view (paused), only first attempts go out: they need none."""
     s = world.settings
     key = (rec.node, rec.failure)
     if s.reserved and not rec.reserved_enabled:
         return [EnableReserved(key, s.reserved)]
+    out: list[Action] = []
     settled = rec
-    if world.nova_ok:
-        for inst in rec.instances:
-            new = _settle(world, rec, inst)
-            if new is not None and new != inst:
-                settled = settled.with_instance(new)
-    pending = [
-        i
-        for i in settled.instances
-        if i.state == InstanceState.PENDING and i.id not in world.in_flight and (world.nova_ok or i.attempts == 0)
-    ]
-    evacuations: list[Action] = []
+    for inst in rec.instances:
+        new = _settle(world, rec, inst)
+        if new is not None and new != inst:
+            settled = settled.with_instance(new)
+    if settled != rec:
+        return [Update(settled, "instances settled from Nova's view")]
+    pending = [i for i in rec.instances if i.state == InstanceState.PENDING and i.id not in world.in_flight]
     for inst in sorted(pending, key=lambda i: (not i.ha, i.name, i.id))[: max(0, room)]:
         target = s.reserved[inst.attempts % len(s.reserved)] if s.reserved else ""
-        evacuations.append(Evacuate(key, inst.id, target))
-    if not evacuations and all(i.state in (InstanceState.EVACUATED, InstanceState.FAILED) for i in settled.instances):
-        failed = settled.count(InstanceState.FAILED)
+        out.append(Evacuate(key, inst.id, target))
+    if not out and all(i.state in (InstanceState.EVACUATED, InstanceState.FAILED) for i in rec.instances):
+        failed = rec.count(InstanceState.FAILED)
         done = dataclasses.replace(
-            settled,
+            rec,
             phase=Phase.FAILED if failed else Phase.DONE,
             finished_at=world.now,
-            reason=f"{failed} of {len(settled.instances)} instances could not be evacuated" if failed else "",
+            reason=f"{failed} of {len(rec.instances)} instances could not be evacuated" if failed else "",
         )
-        return [Update(done, "every instance settled")]
-    # The settled record is written first; each claim then reads the record as it is by then.
-    update: list[Action] = [Update(settled, "instances settled from Nova's view")] if settled != rec else []
-    return update + evacuations
+        out.append(Update(done, "every instance settled"))
+    return out
 
 
 def _settle(world: World, rec: Recovery, inst: InstanceRecord) -> InstanceRecord | None:

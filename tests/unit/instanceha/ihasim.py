@@ -129,14 +129,11 @@ class Engine:
         self, now: float, fences: dict[str, rc.Fence], members: dict[str, int], quorum: bool,
         view: str = "fresh",
     ) -> rc.World:
-        """`view`: "fresh" (asked now), "stale" (the last listing again) or "paused" (none asked,
-        to spare Nova's API)."""
+        """`view`: "fresh" (asked now) or "stale" (the last listing again)."""
         recs = {k: r for k, (r, _) in self.store.records.items()}
         ids = {i.id for r in recs.values() for i in r.instances}
         viewed_at = now
-        if view == "paused":
-            views, nova_ok = {}, False
-        elif view == "stale":
+        if view == "stale":
             viewed_at, views = self.last_view
             nova_ok = not self.nova.unreachable
         else:
@@ -159,7 +156,6 @@ class Engine:
             nova_ok=nova_ok,
             instances=views if nova_ok else {},
             viewed_at=viewed_at,
-            view_paused=view == "paused",
             service_updated=updated,
             in_flight=frozenset(self.in_flight),
         )

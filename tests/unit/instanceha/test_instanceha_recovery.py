@@ -130,27 +130,6 @@ def test_a_listing_asked_before_the_evacuation_does_not_count_as_nova_giving_up(
     assert all(x.evacuations == 1 and x.rebuilds == 1 for x in nova.servers.values())
 
 
-def test_paced_rounds_still_send_first_attempts_but_never_a_retry() -> None:
-    nova, store, engine = lab(4, parallel=1, retries=2)
-    nova.refuse_next = 1  # the first call is refused: its retry must wait for a view
-    fences, members = fenced(nova), {"c2": 50, "c3": 51}
-    now = 1000.0
-    while not any(i.attempts for r, _ in store.records.values() for i in r.instances):  # the first call
-        engine.round(engine.world(now, fences, members, True))
-        now += 1.0
-    refused = [i for i in the_recovery(store).instances if i.attempts == 1]
-    assert len(refused) == 1 and refused[0].state == InstanceState.PENDING
-    for _ in range(3):
-        engine.round(engine.world(now, fences, members, True, view="paused"))
-        nova.progress()
-        now += 1.0
-    rec = the_recovery(store)
-    assert rec.instance(refused[0].id).attempts == 1  # not retried without a view
-    assert sum(1 for i in rec.instances if i.attempts == 1) == 4  # the others went out, one a round
-    run(engine, fences, now)
-    assert the_recovery(store).phase == Phase.DONE and nova.violations == []
-
-
 def test_unknown_compute_fails_the_recovery_at_once() -> None:
     nova, store, engine = lab()
     nova.hosts.remove("c1")
@@ -237,7 +216,6 @@ STEP = st.one_of(
     st.tuples(st.just("crash-claim"), st.integers(0, 2)),
     st.tuples(st.just("crash-call"), st.integers(0, 2)),
     st.tuples(st.just("stale-round"), st.integers(0, 2)),
-    st.tuples(st.just("paused-round"), st.integers(0, 2)),
     st.tuples(st.just("progress"), st.just(0)),
     st.tuples(st.just("advance"), st.integers(1, 40)),
     st.tuples(st.just("refuse"), st.integers(1, 3)),
@@ -261,11 +239,11 @@ def test_simulation_invariants(n: int, steps: list[tuple[str, int]], retries: in
     now = 1000.0
     calls_before_fence = 0
     for kind, arg in steps:
-        if kind in ("round", "crash-claim", "crash-call", "minority", "stale-round", "paused-round"):
+        if kind in ("round", "crash-claim", "crash-call", "minority", "stale-round"):
             engine = engines[arg]
             quorum = kind != "minority"
             before = sum(x.evacuations for x in nova.servers.values())
-            view = {"stale-round": "stale", "paused-round": "paused"}.get(kind, "fresh")
+            view = "stale" if kind == "stale-round" else "fresh"
             try:
                 world = engine.world(now, fences, members, quorum, view)
                 engine.round(world, crash_after_claim=kind == "crash-claim", crash_after_call=kind == "crash-call")
