@@ -53,7 +53,6 @@ CLUSTER = "{rid}-cluster"  # what the broker reports of its cluster (membership_
 SETTLE = 3.0  # seconds a founder waits for the other starters of its transition to show
 BOOT_HOLD = 8.0  # seconds of a boot held up by peers before the start counts as done
 CLI_WAIT = 30.0  # the most one CLI call of a start's boot wait may take
-JOIN_START_RETRIES = 2  # start_app tried again after a join, when mnesia lost a race with another joiner
 
 
 def _start_time(pid: int) -> str | None:
@@ -363,16 +362,6 @@ class RabbitAgent(ResourceAgent):
         if decision.action is Action.JOIN and decision.target:
             for step in (("stop_app",), ("join_cluster", decision.target), ("start_app",)):
                 out = await self.ctl("rabbitmqctl", *step, timeout=max(10.0, deadline - time.monotonic()))
-                # Two nodes joining at once: mnesia on the second can fail to start while the
-                # cluster's schema changes for the first (CI saw {badmatch, {error, {normal,
-                # {mnesia_app, start...}}}}). The join itself is done; starting again is what an
-                # operator would do, and loses nothing.
-                for _ in range(JOIN_START_RETRIES if step == ("start_app",) else 0):
-                    if out.rc == 0 or time.monotonic() > deadline - 15:
-                        break
-                    notes.append(f"start_app tried again after: {out.output.strip()[-120:]}")
-                    await asyncio.sleep(3.0)
-                    out = await self.ctl("rabbitmqctl", *step, timeout=max(10.0, deadline - time.monotonic()))
                 if out.rc != 0:
                     return Result(Status.ERROR, 1, f"{' '.join(step)}: {out.output.strip()[-400:]}")
             with contextlib.suppress(FileNotFoundError):
