@@ -241,6 +241,13 @@ def test_a_promoted_orphan_is_demoted_then_stopped(tmp_path: Path) -> None:
         await apply(h, spec(prim("keep")), 2)
         took = await until_true(h, lambda: not any(f.exists() for f in state_files(h)))
         print(f"promotable clone dropped -> demoted and stopped everywhere: {took:.2f}s")
+
+        # The agent removes the state file (the agent's stop) before it writes the stop event, so
+        # the events are read once all three stops are on record.
+        async def three_stops() -> bool:
+            return sum(e["kind"] == "stop" for e in await events(h) if e.get("rsc") == "db") >= 3
+
+        await h.until(three_stops)
         evs = await events(h)
         kinds = [(e["kind"], e["node"]) for e in evs if e.get("rsc") == "db"]
         assert kinds.index(("demote", promoted)) < kinds.index(("stop", promoted)), kinds
