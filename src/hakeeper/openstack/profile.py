@@ -137,6 +137,12 @@ class VrrpOptions(ProfileModel):
     check_interval: int = Field(default=1, ge=1, le=3600)
     check_fall: int = Field(default=2, ge=1, le=1000)
     check_rise: int = Field(default=2, ge=1, le=1000)
+    # Seconds between gratuitous ARPs while master (keepalived's garp_master_refresh; 0: only at
+    # the takeover). Two masters at once (a partition that lets ARP through but not the adverts,
+    # or a master fenced mid-partition) leave hosts' ARP caches pointing at the loser, which no
+    # longer answers: without a refresh they learn the holder again only after the kernel's
+    # neighbour probes give up, 5 to 10 s later (measured in the fault soak, docs/soak.md).
+    garp_refresh: int = Field(default=1, ge=0, le=3600)
 
 
 class HaproxyOptions(ProfileModel):

@@ -28,7 +28,7 @@ from hakeeper.spec.model import (
     Resources,
 )
 from hakeeper.spec.values import AgentRef
-from hakeeper.vrrp.config import Instance, Script, Track, Vip
+from hakeeper.vrrp.config import Garp, Instance, Script, Track, Vip
 from hakeeper.vrrp.kaconf import read_keepalived
 from hakeeper.vrrp.packet import AUTH_NONE, AUTH_PASS, pad_password
 
@@ -269,7 +269,8 @@ def keepalived_plan(resolved: Resolved, controller: str) -> KeepalivedPlan:
             "MASTER" if index == 0 and v.preempt else "BACKUP", v.advert_int, v.version,
             AUTH_PASS if v.auth_pass else AUTH_NONE, pad_password(v.auth_pass) if v.auth_pass else b"",
             vips=[Vip(ipaddress.ip_interface(f"{vip}/{net.prefixlen}"), dev=iface)],
-            track_scripts=[Track("chk_haproxy")], nopreempt=not v.preempt))
+            track_scripts=[Track("chk_haproxy")], nopreempt=not v.preempt,
+            garp=Garp(master_refresh=float(v.garp_refresh))))
     return KeepalivedPlan(me, priority, script, tuple(instances), tuple(served))
 
 
@@ -311,6 +312,8 @@ def _keepalived_text(resolved: Resolved, plan: KeepalivedPlan) -> str:
             lines.append("    version 3")
         if inst.nopreempt:
             lines.append("    nopreempt")
+        if inst.garp.master_refresh:
+            lines.append(f"    garp_master_refresh {_fmt(inst.garp.master_refresh)}")
         if v.auth_pass:
             lines += ["    authentication {", "        auth_type PASS", f"        auth_pass {v.auth_pass}", "    }"]
         lines += ["    virtual_ipaddress {"]
@@ -326,7 +329,8 @@ def _keepalived_text(resolved: Resolved, plan: KeepalivedPlan) -> str:
 _KEEPALIVED_KEYWORDS = frozenset({
     "global_defs", "router_id", "script_user", "enable_script_security", "}", "vrrp_script", "script",
     "interval", "timeout", "fall", "rise", "weight", "vrrp_instance", "state", "interface",
-    "virtual_router_id", "priority", "advert_int", "version", "nopreempt", "authentication", "auth_type",
+    "virtual_router_id", "priority", "advert_int", "version", "nopreempt", "garp_master_refresh",
+    "authentication", "auth_type",
     "auth_pass", "virtual_ipaddress", "track_script", "chk_haproxy"})
 
 

@@ -175,6 +175,21 @@ def test_sub_second_adverts_need_vrrp_version_3() -> None:
     assert "    advert_int 0.1\n    version 3\n" in conf
 
 
+def test_masters_refresh_their_gratuitous_arps(tmp_path: Path) -> None:
+    """Every second by default, so a host whose ARP cache a second master (a partition) pointed
+    elsewhere learns the holder again; 0 leaves only keepalived's takeover bursts. hakeeper's
+    own reader finds the same interval in the file."""
+    from hakeeper.vrrp.kaconf import read_keepalived
+
+    for extra, meant in (("", 1.0), ("vrrp: {garp-refresh: 7}\n", 7.0), ("vrrp: {garp-refresh: 0}\n", 0.0)):
+        conf = render_keepalived(parse_profile(BASE + extra), "c1")
+        assert conf.count("    garp_master_refresh ") == (2 if meant else 0), conf
+        path = tmp_path / "k.conf"
+        path.write_text(conf)
+        assert [i.garp.master_refresh for i in read_keepalived(str(path)).instances] == [meant, meant]
+    assert "p.yaml:14: vrrp.garp-refresh" in error_of(BASE + "vrrp: {garp-refresh: -1}\n")
+
+
 def test_hakeepers_vrrp_reads_the_generated_keepalived_conf(tmp_path: Path) -> None:
     from hakeeper.vrrp.kaconf import read_keepalived
 
