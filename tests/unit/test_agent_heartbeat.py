@@ -49,6 +49,33 @@ def test_stalled_store_suspects_nobody() -> None:
     assert hb.suspects(["a", "b", "c"], t + 5.3, 1.5) == set()
 
 
+def test_a_stall_restarts_everyones_clock() -> None:
+    """A raft election stalls the store for everyone; my beats resume first, another node's
+    only after its client has tried two more members (0.5 s each). It is not suspected: its
+    silence counts from the end of my stall. A node that died in the stall is suspected a full
+    node_timeout after it."""
+    hb = Heartbeats("a")
+    t = beat_all(hb, ["a", "b", "c"], 0.0, 4, step=0.375)
+    resumed = t + 1.0  # the election: nothing arrives for a second
+    mine = beat_all(hb, ["a"], resumed - 0.375, 4, step=0.375)  # mine: resumed .. resumed + 1.125
+    assert mine - t > 1.5 and hb.own - 4 >= 3  # what used to make b and c suspects
+    assert hb.suspects(["a", "b", "c"], mine, 1.5) == set()
+    hb.saw("b", resumed + 1.2)  # b landed its beat on its third member
+    later = beat_all(hb, ["a"], mine, 2, step=0.375)
+    assert later - resumed > 1.5
+    assert hb.suspects(["a", "b", "c"], later, 1.5) == {"c"}  # c died in the stall
+
+
+def test_short_gaps_do_not_count_as_stalls() -> None:
+    """My beats late by less than half a node_timeout are no stall: c, silent for longer than
+    node_timeout, is suspected on time."""
+    hb = Heartbeats("a")
+    t = beat_all(hb, ["a", "b", "c"], 0.0, 4, step=0.375)
+    t2 = beat_all(hb, ["a", "b"], t, 5, step=0.7)
+    assert t2 - t > 1.5 + 0.7
+    assert hb.suspects(["a", "b", "c"], t2, 1.5) == {"c"}
+
+
 def test_reset_and_forget() -> None:
     hb = Heartbeats("a")
     t = beat_all(hb, ["a", "b"], 0.0, 2)

@@ -7,6 +7,12 @@ notes, on its own monotonic clock, when each node's heartbeat arrived through it
 whose heartbeat has not arrived for `node_timeout` is suspected failed, but only while the store
 demonstrably works: the leader's own heartbeat must have come round `rounds` times since, so a
 store that stalls (a raft election, a slow member) never makes every node look dead at once.
+And a stall restarts everyone's clock: when the leader's own beats stopped for more than half of
+`node_timeout`, a node's silence is counted from the end of that stall, not from its last beat.
+After an election every agent whose member timed out tries the next endpoint, which may be the
+partitioned member that caused the election (a soak run: k1 walked from its own member to two
+stalled or cut-off ones, landed its next beat 1.5 s after the store came back and was fenced
+although nothing was wrong with it); a full node_timeout from the stall's end covers two such tries.
 
 A suspect is treated as lost (fenced first when it reported resources); lease expiry stays the
 backstop. The agent uses suspicion only when stonith is enabled: without fencing, a node that is
@@ -15,11 +21,15 @@ slow rather than dead would still run its resources while they start elsewhere.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 DEFAULT_NODE_TIMEOUT = 1.5
 ROUNDS = 3
+# How many of my own beats' arrival times are kept to find the last stall: 16 node-timeouts at
+# the usual four beats per node-timeout.
+OWN_HISTORY = 64
 
 
 def interval_for(ttl: float, node_timeout: float) -> float:
@@ -43,11 +53,24 @@ class Heartbeats:
     me: str
     own: int = 0  # how many of my own heartbeats came back through the watch
     seen: dict[str, tuple[float, int]] = field(default_factory=dict)  # node -> (at, own count then)
+    own_arrivals: deque[float] = field(default_factory=lambda: deque(maxlen=OWN_HISTORY))
 
     def saw(self, node: str, now: float) -> None:
         if node == self.me:
             self.own += 1
+            self.own_arrivals.append(now)
         self.seen[node] = (now, self.own)
+
+    def stall_end(self, after: float, longer_than: float) -> float | None:
+        """When the last gap between my own beats longer than `longer_than` ended, if it ended
+        after `after`."""
+        times = list(self.own_arrivals)
+        for before, end in zip(reversed(times[:-1]), reversed(times[1:]), strict=True):
+            if end <= after:
+                return None
+            if end - before > longer_than:
+                return end
+        return None
 
     def forget(self, node: str) -> None:
         """The node's member key went away (its lease ended): the next incarnation starts afresh."""
@@ -67,6 +90,7 @@ class Heartbeats:
             if node == self.me or node not in self.seen:
                 continue
             at, own_then = self.seen[node]
-            if now - at > node_timeout and self.own - own_then >= rounds:
+            since = self.stall_end(at, node_timeout / 2) or at
+            if now - since > node_timeout and self.own - own_then >= rounds:
                 out.add(node)
         return out
