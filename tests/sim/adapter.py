@@ -310,8 +310,9 @@ class NodeAdapter:
         action = todo[0]
         self.busy = True
         claim = st.claim_value(self.node, doc.epoch, action.id, self.lease)
+        running = st.running_value(doc.epoch, action.id, self.lease)
         ops: list[Any] = [
-            Put(self.keys.running_of(self.node), st.dumps({"epoch": doc.epoch, "id": action.id}), self.lease),
+            Put(self.keys.running_of(self.node), running, self.lease),
             Put(self.keys.claims, claim),
         ]
         # As daemon._execute: a start or promote leaves a pending report not bound to the lease
@@ -322,7 +323,8 @@ class NodeAdapter:
         if pending is not None:
             ops.append(Put(self.keys.status_of(self.node, rsc), st.dumps(pending)))
         compares = [Compare(self.keys.plan, "value", "==", raw), absent(self.keys.done_of(doc.epoch, action.id))]
-        return [self._txn("claim", compares, ops, epoch=doc.epoch, action=action, raw=raw, seen=seen)]
+        data = {"epoch": doc.epoch, "action": action, "raw": raw, "running": running}
+        return [self._txn("claim", compares, ops, seen=seen, **data)]
 
     def _claimed(self, spec: ClusterSpec, data: dict[str, Any]) -> list[t.Effect]:
         action: pl.PlanAction = data["action"]
@@ -333,7 +335,8 @@ class NodeAdapter:
         out: list[t.Effect] = []
         if action.task in ("stop", "demote", "promote"):
             out.append(t.StopMonitor(rsc))
-        return [*out, self._run(spec, rsc, action.task, epoch=data["epoch"], action=action, raw=data["raw"])]
+        claimed = {k: data[k] for k in ("epoch", "raw", "running")}
+        return [*out, self._run(spec, rsc, action.task, action=action, **claimed)]
 
     def _ran(self, spec: ClusterSpec, rsc: str, res: Result, data: dict[str, Any]) -> list[t.Effect]:
         action: pl.PlanAction = data["action"]
@@ -355,7 +358,9 @@ class NodeAdapter:
             ops.append(Put(key, self._status(res, task, False, failed_role)))
             ops.append(self._fail_count(spec, rsc, task))
         ops.append(Delete(self.keys.running_of(self.node)))
-        return [self._txn("report", [], ops, epoch=data["epoch"], action=action, ok=ok, rsc=rsc, raw=data["raw"])]
+        # As daemon._run_action: the report counts only while this incarnation's claim stands.
+        guard = [st.report_guard(self.keys, self.node, data["running"])]
+        return [self._txn("report", guard, ops, epoch=data["epoch"], action=action, ok=ok, rsc=rsc, raw=data["raw"])]
 
     def _reported(self, spec: ClusterSpec, data: dict[str, Any]) -> list[t.Effect]:
         action: pl.PlanAction = data["action"]
@@ -425,12 +430,14 @@ class NodeAdapter:
             return [self._register()]
         if p.kind in ("probed", "report"):
             self.busy = False
-            if inp.error is not None:
+            if inp.error is not None or not inp.ok:
                 if p.kind == "probed":
                     self.probe_needed = True
                     return []
                 # As daemon._run_action: what the action started is monitored even when the
-                # report's answer was lost (the report may be in the store: no claim succeeds again).
+                # report's answer was lost (the report may be in the store: no claim succeeds again)
+                # or the report was refused (the lease that claimed the action is gone: the next
+                # incarnation's probe reports it).
                 action = p.data["action"]
                 if p.data["ok"] and action.task in ("start", "promote", "demote"):
                     return self._monitor(spec, p.data["rsc"], "Promoted" if action.task == "promote" else "Started")

@@ -529,9 +529,11 @@ class Agent:
         # the leader would wait for it as long as this node lives). The claim also rewrites
         # the `claims` key, which the leader's publish compares: so either the leader sees the
         # claim and waits for it, or its new plan wins and the claim fails. Never both.
-        claim = st.claim_value(self.node, epoch, action.id, self.keeper.lease)
+        lease = self.keeper.lease
+        claim = st.claim_value(self.node, epoch, action.id, lease)
+        running = st.running_value(epoch, action.id, lease)  # what the report is guarded by
         ops: list[Any] = [
-            Put(self.keys.running_of(self.node), st.dumps({"epoch": epoch, "id": action.id}), self.keeper.lease),
+            Put(self.keys.running_of(self.node), running, lease),
             Put(self.keys.claims, claim),
         ]
         instance = action.resource or ""
@@ -549,12 +551,12 @@ class Agent:
         async with self.action_lock:
             if self.leaving:
                 return
-            await self._run_action(spec, raw, epoch, action)
+            await self._run_action(spec, raw, epoch, action, running)
         self.wake()  # the next ready action may already be waiting
 
-    async def _run_action(self, spec: ClusterSpec, raw: bytes, epoch: int, action: PlanAction) -> None:
+    async def _run_action(self, spec: ClusterSpec, raw: bytes, epoch: int, action: PlanAction, running: bytes) -> None:
         if action.task == "notify":  # a clone's notification: agent/notifying.py
-            await run_notify(self, spec, epoch, action)
+            await run_notify(self, spec, epoch, action, running)
             return
         instance, task = action.resource or "", action.task
         rsc = self.local_name(spec, instance)  # what this node's reports and bookkeeping call it
@@ -598,7 +600,9 @@ class Agent:
         ops += self._attr_ops()
         monitor = ok and task in ("start", "promote", "demote") and not orphan
         try:
-            await self.store.txn([], ops)
+            # Only while this incarnation's claim stands (state.report_guard): a node whose lease
+            # expired meanwhile may be being fenced, and its report must not make it look clean.
+            reported = await self.store.txn([st.report_guard(self.keys, self.node, running)], ops)
         except StoreError:
             # The action ran, whatever became of its report: what it started is monitored. A
             # report whose answer was lost may well be in the store, and then no claim of the
@@ -606,6 +610,15 @@ class Agent:
             if monitor:
                 self._start_monitor(spec, rsc, "Promoted" if task == "promote" else "Started")
             raise
+        if not reported.succeeded:
+            # The lease that claimed the action is gone: this node's next incarnation probes and
+            # reports what runs here; until then (or its fence) its old reports stand.
+            why = "its report is void: the lease that claimed it expired"
+            log.warning("%s %s on %s: %s; %s", task, rsc, self.node, res.describe(), why)
+            if monitor:
+                self._start_monitor(spec, rsc, "Promoted" if task == "promote" else "Started")
+            self._probe_needed.set()
+            return
         if ok and task == "stop" and orphan:
             self._forget(rsc)
         if self.executed_plan == raw:

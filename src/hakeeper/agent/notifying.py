@@ -14,6 +14,7 @@ implements notify without listing it.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from hakeeper.agent import state as st
@@ -25,6 +26,8 @@ from hakeeper.spec import ClusterSpec
 
 if TYPE_CHECKING:
     from hakeeper.agent.daemon import Agent
+
+log = logging.getLogger("hakeeper.agent")
 
 
 def describe(action: PlanAction, node: str, res: Result) -> tuple[str, str]:
@@ -58,8 +61,9 @@ async def notify_once(agent: Agent, spec: ClusterSpec, action: PlanAction) -> Re
     return await ra.notify(agent._timeout(spec, instance, "notify"), action.notify.crm_meta())
 
 
-async def run_notify(agent: Agent, spec: ClusterSpec, epoch: int, action: PlanAction) -> None:
-    """Run a claimed notify action and record it done (releasing the claim) in one transaction."""
+async def run_notify(agent: Agent, spec: ClusterSpec, epoch: int, action: PlanAction, running: bytes) -> None:
+    """Run a claimed notify action and record it done (releasing the claim) in one transaction,
+    while the claim (`running`, state.running_value) still stands: see state.report_guard."""
     res = await notify_once(agent, spec, action)
     ok = res.ok_for("notify")
     agent.metrics.actions.labels("notify", "ok" if ok else res.status.value).inc()
@@ -68,7 +72,12 @@ async def run_notify(agent: Agent, spec: ClusterSpec, epoch: int, action: PlanAc
         Delete(agent.keys.running_of(agent.node)),
     ]
     ops += agent._attr_ops()  # an agent may set node attributes while notified
-    await agent.store.txn([], ops)
+    reported = await agent.store.txn([st.report_guard(agent.keys, agent.node, running)], ops)
+    if not reported.succeeded:
+        log.warning(
+            "notify %s on %s: its done mark is void (the lease that claimed it expired)", action.resource, agent.node
+        )
+        return
     if agent.executed_epoch == epoch:
         agent.executed[action.id] = True
     kind, message = describe(action, agent.node, res)

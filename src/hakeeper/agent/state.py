@@ -10,7 +10,9 @@ Layout under /hakeeper/<cluster>/ (values are JSON):
   fail/<node>/<rsc>       {"count", "last"}                              the node's agent
   plan                    {"epoch", "leader", "actions", "edges", ...}  the leader, by CAS
   done/<epoch>/<index>    {"ok", "rc", "output"}                         whoever ran the action
-  running/<node>          {"epoch", "id"}  bound to the node's lease   an action in flight
+  running/<node>          {"epoch", "id", "lease"}  bound to the node's  an action in flight; its
+                          lease                                          report is guarded by it
+                          (see running_value, report_guard)
                           (a start or promote in flight also leaves a pending status report,
                           not bound to the lease: see pending_doc)
   claims                  "<node>:<epoch>:<id>:<lease>" of the last     serialises claims and plans
@@ -33,6 +35,7 @@ from typing import Any
 
 from hakeeper.agent.plan import PlanDoc, Work
 from hakeeper.agent.plan import from_json as plan_from_json
+from hakeeper.coord.store import Compare
 from hakeeper.placement import Plan
 from hakeeper.resources.result import Result, Status
 from hakeeper.spec import ClusterSpec, ClusterState, NodeState, Primitive, ResourceStatus
@@ -316,6 +319,31 @@ def claim_value(node: str, epoch: int, action_id: int, lease: int) -> bytes:
     The lease tells the incarnations apart; within one lease a claim of the same action again
     is refused by the claim's `done` guard or finds its own `running/` key in the leader's view."""
     return f"{node}:{epoch}:{action_id}:{lease:x}".encode()
+
+
+def running_value(epoch: int, action_id: int, lease: int) -> bytes:
+    """What a claim writes to `running/<node>` (bound to the claimant's lease): the action in
+    flight, and the incarnation that runs it. The lease makes the value differ between
+    incarnations, so `report_guard` can tell this incarnation's claim from a later one's."""
+    return dumps({"epoch": epoch, "id": action_id, "lease": f"{lease:x}"})
+
+
+def report_guard(keys: Keys, node: str, running: bytes) -> Compare:
+    """The guard of an action's report: the claim that allowed the action (`running`, from
+    running_value) is still in force, so the incarnation that ran it still lives.
+
+    A report written after its writer's lease expired must not count. By then the leader may
+    have taken the node for lost, its fence under way; a report that its resource stopped would
+    make it look cleanly down, the fence would be dropped from the next plan and the resource
+    started elsewhere without it (the simulation's seeds 12609 and 21505: a node paused during a
+    stop, its lease expired, it woke, its stop ended and its report landed; the leader started the
+    resource elsewhere unfenced). Worse, a report held up in the network could land after the
+    node's next incarnation had probed or run something, and undo that. `running/<node>` goes
+    with the lease and a new incarnation's claim has another value: a value compare on it holds
+    exactly while the claim stands. A refused report is not lost knowledge: the node stays as
+    its reports were (unclean if they say it runs something) until its fence, or until its next
+    incarnation's probe says what runs there."""
+    return Compare(keys.running_of(node), "value", "==", running)
 
 
 PENDING_ROLE = {"start": "Started", "promote": "Promoted"}
