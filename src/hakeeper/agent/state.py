@@ -10,11 +10,10 @@ Layout under /hakeeper/<cluster>/ (values are JSON):
   fail/<node>/<rsc>       {"count", "last"}                              the node's agent
   plan                    {"epoch", "leader", "actions", "edges", ...}  the leader, by CAS
   done/<epoch>/<index>    {"ok", "rc", "output"}                         whoever ran the action
-  running/<node>          {"epoch", "id", "lease"}  bound to the node's  an action in flight; its
-                          lease                                          report is guarded by it
-                          (see running_value, report_guard)
-                          (a start or promote in flight also leaves a pending status report,
-                          not bound to the lease: see pending_doc)
+  running/<node>          {"epoch", "id", "lease"}  bound to the node's  an action in flight
+                          lease; its report counts only while this key holds the claim
+                          (running_value, report_guard); a start or promote in flight also
+                          leaves a pending status report, not bound to the lease (pending_doc)
   claims                  "<node>:<epoch>:<id>:<lease>" of the last     serialises claims and plans
                           claim (see claim_value)
   fence/<node>            {"at", "ok", "device", "output"}               the leader
