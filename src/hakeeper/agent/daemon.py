@@ -617,7 +617,6 @@ class Agent:
             log.warning("%s %s on %s: %s; %s", task, rsc, self.node, res.describe(), why)
             if monitor:
                 self._start_monitor(spec, rsc, "Promoted" if task == "promote" else "Started")
-            self._probe_needed.set()
             return
         if ok and task == "stop" and orphan:
             self._forget(rsc)
