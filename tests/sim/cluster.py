@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from hakeeper.agent import state as st
 from hakeeper.agent.core import types as t
-from hakeeper.coord.store import Compacted, Event, LeaseExpired, Put, StoreError, absent
+from hakeeper.coord.store import Compacted, Event, LeaseExpired, Put, StoreError, TxnResult, absent
 from hakeeper.coord.watch import Changes, Snapshot
 from hakeeper.placement import Plan, schedule
 from hakeeper.resources.result import Status
@@ -206,6 +206,7 @@ class Shell:
             self.sim.watch_broken(self)
             return
         self.watch_clock = max(self.watch_clock, self.sim.clock.now) + self.sim.latency()
+
         def arrive() -> None:
             if session == self.session:
                 self.receive(update)
@@ -236,10 +237,17 @@ class Shell:
         if isinstance(effect, t.Txn):
             tok = effect.token
             sim.note(self.name, f"txn {effect.why}")
+
+            def answered(res: TxnResult) -> None:
+                if not res.succeeded and effect.why == "report":
+                    # state.report_guard: the lease that claimed the action is gone.
+                    sim.note(self.name, "report refused: the claim is gone with its lease")
+                self.feed(t.TxnDone(tok, res.succeeded))
+
             sim.request(
                 self,
                 lambda s: s.txn(effect.compares, effect.ops),
-                lambda res: self.feed(t.TxnDone(tok, res.succeeded)),
+                answered,
                 lambda exc: self.feed(t.TxnDone(tok, False, error=str(exc) or type(exc).__name__)),
                 2.0,
             )
