@@ -128,9 +128,17 @@ class SecureClient(aetcd.Client):  # type: ignore[misc]
     """An aetcd client on a TLS channel (aetcd itself only dials plain text)."""
 
     def __init__(
-        self, host: str, port: int, timeout: float, material: TlsMaterial | None, security: EtcdSecurity
+        self,
+        host: str,
+        port: int,
+        timeout: float,
+        material: TlsMaterial | None,
+        security: EtcdSecurity,
+        options: dict[str, int] | None = None,
     ) -> None:
-        super().__init__(host=host, port=port, timeout=timeout, username=security.user, password=security.password)
+        super().__init__(
+            host=host, port=port, timeout=timeout, username=security.user, password=security.password, options=options
+        )
         self._material = material
 
     async def connect(self) -> None:
