@@ -47,6 +47,11 @@ PROBE_TIMEOUT = 2.0  # seconds: no answer by then is a lost request
 # Seconds to wait, after a fence-fail's heal, for the fence the cluster then carries out (it
 # retries a failed fence every 3 s; the rest is room for a loaded machine).
 FENCE_AFTER_HEAL = 20.0
+# A fenced node boots this long after it was first seen fenced. The fence device may still be
+# killing what runs in the namespace when its link goes down: a node revived at once lost its
+# new etcd member to that fence, and the revival waited 20 s for the dead member, holding the
+# next heal back (a partition held 21 s instead of 2.6 s).
+POWER_CYCLE = 1.0
 SINGLE = ("p_mysql", "p_rabbitmq", "p_keystone", "p_glance-registry", "p_glance-api")
 CLONED = ("p_ovs", "haproxy", "p_api")
 
@@ -152,6 +157,7 @@ class Rig:
         self.pids: dict[str, dict[str, list[int]]] = {}  # node -> tag -> pids, from the last scan
         self.mutex = threading.RLock()  # faults, repairs and reboots one at a time
         self.holding = False  # a fault is in effect: nothing is repaired until its heal
+        self.down_since: dict[str, float] = {}  # a fenced node -> when it was first seen so
 
     # -- bring up --------------------------------------------------------------------------------
 
@@ -338,7 +344,14 @@ class Rig:
                 etcd_dead = member.proc is None or member.proc.poll() is not None
                 # Outside a fault nothing takes a link down but the fence: a node with its link
                 # down was fenced, even if an agent started at the heal outran the fence.
-                if (agent_dead and etcd_dead) or not self.link_up(n):
+                fenced = (agent_dead and etcd_dead) or not self.link_up(n)
+                if not fenced:
+                    self.down_since.pop(n, None)
+                else:
+                    seen = self.down_since.setdefault(n, time.monotonic())
+                    if time.monotonic() - seen < POWER_CYCLE:
+                        continue  # the next round (the medic's, every second) boots it
+                    del self.down_since[n]
                     kill_namespace_processes(self.cl.hosts[n].ns)
                     if member.proc is not None:
                         member.proc.wait(5)
