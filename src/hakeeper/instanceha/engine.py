@@ -64,12 +64,13 @@ class Options:
 
 @dataclass(frozen=True)
 class NovaView:
-    """One round's view of the instances being evacuated: whether Nova answered (or was asked at
-    all: the listings are paced), what it said, and when it was asked (wall time)."""
+    """One round's view of the instances being evacuated: whether Nova answered, what it said,
+    when it was asked (wall time), and whether it was not asked only to pace the listings."""
 
     ok: bool
     instances: dict[str, rc.NovaInstance]
     asked: float
+    paused: bool = False
 
 
 class Engine:
@@ -87,6 +88,7 @@ class Engine:
         self.members_seen: set[str] = set()
         self.locks: dict[rc.Key, asyncio.Lock] = {}
         self.next_view = 0.0  # monotonic time before which Nova's server listing is not asked again
+        self.wake = asyncio.Event()  # a call ended: its slot is free for the next one now
 
     # ----- store -----
 
@@ -148,9 +150,9 @@ class Engine:
         if not active:
             return NovaView(True, {}, time.time())
         if time.monotonic() < self.next_view:
-            # No view this round (so no decision on these instances): the listing is the costliest
-            # call, and Nova's API serves it with the threads that take the evacuations.
-            return NovaView(False, {}, time.time())
+            # No view this round (only first attempts go out): the listing is the costliest call,
+            # and Nova's API serves it with the threads that take the evacuations.
+            return NovaView(False, {}, time.time(), paused=True)
         o = self.options
         ids = {i.id for r in active for i in r.instances}
         asked = time.time()  # before the call: what it shows may predate anything accepted since
@@ -164,7 +166,10 @@ class Engine:
                 for inst in rec.instances:
                     if inst.id in views and _needs_actions(inst, self.in_flight, now, self.settings):
                         count = await self.nova(methodcaller("evacuations", inst.id, rec.fenced_at))
-                        views[inst.id] = _with_evacuations(views[inst.id], count)
+                        views[inst.id] = dataclasses.replace(views[inst.id], evacuations=count)
+                    if inst.id in views and rc.needs_migration_status(rec, inst, views[inst.id], asked):
+                        status = await self.nova(methodcaller("evacuation_status", inst.id, rec.fenced_at))
+                        views[inst.id] = dataclasses.replace(views[inst.id], evacuation_status=status)
         except NovaError as exc:
             log.warning("Nova's view: %s", exc.reason)
             return NovaView(False, {}, asked)
@@ -204,6 +209,7 @@ class Engine:
             nova_ok=view.ok,
             instances=view.instances,
             viewed_at=view.asked,
+            view_paused=view.paused,
             service_updated=await self.services_updated(recs),
             in_flight=frozenset(self.in_flight),
             busy=frozenset(self.busy),
@@ -231,9 +237,9 @@ class Engine:
                 await self.event("recovery-started", f"{rec.node} is fenced: recovering its instances", host=rec.node)
         elif isinstance(a, rc.Update):
             base = recs.get((a.recovery.node, a.recovery.failure))
-            done = await self.mutate(
-                (a.recovery.node, a.recovery.failure), lambda cur: a.recovery if cur == base else None
-            )
+            # Calls in flight write their results meanwhile: those instances keep them.
+            key = (a.recovery.node, a.recovery.failure)
+            done = await self.mutate(key, lambda cur: rc.rebase(a.recovery, base, cur))
             if done is not None:
                 await self._report(base, done)
         elif isinstance(a, rc.Evacuate):
@@ -309,17 +315,23 @@ class Engine:
 
     async def _evacuate_call(self, a: rc.Evacuate) -> None:
         s = self.settings
-        ok, reason, permanent = True, "", False
+        ok, reason, permanent, unsure = True, "", False, False
         try:
             await self.nova(lambda n: n.evacuate(a.instance, a.target))
         except NovaError as exc:
-            ok, reason, permanent = False, exc.reason, exc.permanent
+            ok, reason, permanent, unsure = False, exc.reason, exc.permanent, exc.unsure
         try:
-            await self.mutate(a.key, lambda r: rc.evacuate_result(r, a.instance, ok, reason, permanent, s, time.time()))
-            if not ok:
+            await self.mutate(
+                a.key, lambda r: rc.evacuate_result(r, a.instance, ok, reason, permanent, s, time.time(), unsure)
+            )
+            if unsure:
+                told = f"{a.instance}: {reason}; Nova may still accept it: its record decides in {s.claim_grace:g}s"
+                await self.event("evacuation-unanswered", told, host=a.key[0])
+            elif not ok:
                 await self.event("evacuation-failed", f"{a.instance}: {reason}", host=a.key[0])
         finally:
             self.in_flight.discard(a.instance)
+            self.wake.set()
 
     async def _report(self, before: Recovery | None, after: Recovery) -> None:
         old = {i.id: i for i in (before.instances if before else ())}
@@ -343,6 +355,16 @@ class Engine:
                 host=after.node,
             )
 
+    async def _pause(self, stop: asyncio.Event) -> None:
+        """Until the next round: the interval, or less when a call ends (its slot is free)."""
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wake.wait())]
+        try:
+            await asyncio.wait(waits, timeout=self.options.interval, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        self.wake.clear()
+
     async def run(self, stop: asyncio.Event) -> None:
         await self.event(
             "evacuator-started", f"evacuation engine {self.me} watching {len(self.settings.computes)} computes"
@@ -358,8 +380,7 @@ class Engine:
                 self._nova = None  # a client that could not be built is built again next round
             except Exception:  # a bug must not end the engine: the records let the next round go on
                 log.exception("evacuation round failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.options.interval)
+            await self._pause(stop)
         for task in list(self.tasks):
             task.cancel()
 
@@ -371,6 +392,3 @@ def _needs_actions(inst: Any, in_flight: set[str], now: float, s: Settings) -> b
         return inst.id not in in_flight and now - inst.claimed_at >= s.claim_grace
     return bool(inst.state == InstanceState.PENDING and inst.attempts > 0)
 
-
-def _with_evacuations(view: rc.NovaInstance, count: int) -> rc.NovaInstance:
-    return dataclasses.replace(view, evacuations=count)

@@ -22,10 +22,15 @@ T = TypeVar("T")
 
 
 class NovaError(Exception):
-    def __init__(self, reason: str, permanent: bool = False) -> None:
+    def __init__(self, reason: str, permanent: bool = False, unsure: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.permanent = permanent  # the same call can only fail the same way
+        # The request may have reached Nova, which may still act on it: no answer came in time (a
+        # read timeout: Nova goes on with a request whose client gave up), the connection broke
+        # after sending, or Nova failed with 5xx part way. For an evacuate call this is not a
+        # refusal: calling again could make a second evacuation.
+        self.unsure = unsure
 
 
 @dataclass(frozen=True)
@@ -79,15 +84,20 @@ class Nova:
             )
         except ks.Unauthorized as exc:
             raise NovaError(f"{what}: the clouds.yaml credentials do not authenticate: {_one_line(exc)}") from exc
-        except ks.ClientException as exc:  # connect failures, timeouts, endpoint not found
+        except ks.ConnectionError as exc:
+            # keystoneauth reports a read timeout as ConnectTimeout and a connection dropped after the
+            # request went out as ConnectFailure: either way the request may be in Nova's hands.
+            raise NovaError(f"{what}: Nova does not answer: {_one_line(exc)}", unsure=True) from exc
+        except ks.ClientException as exc:  # endpoint not found, discovery: nothing was sent
             raise NovaError(f"{what}: Nova does not answer: {_one_line(exc)}") from exc
         except Exception as exc:
-            raise NovaError(f"{what}: {_one_line(exc)}") from exc
+            raise NovaError(f"{what}: {_one_line(exc)}", unsure=True) from exc
         if response.status_code >= 400:
             hint = " (the clouds.yaml credentials were refused)" if response.status_code in (401, 403) else ""
             raise NovaError(
                 f"{what}: Nova answered {response.status_code}{hint}: {_fault(response)}",
                 permanent=response.status_code == 404,
+                unsure=response.status_code >= 500,
             )
         if not response.content:
             return {}
@@ -153,6 +163,22 @@ class Nova:
             for a in doc.get("instanceActions", [])
             if a.get("action") == "evacuate" and nova_time(a.get("start_time")) >= since - 1
         )
+
+    def evacuation_status(self, iid: str, since: float) -> str:
+        """The status of Nova's migration record of the instance's latest evacuation since `since`
+        ("" if none): "done", "failed" and "error" are final."""
+        doc = self._call(
+            f"migrations of {iid}", "GET", f"/os-migrations?instance_uuid={iid}&migration_type=evacuation"
+        )
+        mine = [
+            m
+            for m in doc.get("migrations", [])
+            if m.get("instance_uuid") == iid
+            and m.get("migration_type", "evacuation") == "evacuation"
+            and nova_time(m.get("created_at")) >= since - 1
+        ]
+        latest = max(mine, key=lambda m: (nova_time(m.get("created_at")), int(m.get("id") or 0)), default=None)
+        return str(latest.get("status") or "") if latest else ""
 
     def evacuate(self, iid: str, target: str) -> None:
         body: dict[str, Any] = {"evacuate": {"host": target} if target else {}}

@@ -9,7 +9,12 @@ The rules that keep a recovery safe:
 - Nothing is evacuated before nova-compute is forced down, and an instance is evacuated only
   after a claim written with compare-and-set (so two engines never both call Nova for it); a claim
   whose engine died is resolved from Nova's own record of evacuations, never by calling again blind.
-- A failed attempt is retried up to `retries` times, then the instance is reported failed.
+- A call Nova did not answer (a timeout: Nova goes on with a request its client gave up on) is no
+  failed attempt: its claim stays, and Nova's record decides after `claim_grace`, as for a claim
+  whose engine died. Counted as a refusal, it was called again while Nova still held the first.
+- A failed attempt is retried up to `retries` times, then the instance is reported failed. A retry
+  goes out only from a view of this round; a first attempt needs none (nothing was ever sent for
+  it), so calls are issued whenever a slot is free, not once per listing.
 - Without quorum the engine decides nothing.
 """
 
@@ -30,6 +35,7 @@ from hakeeper.instanceha.model import (
 )
 
 HOST_BACKOFF = 2.0  # s between attempts at a failed host step, times the attempt number
+FAILED_MIGRATION = ("failed", "error")  # the statuses of an evacuation Nova gave up on
 
 Key = tuple[str, int]  # (node, failure)
 
@@ -52,6 +58,9 @@ class NovaInstance:
     task_state: str | None  # "rebuilding" from the moment Nova accepted an evacuation
     ha: bool = False
     evacuations: int | None = None  # evacuate actions since the failure; None: not asked
+    # The status of Nova's migration record of its latest evacuation since the failure ("done",
+    # "failed", "error", or one still under way); None: not asked.
+    evacuation_status: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,9 @@ class World:
     # evacuation was accepted still shows the instance idle on the dead host: it says nothing
     # about that evacuation, and read as Nova giving up it would waste an attempt.
     viewed_at: float = math.inf
+    # No view this round only to spare Nova's API (the engine paces its listings), not because Nova
+    # failed: first attempts, which need no view, still go out.
+    view_paused: bool = False
     service_updated: Mapping[str, str] = dataclasses.field(default_factory=dict)  # host -> updated_at
     in_flight: frozenset[str] = frozenset()  # instances this engine is calling evacuate for
     busy: frozenset[Key] = frozenset()  # recoveries with a host step (force down, list) in flight
@@ -142,7 +154,7 @@ def decide(world: World) -> list[Action]:
             actions.append(ForceDown(key, rec.host))
         elif rec.phase == Phase.FORCED_DOWN:
             actions.append(ListInstances(key, rec.host))
-        elif world.nova_ok:
+        elif world.nova_ok or world.view_paused:
             more = _evacuating(world, rec, world.settings.parallel - in_flight)
             in_flight += sum(1 for a in more if isinstance(a, Evacuate))
             actions += more
@@ -203,32 +215,64 @@ def _after(world: World, rec: Recovery) -> list[Action]:
 
 
 def _evacuating(world: World, rec: Recovery, room: int) -> list[Action]:
+    """Settle instances from Nova's view (when there is one this round) and, in the same round,
+    claim and evacuate pending ones up to `room`: issuing is not bound to the listing cycle."""
     s = world.settings
     key = (rec.node, rec.failure)
     if s.reserved and not rec.reserved_enabled:
         return [EnableReserved(key, s.reserved)]
-    out: list[Action] = []
     settled = rec
-    for inst in rec.instances:
-        new = _settle(world, rec, inst)
-        if new is not None and new != inst:
-            settled = settled.with_instance(new)
-    if settled != rec:
-        return [Update(settled, "instances settled from Nova's view")]
-    pending = [i for i in rec.instances if i.state == InstanceState.PENDING and i.id not in world.in_flight]
+    if world.nova_ok:
+        for inst in rec.instances:
+            new = _settle(world, rec, inst)
+            if new is not None and new != inst:
+                settled = settled.with_instance(new)
+    pending = [i for i in settled.instances if _may_call(world, i)]
+    calls: list[Action] = []
     for inst in sorted(pending, key=lambda i: (not i.ha, i.name, i.id))[: max(0, room)]:
         target = s.reserved[inst.attempts % len(s.reserved)] if s.reserved else ""
-        out.append(Evacuate(key, inst.id, target))
-    if not out and all(i.state in (InstanceState.EVACUATED, InstanceState.FAILED) for i in rec.instances):
-        failed = rec.count(InstanceState.FAILED)
+        calls.append(Evacuate(key, inst.id, target))
+    if not calls and all(i.state in (InstanceState.EVACUATED, InstanceState.FAILED) for i in settled.instances):
+        failed = settled.count(InstanceState.FAILED)
         done = dataclasses.replace(
-            rec,
+            settled,
             phase=Phase.FAILED if failed else Phase.DONE,
             finished_at=world.now,
-            reason=f"{failed} of {len(rec.instances)} instances could not be evacuated" if failed else "",
+            reason=f"{failed} of {len(settled.instances)} instances could not be evacuated" if failed else "",
         )
-        out.append(Update(done, "every instance settled"))
-    return out
+        return [Update(done, "every instance settled")]
+    # The settled record is written first; each claim then reads the record as it is by then.
+    update: list[Action] = [Update(settled, "instances settled from Nova's view")] if settled != rec else []
+    return update + calls
+
+
+def _may_call(world: World, inst: InstanceRecord) -> bool:
+    """A pending instance that may be evacuated now. A first attempt may go out without a view:
+    every call is claimed first, so none was ever sent for it. A retry only from this round's
+    view, in which _settle found Nova idle on the dead host with no evacuation we do not know of."""
+    if inst.state != InstanceState.PENDING or inst.id in world.in_flight:
+        return False
+    if inst.attempts == 0:
+        return True
+    nova = world.instances.get(inst.id)
+    return world.nova_ok and nova is not None and nova.evacuations is not None
+
+
+def rebase(new: Recovery, base: Recovery | None, current: Recovery) -> Recovery | None:
+    """An Update decided from `base`, applied to the record as it is now: instance by instance where
+    the instance is still as it was decided from (a call's result written meanwhile wins), the whole
+    record only when nothing else changed. None when nothing of it applies any more."""
+    if base is None:
+        return None
+    if current == base:
+        return new
+    if dataclasses.replace(new, instances=base.instances) != base:
+        return None  # a phase change decided from a record that has moved on: decided again next round
+    was = {i.id: i for i in base.instances}
+    changed = {i.id: i for i in new.instances if was.get(i.id) != i}
+    merged = tuple(changed[i.id] if i.id in changed and was.get(i.id) == i else i for i in current.instances)
+    out = dataclasses.replace(current, instances=merged)
+    return out if out != current else None
 
 
 def _settle(world: World, rec: Recovery, inst: InstanceRecord) -> InstanceRecord | None:
@@ -240,35 +284,58 @@ def _settle(world: World, rec: Recovery, inst: InstanceRecord) -> InstanceRecord
     if inst.state == InstanceState.CLAIMED:
         if inst.id in world.in_flight:
             return None
-        if world.now - inst.claimed_at < s.claim_grace:
-            return None  # its engine may still be calling Nova
+        if min(world.now, world.viewed_at) - inst.claimed_at < s.claim_grace:
+            # Its engine may still be calling Nova, or Nova may not have got to the request yet; and
+            # a view asked before then cannot say whether Nova took it.
+            return None
         if nova is None:
             return _missing(inst)
         if nova.evacuations is None:
             return None  # the engine asks Nova for the instance's actions next round
-        if nova.evacuations > inst.accepted or nova.task_state == "rebuilding":
+        if nova.evacuations > inst.accepted or _rebuilding(nova):
             return _issued(inst, nova, world.now)
-        return _attempt_failed(inst, "its engine stopped before Nova accepted the evacuation", s)
+        return _attempt_failed(inst, inst.reason or "its engine stopped before Nova accepted the evacuation", s)
     if nova is None:
         return _missing(inst)
     if nova.host != rec.host and nova.task_state is None and nova.status == "ACTIVE":
         return dataclasses.replace(inst, state=InstanceState.EVACUATED, target=nova.host, reason="")
     if inst.state == InstanceState.PENDING:
         # Evacuated by someone, or accepted by Nova for a claim we lost track of: never again.
-        if nova.task_state == "rebuilding" or (nova.evacuations or 0) > inst.accepted:
+        if _rebuilding(nova) or (nova.evacuations or 0) > inst.accepted:
             return _issued(inst, nova, world.now)
         return None
-    # ISSUED: Nova gave up when it is back to no task on the dead host, or in ERROR; a view asked
-    # before the evacuation was accepted cannot tell.
+    # ISSUED: a view asked before the evacuation was accepted cannot tell anything.
     if world.viewed_at <= inst.issued_at:
         return None
-    if nova.status == "ERROR" or (nova.task_state is None and nova.host == rec.host):
-        return _attempt_failed(inst, f"Nova left it {nova.status} on {nova.host}", s)
+    if nova.status == "ERROR":
+        return _attempt_failed(inst, f"Nova left it ERROR on {nova.host}", s)
+    if nova.task_state is None and nova.host == rec.host:
+        # No task on the dead host is Nova giving up, or the rebuild just finished: the target
+        # compute clears the task and then, under its resource lock (seconds when it rebuilds many
+        # at once), moves the host. Taken for a failure, the instance was called again (Nova:
+        # "Compute service of compute-1 is still in use", or in that window a second evacuation).
+        # Nova's migration record tells them apart.
+        if nova.evacuation_status in FAILED_MIGRATION:
+            return _attempt_failed(inst, f"Nova's evacuation {nova.evacuation_status} (left on {nova.host})", s)
+        return None
     if world.now - inst.issued_at > s.evacuate_timeout:
         return dataclasses.replace(
             inst, state=InstanceState.FAILED, reason=f"not ACTIVE elsewhere {s.evacuate_timeout:g}s after evacuate"
         )
     return None
+
+
+def needs_migration_status(rec: Recovery, inst: InstanceRecord, nova: NovaInstance, viewed_at: float) -> bool:
+    """An issued instance idle on the dead host: only Nova's migration record says whether Nova
+    gave up or is moving the host (one call for such an instance and round)."""
+    idle_on_dead_host = nova.task_state is None and nova.host == rec.host and nova.status != "ERROR"
+    return inst.state == InstanceState.ISSUED and viewed_at > inst.issued_at and idle_on_dead_host
+
+
+def _rebuilding(nova: NovaInstance) -> bool:
+    """Nova is carrying out an evacuation: "rebuilding" from the moment it accepted the call, then
+    "rebuild_block_device_mapping" and "rebuild_spawning" on the target."""
+    return (nova.task_state or "").startswith("rebuild")
 
 
 def _issued(inst: InstanceRecord, nova: NovaInstance, now: float) -> InstanceRecord:
@@ -326,10 +393,23 @@ def claim(rec: Recovery, iid: str, engine: str, target: str, now: float) -> Reco
 
 
 def evacuate_result(
-    rec: Recovery, iid: str, ok: bool, reason: str, permanent: bool, settings: Settings, now: float
+    rec: Recovery,
+    iid: str,
+    ok: bool,
+    reason: str,
+    permanent: bool,
+    settings: Settings,
+    now: float,
+    unsure: bool = False,
 ) -> Recovery:
+    """The record after an evacuate call. `unsure`: no answer came (Nova may still accept the
+    request): the claim stays, renewed from now, and Nova's record of evacuations decides once it is
+    `claim_grace` old, exactly as for a claim whose engine died."""
     inst = rec.instance(iid)
     assert inst is not None
+    if unsure and not ok:
+        waiting = f"no answer from Nova ({reason}); Nova's own record decides"
+        return rec.with_instance(dataclasses.replace(inst, claimed_at=now, reason=waiting))
     if ok:
         accepted = inst.accepted + 1
         issued = dataclasses.replace(inst, state=InstanceState.ISSUED, issued_at=now, reason="", accepted=accepted)

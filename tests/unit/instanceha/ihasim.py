@@ -3,6 +3,7 @@ anywhere: the pure core's invariants are checked on what the fake Nova saw, not 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass, field
 
@@ -11,9 +12,15 @@ from hakeeper.instanceha.model import Recovery, Settings
 
 
 class Refused(Exception):
-    def __init__(self, reason: str, permanent: bool = False) -> None:
+    def __init__(self, reason: str, permanent: bool = False, unsure: bool = False) -> None:
         super().__init__(reason)
         self.permanent = permanent
+        self.unsure = unsure  # no answer: the request may be in Nova's hands (nova.NovaError.unsure)
+
+
+# Nova acts on a request it holds within this many seconds of its sending (the simulation's
+# settings give claims a 5 s grace): beyond the grace no engine could know, and none should guess.
+HOLD_MAX = 4.0
 
 
 @dataclass
@@ -26,6 +33,10 @@ class Server:
     evacuations: int = 0  # evacuate calls Nova accepted
     rebuilds: int = 0  # evacuations that completed
     target: str = ""
+    # Nova's target compute clears the task and only then moves the host (under its resource lock):
+    # in between the instance looks idle on the dead host, as when Nova gives up.
+    finishing: bool = False
+    migration: str = ""  # the status of Nova's migration record of the latest evacuation
 
 
 @dataclass
@@ -36,7 +47,10 @@ class FakeNova:
     up: set[str] = field(default_factory=set)
     refuse_next: int = 0  # evacuate calls to refuse (transient)
     fail_async_next: int = 0  # accepted evacuations that end in ERROR
+    fail_quiet_next: int = 0  # accepted evacuations that fail leaving the instance ACTIVE where it was
     unreachable: bool = False
+    hold_next: int = 0  # evacuate calls Nova takes but answers too late: the engine times out
+    held: list[tuple[float, str, str]] = field(default_factory=list)  # (sent at, instance, target)
     violations: list[str] = field(default_factory=list)
     fenced: set[str] = field(default_factory=set)  # set by the test when the fence device ran
     updated: dict[str, int] = field(default_factory=dict)
@@ -61,7 +75,27 @@ class FakeNova:
         return [self.view(s) for s in self.servers.values() if s.host == host]
 
     def view(self, s: Server, actions: bool = False) -> rc.NovaInstance:
-        return rc.NovaInstance(s.id, s.id, s.host, s.status, s.task_state, s.ha, s.evacuations if actions else None)
+        return rc.NovaInstance(
+            s.id, s.id, s.host, s.status, s.task_state, s.ha,
+            s.evacuations if actions else None, s.migration if actions else None,
+        )
+
+    def send(self, iid: str, target: str, now: float) -> None:
+        """An evacuate call as the wire sees it: answered at once, or held (the answer comes too
+        late for the engine, which gets no answer; Nova acts on it later all the same)."""
+        self._check()
+        if self.hold_next:
+            self.hold_next -= 1
+            self.held.append((now, iid, target))
+            raise Refused("Nova does not answer: timed out", unsure=True)
+        self.evacuate(iid, target)
+
+    def deliver(self, now: float, everything: bool = False) -> None:
+        """Nova gets to the requests it held: the oldest, or every one due by `now` (or all)."""
+        while self.held and (everything or self.held[0][0] + HOLD_MAX <= now):
+            _, iid, target = self.held.pop(0)
+            with contextlib.suppress(Refused):
+                self.evacuate(iid, target)
 
     def evacuate(self, iid: str, target: str) -> None:
         self._check()
@@ -77,26 +111,36 @@ class FakeNova:
             raise Refused("instance is in task_state rebuilding")
         if s.rebuilds:
             self.violations.append(f"{iid}: evacuated again after a completed evacuation")
+        if s.finishing:
+            # Nova would take it: the host is still the dead one and no task is set.
+            self.violations.append(f"{iid}: evacuate called while Nova was finishing its evacuation")
         if self.refuse_next:
             self.refuse_next -= 1
             raise Refused("No valid host was found")
         s.evacuations += 1
         s.task_state = "rebuilding"
         s.target = target
+        s.migration = "accepted"
 
     def progress(self) -> None:
         """Nova's conductor and the target compute finish what was accepted."""
         for s in self.servers.values():
+            if s.finishing:  # the host moves: the evacuation is done
+                s.host = s.target or next(h for h in self.hosts if h in self.up and h != s.host)
+                s.finishing, s.migration = False, "done"
+                s.rebuilds += 1
+                continue
             if s.task_state != "rebuilding":
                 continue
             s.task_state = None
             if self.fail_async_next:
                 self.fail_async_next -= 1
-                s.status = "ERROR"
-                continue
-            s.host = s.target or next(h for h in self.hosts if h in self.up and h != s.host)
-            s.status = "ACTIVE"
-            s.rebuilds += 1
+                s.status, s.migration = "ERROR", "failed"
+            elif self.fail_quiet_next:
+                self.fail_quiet_next -= 1
+                s.migration = "failed"  # a failed claim on the target: ACTIVE where it was
+            else:
+                s.status, s.finishing = "ACTIVE", True
 
 
 @dataclass
@@ -129,11 +173,14 @@ class Engine:
         self, now: float, fences: dict[str, rc.Fence], members: dict[str, int], quorum: bool,
         view: str = "fresh",
     ) -> rc.World:
-        """`view`: "fresh" (asked now) or "stale" (the last listing again)."""
+        """`view`: "fresh" (asked now), "stale" (the last listing again) or "paused" (none: the
+        engine spares Nova's API; first attempts still go out)."""
         recs = {k: r for k, (r, _) in self.store.records.items()}
         ids = {i.id for r in recs.values() for i in r.instances}
         viewed_at = now
-        if view == "stale":
+        if view == "paused":
+            views, nova_ok = {}, False
+        elif view == "stale":
             viewed_at, views = self.last_view
             nova_ok = not self.nova.unreachable
         else:
@@ -156,15 +203,21 @@ class Engine:
             nova_ok=nova_ok,
             instances=views if nova_ok else {},
             viewed_at=viewed_at,
+            view_paused=view == "paused",
             service_updated=updated,
             in_flight=frozenset(self.in_flight),
         )
 
     def round(
-        self, world: rc.World, crash_after_claim: bool = False, crash_after_call: bool = False
+        self,
+        world: rc.World,
+        crash_after_claim: bool = False,
+        crash_after_call: bool = False,
+        crash_after_send: bool = False,
     ) -> list[rc.Action]:
         """Carry out one round of decisions; `crash_after_claim`: die between a claim and its call;
-        `crash_after_call`: die after Nova accepted, before the result is written."""
+        `crash_after_call`: die after Nova accepted, before the result is written;
+        `crash_after_send`: die with the request sent and Nova not yet at it (it acts later)."""
         actions = rc.decide(world)
         s, now = self.settings, world.now
         for a in actions:
@@ -202,13 +255,19 @@ class Engine:
                 if crash_after_claim:
                     raise Crash
                 rec, rev = self.store.records[key]
+                if crash_after_send:
+                    self.nova.hold_next += 1
                 try:
-                    self.nova.evacuate(a.instance, a.target)
+                    self.nova.send(a.instance, a.target, now)
                     if crash_after_call:
                         raise Crash
                     after = rc.evacuate_result(rec, a.instance, True, "", False, s, now)
                 except Refused as exc:
-                    after = rc.evacuate_result(rec, a.instance, False, str(exc), exc.permanent, s, now)
+                    if crash_after_send:
+                        raise Crash from exc
+                    after = rc.evacuate_result(
+                        rec, a.instance, False, str(exc), exc.permanent, s, now, unsure=exc.unsure
+                    )
                 self.store.cas(after, rev)
         return actions
 

@@ -5,6 +5,7 @@ without membership, events per step, and the Nova edge's errors turned into reco
 from __future__ import annotations
 
 import asyncio
+import calendar
 import http.server
 import json
 import threading
@@ -36,7 +37,7 @@ class SimNova:
         try:
             return fn(*args)
         except Refused as exc:
-            raise NovaError(str(exc), exc.permanent) from exc
+            raise NovaError(str(exc), exc.permanent, exc.unsure) from exc
 
     def service(self, host: str) -> Service:
         return Service("id", host, "down", "enabled", host in self.fake.forced, str(self.fake.updated.get(host, 0)))
@@ -60,8 +61,11 @@ class SimNova:
     def evacuations(self, iid: str, since: float) -> int:
         return self.fake.servers[iid].evacuations
 
+    def evacuation_status(self, iid: str, since: float) -> str:
+        return self.fake.servers[iid].migration
+
     def evacuate(self, iid: str, target: str) -> None:
-        self._do(self.fake.evacuate, iid, target)
+        self._do(self.fake.send, iid, target, time.time())
 
 
 async def _cluster(store: MemoryStore, fake: FakeNova) -> Engine:
@@ -69,6 +73,15 @@ async def _cluster(store: MemoryStore, fake: FakeNova) -> Engine:
     await store.put(KEYS.fence + "c1", st.dumps({"ok": True, "at": 1.0}))
     fake.fenced.add("c1")
     return Engine(store, KEYS, "ctl", lambda: SimNova(fake), Settings(computes=frozenset({"c1"})), Options())  # type: ignore[arg-type,return-value]
+
+
+async def _on_c1(n: int) -> tuple[MemoryStore, FakeNova, Engine]:
+    """A store, a fake Nova with `n` instances on c1 (fenced), and an engine over them."""
+    store = MemoryStore()
+    fake = FakeNova(hosts=["c1", "c2"], up={"c2"})
+    for i in range(n):
+        fake.servers[f"vm{i}"] = Server(f"vm{i}", "c1")
+    return store, fake, await _cluster(store, fake)
 
 
 async def _rounds(engine: Engine, n: int) -> None:
@@ -81,11 +94,7 @@ async def _rounds(engine: Engine, n: int) -> None:
 
 def test_engine_recovers_a_fenced_host_and_tells_each_step() -> None:
     async def main() -> None:
-        store = MemoryStore()
-        fake = FakeNova(hosts=["c1", "c2"], up={"c2"})
-        for i in range(5):
-            fake.servers[f"vm{i}"] = Server(f"vm{i}", "c1")
-        engine = await _cluster(store, fake)
+        store, fake, engine = await _on_c1(5)
         await _rounds(engine, 8)
         [(rec, _)] = (await read_recoveries(store, KEYS)).values()
         assert rec.phase == Phase.DONE and rec.count(InstanceState.EVACUATED) == 5
@@ -102,6 +111,41 @@ def test_engine_recovers_a_fenced_host_and_tells_each_step() -> None:
         await _rounds(engine, 2)
         [(rec, _)] = (await read_recoveries(store, KEYS)).values()
         assert rec.unforced and "c1" not in fake.forced
+
+    asyncio.run(main())
+
+
+def test_a_call_without_an_answer_is_left_to_novas_record_never_called_again() -> None:
+    async def main() -> None:
+        store = MemoryStore()
+        fake = FakeNova(hosts=["c1", "c2"], up={"c2"}, hold_next=1)
+        fake.servers["vm0"] = Server("vm0", "c1")
+        engine = await _cluster(store, fake)
+        engine.settings = Settings(computes=frozenset({"c1"}), claim_grace=0.3)
+        await _rounds(engine, 4)  # begin, force down, list, the call: no answer
+        [(rec, _)] = (await read_recoveries(store, KEYS)).values()
+        assert rec.instances[0].state == InstanceState.CLAIMED and "no answer" in rec.instances[0].reason
+        await _rounds(engine, 3)  # Nova has not got to it yet: within the grace, nothing is called
+        assert fake.servers["vm0"].evacuations == 0
+        fake.deliver(time.time(), everything=True)  # now Nova acts on it
+        await asyncio.sleep(0.35)
+        await _rounds(engine, 4)
+        [(rec, _)] = (await read_recoveries(store, KEYS)).values()
+        assert rec.phase == Phase.DONE and fake.servers["vm0"].evacuations == 1 and fake.violations == []
+        kvs, _ = await store.get_prefix(KEYS.events)
+        assert "evacuation-unanswered" in [json.loads(kv.value)["kind"] for kv in kvs]
+
+    asyncio.run(main())
+
+
+def test_first_attempts_go_out_in_rounds_without_a_listing() -> None:
+    async def main() -> None:
+        _store, fake, engine = await _on_c1(4)
+        engine.settings = Settings(computes=frozenset({"c1"}), parallel=2)
+        await _rounds(engine, 3)  # begin, force down, list
+        engine.next_view = time.monotonic() + 60  # listings paused
+        await _rounds(engine, 2)
+        assert sum(s.evacuations for s in fake.servers.values()) == 4 and fake.violations == []
 
     asyncio.run(main())
 
@@ -247,15 +291,17 @@ def _clouds(tmp_path, endpoint: str) -> str:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize(
-    ("status", "permanent", "words"), [(401, False, "401"), (404, True, "404"), (400, False, "400")]
+    ("status", "permanent", "words", "unsure"),
+    [(401, False, "401", False), (404, True, "404", False), (400, False, "400", False), (500, False, "500", True)],
 )
-def test_nova_answers_become_reasons(tmp_path, broken, status: int, permanent: bool, words: str) -> None:  # type: ignore[no-untyped-def]
+def test_nova_answers_become_reasons(tmp_path, broken, status: int, permanent: bool, words: str, unsure: bool) -> None:  # type: ignore[no-untyped-def]
     server, handler = broken
     handler.status = status
     nova = Nova.from_clouds_yaml(_clouds(tmp_path, f"http://127.0.0.1:{server.server_port}"), "lab", timeout=3)
     with pytest.raises(NovaError) as err:
         nova.evacuate("abc", "")
     assert words in err.value.reason and err.value.permanent == permanent
+    assert err.value.unsure == unsure  # a refusal is an answer; a 500 may have come after Nova acted
 
 
 def test_nova_that_does_not_answer(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -263,6 +309,69 @@ def test_nova_that_does_not_answer(tmp_path) -> None:  # type: ignore[no-untyped
     with pytest.raises(NovaError) as err:
         nova.force_down("c1")
     assert "does not answer" in err.value.reason and not err.value.permanent
+
+
+class Late(Broken):
+    """Takes the evacuate call and answers after the client gave up: Nova goes on with a request
+    whose client timed out, so the call may still be accepted."""
+
+    posts = 0
+
+    def do_POST(self) -> None:
+        type(self).posts += 1
+        time.sleep(1.5)
+        self.status = 202
+        self._answer()
+
+
+def test_an_evacuate_call_answered_too_late_is_unsure_and_sent_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    handler = type("Handler", (Late,), {})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        nova = Nova.from_clouds_yaml(_clouds(tmp_path, f"http://127.0.0.1:{server.server_port}"), "lab", timeout=0.5)
+        with pytest.raises(NovaError) as err:
+            nova.evacuate("abc", "")
+        assert err.value.unsure and "does not answer" in err.value.reason
+        time.sleep(1.6)
+        assert handler.posts == 1  # the client library sent it once (no retry of its own)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class Migrations(Broken):
+    """Nova's migration records: an old evacuation of abc (an earlier failure), then this one's."""
+
+    def do_GET(self) -> None:
+        if not self.path.startswith("/v2.1/os-migrations"):
+            return self._answer()
+        assert "instance_uuid=abc" in self.path
+        rows = [
+            {"id": 1, "instance_uuid": "abc", "migration_type": "evacuation", "status": "done",
+             "created_at": "2026-12-06T10:00:00.000000"},
+            {"id": 7, "instance_uuid": "abc", "migration_type": "evacuation", "status": "pre-migrating",
+             "created_at": "2026-12-06T12:00:05.000000"},
+        ]
+        body = json.dumps({"migrations": rows}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_the_status_of_the_latest_evacuation_since_the_failure(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    server = http.server.HTTPServer(("127.0.0.1", 0), type("Handler", (Migrations,), {}))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        nova = Nova.from_clouds_yaml(_clouds(tmp_path, f"http://127.0.0.1:{server.server_port}"), "lab", timeout=3)
+        failure = calendar.timegm((2026, 12, 6, 12, 0, 0, 0, 0, 0))
+        assert nova.evacuation_status("abc", failure) == "pre-migrating"
+        assert nova.evacuation_status("abc", failure + 3600) == ""
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_bad_clouds_yaml(tmp_path) -> None:  # type: ignore[no-untyped-def]
