@@ -228,6 +228,9 @@ def _evacuating(world: World, rec: Recovery, room: int) -> list[Action]:
             if new is not None and new != inst:
                 settled = settled.with_instance(new)
     pending = [i for i in settled.instances if _may_call(world, i)]
+    if s.in_progress:
+        in_nova = settled.count(InstanceState.CLAIMED) + settled.count(InstanceState.ISSUED)
+        room = min(room, s.in_progress - in_nova)
     calls: list[Action] = []
     for inst in sorted(pending, key=lambda i: (not i.ha, i.name, i.id))[: max(0, room)]:
         target = s.reserved[inst.attempts % len(s.reserved)] if s.reserved else ""

@@ -383,6 +383,10 @@ def test_bad_clouds_yaml(tmp_path) -> None:  # type: ignore[no-untyped-def]
 def test_bad_params() -> None:
     with pytest.raises(InputError):
         settings_from({"computes": "c1", "parallel": "many"})
+    with pytest.raises(InputError):
+        settings_from({"computes": "c1", "in_progress": "all"})
+    assert settings_from({"computes": "c1"}).in_progress == 16
+    assert settings_from({"computes": "c1", "in_progress": "0"}).in_progress == 0
     assert settings_from({"computes": "c1, c2", "host_map": "c1:h1"}).nova_host("c1") == "h1"
 
 

@@ -230,6 +230,21 @@ def test_calls_are_issued_in_rounds_without_a_view_and_alongside_settling() -> N
     assert rec.count(InstanceState.EVACUATED) == 2 and sum(x.evacuations for x in nova.servers.values()) == 4
 
 
+def test_evacuations_in_novas_hands_are_bounded() -> None:
+    nova, store, engine = lab(6, parallel=8, in_progress=2)
+    fences, members = fenced(nova), {"c2": 50, "c3": 51}
+    for _ in range(5):  # begin, force down, list, then rounds with Nova still rebuilding
+        engine.round(engine.world(1000.0, fences, members, True))
+    assert sum(x.evacuations for x in nova.servers.values()) == 2
+    nova.progress()
+    nova.progress()
+    engine.round(engine.world(1001.0, fences, members, True))  # two settle, two slots in Nova free
+    assert the_recovery(store).count(InstanceState.EVACUATED) == 2
+    assert sum(x.evacuations for x in nova.servers.values()) == 4
+    run(engine, fences, 1002.0)
+    assert the_recovery(store).phase == Phase.DONE and nova.violations == []
+
+
 def test_unknown_compute_fails_the_recovery_at_once() -> None:
     nova, store, engine = lab()
     nova.hosts.remove("c1")
