@@ -88,6 +88,9 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", default="10,100")
     p.add_argument("--parallel", type=int, default=8, help="the evacuator's evacuate calls in flight")
+    p.add_argument(
+        "--in-progress", type=int, default=32, help="the evacuator's evacuations in Nova's hands at once (0: no bound)"
+    )
     p.add_argument("--boot-batch", type=int, default=25, help="servers per create call while booting")
     p.add_argument("--node-timeout", default="1500ms", help="the cluster's node-timeout (heartbeat silence)")
     p.add_argument("--keep", action="store_true", help="keep the cluster's directory (agent and engine logs)")
@@ -100,7 +103,10 @@ def main() -> int:
     rows = []
     workdir = Path(tempfile.mkdtemp(prefix="bench-instanceha-"))
     with NovaLab(computes=2, subnet=4, keep_workdir=args.keep) as lab:
-        ha = HaCluster(lab, workdir, tag="ihabench", parallel=args.parallel, node_timeout=args.node_timeout)
+        ha = HaCluster(
+            lab, workdir, tag="ihabench", parallel=args.parallel, node_timeout=args.node_timeout,
+            in_progress=args.in_progress,
+        )
         try:
             t0 = time.monotonic()
             ha.start()

@@ -110,7 +110,7 @@ def settings_from(params: dict[str, str]) -> Settings:
             reserved=tuple(listed("reserved_hosts")),
             only_ha=params.get("only_ha", "false").lower() in ("true", "1", "yes"),
             parallel=max(1, int(params.get("parallel", "4"))),
-            in_progress=max(0, int(params.get("in_progress", "16"))),
+            in_progress=max(0, int(params.get("in_progress", "32"))),
             retries=max(1, int(params.get("retries", "3"))),
         )
     except ValueError as exc:

@@ -32,6 +32,7 @@ IFNAME = "eth0"
 def spec(
     computes: list[str], gate: str, clouds_yaml: str, etcd: str, tag: str, parallel: int = 8, reserved: str = "",
     node_timeout: str = "1500ms",
+    in_progress: int = 32,
 ) -> str:
     nodes = ", ".join(f"{{name: {n}}}" for n in ["controller", *computes])
     return f"""\
@@ -52,7 +53,8 @@ resources:
     - id: evacuator
       agent: instanceha:evacuator
       params: {{computes: "{",".join(computes)}", clouds_yaml: "{clouds_yaml}", cloud: {CLOUD},
-                etcd: "{etcd}", cluster: {tag}, parallel: "{parallel}", reserved_hosts: "{reserved}"}}
+                etcd: "{etcd}", cluster: {tag}, parallel: "{parallel}", reserved_hosts: "{reserved}",
+                in_progress: "{in_progress}"}}
       operations: [{{name: monitor, interval: 1s, timeout: 5s}}]
   clones:
     - {{id: computes, child: compute-mark}}
@@ -65,9 +67,16 @@ constraints:
 
 class HaCluster:
     def __init__(
-        self, lab: NovaLab, workdir: Path, tag: str = "ihatest", parallel: int = 8, node_timeout: str = "1500ms"
+        self,
+        lab: NovaLab,
+        workdir: Path,
+        tag: str = "ihatest",
+        parallel: int = 8,
+        node_timeout: str = "1500ms",
+        in_progress: int = 32,
     ) -> None:
         self.lab, self.workdir, self.tag, self.parallel = lab, workdir, tag, parallel
+        self.in_progress = in_progress
         self.node_timeout = node_timeout
         self.nodes = ["controller", *lab.compute_names]
         ctl = lab.hosts["controller"]
@@ -103,7 +112,7 @@ class HaCluster:
         evacuator keeps the parameters it started with until it is started again."""
         text = spec(
             self.lab.compute_names, self.gate, str(self.lab.clouds_yaml), self.endpoint, self.tag, self.parallel,
-            reserved, self.node_timeout,
+            reserved, self.node_timeout, self.in_progress,
         )
         path = self.workdir / "cluster.yaml"
         path.write_text(text)

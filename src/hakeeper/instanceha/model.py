@@ -118,8 +118,9 @@ class Settings:
     parallel: int = 4  # evacuate calls in flight at once
     # Evacuations Nova carries out at once per recovery (claimed or issued, not yet settled); 0: no
     # bound. A call returns once Nova accepted it, so `parallel` alone does not bound them: 110 at
-    # once held the target compute's resource lock so long that the total took 270 s (docs).
-    in_progress: int = 16
+    # once held the target compute's resource lock so long that the total took 270 s; 100 with 16
+    # took 168 s, with 32 138 s (docs/instance-ha.md, single runs at load ~9).
+    in_progress: int = 32
     retries: int = 3  # attempts per instance before it is reported failed
     host_retries: int = 5  # attempts at forcing down / listing before the recovery is reported failed
     claim_grace: float = 30.0  # s: a claim by another engine older than this has no call in flight

@@ -385,7 +385,7 @@ def test_bad_params() -> None:
         settings_from({"computes": "c1", "parallel": "many"})
     with pytest.raises(InputError):
         settings_from({"computes": "c1", "in_progress": "all"})
-    assert settings_from({"computes": "c1"}).in_progress == 16
+    assert settings_from({"computes": "c1"}).in_progress == 32
     assert settings_from({"computes": "c1", "in_progress": "0"}).in_progress == 0
     assert settings_from({"computes": "c1, c2", "host_map": "c1:h1"}).nova_host("c1") == "h1"
 
