@@ -41,8 +41,10 @@ SRC = str(Path(__file__).resolve().parents[2] / "src")
 TIMEOUT = 0.5
 FROZEN, THAWED = 0.7, 0.3  # seconds: each second the group runs for 0.3 s, then waits 0.7 s
 
-# The client: writes one key every 0.02 s and prints a JSON line per write (wall time sent and
-# answered, the endpoint it used, and the error if it failed).
+# The client: writes one key every 0.002 s and prints a JSON line per write (wall time sent and
+# answered, the endpoint it used, and the error if it failed). The gap is short so that a SIGSTOP
+# lands mid-write nearly every time: with 0.02 s between 5 ms writes it missed every write in one
+# run of 15 stops (a CI-equivalent run, max 0.008 s), and the test saw no stall at all.
 CLIENT = """
 import asyncio, json, sys, time
 from hakeeper.coord.etcd import EtcdStore
@@ -61,7 +63,7 @@ async def main(endpoints, seconds, timeout):
                 error = repr(exc)[:200]
             print(json.dumps({"sent": sent, "done": time.time(), "endpoint": endpoint, "now": store.endpoint,
                               "error": error}), flush=True)
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.002)
 
 asyncio.run(main(sys.argv[1], float(sys.argv[2]), float(sys.argv[3])))
 """
