@@ -122,6 +122,12 @@ REGRESSIONS: list[tuple[int, KnownBug | None]] = [
     # claim that allowed it stands (state.report_guard; test_report_guard.py).
     (12609, None),
     (21505, None),
+    # Found by the long run after the report guard (seeds 0-41999 at e25819f; simulation bug,
+    # "reports differ from the truth" at the end): a stop slowed by a slow-op fault 5 s before
+    # the heal timed out 12 s after it, its node was fenced twice (by itself as leader, then by
+    # the next leader once its lease expired) and db was still starting when a settle counted
+    # from the heal ended. The settle now counts from the end of the last slowed operation.
+    (25872, None),
     (4233, None),
     (4405, None),
     (4970, None),

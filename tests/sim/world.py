@@ -61,6 +61,7 @@ class ResourceAgents:
         self.randomly_failing = randomly_failing  # the operations the random failures may hit
         self.max_duration = max_duration
         self.faults: dict[str, OpFaults] = {}
+        self.slow_ops_end = 0.0  # when the last operation a slow-op fault slowed down ends
 
     def begin(self, node: str, rsc: str, op: str, timeout: float, promotable: bool, now: float) -> OpPlan:
         """Start `op` on `rsc` at `node` now: changes the truth that begins now and says how it ends."""
@@ -68,6 +69,7 @@ class ResourceAgents:
         duration = self.rng.uniform(0.01, self.max_duration)
         if faults.slow_until.get(op, -1.0) > now:
             duration *= 20
+            self.slow_ops_end = max(self.slow_ops_end, now + min(duration, timeout))
         failing = faults.fail_until.get(op, -1.0) > now or (
             self.rng.random() < self.fail_rate and op in self.randomly_failing
         )
