@@ -61,16 +61,12 @@ class Heartbeats:
             self.own_arrivals.append(now)
         self.seen[node] = (now, self.own)
 
-    def stall_end(self, after: float, longer_than: float) -> float | None:
-        """When the last gap between my own beats longer than `longer_than` ended, if it ended
-        after `after`."""
+    def last_stall_end(self, longer_than: float) -> float:
+        """When the last gap between my own beats longer than `longer_than` ended (-inf: none
+        in the history)."""
         times = list(self.own_arrivals)
-        for before, end in zip(reversed(times[:-1]), reversed(times[1:]), strict=True):
-            if end <= after:
-                return None
-            if end - before > longer_than:
-                return end
-        return None
+        return next((end for before, end in zip(reversed(times[:-1]), reversed(times[1:]), strict=True)
+                     if end - before > longer_than), float("-inf"))
 
     def forget(self, node: str) -> None:
         """The node's member key went away (its lease ended): the next incarnation starts afresh."""
@@ -86,11 +82,12 @@ class Heartbeats:
         if node_timeout <= 0:
             return set()
         out = set()
+        stall_end = self.last_stall_end(node_timeout / 2)  # once per call, not per member
         for node in members:
             if node == self.me or node not in self.seen:
                 continue
             at, own_then = self.seen[node]
-            since = self.stall_end(at, node_timeout / 2) or at
+            since = max(at, stall_end)
             if now - since > node_timeout and self.own - own_then >= rounds:
                 out.add(node)
         return out
