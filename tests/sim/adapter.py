@@ -1,18 +1,18 @@
-"""ADAPTER: the node's decisions, MIRRORING agent/daemon.py until hakeeper.agent.core covers them
-(issue 10, part 1: the leader's decisions are in the core already and the simulation runs the real
-`LeaderCore` next to this, see brain.py).
+"""One simulated node's own side (not the leader's): the agent's real node decisions,
+`hakeeper.agent.core.node` (the claim transaction, the report of a result, a probe's and a failed
+monitor's reports, what runs here, the stop order without the leader), sequenced as the daemon's
+asyncio tasks sequence them (agent/daemon.py, agent/leaving.py): register after a lease grant,
+probe, claim by compare-and-set, run, report; monitors; the quorum rule (stop everything locally
+after 75% of the TTL without a refresh).
 
-It speaks the core's real interface (hakeeper.agent.core.types: inputs in, effects out, `now`
-passed in), so the simulation's shell (tests/sim/cluster.py) drives it exactly as it will drive
-a real `NodeCore`; when that lands, brain.py switches to it and this module goes. What is real
-code here: every pure helper it calls (agent/state.py's done_marks, fail counts, definitions,
-pending reports; agent/plan.py's typed plan: parse, ready; core/quorum.py's QuorumWatch). What is
-mirrored by hand, in the same order as the daemon does it: register after a lease grant, probe,
-claim by compare-and-set, run, report; monitors; the quorum rule (stop everything locally after
-75% of the TTL without a refresh).
+It speaks the core's interface (hakeeper.agent.core.types: inputs in, effects out, `now` passed
+in), so the simulation's shell (tests/sim/cluster.py) drives it as it drives the leader's core
+(brain.py). What is here and not in the agent's core is that sequencing: the daemon's is spread
+over its tasks (worker, monitors, quorum) and awaits the store, this one is a state machine with
+answer tokens; each place says which part of the daemon it follows.
 
 Left out (the simulation does not model them): heartbeats (node-timeout 0, lease expiry only),
-node attributes, orphans, event keys, the shutdown drain.
+node attributes, orphans, event keys, notifications, the shutdown drain.
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ from typing import Any
 
 from hakeeper.agent import plan as pl
 from hakeeper.agent import state as st
+from hakeeper.agent.core import node as node_core
 from hakeeper.agent.core import types as t
 from hakeeper.agent.core.quorum import STALL, QuorumWatch
-from hakeeper.coord.store import Compare, Delete, Put, absent
+from hakeeper.coord.store import Compare, Delete, Put
 from hakeeper.coord.watch import Mirror
-from hakeeper.resources.result import Result, Status
+from hakeeper.resources.result import Result
 from hakeeper.spec import ClusterSpec
 
 
@@ -157,23 +158,11 @@ class NodeAdapter:
     def healthy(self, margin: float) -> bool:
         return self.lease != 0 and self.now - self.last_refresh < self.ttl - margin
 
-    def _status(self, res: Result, op: str, ok: bool, role: str) -> bytes:
-        doc: dict[str, Any] = {
-            "role": role if res.running or (ok and op != "stop") else "Stopped",
-            "op": op,
-            "rc": res.rc,
-        }
-        if res.status is Status.PROMOTED:
-            doc["role"] = "Promoted"
-        if not ok:  # as daemon._status_doc: a failed promoted instance stays Promoted
-            failed_role = "Promoted" if role == "Promoted" else "Started"
-            doc.update({"failed": True, "kind": st.failure_kind(res), "role": failed_role})
-        return st.dumps(doc)
+    def _promotable(self, spec: ClusterSpec, rsc: str) -> bool:
+        return st.ocf_meta(spec, rsc, self.node).get("promotable") == "true"
 
-    def _role(self, spec: ClusterSpec, rsc: str, res: Result) -> str:
-        if res.status is Status.PROMOTED:
-            return "Promoted"
-        return "Unpromoted" if st.ocf_meta(spec, rsc, self.node).get("promotable") == "true" else "Started"
+    def _old_fail(self, rsc: str) -> int:
+        return int((st.loads(self.values.get(self.keys.fail_of(self.node, rsc))) or {}).get("count", 0))
 
     def _run(self, spec: ClusterSpec, rsc: str, op: str, **data: Any) -> t.RunOp:
         prim = st.primitive(spec, rsc)
@@ -195,11 +184,6 @@ class NodeAdapter:
             return []
         return [t.StartMonitor(rsc, op[0], op[1], role)]  # type: ignore[arg-type]
 
-    def _fail_count(self, spec: ClusterSpec, rsc: str, op: str) -> Put:
-        old = st.loads(self.values.get(self.keys.fail_of(self.node, rsc))) or {}
-        count = st.next_fail_count(spec, op, int(old.get("count", 0)))
-        return Put(self.keys.fail_of(self.node, rsc), st.dumps({"count": count, "last": self.now}))
-
     # ----- quorum (daemon._quorum, _lost_quorum, _stop_locally) -----
 
     def _quorum(self) -> list[t.Effect]:
@@ -210,15 +194,9 @@ class NodeAdapter:
             spec = self.spec()
             if spec is None or spec.cluster.no_quorum_policy in ("freeze", "ignore"):
                 return []
-            # As _stop_locally: what this agent believes runs here, at this moment, in reverse
-            # definition order, demoting first. It does not wait for an action in flight.
-            order = [p.id for p in spec.resources.primitives]
-
-            def position(rsc: str) -> int:
-                prim = st.primitive(spec, rsc)
-                return -order.index(prim.id) if prim is not None and prim.id in order else 0
-
-            todo = sorted(self.local_running, key=lambda r: (position(r), r))
+            # As leaving.stop_locally: what this agent believes runs here, at this moment, in the
+            # core's stop order, demoting first. It does not wait for an action in flight.
+            todo = node_core.stop_order(spec, self.local_running)
             self.stopping = True
             self.local_stops = [
                 s for r in todo for s in ([(r, "demote")] if r in self.local_promoted else []) + [(r, "stop")]
@@ -271,22 +249,13 @@ class NodeAdapter:
         return [self._txn("probed", [], ops)]
 
     def _probe_result(self, spec: ClusterSpec, rsc: str, res: Result, data: dict[str, Any]) -> list[t.Effect]:
-        key = self.keys.status_of(self.node, rsc)
-        ops, out = list(data["ops"]), []
-        if res.running:
-            self.local_running.add(rsc)
-            role = self._role(spec, rsc, res)
-            if role == "Promoted":
-                self.local_promoted.add(rsc)
-            ops.append(Put(key, self._status(res, "monitor", True, role)))
-            out += self._monitor(spec, rsc, role)
-        elif res.stopped:
-            self.local_running.discard(rsc)
-            self.local_promoted.discard(rsc)
-            ops.append(Delete(key))
-        else:
-            ops.append(Put(key, self._status(res, "monitor", False, "Started")))
-        return out + self._probe_next(spec, data["todo"], ops)
+        known = st.definition(spec, rsc, self.node)
+        found = node_core.probe_report(
+            self.keys, self.node, rsc, res, self._promotable(spec, rsc), known, False, self.now
+        )
+        found.hosting.apply(rsc, self.local_running, self.local_promoted)
+        out = self._monitor(spec, rsc, found.monitor) if found.monitor is not None else []
+        return out + self._probe_next(spec, data["todo"], [*data["ops"], found.op])
 
     def _execute(self, spec: ClusterSpec) -> list[t.Effect]:
         raw = self.values.get(self.keys.plan)
@@ -309,22 +278,14 @@ class NodeAdapter:
             return []
         action = todo[0]
         self.busy = True
-        claim = st.claim_value(self.node, doc.epoch, action.id, self.lease)
-        running = st.running_value(doc.epoch, action.id, self.lease)
-        ops: list[Any] = [
-            Put(self.keys.running_of(self.node), running, self.lease),
-            Put(self.keys.claims, claim),
-        ]
-        # As daemon._execute: a start or promote leaves a pending report not bound to the lease
-        # (time left out of it, as from every report here, so equal states memoise alike).
-        rsc = st.local_id(spec, action.resource or "")
-        promotable = st.ocf_meta(spec, rsc, self.node).get("promotable") == "true"
-        pending = st.pending_doc(action.task, 0.0, promotable)
-        if pending is not None:
-            ops.append(Put(self.keys.status_of(self.node, rsc), st.dumps(pending)))
-        compares = [Compare(self.keys.plan, "value", "==", raw), absent(self.keys.done_of(doc.epoch, action.id))]
-        data = {"epoch": doc.epoch, "action": action, "raw": raw, "running": running}
-        return [self._txn("claim", compares, ops, seen=seen, **data)]
+        instance = action.resource or ""
+        rsc = st.local_id(spec, instance)
+        known = st.definition(spec, instance, self.node)
+        claimed = node_core.claim(
+            self.keys, self.node, raw, doc.epoch, action, self.lease, rsc, self._promotable(spec, rsc), known, self.now
+        )
+        data = {"epoch": doc.epoch, "action": action, "raw": raw, "running": claimed.running}
+        return [self._txn("claim", list(claimed.compares), list(claimed.ops), seen=seen, **data)]
 
     def _claimed(self, spec: ClusterSpec, data: dict[str, Any]) -> list[t.Effect]:
         action: pl.PlanAction = data["action"]
@@ -333,64 +294,64 @@ class NodeAdapter:
             self.busy = False
             return []
         out: list[t.Effect] = []
-        if action.task in ("stop", "demote", "promote"):
+        if node_core.stops_monitor_first(action.task):
             out.append(t.StopMonitor(rsc))
         claimed = {k: data[k] for k in ("epoch", "raw", "running")}
         return [*out, self._run(spec, rsc, action.task, action=action, **claimed)]
 
     def _ran(self, spec: ClusterSpec, rsc: str, res: Result, data: dict[str, Any]) -> list[t.Effect]:
         action: pl.PlanAction = data["action"]
-        task = action.task
-        ok = res.ok_for(task)
-        key = self.keys.status_of(self.node, rsc)
-        ops: list[Any] = [Put(self.keys.done_of(data["epoch"], action.id), st.dumps({"ok": ok, "rc": res.rc}))]
-        if ok and task in ("promote", "demote", "stop"):
-            (self.local_promoted.add if task == "promote" else self.local_promoted.discard)(rsc)
-        if ok and task == "stop":
-            ops.append(Delete(key))
-            self.local_running.discard(rsc)
-        elif ok:
-            role = "Promoted" if task == "promote" else self._role(spec, rsc, res)
-            ops.append(Put(key, self._status(res, task, True, role)))
-            self.local_running.add(rsc)
-        else:
-            failed_role = "Promoted" if task == "demote" and res.status is not Status.NOT_RUNNING else "Started"
-            ops.append(Put(key, self._status(res, task, False, failed_role)))
-            ops.append(self._fail_count(spec, rsc, task))
-        ops.append(Delete(self.keys.running_of(self.node)))
-        # As daemon._run_action: the report counts only while this incarnation's claim stands.
-        guard = [st.report_guard(self.keys, self.node, data["running"])]
-        return [self._txn("report", guard, ops, epoch=data["epoch"], action=action, ok=ok, rsc=rsc, raw=data["raw"])]
+        known = st.definition(spec, action.resource or rsc, self.node)
+        report = node_core.action_report(
+            self.keys,
+            self.node,
+            spec,
+            data["epoch"],
+            action,
+            rsc,
+            res,
+            data["running"],
+            self._promotable(spec, rsc),
+            known,
+            self._old_fail(rsc),
+            False,
+            self.now,
+        )
+        report.hosting.apply(rsc, self.local_running, self.local_promoted)
+        return [
+            self._txn(
+                "report", [report.guard], list(report.ops), action=action, report=report, rsc=rsc, raw=data["raw"]
+            )
+        ]
 
     def _reported(self, spec: ClusterSpec, data: dict[str, Any]) -> list[t.Effect]:
-        action: pl.PlanAction = data["action"]
+        report: node_core.Report = data["report"]
         if self.executed_plan == data["raw"]:
-            self.executed[action.id] = data["ok"]
-        if data["ok"] and action.task in ("start", "promote", "demote"):
-            return self._monitor(spec, data["rsc"], "Promoted" if action.task == "promote" else "Started")
-        return []
+            self.executed[data["action"].id] = report.ok
+        return self._monitor(spec, data["rsc"], report.monitor) if report.monitor is not None else []
 
     def _monitor_failed(self, inp: t.MonitorFailed) -> list[t.Effect]:
         spec = self.spec()
         # As daemon._monitor: a failed promoted instance is reported Promoted.
         was_promoted = inp.rsc in self.local_promoted
-        failed_role = (
-            "Promoted" if was_promoted and inp.result.status not in (Status.NOT_RUNNING, Status.SUCCESS) else "Started"
-        )
-        # As daemon._note_monitor_result: only a clean "not running" takes it off the list.
-        if inp.result.status is Status.NOT_RUNNING:
-            self.local_running.discard(inp.rsc)
-            self.local_promoted.discard(inp.rsc)
-        elif inp.result.status is Status.SUCCESS:
-            self.local_promoted.discard(inp.rsc)
-        elif inp.result.status in (Status.PROMOTED, Status.FAILED_PROMOTED):
-            self.local_promoted.add(inp.rsc)
+        node_core.monitor_hosting(inp.result.status).apply(inp.rsc, self.local_running, self.local_promoted)
         if spec is None or st.primitive(spec, inp.rsc) is None:
             return []
-        ops = [
-            Put(self.keys.status_of(self.node, inp.rsc), self._status(inp.result, "monitor", False, failed_role)),
-            self._fail_count(spec, inp.rsc, "monitor"),
-        ]
+        known = st.definition(spec, inp.rsc, self.node)
+        ops = list(
+            node_core.monitor_failure(
+                self.keys,
+                self.node,
+                spec,
+                inp.rsc,
+                inp.result,
+                was_promoted,
+                inp.interval,
+                known,
+                self._old_fail(inp.rsc),
+                self.now,
+            )
+        )
         return [self._txn("monitor-failed", [], ops, retry=ops)]
 
     # ----- answers -----
@@ -438,10 +399,8 @@ class NodeAdapter:
                 # report's answer was lost (the report may be in the store: no claim succeeds again)
                 # or the report was refused (the lease that claimed the action is gone: the next
                 # incarnation's probe reports it).
-                action = p.data["action"]
-                if p.data["ok"] and action.task in ("start", "promote", "demote"):
-                    return self._monitor(spec, p.data["rsc"], "Promoted" if action.task == "promote" else "Started")
-                return []
+                report: node_core.Report = p.data["report"]
+                return self._monitor(spec, p.data["rsc"], report.monitor) if report.monitor is not None else []
             if p.kind == "probed":
                 self.probed = True
                 return []
@@ -450,5 +409,4 @@ class NodeAdapter:
             if inp.error is not None:  # the daemon retries until the store takes it
                 return [self._txn("monitor-failed", [], p.data["retry"], retry=p.data["retry"])]
             return []
-        return []
         return []

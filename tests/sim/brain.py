@@ -1,5 +1,6 @@
-"""One simulated agent: the node's decisions (adapter.py, still a mirror of daemon.py) and the real
-leader, `hakeeper.agent.core.leader.LeaderCore`, driven as agent/leader.py drives it.
+"""One simulated agent: the node's side (adapter.py: the real `hakeeper.agent.core.node`
+decisions, sequenced as daemon.py does) and the real leader,
+`hakeeper.agent.core.leader.LeaderCore`, driven as agent/leader.py drives it.
 
 The shell of agent/leader.py hands the core a `LeaderView` on every change in the store and at
 least at the core's `deadline()`, carries out its effects in order and feeds each answer back;

@@ -25,6 +25,7 @@ from typing import Any
 
 from hakeeper.agent import leaving
 from hakeeper.agent import state as st
+from hakeeper.agent.core import node as node_core
 from hakeeper.agent.core.leader import LeaderView, suspects_of
 from hakeeper.agent.core.quorum import QuorumWatch
 from hakeeper.agent.heartbeat import DEFAULT_NODE_TIMEOUT, Heartbeats, interval_for, write_deadline
@@ -33,7 +34,7 @@ from hakeeper.agent.notifying import run_notify
 from hakeeper.agent.plan import NODE_TASKS, PlanAction, PlanError, parse
 from hakeeper.coord import election
 from hakeeper.coord.lease import DEFAULT_LEASE_TTL, LeaseKeeper
-from hakeeper.coord.store import Compare, Delete, Put, Store, StoreError, absent
+from hakeeper.coord.store import Compare, Delete, Put, Store, StoreError
 from hakeeper.coord.watch import Changes, Mirror, Snapshot, follow
 from hakeeper.placement import Plan, schedule
 from hakeeper.resources import pacemaker_cli
@@ -224,13 +225,6 @@ class Agent:
         if rsc not in self._meta:
             self._meta[rsc] = st.ocf_meta(spec, rsc, self.node)
         return self._meta[rsc]
-
-    def _running_role(self, spec: ClusterSpec, rsc: str, res: Result) -> str:
-        """The role a running instance reports: Promoted (rc 8), else Unpromoted for an instance of
-        a promotable clone, else Started."""
-        if res.status is Status.PROMOTED:
-            return "Promoted"
-        return "Unpromoted" if self._ocf_meta(spec, rsc).get("promotable") == "true" else "Started"
 
     # ----- node attributes (crm_attribute from resource agents) -----
 
@@ -435,23 +429,17 @@ class Agent:
                 continue
             probed.add(rsc)
             res = await ra.action("monitor", timeout)
-            key = self.keys.status_of(self.node, rsc)
+            promotable = self._ocf_meta(spec, rsc).get("promotable") == "true"
             known = self._definition(spec, rsc)
-            if res.running:
-                self.local_running.add(rsc)
-                role = self._running_role(spec, rsc, res)
-                if role == "Promoted":
-                    self.local_promoted.add(rsc)
-                ops.append(Put(key, st.dumps(self._status_doc(res, "monitor", ok=True, role=role, known=known))))
-                self._start_monitor(spec, rsc, role)
-            elif res.stopped:
-                self.local_running.discard(rsc)
-                self.local_promoted.discard(rsc)
-                ops.append(Delete(key))
-                if rsc in orphans:
-                    self._forget(rsc)
-            else:
-                ops.append(Put(key, st.dumps(self._status_doc(res, "monitor", ok=False, known=known))))
+            found = node_core.probe_report(
+                self.keys, self.node, rsc, res, promotable, known, rsc in orphans, self.clock()
+            )
+            found.hosting.apply(rsc, self.local_running, self.local_promoted)
+            ops.append(found.op)
+            if found.monitor is not None:
+                self._start_monitor(spec, rsc, found.monitor)
+            if found.forget:
+                self._forget(rsc)
         ops.append(Delete(self.keys.reprobe + self.node))
         ops += self._attr_ops()
         lease = self.keeper.lease
@@ -464,11 +452,11 @@ class Agent:
         )
         await self.store.txn([], ops)
         self.probed = True
-        found = len(orphans)
+        orphan_count = len(orphans)
         await self.event(
             "probe",
             f"probed {len(spec.resources.primitives)} resources"
-            + (f" and {found} orphan{'s' if found != 1 else ''}" if found else "")
+            + (f" and {orphan_count} orphan{'s' if orphan_count != 1 else ''}" if orphan_count else "")
             + f", {len(self.local_running)} running here",
         )
         return probed
@@ -524,30 +512,19 @@ class Agent:
         if not todo:
             return
         action = todo[0]
-        # Claim the action, only if the plan is still the one we read and the action is not done
-        # (a claim retried after its report reached the store would leave `running/` behind, and
-        # the leader would wait for it as long as this node lives). The claim also rewrites
-        # the `claims` key, which the leader's publish compares: so either the leader sees the
-        # claim and waits for it, or its new plan wins and the claim fails. Never both.
-        lease = self.keeper.lease
-        claim = st.claim_value(self.node, epoch, action.id, lease)
-        running = st.running_value(epoch, action.id, lease)  # what the report is guarded by
-        ops: list[Any] = [
-            Put(self.keys.running_of(self.node), running, lease),
-            Put(self.keys.claims, claim),
-        ]
+        # Claim it (core/node.py: claim, and the protocol): either the leader sees the claim and
+        # waits for it, or its new plan wins and the claim fails. Never both.
         instance = action.resource or ""
         rsc = self.local_name(spec, instance)
         promotable = self._ocf_meta(spec, rsc).get("promotable") == "true"
         known = self._definition(spec, rsc, instance)
-        pending = st.pending_doc(action.task, self.clock(), promotable, known)
-        if pending is not None:
-            ops.append(Put(self.keys.status_of(self.node, rsc), st.dumps(pending)))
-        res = await self.store.txn(
-            [Compare(self.keys.plan, "value", "==", raw), absent(self.keys.done_of(epoch, action.id))], ops
+        claimed = node_core.claim(
+            self.keys, self.node, raw, epoch, action, self.keeper.lease, rsc, promotable, known, self.clock()
         )
+        res = await self.store.txn(list(claimed.compares), list(claimed.ops))
         if not res.succeeded:
             return
+        running = claimed.running
         async with self.action_lock:
             if self.leaving:
                 return
@@ -563,9 +540,7 @@ class Agent:
         orphan = not st.configured(spec, rsc)
         ra = self.agent_for(spec, instance)
         known = self._definition(spec, rsc, instance)
-        if task in ("stop", "demote", "promote"):
-            # Pacemaker cancels the recurring monitor before a role change: an unpromoted
-            # instance's monitor would take the promotion in progress (rc 8) for a failure.
+        if node_core.stops_monitor_first(task):
             self._stop_monitor(rsc)
         if ra is None:
             res = Result(Status.NOT_CONFIGURED, 6, f"no resource {rsc} in the configuration, nor a definition of it")
@@ -576,47 +551,35 @@ class Agent:
                 res = await ra.action(task, timeout)
             finally:
                 self._in_flight_timeout = 0.0
-        ok = res.ok_for(task)
+        promotable = self._ocf_meta(spec, rsc).get("promotable") == "true"
+        old_fail, now = self._fail_count(rsc), self.clock()
+        report = node_core.action_report(
+            self.keys, self.node, spec, epoch, action, rsc, res, running, promotable, known, old_fail, orphan, now
+        )
+        ok = report.ok
         self.metrics.actions.labels(task, "ok" if ok else res.status.value).inc()
-        key = self.keys.status_of(self.node, rsc)
-        ops: list[Any] = [
-            Put(self.keys.done_of(epoch, action.id), st.dumps({"ok": ok, "rc": res.rc, "status": res.status.value}))
-        ]
-        if ok and task in ("promote", "demote", "stop"):
-            (self.local_promoted.add if task == "promote" else self.local_promoted.discard)(rsc)
-        if ok and task == "stop":
-            ops.append(Delete(key))
-            self.local_running.discard(rsc)
-        elif ok:
-            role = "Promoted" if task == "promote" else self._running_role(spec, rsc, res)
-            ops.append(Put(key, st.dumps(self._status_doc(res, task, ok=True, role=role, known=known))))
-            self.local_running.add(rsc)
-        else:
-            # A demote that failed leaves the instance promoted, unless it stopped altogether.
-            role = "Promoted" if task == "demote" and res.status is not Status.NOT_RUNNING else "Started"
-            ops.append(Put(key, st.dumps(self._status_doc(res, task, ok=False, role=role, known=known))))
-            ops += await self._fail_count_ops(spec, rsc, task)
-        ops.append(Delete(self.keys.running_of(self.node)))
-        ops += self._attr_ops()
-        monitor = ok and task in ("start", "promote", "demote") and not orphan
+        if report.failed:
+            self.metrics.failures.labels(rsc, task).inc()
+        report.hosting.apply(rsc, self.local_running, self.local_promoted)
+        ops: list[Any] = [*report.ops, *self._attr_ops()]
         try:
             # Only while this incarnation's claim stands (state.report_guard): a node whose lease
             # expired meanwhile may be being fenced, and its report must not make it look clean.
-            reported = await self.store.txn([st.report_guard(self.keys, self.node, running)], ops)
+            reported = await self.store.txn([report.guard], ops)
         except StoreError:
             # The action ran, whatever became of its report: what it started is monitored. A
             # report whose answer was lost may well be in the store, and then no claim of the
             # action succeeds again to get here (found by the simulation, seed 1345).
-            if monitor:
-                self._start_monitor(spec, rsc, "Promoted" if task == "promote" else "Started")
+            if report.monitor is not None:
+                self._start_monitor(spec, rsc, report.monitor)
             raise
         if not reported.succeeded:
             # The lease that claimed the action is gone: this node's next incarnation probes and
             # reports what runs here; until then (or its fence) its old reports stand.
             why = "its report is void: the lease that claimed it expired"
             log.warning("%s %s on %s: %s; %s", task, rsc, self.node, res.describe(), why)
-            if monitor:
-                self._start_monitor(spec, rsc, "Promoted" if task == "promote" else "Started")
+            if report.monitor is not None:
+                self._start_monitor(spec, rsc, report.monitor)
             return
         if ok and task == "stop" and orphan:
             self._forget(rsc)
@@ -628,14 +591,12 @@ class Agent:
             f"{res.describe()} in {res.duration:.2f}s{'' if ok else ' ' + res.output.strip()[-200:]}",
             rsc,
         )
-        if monitor:
-            self._start_monitor(spec, rsc, "Promoted" if task == "promote" else "Started")
+        if report.monitor is not None:
+            self._start_monitor(spec, rsc, report.monitor)
 
-    async def _fail_count_ops(self, spec: ClusterSpec, rsc: str, op: str) -> list[Any]:
-        old = st.loads(self.mirror.values.get(self.keys.fail_of(self.node, rsc))) or {}
-        count = st.next_fail_count(spec, op, int(old.get("count", 0)))
-        self.metrics.failures.labels(rsc, op).inc()
-        return [Put(self.keys.fail_of(self.node, rsc), st.dumps({"count": count, "last": self.clock()}))]
+    def _fail_count(self, rsc: str) -> int:
+        """The fail count of `rsc` here, as stored."""
+        return int((st.loads(self.mirror.values.get(self.keys.fail_of(self.node, rsc))) or {}).get("count", 0))
 
     # ----- monitors -----
 
@@ -673,17 +634,15 @@ class Agent:
                 continue
             # Expected running, found otherwise: a failure (a clean "not running" included).
             self.monitors.pop(rsc, None)
-            self._note_monitor_result(rsc, res.status)
-            role = "Promoted" if promoted and res.status not in (Status.NOT_RUNNING, Status.SUCCESS) else "Started"
-            doc = self._status_doc(res, "monitor", ok=False, role=role, known=self._definition(spec, rsc))
-            doc["interval"] = interval
-            ops = [
-                Put(self.keys.status_of(self.node, rsc), st.dumps(doc)),
-                *await self._fail_count_ops(spec, rsc, "monitor"),
-            ]
+            node_core.monitor_hosting(res.status).apply(rsc, self.local_running, self.local_promoted)
+            self.metrics.failures.labels(rsc, "monitor").inc()
+            known = self._definition(spec, rsc)
+            ops = node_core.monitor_failure(
+                self.keys, self.node, spec, rsc, res, promoted, interval, known, self._fail_count(rsc), self.clock()
+            )
             while True:
                 try:
-                    await self.store.txn([], ops)
+                    await self.store.txn([], list(ops))
                     break
                 except StoreError:
                     await asyncio.sleep(0.2)
@@ -691,19 +650,6 @@ class Agent:
                 "monitor-failed", f"monitor on {self.node}: {res.describe()} {res.output.strip()[-200:]}", rsc
             )
             return
-
-    def _note_monitor_result(self, rsc: str, status: Status) -> None:
-        """What a failed monitor says about what this node runs. Only a clean "not running" takes
-        the resource off the list: after an error or a timeout it may well still run, and a node that
-        loses quorum must still stop it (the simulation found a resource whose monitor failed with
-        rc 1 skipped by the no-quorum stop, then running on two nodes)."""
-        if status is Status.NOT_RUNNING:
-            self.local_running.discard(rsc)
-            self.local_promoted.discard(rsc)
-        elif status is Status.SUCCESS:
-            self.local_promoted.discard(rsc)  # running, but no longer promoted
-        elif status in (Status.PROMOTED, Status.FAILED_PROMOTED):
-            self.local_promoted.add(rsc)  # demote before any stop
 
     # ----- quorum -----
 

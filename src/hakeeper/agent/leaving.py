@@ -11,6 +11,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from hakeeper.agent import state as st
+from hakeeper.agent.core import node as node_core
 from hakeeper.coord.store import Delete, Put, StoreError, bounded
 from hakeeper.resources.result import Result, Status
 from hakeeper.spec import ClusterSpec
@@ -33,16 +34,8 @@ async def stop_locally(agent: Agent, spec: ClusterSpec, why: str) -> list[str]:
     logging and reporting it: an agent never leaves processes behind without saying so."""
     for rsc in list(agent.monitors):
         agent._stop_monitor(rsc)
-    order = [p.id for p in spec.resources.primitives]
-
-    def position(rsc: str) -> int:
-        prim = st.primitive(spec, rsc)
-        if prim is None:
-            return -len(order) - 1  # an orphan
-        return -order.index(prim.id) if prim.id in order else 0
-
     left: dict[str, str] = {}
-    for rsc in sorted(agent.local_running, key=lambda r: (position(r), r)):
+    for rsc in node_core.stop_order(spec, agent.local_running):
         ra = agent.agent_for(spec, rsc)
         if ra is None:
             left[rsc] = "no definition known to stop it with"

@@ -6,10 +6,9 @@ of `hakeeper.vrrp.machine` and etcd raft's Ready/Advance: the caller (the asynci
 store connection, the resource agents, the fence devices and the clock. It feeds the core
 *inputs*, each with `now`, and carries out the *effects* the core returns, in order.
 
-Driving it. The leader's core, `LeaderCore` in `core/leader.py`, is driven this way (by the
-simulation; the asyncio leader loop in `agent/leader.py` is still the old one, switching it over
-is the next step); it takes a `LeaderView` (the store's values, the lease, whether the store
-answers, the suspects) where the node's core will take the raw inputs below:
+Driving it. The leader's core, `LeaderCore` in `core/leader.py`, is driven this way, by the
+asyncio leader loop in `agent/leader.py` and by the simulation's agents (tests/sim/brain.py); it
+takes a `LeaderView` (the store's values, the lease, whether the store answers, the suspects):
 
     core = LeaderCore(node="n1", cluster="c")
     while True:
@@ -40,13 +39,12 @@ Rules the caller keeps, which the core relies on:
     happens; None means only an input can change anything.
 
 What is in this file is the stable interface the simulation builds on; new inputs or effects
-may be added, none of these will change meaning. Still to come (issue 10, part 1): the agent's
-leader loop driving `LeaderCore`; then the node side
-(claim, run, probe, monitors, the quorum stop, the shutdown drain) moves behind `NodeCore`;
-until then `agent/daemon.py` makes those decisions itself with the pure helpers of `agent/plan.py`
-and `agent/state.py`. The inputs and effects it will use are already here (`LeaseGranted`,
-`LeaseRefreshed`, `LeaseLost`, `OpDone`, `MonitorFailed`, `ShutdownRequested`; `RunOp`,
-`StartMonitor`, `StopMonitor`, `Exit`).
+may be added, none of these will change meaning. The node's own side is a set of pure decisions
+(`core/node.py`: the claim, the report of a result, probes, failed monitors, what runs here, the
+stop order without the leader) which the daemon's tasks and the simulation's node
+(tests/sim/adapter.py, with the node inputs and effects here: `LeaseGranted`, `LeaseRefreshed`,
+`LeaseLost`, `OpDone`, `MonitorFailed`; `RunOp`, `StartMonitor`, `StopMonitor`) both call; each
+sequences them itself.
 """
 
 from __future__ import annotations
