@@ -1,6 +1,7 @@
 """The long run of the cluster simulation (issue 10): many seeds, every failure classified.
 
     python3 bench/sim_long.py --seeds 100000 --jobs 2
+    python3 bench/sim_long.py --seeds 10000 --node-timeout 1.5   # with heartbeats
 
 Prints, per chunk and in total: seeds, wall and CPU time, seeds per second, simulated hours, and
 the failures by known bug (tests/sim/regressions.py); a failure that matches no known bug is
@@ -26,6 +27,7 @@ def main() -> int:
     ap.add_argument("--first", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--chunk", type=int, default=2000)
+    ap.add_argument("--node-timeout", type=float, default=0.0, help="heartbeats: the cluster option node-timeout (s)")
     args = ap.parse_args()
     t0, c0 = time.perf_counter(), os.times()
     done, events, simulated = 0, 0, 0.0
@@ -33,7 +35,7 @@ def main() -> int:
     unknown: list[int] = []
     while done < args.seeds:
         n = min(args.chunk, args.seeds - done)
-        outs = run_many(args.first + done, n, args.jobs)
+        outs = run_many(args.first + done, n, args.jobs, args.node_timeout)
         done += n
         for o in outs:
             events += o.steps

@@ -11,8 +11,8 @@ in), so the simulation's shell (tests/sim/cluster.py) drives it as it drives the
 over its tasks (worker, monitors, quorum) and awaits the store, this one is a state machine with
 answer tokens; each place says which part of the daemon it follows.
 
-Left out (the simulation does not model them): heartbeats (node-timeout 0, lease expiry only),
-node attributes, orphans, event keys, notifications, the shutdown drain.
+Heartbeats are written when the configuration sets node-timeout (SimConfig.node_timeout).
+Left out (the simulation does not model them): node attributes, orphans, event keys, notifications, the shutdown drain.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from hakeeper.agent import state as st
 from hakeeper.agent.core import node as node_core
 from hakeeper.agent.core import types as t
 from hakeeper.agent.core.quorum import STALL, QuorumWatch
+from hakeeper.agent.heartbeat import interval_for
 from hakeeper.coord.store import Compare, Delete, Put
 from hakeeper.coord.watch import Mirror
 from hakeeper.resources.result import Result
@@ -90,11 +91,15 @@ class NodeAdapter:
         self._spec: ClusterSpec | None = None
         self._tokens = itertools.count(1)
         self.now = 0.0
+        self.beat = 0  # heartbeats written (the cluster option node-timeout > 0: daemon._heartbeat)
+        self.next_beat = 0.0
 
     # ----- the interface -----
 
     def deadline(self) -> float | None:
         times: list[float] = []
+        if self.node_timeout() > 0:
+            times.append(self.next_beat)
         if self.lease and not self.quorum_lost:
             times.append(self.last_refresh + self.ttl * 0.75)
             # The daemon checks its lease every 50 ms: a longer gap is a stall (a pause) only
@@ -128,7 +133,27 @@ class NodeAdapter:
                 out += self._answer(pending, inp)
         out += self._quorum()
         out += self._worker()
+        out += self._heartbeat()
         return out
+
+    def node_timeout(self) -> float:
+        """The cluster option node-timeout (the simulated agents have no --node-timeout: 0)."""
+        spec = self.spec()
+        return float(spec.cluster.node_timeout or 0.0) if spec is not None else 0.0
+
+    def _heartbeat(self) -> list[t.Effect]:
+        """As daemon._heartbeat: every interval, while the node has a lease and the store, the
+        heartbeat key is rewritten (bound to the lease), with at most four writes in flight."""
+        timeout = self.node_timeout()
+        if timeout <= 0 or self.now < self.next_beat:
+            return []
+        self.next_beat = self.now + interval_for(self.ttl, timeout)
+        in_flight = sum(1 for p in self.pending.values() if p.kind == "heartbeat")
+        if not self.lease or self.quorum_lost or in_flight >= 4:
+            return []
+        self.beat += 1
+        beat = Put(self.keys.heartbeat + self.node, str(self.beat).encode(), self.lease)
+        return [self._txn("heartbeat", [], [beat])]
 
     # ----- helpers -----
 

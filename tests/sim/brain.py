@@ -16,7 +16,8 @@ from __future__ import annotations
 import dataclasses
 
 from hakeeper.agent.core import types as t
-from hakeeper.agent.core.leader import LeaderCore, LeaderView
+from hakeeper.agent.core.leader import LeaderCore, LeaderView, suspects_of
+from hakeeper.agent.heartbeat import Heartbeats, note_update
 
 from .adapter import NodeAdapter
 
@@ -32,6 +33,7 @@ class SimAgent:
         self.leader = LeaderCore(node, cluster)
         self.ttl = ttl
         self.changed = True  # the store changed since the core's last view
+        self.heartbeats = Heartbeats(node)  # as the daemon notes them (daemon._note_heartbeats)
 
     def deadline(self) -> float | None:
         own = self.node.deadline()
@@ -44,19 +46,25 @@ class SimAgent:
             out = self._lead(now, dataclasses.replace(inp, token=-inp.token))
         else:
             out = self.node.handle(now, inp)
-            self.changed = self.changed or isinstance(inp, t.StoreUpdate)
+            if isinstance(inp, t.StoreUpdate) and not self._beats_only(now, inp):
+                self.changed = True
         # As the shell's loop: a view when the store changed, at the core's deadline, and after
         # an answer (a fence's answer wakes the loop; a step goes on or ends with its answer).
         if not self.leader.busy() and (self.changed or answered or now >= self.leader.deadline()):
-            out += self._lead(now, self.view())
+            out += self._lead(now, self.view(now))
         return out
 
-    def view(self) -> LeaderView:
-        """As daemon.leader_view: a copy of the store's values, the lease, and whether the store
-        answers (not cut off, a refresh within 75% of the TTL). No heartbeats: no suspects."""
+    def _beats_only(self, now: float, inp: t.StoreUpdate) -> bool:
+        keys = self.node.keys  # as daemon._note_heartbeats
+        return note_update(self.heartbeats, keys.heartbeat, keys.members, inp.update, now)
+
+    def view(self, now: float) -> LeaderView:
+        """As daemon.leader_view: a copy of the store's values, the lease, whether the store
+        answers (not cut off, a refresh within 75% of the TTL), and whose heartbeat stopped."""
         node = self.node
         healthy = not node.quorum_lost and bool(node.lease) and node.healthy(self.ttl * 0.25)
-        view = LeaderView(dict(node.values), node.lease, healthy, frozenset(), self.changed)
+        suspects = suspects_of(node.spec(), node.values, node.keys, self.heartbeats, now, node.node_timeout())
+        view = LeaderView(dict(node.values), node.lease, healthy, suspects, self.changed)
         self.changed = False
         return view
 

@@ -27,7 +27,7 @@ from .world import FenceDevice, OpFaults
 
 NODES = ["n1", "n2", "n3"]
 SPEC = """
-cluster: {{name: sim, stonith-enabled: {stonith}}}
+cluster: {{name: sim, stonith-enabled: {stonith}{node_timeout}}}
 nodes: [{{name: n1}}, {{name: n2}}, {{name: n3}}]
 resources:
   primitives:
@@ -94,6 +94,9 @@ class SimConfig:
     op_fail_rate: float = 0.02
     max_op: float = 1.0
     faults: tuple[Fault, ...] | None = None  # a fixed schedule instead of a random one
+    # The cluster option node-timeout: 0 is lease expiry only; more makes every agent beat and
+    # the leader suspect (and fence) a node whose beats stop for that long (agent/heartbeat.py).
+    node_timeout: float = 0.0
     make_brain: Callable[[str, str, int], Brain] = SimAgent
 
     def for_seed(self, seed: int) -> SimConfig:
@@ -129,10 +132,11 @@ class Outcome:
         )
 
 
-def make_spec(stonith: bool, promotable: bool = True) -> ClusterSpec:
+def make_spec(stonith: bool, promotable: bool = True, node_timeout: float = 0.0) -> ClusterSpec:
     return parse_spec(
         SPEC.format(
             stonith="true" if stonith else "false",
+            node_timeout=f", node-timeout: {node_timeout}s" if node_timeout > 0 else "",
             clone=PROMOTABLE if promotable else "",
             promotion=PROMOTION if promotable else "",
         )
@@ -163,7 +167,7 @@ class Run:
     def __init__(self, seed: int, cfg: SimConfig) -> None:
         self.seed, self.cfg = seed, cfg
         self.rng = random.Random(seed)
-        self.spec = make_spec(cfg.stonith, cfg.promotable)
+        self.spec = make_spec(cfg.stonith, cfg.promotable, cfg.node_timeout)
         self.sim = Cluster(
             self.rng,
             NODES,

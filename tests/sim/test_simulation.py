@@ -18,7 +18,10 @@ from .regressions import REGRESSIONS, known_bug
 from .run import run_many
 from .scenario import Fault, SimConfig, run_seed
 
-SEEDS = int(os.environ.get("HAKEEPER_SIM_SEEDS", "2000"))
+# 2,000 seeds in all: most with lease expiry alone, some with heartbeats (node-timeout 1.5 s),
+# which cost about 2.6 times as many events each.
+SEEDS = int(os.environ.get("HAKEEPER_SIM_SEEDS", "1700"))
+HEARTBEAT_SEEDS = int(os.environ.get("HAKEEPER_SIM_HEARTBEAT_SEEDS", "300"))
 
 
 def test_the_same_seed_gives_the_same_trace() -> None:
@@ -42,11 +45,12 @@ def test_regression_seed(seed: int, bug: Any) -> None:
     pytest.xfail(f"known bug {bug.name} ({bug.owner}): {out.message}")
 
 
-@pytest.mark.timeout(900)  # ~80 s on two idle cores (159 CPU-s); far longer on a loaded machine
-def test_many_seeds() -> None:
+@pytest.mark.timeout(900)  # ~80 s on two idle cores; far longer on a loaded machine
+@pytest.mark.parametrize("node_timeout,count", [(0.0, SEEDS), (1.5, HEARTBEAT_SEEDS)], ids=["lease", "heartbeats"])
+def test_many_seeds(node_timeout: float, count: int) -> None:
     """Every failure must be a known, listed bug; a new kind of failure fails with its trace."""
     t0 = time.perf_counter()
-    outs = run_many(0, SEEDS, jobs=2)
+    outs = run_many(0, count, jobs=2, node_timeout=node_timeout)
     took = time.perf_counter() - t0
     unknown = [o for o in outs if not o.ok and known_bug(o.message) is None]
     counts: dict[str, int] = {}
@@ -54,9 +58,24 @@ def test_many_seeds() -> None:
         if not o.ok:
             bug = known_bug(o.message)
             counts[bug.name if bug else "unknown"] = counts.get(bug.name if bug else "unknown", 0) + 1
-    print(f"{len(outs)} seeds in {took:.1f}s; failures by known bug: {counts}")
-    assert len(outs) == SEEDS
+    print(f"{len(outs)} seeds (node-timeout {node_timeout}) in {took:.1f}s; failures by known bug: {counts}")
+    assert len(outs) == count
     assert not unknown, "\n\n".join(o.report() for o in unknown[:3])
+
+
+def test_heartbeats_fence_a_paused_node_long_before_its_lease_would_expire() -> None:
+    """A 3 s pause of n2 (which runs db) is shorter than the 5 s lease: without heartbeats
+    nothing happens; with node-timeout 1.5 s the leader suspects n2, fences it, and db runs
+    elsewhere, never on two nodes (the checkers run after every step)."""
+    pause = (Fault(8.0, "pause", "n2", 3.0),)
+    cfg = SimConfig(promotable=False, faults=pause, op_fail_rate=0.0)
+    lease_only = run_seed(3, cfg)
+    assert lease_only.ok, lease_only.report()
+    assert not any("fencing n2" in what for _, _, what in lease_only.trace)
+    beats = run_seed(3, dataclasses.replace(cfg, node_timeout=1.5))
+    assert beats.ok, beats.report()
+    fenced = [at for at, _, what in beats.trace if "fencing n2" in what]
+    assert fenced and 8.0 + 1.5 <= fenced[0] < 8.0 + 3.0, beats.shortened()
 
 
 class FencesWithoutFencing(SimAgent):

@@ -28,7 +28,7 @@ from hakeeper.agent import state as st
 from hakeeper.agent.core import node as node_core
 from hakeeper.agent.core.leader import LeaderView, suspects_of
 from hakeeper.agent.core.quorum import QuorumWatch
-from hakeeper.agent.heartbeat import DEFAULT_NODE_TIMEOUT, Heartbeats, interval_for, write_deadline
+from hakeeper.agent.heartbeat import DEFAULT_NODE_TIMEOUT, Heartbeats, interval_for, note_update, write_deadline
 from hakeeper.agent.metrics import Metrics
 from hakeeper.agent.notifying import run_notify
 from hakeeper.agent.plan import NODE_TASKS, PlanAction, PlanError, parse
@@ -367,23 +367,10 @@ class Agent:
         return LeaderView(values, lease, healthy, suspects, changed)
 
     def _note_heartbeats(self, update: Snapshot | Changes) -> bool:
-        """Record when heartbeats arrive (on the monotonic clock); True if the update held nothing
-        else, so nobody needs waking for it (the leader checks heartbeats on its own tick)."""
+        """Note heartbeats (on the monotonic clock, as the leader's view reads them); True if the
+        update held nothing else."""
         now = asyncio.get_running_loop().time()
-        hb, members = self.keys.heartbeat, self.keys.members
-        if isinstance(update, Snapshot):
-            self.heartbeats.reset([k[len(hb) :] for k in update.values if k.startswith(hb)], now)
-            return False
-        only = True
-        for e in update.events:
-            if e.key.startswith(hb):
-                if e.kind == "put":
-                    self.heartbeats.saw(e.key[len(hb) :], now)
-                continue
-            only = False
-            if e.kind == "delete" and e.key.startswith(members):
-                self.heartbeats.forget(e.key[len(members) :])
-        return only
+        return note_update(self.heartbeats, self.keys.heartbeat, self.keys.members, update, now)
 
     async def _follow(self) -> None:
         async for update in follow(self.store, self.keys.prefix):

@@ -25,6 +25,8 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from hakeeper.coord.watch import Changes, Snapshot
+
 DEFAULT_NODE_TIMEOUT = 1.5
 ROUNDS = 3
 # How many of my own beats' arrival times are kept to find the last stall: 16 node-timeouts at
@@ -91,3 +93,22 @@ class Heartbeats:
             if now - since > node_timeout and self.own - own_then >= rounds:
                 out.add(node)
         return out
+
+
+def note_update(heartbeats: Heartbeats, beats: str, members: str, update: Snapshot | Changes, now: float) -> bool:
+    """Record when heartbeats arrive in a watch update (keys under `beats`; a member key under
+    `members` deleted: that node's incarnation ended). True if the update held nothing else, so
+    nobody needs waking for it (the leader looks at heartbeats on its own tick)."""
+    if isinstance(update, Snapshot):
+        heartbeats.reset([k[len(beats) :] for k in update.values if k.startswith(beats)], now)
+        return False
+    only = True
+    for e in update.events:
+        if e.key.startswith(beats):
+            if e.kind == "put":
+                heartbeats.saw(e.key[len(beats) :], now)
+            continue
+        only = False
+        if e.kind == "delete" and e.key.startswith(members):
+            heartbeats.forget(e.key[len(members) :])
+    return only
