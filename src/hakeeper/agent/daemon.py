@@ -95,6 +95,7 @@ class Agent:
         self._node_timeout = node_timeout  # the --node-timeout flag; the cluster option wins
         self.heartbeats = Heartbeats(node)
         self._attrs_view: dict[str, dict[str, str]] | None = None
+        self.cluster_view_text: str | None = None  # what pacemaker_cli last wrote for the shims
         self._attrs_published = -1  # the attribute directory's mtime when last published after a monitor
         self._spec_raw: bytes | None = None
         self._spec: ClusterSpec | None = None
@@ -103,7 +104,7 @@ class Agent:
         # Last known definitions of what runs here (also in each status report): what stopping a
         # resource needs once the configuration drops it.
         self.definitions: dict[str, st.Definition] = {}
-        self._in_flight_timeout = 0.0  # the timeout of the action running now, for shutdown's budget
+        self.in_flight_timeout = 0.0  # the timeout of the action running now, for shutdown's budget
 
     # ----- shared helpers -----
 
@@ -203,7 +204,7 @@ class Agent:
         self.definitions[rsc] = found
         return found
 
-    def _timeout(self, spec: ClusterSpec, rsc: str, op: str) -> float:
+    def timeout_for(self, spec: ClusterSpec, rsc: str, op: str) -> float:
         prim = st.primitive(spec, rsc)
         if prim is not None:
             return st.op_timeout(prim, op)
@@ -228,7 +229,7 @@ class Agent:
 
     # ----- node attributes (crm_attribute from resource agents) -----
 
-    def _attr_ops(self) -> list[Any]:
+    def attr_ops(self) -> list[Any]:
         """Publish this node's attribute files (crm_attribute writes them) where the store differs;
         bound to the lease, as Pacemaker's transient attributes end with the node's membership."""
         local = read_attrs(self.state_dir)
@@ -253,7 +254,7 @@ class Agent:
             stamp = 0
         if stamp == self._attrs_published and not isinstance(ra, OcfAgent):
             return
-        ops = self._attr_ops()
+        ops = self.attr_ops()
         try:
             if ops:
                 await self.store.txn([], ops)
@@ -322,7 +323,7 @@ class Agent:
             self.keys.members,
             self.node,
             lease,
-            self._member_info(probed=False),
+            self.member_info(probed=False),
         )
         self.metrics.lease_grants.inc()
         self._probe_needed.set()
@@ -428,12 +429,12 @@ class Agent:
             if found.forget:
                 self._forget(rsc)
         ops.append(Delete(self.keys.reprobe + self.node))
-        ops += self._attr_ops()
+        ops += self.attr_ops()
         lease = self.keeper.lease
         ops.append(
             Put(
                 self.keys.member(self.node),
-                st.dumps(self._member_info(probed=True)),
+                st.dumps(self.member_info(probed=True)),
                 lease,
             )
         )
@@ -448,7 +449,7 @@ class Agent:
         )
         return probed
 
-    def _status_doc(
+    def status_doc(
         self, res: Result, op: str, ok: bool, role: str = "Started", known: st.Definition | None = None
     ) -> dict[str, Any]:
         return st.status_doc(res, op, ok, self.clock(), role, known)
@@ -528,16 +529,16 @@ class Agent:
         ra = self.agent_for(spec, instance)
         known = self._definition(spec, rsc, instance)
         if node_core.stops_monitor_first(task):
-            self._stop_monitor(rsc)
+            self.stop_monitor(rsc)
         if ra is None:
             res = Result(Status.NOT_CONFIGURED, 6, f"no resource {rsc} in the configuration, nor a definition of it")
         else:
-            timeout = self._timeout(spec, instance, task)
-            self._in_flight_timeout = timeout
+            timeout = self.timeout_for(spec, instance, task)
+            self.in_flight_timeout = timeout
             try:
                 res = await ra.action(task, timeout)
             finally:
-                self._in_flight_timeout = 0.0
+                self.in_flight_timeout = 0.0
         promotable = self._ocf_meta(spec, rsc).get("promotable") == "true"
         old_fail, now = self._fail_count(rsc), self.clock()
         report = node_core.action_report(
@@ -548,7 +549,7 @@ class Agent:
         if report.failed:
             self.metrics.failures.labels(rsc, task).inc()
         report.hosting.apply(rsc, self.local_running, self.local_promoted)
-        ops: list[Any] = [*report.ops, *self._attr_ops()]
+        ops: list[Any] = [*report.ops, *self.attr_ops()]
         try:
             # Only while this incarnation's claim stands (state.report_guard): a node whose lease
             # expired meanwhile may be being fenced, and its report must not make it look clean.
@@ -592,11 +593,11 @@ class Agent:
         op = st.monitor_op(prim, role) if prim is not None else None
         if op is None:
             return
-        self._stop_monitor(rsc)
+        self.stop_monitor(rsc)
         interval, timeout = op
         self.monitors[rsc] = asyncio.create_task(self._monitor(rsc, interval, timeout, role == "Promoted"))
 
-    def _stop_monitor(self, rsc: str) -> None:
+    def stop_monitor(self, rsc: str) -> None:
         task = self.monitors.pop(rsc, None)
         if task is not None and task is not asyncio.current_task():
             task.cancel()
@@ -676,7 +677,7 @@ class Agent:
     async def _stop_locally(self, spec: ClusterSpec, why: str) -> list[str]:
         return await leaving.stop_locally(self, spec, why)
 
-    def _member_info(self, probed: bool) -> dict[str, Any]:
+    def member_info(self, probed: bool) -> dict[str, Any]:
         doc: dict[str, Any] = {"pid": os.getpid(), "started": self.clock(), "probed": probed}
         if self.draining:
             doc["shutdown"] = True

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from hakeeper.agent import state as st
 from hakeeper.agent.core import node as node_core
-from hakeeper.coord.store import Delete, Put, StoreError, bounded
+from hakeeper.coord.store import Delete, Put, StoreError, bounded, unchanged_since
 from hakeeper.resources.result import Result, Status
 from hakeeper.spec import ClusterSpec
 
@@ -33,7 +33,7 @@ async def stop_locally(agent: Agent, spec: ClusterSpec, why: str) -> list[str]:
     group is its stop order. Returns what could not be stopped (still running here), after
     logging and reporting it: an agent never leaves processes behind without saying so."""
     for rsc in list(agent.monitors):
-        agent._stop_monitor(rsc)
+        agent.stop_monitor(rsc)
     left: dict[str, str] = {}
     for rsc in node_core.stop_order(spec, agent.local_running):
         ra = agent.agent_for(spec, rsc)
@@ -41,15 +41,15 @@ async def stop_locally(agent: Agent, spec: ClusterSpec, why: str) -> list[str]:
             left[rsc] = "no definition known to stop it with"
             continue
         if rsc in agent.local_promoted:
-            res = await ra.action("demote", agent._timeout(spec, rsc, "demote"))
+            res = await ra.action("demote", agent.timeout_for(spec, rsc, "demote"))
             log.warning("%s: demoted %s: %s", why, rsc, res.describe())
-        res = await ra.action("stop", agent._timeout(spec, rsc, "stop"))
+        res = await ra.action("stop", agent.timeout_for(spec, rsc, "stop"))
         log.warning("%s: stopped %s: %s", why, rsc, res.describe())
         if res.status in (Status.PROMOTED, Status.FAILED_PROMOTED) and rsc not in agent.local_promoted:
             # Promoted without this agent knowing (the store went away while a promote was in
             # flight): the agent refused to stop it, so demote, then stop again.
-            demoted = await ra.action("demote", agent._timeout(spec, rsc, "demote"))
-            res = await ra.action("stop", agent._timeout(spec, rsc, "stop"))
+            demoted = await ra.action("demote", agent.timeout_for(spec, rsc, "demote"))
+            res = await ra.action("stop", agent.timeout_for(spec, rsc, "stop"))
             log.warning("%s: found %s promoted: demoted: %s; stopped: %s", why, rsc, demoted.describe(), res.describe())
         if not res.ok_for("stop"):
             left[rsc] = f"stop failed: {res.describe()}"
@@ -67,9 +67,9 @@ def stop_cost(agent: Agent, spec: ClusterSpec, running: set[str]) -> float:
     timeouts of promoted instances."""
     total = 0.0
     for rsc in running:
-        total += agent._timeout(spec, rsc, "stop")
+        total += agent.timeout_for(spec, rsc, "stop")
         if rsc in agent.local_promoted:
-            total += agent._timeout(spec, rsc, "demote")
+            total += agent.timeout_for(spec, rsc, "demote")
     return total
 
 
@@ -90,13 +90,13 @@ async def shutdown(agent: Agent, stop_resources: bool = True, drain_timeout: flo
         return
     loop = asyncio.get_running_loop()
     spec = agent.spec() or ClusterSpec()
-    deadline = loop.time() + stop_cost(agent, spec, agent.local_running) + agent._in_flight_timeout + SHUTDOWN_MARGIN
+    deadline = loop.time() + stop_cost(agent, spec, agent.local_running) + agent.in_flight_timeout + SHUTDOWN_MARGIN
     if stop_resources and agent.keeper.lease and not agent.quorum_lost and agent.local_running:
         agent.draining = True
         try:
             await bounded(
                 agent.store.put(
-                    agent.keys.member(agent.node), st.dumps(agent._member_info(probed=True)), agent.keeper.lease
+                    agent.keys.member(agent.node), st.dumps(agent.member_info(probed=True)), agent.keeper.lease
                 ),
                 2,
             )
@@ -106,7 +106,7 @@ async def shutdown(agent: Agent, stop_resources: bool = True, drain_timeout: flo
                 if agent.quorum_lost:
                     break
                 spec = agent.spec() or spec
-                cost = stop_cost(agent, spec, agent.local_running) + agent._in_flight_timeout
+                cost = stop_cost(agent, spec, agent.local_running) + agent.in_flight_timeout
                 if loop.time() + cost + STORE_RESERVE >= deadline:
                     log.warning("shutting down: the leader did not move everything in time; stopping the rest here")
                     break
@@ -131,12 +131,26 @@ async def shutdown(agent: Agent, stop_resources: bool = True, drain_timeout: flo
 
 async def withdraw_reports(agent: Agent, spec: ClusterSpec, left: list[str]) -> None:
     """Delete this node's reports, except for what is left running: those say so (a failed
-    stop) and keep the definition to stop them with."""
+    stop) and keep the definition to stop them with.
+
+    Only while this incarnation is still the member (its member key under its lease, unchanged
+    since read), as an action's report is guarded by its claim (state.report_guard): once the
+    lease is gone the leader may be fencing the node, and withdrawn reports would make it look
+    cleanly down; and a withdrawal held up in the network must not land after the node's next
+    incarnation has probed and reported what runs there."""
+    member_key = agent.keys.member(agent.node)
+    member = await agent.store.get(member_key)
+    lease = agent.keeper.lease
+    if member is None or not lease or member.lease != lease:
+        log.warning("shutting down: the lease is gone; the reports stay for the fence or the next probe")
+        return
     prefix = f"{agent.keys.status}{agent.node}/"
     kvs, _ = await agent.store.get_prefix(prefix)
     ops: list[Any] = [Delete(kv.key) for kv in kvs if kv.key[len(prefix) :] not in left]
     for rsc in left:
         res = Result(Status.ERROR, 1, "left running when its agent shut down")
-        ops.append(Put(prefix + rsc, st.dumps(agent._status_doc(res, "stop", ok=False, known=agent.known(rsc)))))
+        ops.append(Put(prefix + rsc, st.dumps(agent.status_doc(res, "stop", ok=False, known=agent.known(rsc)))))
     if ops:
-        await agent.store.txn([], ops)
+        reported = await agent.store.txn([unchanged_since(member_key, member.mod_revision)], ops)
+        if not reported.succeeded:
+            log.warning("shutting down: this incarnation is no longer the member; the reports stay")

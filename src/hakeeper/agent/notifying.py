@@ -58,7 +58,7 @@ async def notify_once(agent: Agent, spec: ClusterSpec, action: PlanAction) -> Re
     if not isinstance(ra, OcfAgent) or action.notify is None:
         return Result(Status.SUCCESS, 0, f"{ra.name} has no notify operation: nothing to tell it")
     ra.op_interval = 0.0  # a one-off action (a monitor may have left its interval)
-    return await ra.notify(agent._timeout(spec, instance, "notify"), action.notify.crm_meta())
+    return await ra.notify(agent.timeout_for(spec, instance, "notify"), action.notify.crm_meta())
 
 
 async def run_notify(agent: Agent, spec: ClusterSpec, epoch: int, action: PlanAction, running: bytes) -> None:
@@ -71,7 +71,7 @@ async def run_notify(agent: Agent, spec: ClusterSpec, epoch: int, action: PlanAc
         Put(agent.keys.done_of(epoch, action.id), st.dumps(done_doc(res))),
         Delete(agent.keys.running_of(agent.node)),
     ]
-    ops += agent._attr_ops()  # an agent may set node attributes while notified
+    ops += agent.attr_ops()  # an agent may set node attributes while notified
     reported = await agent.store.txn([st.report_guard(agent.keys, agent.node, running)], ops)
     if not reported.succeeded:
         log.warning(

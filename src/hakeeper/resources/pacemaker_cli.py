@@ -582,10 +582,10 @@ def refresh_view(agent: Agent) -> None:
 
     view = build_view(agent)
     text = view.to_json()
-    if getattr(agent, "_cluster_view_text", None) != text:
+    if agent.cluster_view_text != text:
         os.makedirs(agent.state_dir, exist_ok=True)
         write_atomically(view_path(agent.state_dir), text)
-        agent._cluster_view_text = text  # type: ignore[attr-defined]
+        agent.cluster_view_text = text
 
 
 def outbox_ops(agent: Agent) -> list[Any]:
@@ -652,7 +652,7 @@ async def apply_requests(agent: Agent) -> None:
                 os.unlink(os.path.join(directory, name))
         else:
             write_atomically(os.path.join(directory, name), str(value))
-    ops = [*agent._attr_ops(), *(Delete(k) for k in pending)]
+    ops = [*agent.attr_ops(), *(Delete(k) for k in pending)]
     await agent.store.txn([Compare(k, "value", "==", v) for k, v in pending.items()], ops)
 
 
