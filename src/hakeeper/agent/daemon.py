@@ -77,6 +77,7 @@ class Agent:
         self.changed = self.subscribe()
         self.keeper = LeaseKeeper(store, ttl, on_grant=self._registered)
         self.probed = False
+        self.registered = 0  # the lease this incarnation's member key was last registered under
         self.quorum_lost = False
         self.monitors: dict[str, asyncio.Task[None]] = {}
         self.agents: dict[str, ResourceAgent] = {}
@@ -325,6 +326,7 @@ class Agent:
             lease,
             self.member_info(probed=False),
         )
+        self.registered = lease
         self.metrics.lease_grants.inc()
         self._probe_needed.set()
         self.wake()
@@ -458,7 +460,9 @@ class Agent:
         while True:
             await self.changed.wait()
             self.changed.clear()
-            if self.quorum_lost or self.leaving or not self.keeper.lease:
+            # Nothing before this incarnation is registered (then it probes first): a claim made
+            # in between would act for a node the leader does not count as a member.
+            if self.quorum_lost or self.leaving or not self.keeper.lease or self.registered != self.keeper.lease:
                 continue
             spec = self.spec() or ClusterSpec()
             try:

@@ -35,6 +35,7 @@ class LeaseKeeper:
         self.last_refresh = float("-inf")  # loop time of the last confirmed refresh or grant
         self.changed = asyncio.Event()
         self._last_warning = float("-inf")
+        self._announced = True  # on_grant went through for the current lease (none yet: nothing to do)
 
     def healthy(self, now: float, margin: float = 0.0) -> bool:
         """The lease is known alive at `now`: refreshed less than ttl - margin seconds ago, by a
@@ -53,8 +54,14 @@ class LeaseKeeper:
                     sent = loop.time()
                     self.lease = await patient(self.store.grant(self.ttl), max(1.0, float(self.ttl)))
                     self.last_refresh = sent
+                    self._announced = False
+                if not self._announced:
+                    # Until on_grant has gone through (the agent registers its member key under
+                    # the lease), it is tried again: a lease nobody registered under is a node
+                    # the leader never sees, its worker held back for good.
                     if self.on_grant is not None:
                         await self.on_grant(self.lease)
+                    self._announced = True
                     self.changed.set()
                 else:
                     sent = loop.time()
