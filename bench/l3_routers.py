@@ -111,14 +111,19 @@ class Usage:
     user_percent: float  # of that, in user space
 
 
-def usage(pids: list[int], window: float) -> Usage:
-    before = [cpu_seconds(p) for p in pids]
+def usage(nodes: dict[str, list[int]], window: float) -> dict[str, Usage]:
+    """Each node's processes over the same window."""
+    before = {node: [cpu_seconds(p) for p in pids] for node, pids in nodes.items()}
     time.sleep(window)
-    after = [cpu_seconds(p) for p in pids]
-    mem = [memory_kib(p) for p in pids]
-    user = sum(a[0] - b[0] for a, b in zip(after, before, strict=True))
-    total = user + sum(a[1] - b[1] for a, b in zip(after, before, strict=True))
-    return Usage(len(pids), sum(m[0] for m in mem), sum(m[1] for m in mem), 100 * total / window, 100 * user / window)
+    out = {}
+    for node, pids in nodes.items():
+        after = [cpu_seconds(p) for p in pids]
+        mem = [memory_kib(p) for p in pids]
+        user = sum(a[0] - b[0] for a, b in zip(after, before[node], strict=True))
+        total = user + sum(a[1] - b[1] for a, b in zip(after, before[node], strict=True))
+        out[node] = Usage(len(pids), sum(m[0] for m in mem), sum(m[1] for m in mem), 100 * total / window,
+                          100 * user / window)
+    return out
 
 
 class VipWatch:
@@ -205,9 +210,10 @@ class Result:
 
 class Bench:
     def __init__(self, lab: Lab, hosts: dict[str, Host], spec: RouterSpec, spec_file: Path, work: Path,
-                 n: int, per_ha: int, window: float, profile: Path | None = None) -> None:
+                 n: int, per_ha: int, window: float, profile: Path | None = None, perf: Path | None = None) -> None:
         self.lab, self.hosts, self.spec, self.spec_file, self.work = lab, hosts, spec, spec_file, work
         self.profile = profile
+        self.perf = perf
         self.n, self.per_ha, self.window = n, per_ha, window
         self.phys = physical(n, per_ha)
         self.sched = node_schedule(spec, NODES)
@@ -280,7 +286,7 @@ class Bench:
                     "hakeeper: every router standby on B")
         setup_b = time.monotonic() - t
         time.sleep(2 * ADVERT)
-        idle = {a: usage([agent_a.pid], self.window), b: usage([agent_b.pid], self.window)}
+        idle = self.idle({a: [agent_a.pid], b: [agent_b.pid]})
         watch = VipWatch(self.vips(b, "hakeeper"))
         reported: dict[str, float] = {}
         t0 = self.kill_node([agent_a.pid])
@@ -347,8 +353,8 @@ class Bench:
                     "keepalived: every process up on B")
         setup_b = time.monotonic() - t
         time.sleep(2 * ADVERT)
-        pids_a, pids_b = self.pids(files_a), self.pids(files_b)
-        idle = {a: usage(pids_a, self.window), b: usage(pids_b, self.window)}
+        pids_a = self.pids(files_a)
+        idle = self.idle({a: pids_a, b: self.pids(files_b)})
         watch = VipWatch(self.vips(b, "keepalived"))
         watch.present_now(self.vips(b, "keepalived"))
         masters_on_b = len(watch.seen)
@@ -365,6 +371,18 @@ class Bench:
                 os.kill(pid, signal.SIGKILL)
         self.teardown("keepalived")
         return result
+
+    def idle(self, pids: dict[str, list[int]]) -> dict[str, Usage]:
+        """Both nodes' usage over one window (sampled together); with --perf, a system-wide
+        `perf record -g` runs through the same window (where the kernel's time goes)."""
+        perf = None
+        if self.perf is not None:
+            perf = subprocess.Popen(["perf", "record", "-a", "-g", "-o", str(self.perf), "--", "sleep",
+                                     str(self.window)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        out = usage(pids, self.window)
+        if perf is not None:
+            perf.wait(timeout=60)
+        return out
 
     @staticmethod
     def _until(cond, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -386,14 +404,17 @@ def report(n: int, per_ha: int, results: list[Result]) -> None:
         rss = ua.rss_kib + ub.rss_kib
         cpu = ua.cpu_percent + ub.cpu_percent
         figures = [r.setup_a, r.setup_b, ua.processes + ub.processes, pss / 1024, pss / n, rss / 1024, cpu,
-                   ua.user_percent + ub.user_percent, cpu / n, statistics.median(t), percentile(t, 0.99), max(t),
+                   ua.user_percent + ub.user_percent, ua.cpu_percent, ua.user_percent, ub.cpu_percent,
+                   ub.user_percent, cpu / n, statistics.median(t), percentile(t, 0.99), max(t),
                    float(r.missing)]
         if r.reported:
             figures += [statistics.median(r.reported), percentile(r.reported, 0.99), max(r.reported)]
         rows.append((r.layout, figures))
     names = ["setup node A (s, until all master)", "setup node B (s)", "processes (both nodes)",
              "idle PSS both nodes (MiB)", "idle PSS per router (KiB)", "idle RSS both nodes (MiB)",
-             "idle CPU both nodes (% of a core)", "  of which user space (%)", "idle CPU per router (%)",
+             "idle CPU both nodes (% of a core)", "  of which user space (%)", "idle CPU node A, masters (%)",
+             "  of which user space (%)", "idle CPU node B, backups (%)", "  of which user space (%)",
+             "idle CPU per router (%)",
              "takeover p50 (s)",
              "takeover p99 (s)", "takeover max (s)", "routers not taken over",
              "state reported p50 (s)", "state reported p99 (s)", "state reported max (s)"]
@@ -414,6 +435,7 @@ def main() -> int:
     ap.add_argument("--window", type=float, default=20.0, help="idle sampling window, seconds")
     ap.add_argument("--only", choices=["hakeeper", "keepalived"], help="run one layout only")
     ap.add_argument("--profile", type=Path, metavar="DIR", help="run the l3-agents under cProfile, stats to DIR")
+    ap.add_argument("--perf", type=Path, metavar="FILE", help="perf record -a -g through the idle window, to FILE")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("needs root (namespaces)", file=sys.stderr)
@@ -431,7 +453,7 @@ def main() -> int:
         segments = {dev: f"b{dev}" for dev in phys.values()}
         with Lab("hkl3b") as lab:
             hosts = {node: lab.host(node, {dev: [] for dev in phys.values()}, segments=segments) for node in NODES}
-            bench = Bench(lab, hosts, spec, spec_file, work, n, per_ha, args.window, args.profile)
+            bench = Bench(lab, hosts, spec, spec_file, work, n, per_ha, args.window, args.profile, args.perf)
             results = []
             try:
                 for kind in ("hakeeper", "keepalived"):

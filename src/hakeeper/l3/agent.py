@@ -4,8 +4,8 @@ With `--spec`, the schedule is the pure `scheduler.schedule` over the spec's rou
 network nodes, so every node works out the same answer by itself. Without it the routers and
 their schedule come from the store (`routerstore`) and the agent follows their changes live.
 The agent builds its routers' namespaces, runs them all in one `RouterSpeaker`, and reports
-their states to the store (what `hakeeper router list-hosting` reads) and to a state file (JSON,
-replaced atomically), at every change and at least every half advert interval.
+their states to the store (what `hakeeper router list-hosting` reads) at every change and at least
+every half advert interval, and to a state file (JSON, replaced atomically) at every change.
 """
 
 from __future__ import annotations
@@ -137,6 +137,24 @@ class RouterAgent:
         self.applied: dict[str, dataplane.Layout] = {}
         self.names: dict[str, str] = {}
         self.unmapped: set[str] = set()
+        self.filtered: dict[int, int] | None = None  # the ha- ports in the node's bridge filter
+
+    async def filter_ha_ports(self) -> None:
+        """The node's bridge filter (`dataplane.ha_port_filter`) for the routers applied now: each
+        ha- port gets only its own router's adverts. Reloaded only when a port comes, goes or
+        changes VRID; without it (nft refused) every advert still reaches its router, just at a
+        higher cost, so a failure is a warning."""
+        lays = list(self.applied.values())
+        ports = await asyncio.to_thread(dataplane.ha_ports, lays)
+        if ports == self.filtered:
+            return
+        try:
+            await asyncio.to_thread(dataplane.load_ha_filter, ports)
+        except (OSError, RuntimeError) as exc:
+            log.warning("HA bridge filter not loaded (each advert reaches every router namespace of its HA "
+                        "network): %s", exc)
+            return
+        self.filtered = ports
 
     def wanted(self, spec: RouterSpec, sched: Schedule) -> dict[str, dataplane.Layout]:
         lays = layouts_for(spec, sched, self.opts.node, self.opts.netns_prefix, frozenset(self.opts.physical))
@@ -189,6 +207,7 @@ class RouterAgent:
                 # live master (seen at 300 routers: the new node made itself master of them).
                 await asyncio.sleep(0)
             self.applied[rid] = lay
+        await self.filter_ha_ports()
         for rid, (complete, _) in found.items():
             if complete:
                 await asyncio.to_thread(dataplane.refresh, want[rid])  # the NAT table as the spec says now
@@ -220,6 +239,7 @@ class RouterAgent:
                     await asyncio.to_thread(dataplane.update, old, lay)
                     self.speaker.update(lay)
             self.applied[rid] = lay
+        await self.filter_ha_ports()
 
 
 async def _follow(store: Store, cluster: str, since: int, interval: float) -> Stored | None:
@@ -264,13 +284,19 @@ async def serve(spec: RouterSpec | None, opts: AgentOptions, store: Store | None
     report_due = False
     serving = False  # while the agent starts, its hundreds of first transitions wait for one report
 
+    written: dict[str, State] | None = None  # what the state file holds
+
     def publish_here(states: dict[str, State]) -> None:
-        """The state file (and metrics): written in the loop, a few milliseconds."""
+        """The state file (and metrics): written in the loop, a few milliseconds, and only when a
+        state changed (rewriting 1000 routers' file every second was a visible part of an idle
+        node's system time; liveness is the store's report, not this file)."""
+        nonlocal written
         events.flush()
         if metrics is not None:
             metrics.states(states)
-        if opts.state_file:
+        if opts.state_file and states != written:
             write_state(opts.state_file, opts.node, states)
+            written = states
 
     def changed(c: Change) -> None:
         nonlocal report_due

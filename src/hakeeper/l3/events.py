@@ -18,8 +18,10 @@ log = logging.getLogger("hakeeper.l3")
 
 # Why a router changed state: the agent started it (or adopted its master from the agent it
 # replaced), no advert came for Master_Down_Interval, an advert won or lost the election, the
-# master stepped down (priority 0), the router left this node, the agent stopped.
-Cause = Literal["started", "adopted", "master-down", "advert", "priority-0", "removed", "stopping", "timer"]
+# master stepped down (priority 0), the router left this node, the agent stopped, its ha- port
+# lost or regained carrier (keepalived's track_interface).
+Cause = Literal["started", "adopted", "master-down", "advert", "priority-0", "removed", "stopping", "timer",
+                "link-down", "link-up"]
 Kind = Literal["transition", "node-lost", "node-back", "dual-active", "dual-active-cleared"]
 
 

@@ -35,14 +35,21 @@ def _library() -> ctypes.CDLL | None:
     return lib
 
 
-def load(namespace: str, ruleset: str) -> None:
-    """`nft -f -` of `ruleset` inside `namespace`; RuntimeError with nft's message on failure."""
+def load(namespace: str | None, ruleset: str) -> None:
+    """`nft -f -` of `ruleset` inside `namespace` (None: this process's own); RuntimeError with
+    nft's message on failure."""
     lib = _library()
     if lib is None:
-        netns.in_netns(namespace, ["nft", "-f", "-"], stdin=ruleset)
+        if namespace is None:
+            netns.run(["nft", "-f", "-"], stdin=ruleset)
+        else:
+            netns.in_netns(namespace, ["nft", "-f", "-"], stdin=ruleset)
         return
-    with netns.inside(namespace):
+    if namespace is None:
         ctx = lib.nft_ctx_new(0)
+    else:
+        with netns.inside(namespace):
+            ctx = lib.nft_ctx_new(0)
     if not ctx:
         raise RuntimeError(f"{namespace}: libnftables could not make a context")
     try:

@@ -26,6 +26,11 @@ from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 NLMSG_ERROR = 2
+RTM_NEWLINK, RTM_GETLINK = 16, 18
+RTMGRP_LINK = 0x1
+# Up, and with carrier. Not IFF_RUNNING: that follows the operational state, which the kernel
+# updates later (link watch), so a port just brought up would look down for a moment.
+IFF_UP, IFF_LOWER_UP = 0x1, 0x10000
 RTM_NEWADDR, RTM_DELADDR, RTM_NEWROUTE = 20, 21, 24
 RT_TABLE_MAIN, RTPROT_STATIC, RT_SCOPE_UNIVERSE, RTN_UNICAST = 254, 4, 0, 1
 # An address already there on add; already gone (or its interface) on removal.
@@ -93,23 +98,36 @@ def removal(addresses: Sequence[Address]) -> bytes:
     return b"".join(_address(RTM_DELADDR, index, addr, 2001 + n) for n, (index, addr) in enumerate(addresses))
 
 
-def open_socket() -> socket.socket:
-    """A raw rtnetlink socket in the calling thread's namespace (call it inside `netns.inside`)."""
+def open_socket(links: bool = False) -> socket.socket:
+    """A raw rtnetlink socket in the calling thread's namespace (call it inside `netns.inside`);
+    with `links`, it also hears every change of the namespace's links (carrier, up/down)."""
     s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC,
                       socket.NETLINK_ROUTE)
-    s.bind((0, 0))
+    s.bind((0, RTMGRP_LINK if links else 0))
     return s
+
+
+def ask_link(s: socket.socket, index: int) -> None:
+    """Ask for one link's state: the answer is read by `read` as any link change."""
+    s.send(struct.pack("=IHHIIBxHiII", 32, RTM_GETLINK, NLM_F_REQUEST, 3000, 0, socket.AF_UNSPEC, 0, index, 0, 0))
 
 
 def failures(s: socket.socket) -> list[tuple[int, int, int]]:
     """The failed requests answered so far: (sequence number, request type, errno), leaving out
     the expected ones (an address already there, or already gone)."""
+    return read(s)[0]
+
+
+def read(s: socket.socket) -> tuple[list[tuple[int, int, int]], dict[int, bool]]:
+    """What the socket holds: the failed requests (as `failures`) and, for a socket opened with
+    `links`, each changed link's latest state: ifindex -> up with carrier."""
     out: list[tuple[int, int, int]] = []
+    carrier: dict[int, bool] = {}
     while True:
         try:
             data = s.recv(65536)
         except (BlockingIOError, InterruptedError):
-            return out
+            return out, carrier
         off = 0
         while off + 16 <= len(data):
             length, kind, _flags, seq, _pid = struct.unpack_from("=IHHII", data, off)
@@ -120,4 +138,7 @@ def failures(s: socket.socket) -> list[tuple[int, int, int]]:
                 (req_kind,) = struct.unpack_from("=H", data, off + 24)
                 if code < 0 and -code not in _EXPECTED.get(req_kind, set()):
                     out.append((seq, req_kind, -code))
+            elif kind == RTM_NEWLINK and off + 32 <= len(data):
+                _family, _type, index, flags, _change = struct.unpack_from("=BxHiII", data, off + 16)
+                carrier[index] = flags & (IFF_UP | IFF_LOWER_UP) == IFF_UP | IFF_LOWER_UP
             off += (length + 3) & ~3

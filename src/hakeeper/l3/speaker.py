@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import math
 import os
 import socket
 import struct
@@ -54,6 +55,21 @@ SO_ATTACH_FILTER = 26
 # state report go on in between instead of waiting behind it.
 GARP_SLICE = 0.005
 GARP_GAP = 0.05  # from the start of one round to the next
+# Routers' timers fire on a grid of slots, each timer at the first slot at or after its deadline:
+# the routers due within one slot share one wakeup of the loop (a master's adverts went out one
+# wakeup each: 500 a second at 1000 routers and advert_int 2), and a backup's adverts arrive in
+# the same bursts. A slot delays an advert or a Master_Down by at most this, against an advert
+# interval of seconds.
+TIMER_SLOT = 0.02
+
+
+def timer_slot(deadline: float) -> float:
+    """The first slot at or after `deadline`: the same float for every deadline in one slot."""
+    # A deadline on a slot (give or take the float's rounding) is that slot, not the next one; and
+    # never a time before the deadline: a timer that fired early would find nothing due and be
+    # armed again for the same instant.
+    slot = math.ceil(deadline / TIMER_SLOT - 1e-6) * TIMER_SLOT
+    return max(slot, deadline)
 
 
 def vrid_filter(vrid: int) -> bytes:
@@ -164,7 +180,7 @@ class RouterSpeaker:
             index = {p.name: socket.if_nametoindex(p.name) for p in lay.ports}
             sock = netio.vrrp_socket_v4(lay.ha.name, index[lay.ha.name], multicast=True)
             attach_vrid_filter(sock, lay.vrid)
-            nl = nlbatch.open_socket()
+            nl = nlbatch.open_socket(links=True)  # also hears ha-'s carrier (track_interface)
             arp = packet_socket()
         params = Params(2, NEUTRON_PRIORITY, v.advert_int * 100, int(lay.ha_address.ip), preempt=False)
         expect = Expect(2, lay.vrid, auth, pad_password(v.password or ""), v.advert_int * 100)
@@ -172,7 +188,7 @@ class RouterSpeaker:
         _prepare(run)
         self.runs[lay.router_id] = run
         self.loop.add_reader(sock.fileno(), self._readable, run)
-        self.loop.add_reader(nl.fileno(), self._netlink_failures, run)
+        self.loop.add_reader(nl.fileno(), self._netlink_input, run)
         now = self.loop.time()
         actions = run.machine.start(now)
         if adopt:
@@ -180,6 +196,7 @@ class RouterSpeaker:
             self._apply(run, actions, "adopted", "master when the previous agent handed over")
         else:
             self._apply(run, actions, "started")
+        self._ask_carrier(run)
 
     def update(self, lay: Layout) -> None:
         """The router's spec changed (an interface, the gateway, a floating IP): its VRRP instance
@@ -241,7 +258,7 @@ class RouterSpeaker:
             self._apply(run, run.machine.shutdown(now), "stopping")
         await asyncio.sleep(0)  # the kernel has applied the withdrawals (sent synchronously)
         for run in self.runs.values():
-            self._netlink_failures(run)
+            self._netlink_input(run)
             self._close(run)
         self.runs.clear()
 
@@ -255,7 +272,8 @@ class RouterSpeaker:
                 self._send(run, act.priority)
             elif isinstance(act, Transition):
                 self._transition(run, Change(run.lay.router_id, act.old, act.new, cause, detail))
-        when = run.machine.deadline()
+        deadline = run.machine.deadline()
+        when = None if deadline is None else timer_slot(deadline)
         if when is not None and run.handle is not None and run.handle.when() <= when:
             # The timer armed earlier fires first, finds nothing due yet and is armed again for
             # the deadline then: a backup's every advert (each pushes Master_Down out) then costs
@@ -266,14 +284,19 @@ class RouterSpeaker:
             run.handle.cancel()
             run.handle = None
         if when is not None and run.lay.router_id in self.runs:
-            run.handle = self.loop.call_at(when, self._tick, run)
+            run.handle = self.loop.call_at(when, self._tick, run, when)
 
-    def _tick(self, run: RouterRun) -> None:
+    def _tick(self, run: RouterRun, slot: float) -> None:
+        """The router's timer, at its slot: every router due in one slot is served in one wakeup of
+        the loop. The machine is given the slot's time when the loop is on time, so a master's
+        adverts stay on the slot grid (2 s apart exactly) instead of slipping by its latency."""
         run.handle = None
+        now = self.loop.time()
+        at = slot if now - slot < TIMER_SLOT else now
         if run.machine.state == State.BACKUP:
-            self._apply(run, run.machine.tick(self.loop.time()), "master-down", "no advert for Master_Down_Interval")
+            self._apply(run, run.machine.tick(at), "master-down", "no advert for Master_Down_Interval")
         else:
-            self._apply(run, run.machine.tick(self.loop.time()))
+            self._apply(run, run.machine.tick(at))
 
     def _send(self, run: RouterRun, priority: int) -> None:
         packet = run.packets.get(priority)
@@ -315,15 +338,39 @@ class RouterSpeaker:
         except OSError as exc:
             log.error("router %s: address changes: %s", run.lay.router_id, exc)
 
-    def _netlink_failures(self, run: RouterRun) -> None:
+    def _netlink_input(self, run: RouterRun) -> None:
+        """Failed address requests (logged) and link changes in the router's namespace."""
         try:
-            failed = nlbatch.failures(run.nl)
-        except OSError as exc:  # ENOBUFS: more failures than the socket holds
-            log.error("router %s: address changes failed: %s", run.lay.router_id, exc)
+            failed, links = nlbatch.read(run.nl)
+        except OSError as exc:  # ENOBUFS: more messages than the socket holds; some were lost
+            log.error("router %s: address changes failed or link changes lost: %s", run.lay.router_id, exc)
+            if run.lay.router_id in self.runs:
+                self._ask_carrier(run)
             return
         for seq, _kind, err in failed:
             log.error("router %s: %s: %s", run.lay.router_id, run.requests.what.get(seq, f"request {seq}"),
                       os.strerror(err))
+        up = links.get(run.index[run.lay.ha.name])
+        if up is not None and run.lay.router_id in self.runs:
+            self._carrier(run, up)
+
+    def _ask_carrier(self, run: RouterRun) -> None:
+        """ha-'s state now: the kernel's answer comes in as a link change (`_netlink_input`)."""
+        try:
+            nlbatch.ask_link(run.nl, run.index[run.lay.ha.name])
+        except OSError as exc:
+            log.error("router %s: asking for %s's carrier: %s", run.lay.router_id, run.lay.ha.name, exc)
+
+    def _carrier(self, run: RouterRun, up: bool) -> None:
+        """keepalived's `track_interface` on ha- (as Neutron configures it): without carrier on
+        ha- the router is FAULT (a master steps down and withdraws its addresses: it can neither
+        send nor hear adverts); with carrier back it is a backup again, and with nopreempt it
+        stays one while the other node is master."""
+        if up != run.machine.fault:
+            return  # no change
+        ha = run.lay.ha.name
+        actions = run.machine.set_fault(self.loop.time(), not up)
+        self._apply(run, actions, "link-up" if up else "link-down", f"{ha} {'has carrier' if up else 'lost carrier'}")
 
     def _garp(self, run: RouterRun) -> None:
         """A burst of `garp_repeat` rounds, 50 ms apart, for this router's master addresses."""

@@ -176,3 +176,34 @@ def test_failover_and_return_without_second_active(cluster: Cluster) -> None:
     assert "10.0.80.101" not in cluster.addresses(old)
     assert cluster.hosting() == {new: (":-)", "active"), old: (":-)", "standby")}
     assert tcp(cluster.client, "10.0.80.110", 7001) == "instance"
+
+
+def _ha_peer(cluster: Cluster, node: str) -> str:
+    """The node-side end of router80's ha- port (its only port in the node's HA bridge but ha0)."""
+    out = netns.run(["ip", "-n", cluster.hosts[node].ns, "-o", "link", "show", "master", bridge_name("ha")]).stdout
+    peers = [line.split(":")[1].strip().split("@")[0] for line in out.splitlines()]
+    peer, = (p for p in peers if p != "ha0")
+    return peer
+
+
+def test_track_interface_fault_on_lost_ha_carrier(cluster: Cluster) -> None:
+    """keepalived's track_interface on ha-, as Neutron configures it: the master whose ha- loses
+    carrier (its node-side port down) goes FAULT at once, withdrawing its addresses, and the
+    other node takes over; with carrier back it is a backup and stays one (nopreempt)."""
+    old, = cluster.active()
+    new = next(n for n in NODES if n != old)
+    peer = _ha_peer(cluster, old)
+    cut_at = time.monotonic()
+    netns.run(["ip", "-n", cluster.hosts[old].ns, "link", "set", peer, "down"])
+    cluster.wait_for(lambda: cluster.ha_state(old) == "fault", 2.0, "the master FAULT on lost carrier")
+    assert "169.254.0.1/24" not in cluster.addresses(old) and "10.0.80.101" not in cluster.addresses(old)
+    cluster.wait_for(lambda: cluster.ha_state(new) == "active", BOUND + 1.0, "the other node taking over")
+    print(f"track_interface: FAULT, then the other node active {time.monotonic() - cut_at:.2f} s after the cut")
+    assert tcp(cluster.client, "10.0.80.110", 7001) == "instance"
+    netns.run(["ip", "-n", cluster.hosts[old].ns, "link", "set", peer, "up"])
+    cluster.wait_for(lambda: cluster.ha_state(old) == "standby", 2.0, "a backup again with carrier back")
+    end = time.monotonic() + 2 * ADVERT
+    while time.monotonic() < end:
+        assert cluster.active() == [new]
+        time.sleep(0.2)
+    assert tcp(cluster.client, "10.0.80.110", 7001) == "instance"

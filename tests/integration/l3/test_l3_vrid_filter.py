@@ -1,5 +1,6 @@
-"""The kernel VRID filter on a router's VRRP socket: adverts of other routers on the same HA
-network never reach the process (they would wake it N*N/advert_int times a second)."""
+"""The kernel VRID filters: on a router's VRRP socket, adverts of other routers on the same HA
+network never reach the process (they would wake it N*N/advert_int times a second); on the
+node's bridge, they are not even delivered into the other routers' namespaces."""
 
 from __future__ import annotations
 
@@ -8,11 +9,17 @@ import select
 import socket
 
 from conftest import needs_root
-from hakeeper.l3 import netns
+from hakeeper.l3 import dataplane, netns
+from hakeeper.l3.dataplane import layout
+from hakeeper.l3.model import Settings
+from hakeeper.l3.scheduler import RouterWant, schedule
 from hakeeper.l3.speaker import attach_vrid_filter
+from hakeeper.l3.specfile import parse_router_spec
 from hakeeper.netlab import Lab
 from hakeeper.vrrp import netio
 from hakeeper.vrrp.packet import VRRP_GROUP_V4, Advert, decode, encode, ipv4_header, split_ipv4
+
+ROUTERS = ("0000000a-9a49-4e00-8f60-00000000000a", "0000000b-9a49-4e00-8f60-00000000000b")
 
 
 def test_only_the_routers_own_vrid_is_received() -> None:
@@ -38,3 +45,60 @@ def test_only_the_routers_own_vrid_is_received() -> None:
         finally:
             rx.close()
             tx.close()
+
+
+def test_the_node_bridge_forwards_each_advert_only_to_its_routers_ha_port() -> None:
+    """The node's bridge filter (`dataplane.ha_port_filter`): of the adverts arriving from the
+    other node, a router's ha- port gets only those of its own VRID; ARP and other IP still pass.
+    Without the filter the bridge floods every advert into every router namespace of the HA
+    network (checked first: that is what the filter takes away). The routers' sockets here have
+    no VRID filter of their own, so they show what the bridge delivers."""
+    needs_root()
+    spec = parse_router_spec("routers:\n" + "".join(
+        f"  - {{id: {rid}, name: f{i}, project: p}}\n" for i, rid in enumerate(ROUTERS)))
+    sched = schedule([RouterWant(r.id, "p") for r in spec.routers], ["n1", "n2"], 2)
+    with Lab("hkl3f") as lab:
+        a = lab.host("a", {"eth0": ["169.254.192.1/18"]})
+        node = lab.host("n", {"eth0": []})
+        lays = [layout(r, sched.routers[r.id], "n2", Settings(), f"{lab.prefix}-{lab.owner}-n-",
+                       frozenset({"ha"})) for r in spec.routers]
+        socks: list[socket.socket] = []
+        try:
+            with netns.inside(node.ns):
+                dataplane.ensure_bridges({"ha": "eth0"})
+                dataplane.build_many(lays)
+            rx = {}
+            for lay in lays:
+                with netns.inside(lay.namespace):
+                    rx[lay.vrid] = netio.vrrp_socket_v4(lay.ha.name, socket.if_nametoindex(lay.ha.name), True)
+                socks.append(rx[lay.vrid])
+            with netns.inside(a.ns):
+                tx = netio.vrrp_socket_v4("eth0", socket.if_nametoindex("eth0"), multicast=False)
+            socks.append(tx)
+            src, group = ipaddress.IPv4Address("169.254.192.1"), ipaddress.IPv4Address(VRRP_GROUP_V4)
+
+            def delivered() -> dict[int, list[int]]:
+                for vrid in (1, 2, 3, 1):
+                    payload = encode(Advert(2, vrid, 50, 200, (ipaddress.IPv4Address(f"169.254.0.{vrid}"),)))
+                    tx.sendto(ipv4_header(src, group, len(payload)) + payload, (VRRP_GROUP_V4, 0))
+                got: dict[int, list[int]] = {vrid: [] for vrid in rx}
+                for vrid, s in rx.items():
+                    while select.select([s], [], [], 0.5)[0]:
+                        head, body = split_ipv4(s.recv(4096))
+                        got[vrid].append(decode(body, 4, head.src, head.dst).vrid)
+                return got
+
+            assert [lay.vrid for lay in lays] == [1, 2]
+            assert delivered() == {1: [1, 2, 3, 1], 2: [1, 2, 3, 1]}  # flooded to both
+            with netns.inside(node.ns):
+                ports = dataplane.ha_ports(lays)
+                assert sorted(ports.values()) == [1, 2]
+                dataplane.load_ha_filter(ports)
+            assert delivered() == {1: [1, 1], 2: [2]}
+            for lay in lays:  # not VRRP: passes (ARP, then ICMP, to each router's ha- address)
+                assert a.run(["ping", "-c1", "-W2", str(lay.ha_address.ip)]).returncode == 0
+        finally:
+            for s in socks:
+                s.close()
+            for lay in lays:
+                netns.delete(lay.namespace)

@@ -89,3 +89,35 @@ def test_the_kernel_applies_a_takeover_and_a_release_each_in_one_send(namespace:
         assert failed[0][2] in (errno.ENODEV, errno.EINVAL)
     finally:
         nl.close()
+
+
+def _read_until(nl: socket.socket, index: int, want: bool) -> bool | None:
+    """The link's state as the socket hears it, waiting up to 2 s for `want` (link watch events
+    come from a kernel worker, a moment after the change)."""
+    import select
+
+    seen: bool | None = None
+    while select.select([nl], [], [], 2.0)[0]:
+        _, links = nlbatch.read(nl)
+        seen = links.get(index, seen)
+        if seen == want:
+            break
+    return seen  # None: nothing heard about the link
+
+
+def test_a_link_socket_hears_the_carrier_of_a_port_whose_peer_goes_down(namespace: str) -> None:
+    # What the speaker's track_interface on ha- relies on: the answer to ask_link, then a change.
+    with netns.inside(namespace):
+        nl = nlbatch.open_socket(links=True)
+        qg = socket.if_nametoindex("qg-t")
+    try:
+        nlbatch.ask_link(nl, qg)
+        assert _read_until(nl, qg, True) is True
+        subprocess.run(["ip", "-n", namespace, "link", "set", "qr-t", "down"], check=True)  # the peer
+        assert _read_until(nl, qg, False) is False
+        subprocess.run(["ip", "-n", namespace, "link", "set", "qr-t", "up"], check=True)
+        assert _read_until(nl, qg, True) is True
+        subprocess.run(["ip", "-n", namespace, "link", "set", "qg-t", "down"], check=True)  # itself
+        assert _read_until(nl, qg, False) is False
+    finally:
+        nl.close()
