@@ -17,6 +17,7 @@ Left out (the simulation does not model them): node attributes, orphans, event k
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 from dataclasses import dataclass, field
@@ -81,6 +82,7 @@ class NodeAdapter:
         self.local_stops: list[tuple[str, str]] = []  # no quorum: the local stops still to run
         self.left: set[str] = set()  # of those, what could not be stopped
         self.stopping = False
+        self.stop_deferred = False  # the local stop waits for a plan action's operation in flight
         self.registered = 0  # the lease this incarnation registered its member key under
         self.executed_epoch = 0
         self.executed: dict[int, bool] = {}
@@ -219,22 +221,32 @@ class NodeAdapter:
             spec = self.spec()
             if spec is None or spec.cluster.no_quorum_policy in ("freeze", "ignore"):
                 return []
-            # As leaving.stop_locally: what this agent believes runs here, at this moment, in the
-            # core's stop order, demoting first. It does not wait for an action in flight.
-            todo = node_core.stop_order(spec, self.local_running)
             self.stopping = True
-            self.local_stops = [
-                s for r in todo for s in ([(r, "demote")] if r in self.local_promoted else []) + [(r, "stop")]
-            ]
-            self.left = set()
             out: list[t.Effect] = [t.StopMonitor(r) for r in sorted(self.local_running)]
-            return [*out, *self._stop_next(spec), t.Emit("no-quorum", f"{self.node} cut off: stopping {len(todo)}")]
+            if any(
+                p.kind == "op" and not p.data.get("local") and not p.data.get("probe") for p in self.pending.values()
+            ):
+                # As leaving.stop_locally: a plan action's operation in flight is waited for,
+                # and what it started is stopped with the rest (seed 80619).
+                self.stop_deferred = True
+                return out
+            return [*out, *self._begin_local_stop(spec)]
         # The daemon notices the store again in the same task that runs the local stops: only
         # once they are over.
         if healthy and self.quorum_lost and not self.stopping:
             self.quorum_lost = False
             self.probe_needed = True
         return []
+
+    def _begin_local_stop(self, spec: ClusterSpec) -> list[t.Effect]:
+        """As leaving.stop_locally: what this agent believes runs here, in the core's stop order,
+        demoting first."""
+        todo = node_core.stop_order(spec, self.local_running)
+        self.local_stops = [
+            s for r in todo for s in ([(r, "demote")] if r in self.local_promoted else []) + [(r, "stop")]
+        ]
+        self.left = set()
+        return [*self._stop_next(spec), t.Emit("no-quorum", f"{self.node} cut off: stopping {len(todo)}")]
 
     def _stop_next(self, spec: ClusterSpec) -> list[t.Effect]:
         while self.local_stops:
@@ -343,6 +355,8 @@ class NodeAdapter:
             self.now,
         )
         report.hosting.apply(rsc, self.local_running, self.local_promoted)
+        if self.quorum_lost:  # as daemon._run_action: the local stop stops it, no monitor
+            report = dataclasses.replace(report, monitor=None)
         return [
             self._txn(
                 "report", [report.guard], list(report.ops), action=action, report=report, rsc=rsc, raw=data["raw"]
@@ -392,7 +406,11 @@ class NodeAdapter:
                 return self._stop_next(spec)
             if p.data.get("probe"):
                 return self._probe_result(spec, rsc, inp.result, p.data)
-            return self._ran(spec, rsc, inp.result, p.data)
+            out = self._ran(spec, rsc, inp.result, p.data)
+            if self.stop_deferred:
+                self.stop_deferred = False
+                out += self._begin_local_stop(spec)
+            return out
         if p.kind == "claim":
             if inp.ok and self.lease:
                 return self._claimed(spec, p.data)

@@ -61,6 +61,8 @@ class Shell:
         self.machine = 0  # bumps when the machine loses power: its processes die
         self.incarnation = 0  # bumps when the agent process dies
         self.paused_until = float("-inf")
+        self._deferred: list[Callable[[], None]] = []  # what came due while paused, in order
+        self._resume_at = float("-inf")  # when the next _resume is scheduled
         self.brain: Brain | None = None
         self.lease = 0
         self.watching = False
@@ -82,11 +84,28 @@ class Shell:
             if inc != self.incarnation or not self.up:
                 return
             if self.sim.clock.now < self.paused_until:
-                self.sim.clock.at(self.paused_until, run, label)
+                self._defer(run)
                 return
             fn()
 
         self.sim.clock.after(delay, run, label)
+
+    def _defer(self, run: Callable[[], None]) -> None:
+        """A paused node runs what came due during its pause once it resumes, in the order it
+        came due, also when the pause is extended meanwhile: a watch stream's messages must stay
+        in order (rescheduling each at the pause's end put the ones deferred before an extension
+        after the ones that came during it; the stream then dropped the older revisions and the
+        node's mirror stayed stale for good: seed 77010, a leader that never saw the plan)."""
+        self._deferred.append(run)
+        if self._resume_at < self.paused_until:
+            self._resume_at = self.paused_until
+            self.sim.clock.at(self.paused_until, self._resume, "resume")
+
+    def _resume(self) -> None:
+        self._resume_at = float("-inf")
+        queue, self._deferred = self._deferred, []
+        for run in queue:  # each its own step, in order (a run still paused defers itself again)
+            self.sim.clock.at(self.sim.clock.now, run)
 
     def feed(self, inp: t.Input) -> None:
         assert self.brain is not None

@@ -177,4 +177,12 @@ REGRESSIONS: list[tuple[int, KnownBug | None]] = [
     (42, None),
     (2032, None),
     (2079, None),
+    # Found by the long run at 67000-99999. 80619 (no stonith): a node claimed a start just
+    # before it was cut off; its no-quorum stop stopped what it ran then, not what that start
+    # began, and the leader started the VIP elsewhere once the lease expired. The local stop now
+    # waits for the operation in flight (leaving.stop_locally; adapter.py likewise). 77010: a bug
+    # of the simulation, a paused node's deferred watch messages reordered when its pause was
+    # extended (cluster.Shell._defer).
+    (80619, None),
+    (77010, None),
 ]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -106,6 +107,10 @@ class Agent:
         # resource needs once the configuration drops it.
         self.definitions: dict[str, st.Definition] = {}
         self.in_flight_timeout = 0.0  # the timeout of the action running now, for shutdown's budget
+        # Clear while a plan action's operation runs, set again once what it did is counted in
+        # local_running: the no-quorum stop waits for it (leaving.stop_locally).
+        self.op_settled = asyncio.Event()
+        self.op_settled.set()
 
     # ----- shared helpers -----
 
@@ -539,10 +544,12 @@ class Agent:
         else:
             timeout = self.timeout_for(spec, instance, task)
             self.in_flight_timeout = timeout
+            self.op_settled.clear()
             try:
                 res = await ra.action(task, timeout)
             finally:
                 self.in_flight_timeout = 0.0
+                self.op_settled.set()  # (no await before the result is counted just below)
         promotable = self._ocf_meta(spec, rsc).get("promotable") == "true"
         old_fail, now = self._fail_count(rsc), self.clock()
         report = node_core.action_report(
@@ -554,6 +561,10 @@ class Agent:
             self.metrics.failures.labels(rsc, task).inc()
         report.hosting.apply(rsc, self.local_running, self.local_promoted)
         ops: list[Any] = [*report.ops, *self.attr_ops()]
+        if self.quorum_lost:
+            # Cut off while it ran: the no-quorum stop (which waited for this result) stops what
+            # it started; no monitor for it.
+            report = dataclasses.replace(report, monitor=None)
         try:
             # Only while this incarnation's claim stands (state.report_guard): a node whose lease
             # expired meanwhile may be being fenced, and its report must not make it look clean.

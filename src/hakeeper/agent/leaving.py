@@ -34,6 +34,13 @@ async def stop_locally(agent: Agent, spec: ClusterSpec, why: str) -> list[str]:
     logging and reporting it: an agent never leaves processes behind without saying so."""
     for rsc in list(agent.monitors):
         agent.stop_monitor(rsc)
+    if not agent.op_settled.is_set():
+        # A plan action's operation is running (a start the node claimed just before it was cut
+        # off): what it starts must be stopped too, so wait for its result, within its timeout.
+        # Stopping what runs without it left a VIP running beside the one the leader started
+        # elsewhere once the lease expired (the simulation, seed 80619, without stonith).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(agent.op_settled.wait(), agent.in_flight_timeout + 1.0)
     left: dict[str, str] = {}
     for rsc in node_core.stop_order(spec, agent.local_running):
         ra = agent.agent_for(spec, rsc)

@@ -1,5 +1,6 @@
-"""A shutting-down agent withdraws its reports only while its incarnation is still the member
-(agent/leaving.withdraw_reports), as an action's report counts only while its claim stands.
+"""Stopping without the leader (agent/leaving.py): a shutting-down agent withdraws its reports
+only while its incarnation is still the member, as an action's report counts only while its claim
+stands; the no-quorum stop waits for a plan action's operation in flight and stops what it started.
 
 Real parts: the agent (agent/daemon.py) on the in-process store (hakeeper.coord.memory, etcd's
 semantics), a `process` resource (a real `sleep`), its real lease keeper.
@@ -86,6 +87,36 @@ def test_reports_stay_once_the_lease_is_gone_or_a_next_incarnation_registered(tm
         await store.txn([], [Put(K.member("n1"), st.dumps({"probed": True}), new_lease)])
         await leaving.withdraw_reports(agent, SPEC, [])
         assert await store.get(K.status_of("n1", "svc")) is not None
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        _kill_svc(tmp_path)
+
+
+def test_the_local_stop_waits_for_the_operation_in_flight_and_stops_what_it_started(tmp_path: Path) -> None:
+    """The simulation's seed 80619 (no stonith): a node claimed `start vip` just before it lost
+    the store; its no-quorum stop stopped what ran then, the start went on, and the leader
+    started vip elsewhere once the lease expired. Here the start is real (a `process` resource)
+    and in flight as far as the agent knows (op_settled clear, as daemon._run_action leaves it
+    during an operation) when the local stop begins."""
+
+    async def scenario() -> None:
+        agent = Agent(MemoryStore(), "n1", cluster="w", ttl=5, state_dir=str(tmp_path))
+        os.makedirs(agent.state_dir, exist_ok=True)
+        ra = agent.agent_for(SPEC, "svc")
+        assert ra is not None
+        agent.op_settled.clear()
+        agent.in_flight_timeout = 10.0
+        started = asyncio.create_task(ra.action("start", 10.0))
+        stopping = asyncio.create_task(leaving.stop_locally(agent, SPEC, "no quorum"))
+        assert (await started).running or (await ra.action("monitor", 5.0)).running
+        await asyncio.sleep(0.3)
+        assert not stopping.done()  # it waits for the operation's result
+        agent.local_running.add("svc")  # the result is counted (core/node.py Hosting)...
+        agent.op_settled.set()  # ...and the operation is over
+        assert await asyncio.wait_for(stopping, 15) == []
+        assert (await ra.action("monitor", 5.0)).stopped
 
     try:
         asyncio.run(scenario())
