@@ -61,6 +61,7 @@ class Shell:
         self.machine = 0  # bumps when the machine loses power: its processes die
         self.incarnation = 0  # bumps when the agent process dies
         self.paused_until = float("-inf")
+        self.ops_epoch = 0  # bumped when an agent starts and ends what earlier ones left running
         self._deferred: list[Callable[[], None]] = []  # what came due while paused, in order
         self._resume_at = float("-inf")  # when the next _resume is scheduled
         self.brain: Brain | None = None
@@ -135,6 +136,10 @@ class Shell:
 
     def start(self) -> None:
         self.incarnation += 1
+        # The new agent first ends the operations a dead predecessor left running (as the
+        # daemon does with runner.end_leftovers): they never end, and the truth stays as it was
+        # when they began (a half-done stop: still active).
+        self.ops_epoch += 1
         self.up = True
         self.brain = self.sim.make_brain(self.name)
         self.lease, self.watching, self.revision, self.monitors, self.tick_at = 0, False, 0, {}, float("inf")
@@ -317,7 +322,7 @@ class Shell:
         sim.request(self, lambda s: s.txn((absent(key),), put), answered, failed, 2.0)
 
     def _run_op(self, rsc: str, op: str, timeout: float, meta: dict[str, str], done: Callable[[Any], None]) -> None:
-        sim, machine = self.sim, self.machine
+        sim, machine, epoch = self.sim, self.machine, self.ops_epoch
         promotable = meta.get("promotable") == "true"
         if op in ("start", "promote"):
             sim.checks.before_start(self.name, rsc, op)
@@ -328,6 +333,9 @@ class Shell:
         def end() -> None:
             if machine != self.machine:
                 return  # the machine lost power: the operation died with it
+            if epoch != self.ops_epoch:
+                sim.note(self.name, f"{op} {rsc}: ended by the next agent")
+                return
             if sim.clock.now < self.paused_until:
                 sim.clock.at(self.paused_until, end)
                 return

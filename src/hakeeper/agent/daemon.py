@@ -39,10 +39,11 @@ from hakeeper.coord.store import Compare, Delete, Put, Store, StoreError
 from hakeeper.coord.watch import Changes, Mirror, Snapshot, follow
 from hakeeper.placement import Plan, schedule
 from hakeeper.resources import pacemaker_cli
-from hakeeper.resources.base import ResourceAgent, make_agent
+from hakeeper.resources.base import ResourceAgent, make_agent, ops_dir
 from hakeeper.resources.crm_attribute import attrs_dir, clear_attrs, read_attrs, write_view
 from hakeeper.resources.ocf import OcfAgent
 from hakeeper.resources.result import Result, Status
+from hakeeper.resources.runner import end_leftovers
 from hakeeper.spec import ClusterSpec, ClusterState
 
 log = logging.getLogger("hakeeper.agent")
@@ -284,6 +285,9 @@ class Agent:
         from hakeeper.agent.leader import Leader, LeaderPorts
 
         os.makedirs(self.state_dir, exist_ok=True)
+        # Before anything runs here: end what a dead predecessor left running (runner.end_leftovers).
+        for what in end_leftovers(ops_dir(self.state_dir)):
+            await self.event("leftover-ended", f"ended what a previous agent on {self.node} left running: {what}")
         leader = Leader(
             LeaderPorts(
                 store=self.store,

@@ -10,12 +10,19 @@ from __future__ import annotations
 import abc
 import asyncio
 import dataclasses
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from hakeeper.resources.result import UNIMPLEMENTED, Result, Status
 from hakeeper.resources.runner import Completed
+
+
+def ops_dir(state_dir: str) -> str:
+    """Where the resource operations running now are noted (runner.run's `track`): what an agent
+    that dies leaves there, the next one ends before it probes (runner.end_leftovers)."""
+    return os.path.join(state_dir, "ops")
 
 
 @dataclass(frozen=True)

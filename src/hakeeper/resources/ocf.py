@@ -24,7 +24,7 @@ import os
 from collections.abc import Mapping
 
 from hakeeper.names import PathEscapeError, agent_component_problem, contained_path, is_inside
-from hakeeper.resources.base import AgentName, ResourceAgent, register_class, timed_out
+from hakeeper.resources.base import AgentName, ResourceAgent, ops_dir, register_class, timed_out
 from hakeeper.resources.crm_attribute import attrs_dir, attrs_view, install_shims
 from hakeeper.resources.result import Result
 from hakeeper.resources.runner import run
@@ -127,7 +127,8 @@ class OcfAgent(ResourceAgent):
         with contextlib.suppress(OSError):
             if os.path.getsize(log) > 1 << 20:
                 os.truncate(log, 0)
-        done = await run([self.path, action], timeout, env=self.env(action, timeout, extra_meta), log=log)
+        env = self.env(action, timeout, extra_meta)
+        done = await run([self.path, action], timeout, env=env, log=log, track=ops_dir(self.state_dir))
         if done.timed_out:
             return timed_out(done)
         return Result.from_ocf(done.rc, done.output, done.duration)
