@@ -435,6 +435,8 @@ def main() -> int:
     ap.add_argument("--window", type=float, default=20.0, help="idle sampling window, seconds")
     ap.add_argument("--only", choices=["hakeeper", "keepalived"], help="run one layout only")
     ap.add_argument("--profile", type=Path, metavar="DIR", help="run the l3-agents under cProfile, stats to DIR")
+    ap.add_argument("--no-br-netfilter", action="store_true",
+                    help="bridged packets skip the IP hooks in the lab's namespaces (where br_netfilter is loaded)")
     ap.add_argument("--perf", type=Path, metavar="FILE", help="perf record -a -g through the idle window, to FILE")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -453,6 +455,10 @@ def main() -> int:
         segments = {dev: f"b{dev}" for dev in phys.values()}
         with Lab("hkl3b") as lab:
             hosts = {node: lab.host(node, {dev: [] for dev in phys.values()}, segments=segments) for node in NODES}
+            if args.no_br_netfilter:
+                for ns in (lab.switch, *(h.ns for h in hosts.values())):
+                    netns.run(["ip", "netns", "exec", ns, "sysctl", "-q", *(
+                        f"net.bridge.bridge-nf-call-{t}=0" for t in ("iptables", "ip6tables", "arptables"))])
             bench = Bench(lab, hosts, spec, spec_file, work, n, per_ha, args.window, args.profile, args.perf)
             results = []
             try:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from hakeeper.coord.store import Store, StoreError, bounded, wait_event
 from hakeeper.errors import InputError
-from hakeeper.l3 import dataplane, netns
+from hakeeper.l3 import dataplane, hafilter, netns
 from hakeeper.l3.controller import watch_members
 from hakeeper.l3.dhcp import DEFAULT_DIR as DHCP_DIR
 from hakeeper.l3.dhcp import DhcpServices
@@ -137,21 +137,21 @@ class RouterAgent:
         self.applied: dict[str, dataplane.Layout] = {}
         self.names: dict[str, str] = {}
         self.unmapped: set[str] = set()
-        self.filtered: dict[int, int] | None = None  # the ha- ports in the node's bridge filter
+        self.filtered: list[hafilter.HaPort] | None = None  # the ha- ports in the node's advert filter
 
     async def filter_ha_ports(self) -> None:
-        """The node's bridge filter (`dataplane.ha_port_filter`) for the routers applied now: each
+        """The node's path for adverts (`hafilter`) for the routers applied now: each router's
         ha- port gets only its own router's adverts. Reloaded only when a port comes, goes or
         changes VRID; without it (nft refused) every advert still reaches its router, just at a
         higher cost, so a failure is a warning."""
         lays = list(self.applied.values())
-        ports = await asyncio.to_thread(dataplane.ha_ports, lays)
+        ports = await asyncio.to_thread(hafilter.ports_of, lays, self.opts.physical)
         if ports == self.filtered:
             return
         try:
-            await asyncio.to_thread(dataplane.load_ha_filter, ports)
+            await asyncio.to_thread(hafilter.load, ports)
         except (OSError, RuntimeError) as exc:
-            log.warning("HA bridge filter not loaded (each advert reaches every router namespace of its HA "
+            log.warning("HA advert filter not loaded (each advert reaches every router namespace of its HA "
                         "network): %s", exc)
             return
         self.filtered = ports

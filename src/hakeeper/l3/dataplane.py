@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -109,50 +108,6 @@ def nat_ruleset(router: Router, qg: str | None) -> str:
               "  chain vrrp_out { type filter hook output priority raw; policy accept;",
               "    ip protocol vrrp notrack", "  }", "}"]
     return "\n".join(lines) + "\n"
-
-
-HA_FILTER_TABLE = "hakeeper_ha"
-
-
-def ha_port_filter(ports: dict[int, int]) -> str:
-    """The node's bridge filter for HA networks, as one atomic `nft -f` input: a VRRP advert is
-    forwarded to a router's ha- port (`ports`: the node-side port's ifindex -> the router's VRID)
-    only if it carries that router's VRID.
-
-    Each project's routers share one HA network, so without it the node's bridge floods every
-    advert arriving from the other nodes into every router namespace of that network on this
-    node, where all but one drop it (the VRRP socket's VRID filter): N routers per HA network
-    cost N deliveries (veth, IP input, a multicast route, the socket filter) per advert. Measured
-    with perf at 300 routers, that delivery was most of an idle node's system time. Other traffic
-    on the HA network (ARP), and ports not listed (a router being built, keepalived), pass. Ports
-    are keyed by index, not name: a name costs a string copy per flooded copy of each advert."""
-    lines = [f"table bridge {HA_FILTER_TABLE}", f"delete table bridge {HA_FILTER_TABLE}",
-             f"table bridge {HA_FILTER_TABLE} {{"]
-    for vrid in sorted(set(ports.values())):
-        lines += [f"  chain vrid{vrid} {{", f"    @th,8,8 != {vrid} drop", "  }"]
-    lines += ["  map ports {", "    type iface_index : verdict"]
-    if ports:
-        elements = ", ".join(f"{index} : goto vrid{vrid}" for index, vrid in sorted(ports.items()))
-        lines.append(f"    elements = {{ {elements} }}")
-    lines += ["  }", "  chain forward {", "    type filter hook forward priority filter; policy accept;",
-              "    ip protocol vrrp oif vmap @ports", "  }", "}"]
-    return "\n".join(lines) + "\n"
-
-
-def ha_ports(lays: Sequence[Layout]) -> dict[int, int]:
-    """ifindex -> VRID of these routers' node-side ha- ports that exist now, in this namespace."""
-    out = {}
-    for lay in lays:
-        try:
-            out[socket.if_nametoindex(lay.ha.peer)] = lay.vrid
-        except OSError:
-            continue  # gone meanwhile: nothing to filter
-    return out
-
-
-def load_ha_filter(ports: dict[int, int]) -> None:
-    """The bridge filter for these ports, in this process's (the node's) namespace."""
-    nftlib.load(None, ha_port_filter(ports))
 
 
 def layout(router: Router, placement: Placement, node: str, settings: Settings, ns_prefix: str = "",

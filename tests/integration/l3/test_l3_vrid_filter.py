@@ -1,6 +1,6 @@
 """The kernel VRID filters: on a router's VRRP socket, adverts of other routers on the same HA
 network never reach the process (they would wake it N*N/advert_int times a second); on the
-node's bridge, they are not even delivered into the other routers' namespaces."""
+node, they are not even delivered into the other routers' namespaces."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import select
 import socket
 
 from conftest import needs_root
-from hakeeper.l3 import dataplane, netns
+from hakeeper.l3 import dataplane, hafilter, netns
 from hakeeper.l3.dataplane import layout
 from hakeeper.l3.model import Settings
 from hakeeper.l3.scheduler import RouterWant, schedule
@@ -47,12 +47,14 @@ def test_only_the_routers_own_vrid_is_received() -> None:
             tx.close()
 
 
-def test_the_node_bridge_forwards_each_advert_only_to_its_routers_ha_port() -> None:
-    """The node's bridge filter (`dataplane.ha_port_filter`): of the adverts arriving from the
-    other node, a router's ha- port gets only those of its own VRID; ARP and other IP still pass.
-    Without the filter the bridge floods every advert into every router namespace of the HA
-    network (checked first: that is what the filter takes away). The routers' sockets here have
-    no VRID filter of their own, so they show what the bridge delivers."""
+def test_the_node_sends_each_advert_only_to_its_routers_ha_port() -> None:
+    """The node's advert filter (`hafilter`): of the adverts arriving from the other node, a
+    router's ha- port gets only those of its own VRID; ARP and other IP still pass. Without it the
+    node's bridge floods every advert into every router namespace of the HA network (checked
+    first: that is what the filter takes away). Then each half alone: the uplink's ingress sends
+    a router's adverts straight to its port, and the bridge filter drops what it floods to the
+    wrong port. The routers' sockets here have no VRID filter of their own, so they show what the
+    node delivers."""
     needs_root()
     spec = parse_router_spec("routers:\n" + "".join(
         f"  - {{id: {rid}, name: f{i}, project: p}}\n" for i, rid in enumerate(ROUTERS)))
@@ -91,9 +93,17 @@ def test_the_node_bridge_forwards_each_advert_only_to_its_routers_ha_port() -> N
             assert [lay.vrid for lay in lays] == [1, 2]
             assert delivered() == {1: [1, 2, 3, 1], 2: [1, 2, 3, 1]}  # flooded to both
             with netns.inside(node.ns):
-                ports = dataplane.ha_ports(lays)
-                assert sorted(ports.values()) == [1, 2]
-                dataplane.load_ha_filter(ports)
+                ports = hafilter.ports_of(lays, {"ha": "eth0"})
+                assert [(p.vrid, p.uplink) for p in ports] == [(1, "eth0"), (2, "eth0")]
+                hafilter.load(ports)
+            assert delivered() == {1: [1, 1], 2: [2]}
+            # The ingress alone: 1 and 2 go straight to their ports, 3 (no router here) is flooded.
+            netns.run(["ip", "netns", "exec", node.ns, "nft", "delete", "table", "bridge", hafilter.BRIDGE_TABLE])
+            assert delivered() == {1: [1, 3, 1], 2: [2, 3]}
+            # The bridge filter alone: what is flooded reaches only the port of its VRID.
+            with netns.inside(node.ns):
+                hafilter.load(ports)
+            netns.run(["ip", "netns", "exec", node.ns, "nft", "delete", "table", "netdev", hafilter.INGRESS_TABLE])
             assert delivered() == {1: [1, 1], 2: [2]}
             for lay in lays:  # not VRRP: passes (ARP, then ICMP, to each router's ha- address)
                 assert a.run(["ping", "-c1", "-W2", str(lay.ha_address.ip)]).returncode == 0
