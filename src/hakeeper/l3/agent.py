@@ -178,6 +178,9 @@ class RouterAgent:
         a crash must not bring back a second master)."""
         want = self.wanted(spec, sched)
         self.names = {r.id: r.name for r in spec.routers}
+        # The advert filter a previous agent left may send VRIDs to ports rebuilt below: empty
+        # until this agent's routers are in place (every advert is flooded meanwhile, as without it).
+        await self.filter_ha_ports()
         mine = {lay.namespace for lay in want.values()}
         for ns in netns.names(f"{self.opts.netns_prefix}qrouter-"):
             if ns not in mine:
@@ -232,6 +235,10 @@ class RouterAgent:
                 if (old.vrid, old.ha_address, old.namespace) != (lay.vrid, lay.ha_address, lay.namespace):
                     self.speaker.remove(rid)  # a new identity on the HA network: a new instance
                     await asyncio.to_thread(dataplane.destroy, old)
+                    # The advert filter forgets the old port before the new one exists: with the
+                    # VRID still sent to the old port, the new backup would hear nothing.
+                    del self.applied[rid]
+                    await self.filter_ha_ports()
                     await asyncio.to_thread(dataplane.build, lay)
                     self.speaker.add(lay)
                 else:
