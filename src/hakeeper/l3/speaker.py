@@ -147,7 +147,7 @@ class RouterRun:
     garp_frames: list[tuple[str, bytes]] = field(default_factory=list)  # (port, frame)
     packets: dict[int, bytes] = field(default_factory=dict)
     drops: DropCounter = field(default_factory=DropCounter)
-    handle: asyncio.TimerHandle | None = None
+    slot: float | None = None  # the timer slot the router is due in (RouterSpeaker.slots)
     garp_later: asyncio.TimerHandle | None = None  # the second burst, garp_master_delay after a takeover
     heard: Heard | None = None
     sent: int = 0
@@ -166,6 +166,9 @@ class RouterSpeaker:
         self.garp_round: deque[str] = deque()  # the routers the current round has still to serve
         self.garp_round_began = 0.0
         self.garp_handle: asyncio.TimerHandle | asyncio.Handle | None = None
+        # The routers' timers: one loop timer per slot, serving every router due in it (a timer
+        # per router cost each master a TimerHandle, a heap entry and a callback per advert).
+        self.slots: dict[float, list[RouterRun]] = {}
 
     # -- routers come and go without touching the others ----------------------------------------
     def add(self, lay: Layout, adopt: bool = False) -> None:
@@ -224,9 +227,9 @@ class RouterSpeaker:
         self._close(run)
 
     def _close(self, run: RouterRun) -> None:
-        for h in (run.handle, run.garp_later):
-            if h is not None:
-                h.cancel()
+        run.slot = None
+        if run.garp_later is not None:
+            run.garp_later.cancel()
         self.garp_due.pop(run.lay.router_id, None)
         self.loop.remove_reader(run.sock.fileno())
         self.loop.remove_reader(run.nl.fileno())
@@ -243,9 +246,9 @@ class RouterSpeaker:
         this one to be gone) by a grace period per packet socket, past the backups' Master_Down
         interval at a few hundred routers."""
         for run in self.runs.values():
-            for h in (run.handle, run.garp_later):
-                if h is not None:
-                    h.cancel()
+            run.slot = None
+            if run.garp_later is not None:
+                run.garp_later.cancel()
             self.loop.remove_reader(run.sock.fileno())
             self.loop.remove_reader(run.nl.fileno())
         self.garp_due.clear()
@@ -274,23 +277,32 @@ class RouterSpeaker:
                 self._transition(run, Change(run.lay.router_id, act.old, act.new, cause, detail))
         deadline = run.machine.deadline()
         when = None if deadline is None else timer_slot(deadline)
-        if when is not None and run.handle is not None and run.handle.when() <= when:
-            # The timer armed earlier fires first, finds nothing due yet and is armed again for
-            # the deadline then: a backup's every advert (each pushes Master_Down out) then costs
-            # no timer of its own, one wakeup per Master_Down_Interval instead of a cancelled
-            # timer per advert (500 a second at 1000 routers).
+        if when is not None and run.slot is not None and run.slot <= when:
+            # The slot armed earlier comes first, finds nothing due yet and arms the router again
+            # for the deadline then: a backup's every advert (each pushes Master_Down out) then
+            # costs nothing here, one wakeup per Master_Down_Interval instead of a timer moved
+            # per advert (500 a second at 1000 routers).
             return
-        if run.handle is not None:
-            run.handle.cancel()
-            run.handle = None
+        run.slot = None  # out of a later slot it was in (skipped there)
         if when is not None and run.lay.router_id in self.runs:
-            run.handle = self.loop.call_at(when, self._tick, run, when)
+            run.slot = when
+            due = self.slots.get(when)
+            if due is None:
+                self.slots[when] = [run]
+                self.loop.call_at(when, self._slot_due, when)
+            else:
+                due.append(run)
+
+    def _slot_due(self, slot: float) -> None:
+        for run in self.slots.pop(slot, ()):
+            if run.slot == slot and self.runs.get(run.lay.router_id) is run:
+                self._tick(run, slot)
 
     def _tick(self, run: RouterRun, slot: float) -> None:
         """The router's timer, at its slot: every router due in one slot is served in one wakeup of
         the loop. The machine is given the slot's time when the loop is on time, so a master's
         adverts stay on the slot grid (2 s apart exactly) instead of slipping by its latency."""
-        run.handle = None
+        run.slot = None
         now = self.loop.time()
         at = slot if now - slot < TIMER_SLOT else now
         if run.machine.state == State.BACKUP:
