@@ -214,6 +214,7 @@ class Bench:
         self.lab, self.hosts, self.spec, self.spec_file, self.work = lab, hosts, spec, spec_file, work
         self.profile = profile
         self.perf = perf
+        self.garp_delay = 60.0
         self.n, self.per_ha, self.window = n, per_ha, window
         self.phys = physical(n, per_ha)
         self.sched = node_schedule(spec, NODES)
@@ -256,7 +257,7 @@ class Bench:
         argv = ["nsenter", f"--net=/run/netns/{self.hosts[node].ns}", sys.executable, *prof, "-m", "hakeeper",
                 "l3-agent", "--node", node, "--nodes", ",".join(NODES), "--spec", str(self.spec_file),
                 "--netns-prefix", self.prefix(node, "hakeeper"), "--state-file", str(self.state_file(node)),
-                "--log-level", "warning"]
+                "--log-level", "warning", "--garp-master-delay", str(self.garp_delay)]
         for key, dev in self.phys.items():
             argv += ["--physical", f"{key}={dev}"]
         log = open(self.work / f"{node}.hakeeper.log", "ab")  # noqa: SIM115 (the agent keeps it)
@@ -285,7 +286,12 @@ class Bench:
         self._until(lambda: list(self.states(b).values()).count("standby") == self.n, 60 + self.n * 0.5,
                     "hakeeper: every router standby on B")
         setup_b = time.monotonic() - t
-        time.sleep(2 * ADVERT)
+        # Idle means after the takeovers' second gratuitous-ARP burst (garp_master_delay, 60 s, as
+        # Neutron): each GARP is flooded into every router namespace of its network, so at 1000
+        # routers the burst is tens of seconds of kernel time (O(N*N)), and it fell inside the
+        # window when setup took longer than a minute.
+        settled = t + self.garp_delay + 20 if self.garp_delay > 0 else 0.0
+        time.sleep(max(2 * ADVERT, settled - time.monotonic()))
         idle = self.idle({a: [agent_a.pid], b: [agent_b.pid]})
         watch = VipWatch(self.vips(b, "hakeeper"))
         reported: dict[str, float] = {}
@@ -435,6 +441,8 @@ def main() -> int:
     ap.add_argument("--window", type=float, default=20.0, help="idle sampling window, seconds")
     ap.add_argument("--only", choices=["hakeeper", "keepalived"], help="run one layout only")
     ap.add_argument("--profile", type=Path, metavar="DIR", help="run the l3-agents under cProfile, stats to DIR")
+    ap.add_argument("--garp-master-delay", type=float, default=60.0,
+                    help="hakeeper's second GARP burst after a takeover (Neutron: 60); 0: none")
     ap.add_argument("--no-br-netfilter", action="store_true",
                     help="bridged packets skip the IP hooks in the lab's namespaces (where br_netfilter is loaded)")
     ap.add_argument("--perf", type=Path, metavar="FILE", help="perf record -a -g through the idle window, to FILE")
@@ -460,6 +468,7 @@ def main() -> int:
                     netns.run(["ip", "netns", "exec", ns, "sysctl", "-q", *(
                         f"net.bridge.bridge-nf-call-{t}=0" for t in ("iptables", "ip6tables", "arptables"))])
             bench = Bench(lab, hosts, spec, spec_file, work, n, per_ha, args.window, args.profile, args.perf)
+            bench.garp_delay = args.garp_master_delay
             results = []
             try:
                 for kind in ("hakeeper", "keepalived"):
