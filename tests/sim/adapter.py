@@ -17,7 +17,6 @@ Left out (the simulation does not model them): node attributes, orphans, event k
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import itertools
 from dataclasses import dataclass, field
@@ -189,7 +188,7 @@ class NodeAdapter:
         return st.ocf_meta(spec, rsc, self.node).get("promotable") == "true"
 
     def _old_fail(self, rsc: str) -> int:
-        return int((st.loads(self.values.get(self.keys.fail_of(self.node, rsc))) or {}).get("count", 0))
+        return st.fail_count_of(self.values, self.keys, self.node, rsc)
 
     def _run(self, spec: ClusterSpec, rsc: str, op: str, **data: Any) -> t.RunOp:
         prim = st.primitive(spec, rsc)
@@ -352,11 +351,10 @@ class NodeAdapter:
             known,
             self._old_fail(rsc),
             False,
+            self.quorum_lost,  # as the daemon: cut off meanwhile, the local stop stops it, no monitor
             self.now,
         )
         report.hosting.apply(rsc, self.local_running, self.local_promoted)
-        if self.quorum_lost:  # as daemon._run_action: the local stop stops it, no monitor
-            report = dataclasses.replace(report, monitor=None)
         return [
             self._txn(
                 "report", [report.guard], list(report.ops), action=action, report=report, rsc=rsc, raw=data["raw"]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import time
@@ -428,10 +427,9 @@ class Agent:
                 continue
             probed.add(rsc)
             res = await ra.action("monitor", timeout)
-            promotable = self._ocf_meta(spec, rsc).get("promotable") == "true"
             known = self._definition(spec, rsc)
             found = node_core.probe_report(
-                self.keys, self.node, rsc, res, promotable, known, rsc in orphans, self.clock()
+                self.keys, self.node, rsc, res, self._promotable(spec, rsc), known, rsc in orphans, self.clock()
             )
             found.hosting.apply(rsc, self.local_running, self.local_promoted)
             ops.append(found.op)
@@ -517,8 +515,8 @@ class Agent:
         # waits for it, or its new plan wins and the claim fails. Never both.
         instance = action.resource or ""
         rsc = self.local_name(spec, instance)
-        promotable = self._ocf_meta(spec, rsc).get("promotable") == "true"
         known = self._definition(spec, rsc, instance)
+        promotable = self._promotable(spec, rsc)
         claimed = node_core.claim(
             self.keys, self.node, raw, epoch, action, self.keeper.lease, rsc, promotable, known, self.clock()
         )
@@ -554,21 +552,29 @@ class Agent:
             finally:
                 self.in_flight_timeout = 0.0
                 self.op_settled.set()  # (no await before the result is counted just below)
-        promotable = self._ocf_meta(spec, rsc).get("promotable") == "true"
-        old_fail, now = self._fail_count(rsc), self.clock()
+        promotable, old_fail, cut_off = self._promotable(spec, rsc), self._fail_count(rsc), self.quorum_lost
         report = node_core.action_report(
-            self.keys, self.node, spec, epoch, action, rsc, res, running, promotable, known, old_fail, orphan, now
+            self.keys,
+            self.node,
+            spec,
+            epoch,
+            action,
+            rsc,
+            res,
+            running,
+            promotable,
+            known,
+            old_fail,
+            orphan,
+            cut_off,
+            self.clock(),
         )
         ok = report.ok
         self.metrics.actions.labels(task, "ok" if ok else res.status.value).inc()
-        if report.failed:
+        if not ok:
             self.metrics.failures.labels(rsc, task).inc()
         report.hosting.apply(rsc, self.local_running, self.local_promoted)
         ops: list[Any] = [*report.ops, *self.attr_ops()]
-        if self.quorum_lost:
-            # Cut off while it ran: the no-quorum stop (which waited for this result) stops what
-            # it started; no monitor for it.
-            report = dataclasses.replace(report, monitor=None)
         try:
             # Only while this incarnation's claim stands (state.report_guard): a node whose lease
             # expired meanwhile may be being fenced, and its report must not make it look clean.
@@ -602,8 +608,10 @@ class Agent:
             self._start_monitor(spec, rsc, report.monitor)
 
     def _fail_count(self, rsc: str) -> int:
-        """The fail count of `rsc` here, as stored."""
-        return int((st.loads(self.mirror.values.get(self.keys.fail_of(self.node, rsc))) or {}).get("count", 0))
+        return st.fail_count_of(self.mirror.values, self.keys, self.node, rsc)
+
+    def _promotable(self, spec: ClusterSpec, rsc: str) -> bool:
+        return self._ocf_meta(spec, rsc).get("promotable") == "true"
 
     # ----- monitors -----
 

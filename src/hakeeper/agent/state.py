@@ -140,6 +140,12 @@ def fail_counts(values: Values, keys: Keys) -> dict[tuple[str, str], dict[str, A
     return _per_node_resource(values, keys.fail)
 
 
+def fail_count_of(values: Values, keys: Keys, node: str, rsc: str) -> int:
+    """The stored fail count of `rsc` on `node` (0: none)."""
+    doc = loads(values.get(keys.fail_of(node, rsc)))
+    return int(doc.get("count", 0)) if isinstance(doc, dict) else 0
+
+
 def attributes(values: Values, keys: Keys) -> dict[str, dict[str, str]]:
     """Every node's transient attributes: {node: {name: value}}."""
     out: dict[str, dict[str, str]] = {}

@@ -18,11 +18,19 @@ from dataclasses import dataclass
 from hakeeper.resources.result import UNIMPLEMENTED, Result, Status
 from hakeeper.resources.runner import Completed
 
+# Actions that only look: nothing to end if their agent dies, and monitors run every few seconds.
+_OBSERVING = frozenset({"monitor", "status", "meta-data", "validate-all"})
+
 
 def ops_dir(state_dir: str) -> str:
     """Where the resource operations running now are noted (runner.run's `track`): what an agent
     that dies leaves there, the next one ends before it probes (runner.end_leftovers)."""
     return os.path.join(state_dir, "ops")
+
+
+def track_dir(state_dir: str, action: str) -> str | None:
+    """runner.run's `track` for `action`: ops_dir, or None for an action that only looks."""
+    return None if action in _OBSERVING else ops_dir(state_dir)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import logging
 import os
 from collections.abc import Mapping
 
-from hakeeper.resources.base import AgentName, ResourceAgent, ops_dir, register_class, timed_out
+from hakeeper.resources.base import AgentName, ResourceAgent, register_class, timed_out, track_dir
 from hakeeper.resources.result import OCF_CODES, Result, Status
 from hakeeper.resources.runner import Completed, run
 from hakeeper.resources.systemd import SystemdAgent, systemd_running, unit_exists, unit_name
@@ -113,7 +113,7 @@ class LsbAgent(ResourceAgent):
         os.makedirs(self.state_dir, exist_ok=True)
         env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
         logfile = os.path.join(self.state_dir, f"{self.rid}.log")
-        return await run([self.script, action], timeout, env=env, log=logfile, track=ops_dir(self.state_dir))
+        return await run([self.script, action], timeout, env=env, log=logfile, track=track_dir(self.state_dir, action))
 
     async def start(self, timeout: float) -> Result:
         done = await self._run("start", timeout)

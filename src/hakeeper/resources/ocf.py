@@ -24,7 +24,7 @@ import os
 from collections.abc import Mapping
 
 from hakeeper.names import PathEscapeError, agent_component_problem, contained_path, is_inside
-from hakeeper.resources.base import AgentName, ResourceAgent, ops_dir, register_class, timed_out
+from hakeeper.resources.base import AgentName, ResourceAgent, register_class, timed_out, track_dir
 from hakeeper.resources.crm_attribute import attrs_dir, attrs_view, install_shims
 from hakeeper.resources.result import Result
 from hakeeper.resources.runner import run
@@ -128,7 +128,7 @@ class OcfAgent(ResourceAgent):
             if os.path.getsize(log) > 1 << 20:
                 os.truncate(log, 0)
         env = self.env(action, timeout, extra_meta)
-        done = await run([self.path, action], timeout, env=env, log=log, track=ops_dir(self.state_dir))
+        done = await run([self.path, action], timeout, env=env, log=log, track=track_dir(self.state_dir, action))
         if done.timed_out:
             return timed_out(done)
         return Result.from_ocf(done.rc, done.output, done.duration)

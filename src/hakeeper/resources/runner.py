@@ -37,7 +37,7 @@ async def run(
     closing ours. The output returned is what was appended while the command ran.
 
     With `track` (a directory), the command's process group is noted there while it runs
-    (track_file): if this process dies first, the next one ends it (end_leftovers)."""
+    (_note): if this process dies first, the next one ends it (end_leftovers)."""
     start = time.monotonic()
     sink: int | BinaryIO = asyncio.subprocess.PIPE
     offset = 0

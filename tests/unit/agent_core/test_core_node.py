@@ -43,7 +43,8 @@ async def _claim_and_report(
     assert (await store.txn(list(claim.compares), list(claim.ops))).succeeded
     if lease_lost:
         await store.revoke(lease)
-    report = nc.action_report(K, "a", SPEC, 4, action, "db", res, claim.running, True, None, old_fail, False, 101.0)
+    running = claim.running
+    report = nc.action_report(K, "a", SPEC, 4, action, "db", res, running, True, None, old_fail, False, False, 101.0)
     landed = await store.txn([report.guard], list(report.ops))
     assert landed.succeeded is (not lease_lost)
     if not lease_lost:  # done (and reported): never claimed again

@@ -72,9 +72,8 @@ def fail_count_put(keys: st.Keys, node: str, spec: ClusterSpec, rsc: str, op: Op
 
 @dataclass(frozen=True)
 class Claim:
-    """The transaction that claims `action`, and the `running/` value its report is guarded by."""
+    """The transaction that claims an action, and the `running/` value its report is guarded by."""
 
-    action: PlanAction
     running: bytes
     compares: tuple[Compare, ...]
     ops: tuple[Op, ...]
@@ -105,7 +104,7 @@ def claim(
     if pending is not None:
         ops.append(Put(keys.status_of(node, rsc), st.dumps(pending)))
     compares = (Compare(keys.plan, "value", "==", plan_raw), absent(keys.done_of(epoch, action.id)))
-    return Claim(action, running, compares, tuple(ops))
+    return Claim(running, compares, tuple(ops))
 
 
 def stops_monitor_first(task: str) -> bool:
@@ -128,7 +127,6 @@ class Report:
     ops: tuple[Op, ...]
     hosting: Hosting
     monitor: Role | None
-    failed: bool  # a fail count was raised
 
 
 def action_report(
@@ -144,9 +142,12 @@ def action_report(
     known: st.Definition | None,
     old_fail: int,
     orphan: bool,
+    cut_off: bool,
     now: float,
 ) -> Report:
-    """The report of `action` (claimed with `running`) on `rsc` after its result `res`."""
+    """The report of `action` (claimed with `running`) on `rsc` after its result `res`. A node
+    `cut_off` from the store while the action ran starts no monitor: its no-quorum stop (which
+    waited for this result) stops what the action started."""
     task = action.task
     ok = res.ok_for(task)
     key = keys.status_of(node, rsc)
@@ -171,10 +172,10 @@ def action_report(
         hosting = Hosting()
     ops.append(Delete(keys.running_of(node)))
     monitor: Role | None = None
-    if ok and task in _MONITORED_AFTER and not orphan:
+    if ok and task in _MONITORED_AFTER and not orphan and not cut_off:
         monitor = "Promoted" if task == "promote" else "Started"
     guard = st.report_guard(keys, node, running)
-    return Report(ok, guard, tuple(ops), hosting, monitor, failed=not ok)
+    return Report(ok, guard, tuple(ops), hosting, monitor)
 
 
 # ----- probes -----
