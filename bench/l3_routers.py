@@ -39,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src")]
 
-from hakeeper.l3 import dataplane, netns  # noqa: E402
+from hakeeper.l3 import dataplane, hafilter, netns  # noqa: E402
 from hakeeper.l3.agent import layouts_for, node_schedule  # noqa: E402
 from hakeeper.l3.model import RouterSpec, Settings  # noqa: E402
 from hakeeper.l3.neutronka import keepalived_conf  # noqa: E402
@@ -345,6 +345,14 @@ class Bench:
 
     def run_keepalived(self) -> Result:
         a, b = NODES
+        # The layouts share the nodes: hakeeper's routers go first, and its advert filter with
+        # them (its agents were killed or stopped, which leaves it: it forwards each VRID to the
+        # hakeeper router's ha- port, so keepalived's backups would hear nothing).
+        self.teardown("hakeeper")
+        for host in self.hosts.values():
+            for family, table in (("bridge", hafilter.BRIDGE_TABLE), ("netdev", hafilter.INGRESS_TABLE)):
+                subprocess.run(["ip", "netns", "exec", host.ns, "nft", "delete", "table", family, table],
+                               capture_output=True)
         t = time.monotonic()
         files_a = self.start_keepalived(a)
         watch_a = VipWatch(self.vips(a, "keepalived"))
