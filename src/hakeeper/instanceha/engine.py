@@ -25,6 +25,7 @@ from typing import Any
 from hakeeper.agent import state as st
 from hakeeper.coord.store import Compare, Put, Store, StoreError
 from hakeeper.instanceha import recovery as rc
+from hakeeper.instanceha import serverview
 from hakeeper.instanceha.model import TERMINAL, InstanceState, Phase, Recovery, Settings
 from hakeeper.instanceha.nova import Nova, NovaError
 
@@ -60,6 +61,8 @@ class Options:
     ha_tag: str = "HA"  # instance tag that marks an instance for evacuation first
     ha_flavor_key: str = "hakeeper:ha"  # flavor extra spec ("true") that does the same
     interval: float = 0.5  # s between rounds
+    view_margin: float = serverview.MARGIN  # s a changes-since listing reaches back (serverview.py)
+    full_view_every: float = serverview.FULL_EVERY  # s between full server listings
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ class Engine:
         self.members_seen: set[str] = set()
         self.locks: dict[rc.Key, asyncio.Lock] = {}
         self.next_view = 0.0  # monotonic time before which Nova's server listing is not asked again
+        self.servers: serverview.ServerView | None = None  # Nova's rows as the last listings left them
         self.wake = asyncio.Event()  # a call ended: its slot is free for the next one now
 
     # ----- store -----
@@ -154,11 +158,16 @@ class Engine:
             # and Nova's API serves it with the threads that take the evacuations.
             return NovaView(False, {}, time.time(), paused=True)
         o = self.options
-        ids = {i.id for r in active for i in r.instances}
+        ids = frozenset(i.id for r in active for i in r.instances)
         asked = time.time()  # before the call: what it shows may predate anything accepted since
         began = time.monotonic()
+        changed_since = serverview.since(self.servers, ids, asked, o.view_margin, o.full_view_every)
         try:
-            views: dict[str, rc.NovaInstance] = await self.nova(lambda n: n.instances(ids, o.ha_tag, o.ha_flavor_key))
+            rows: dict[str, rc.NovaInstance] = await self.nova(
+                lambda n: n.instances(set(ids), o.ha_tag, o.ha_flavor_key, changed_since)
+            )
+            self.servers = serverview.merged(self.servers, ids, rows, asked, changed_since)
+            views = serverview.of(self.servers, ids)
             took = time.monotonic() - began
             self.next_view = time.monotonic() + (took * VIEW_PAUSE if took > SLOW_VIEW else 0.0)
             now = time.time()

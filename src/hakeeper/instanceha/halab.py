@@ -351,6 +351,25 @@ class HaCluster:
 
         self.wait(done, timeout, f"{len(ids)} servers ACTIVE on {host}", every=0.5)
 
+    def wait_moved(self, ids: list[str], victim: str, timeout: float) -> dict[str, int]:
+        """Every server ACTIVE on a host other than `victim`; returns how many went to each host.
+        Polled with a listing of the victim's servers (fewer as they move), then one of all."""
+        pending = set(ids)
+        spread: dict[str, int] = {}
+
+        def done() -> bool:
+            if pending & {str(s["id"]) for s in self.servers(f"&host={victim}")}:
+                return False
+            listed = {str(s["id"]): s for s in self.servers()}
+            hosts = [str(listed.get(i, {}).get("OS-EXT-SRV-ATTR:host")) for i in ids]
+            if not all(listed.get(i, {}).get("status") == "ACTIVE" for i in ids) or victim in hosts:
+                return False
+            spread.update({h: hosts.count(h) for h in set(hosts)})
+            return True
+
+        self.wait(done, timeout, f"{len(ids)} servers ACTIVE away from {victim}", every=1.0)
+        return spread
+
     @staticmethod
     def wait(check: Any, timeout: float, what: str, every: float = 0.2) -> None:
         deadline = time.monotonic() + timeout

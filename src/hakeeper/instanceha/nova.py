@@ -149,11 +149,15 @@ class Nova:
         self.service(host)  # a host Nova does not know is an error, not an empty host
         return [_instance(s, ha_tag, ha_flavor_key) for s in self._servers(f"&host={host}")]
 
-    def instances(self, ids: set[str], ha_tag: str, ha_flavor_key: str) -> dict[str, NovaInstance]:
-        """Nova's current view of these instances (one listing, whatever their host)."""
+    def instances(
+        self, ids: set[str], ha_tag: str, ha_flavor_key: str, since: float | None = None
+    ) -> dict[str, NovaInstance]:
+        """Nova's current view of these instances (one listing, whatever their host); with `since`
+        (wall time), only those updated since then, deleted ones included (status DELETED)."""
         if not ids:
             return {}
-        return {s["id"]: _instance(s, ha_tag, ha_flavor_key) for s in self._servers("") if s.get("id") in ids}
+        query = "" if since is None else "&changes-since=" + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since))
+        return {s["id"]: _instance(s, ha_tag, ha_flavor_key) for s in self._servers(query) if s.get("id") in ids}
 
     def evacuations(self, iid: str, since: float) -> int:
         """Evacuate actions Nova recorded for the instance since `since` (Nova's own count)."""

@@ -413,6 +413,10 @@ async def serve(spec: RouterSpec | None, opts: AgentOptions, store: Store | None
         events.close()
         return
     await speaker.stop()
+    try:
+        await asyncio.to_thread(hafilter.unload)  # after the last advert (priority 0) went out
+    except (OSError, RuntimeError) as exc:
+        log.error("removing the node's advert filter: %s", exc)
     await dhcp.run("stop")  # the network's other DHCP servers answer meanwhile
     await publish({})
     events.close()

@@ -95,3 +95,16 @@ def ports_of(lays: Sequence[Layout], physical: Mapping[str, str]) -> list[HaPort
 def load(ports: Sequence[HaPort]) -> None:
     """Both tables for these ports, in this process's (the node's) namespace."""
     nftlib.load(None, ruleset(ports))
+
+
+def removal() -> str:
+    """Both tables gone, as one `nft -f` input that also holds when they are not there."""
+    return "".join(f"table {family} {table}\ndelete table {family} {table}\n"
+                   for family, table in (("bridge", BRIDGE_TABLE), ("netdev", INGRESS_TABLE)))
+
+
+def unload() -> None:
+    """Remove both tables from this process's (the node's) namespace: an agent that stops for good
+    leaves the node's HA networks as it found them (a keepalived started for the same routers
+    there would otherwise hear no advert: each VRID goes to a port only its router used)."""
+    nftlib.load(None, removal())

@@ -35,7 +35,7 @@ from l3procs import (
 )
 
 from conftest import needs_binary, needs_root
-from hakeeper.l3 import netns
+from hakeeper.l3 import hafilter, netns
 from hakeeper.netlab import Host, Lab
 
 pytestmark = pytest.mark.timeout(900)  # six CLI calls and two agents take minutes on a loaded machine
@@ -145,4 +145,26 @@ def test_restart_of_the_active_agent_is_not_a_failover(ops: Ops) -> None:
         time.sleep(0.1)
     assert [h[3] for h in ops.changes(R80, since) if h[1] == b] == []
     assert "adopted" in (ops.workdir / f"{a}.log").read_text()
+    assert tcp(ops.client, "10.0.80.110", 7001) == "instance"
+
+
+def _advert_tables(ops: Ops, node: str) -> set[str]:
+    listed = netns.run(["ip", "netns", "exec", ops.hosts[node].ns, "nft", "list", "tables"])
+    return {line.split()[-1] for line in listed.stdout.splitlines() if line.startswith("table")} & {
+        hafilter.BRIDGE_TABLE, hafilter.INGRESS_TABLE}
+
+
+def test_a_clean_stop_removes_the_nodes_advert_filter(ops: Ops) -> None:
+    """An agent stopped for good (SIGTERM) leaves the node's HA networks as it found them: its
+    advert filter would send each VRID to a port only its router used, and a keepalived started
+    for the same routers on that node would hear nothing. The other node is not disturbed."""
+    a, b = NODES
+    assert _advert_tables(ops, b) == {hafilter.BRIDGE_TABLE, hafilter.INGRESS_TABLE}
+    since = time.monotonic()
+    agent = ops.agents[b]
+    agent.terminate()
+    assert agent.wait(timeout=60) == 0
+    assert _advert_tables(ops, b) == set()
+    assert [h[3] for h in ops.changes(R80, since) if h[1] == a] == []
+    assert ops.states(a).get(R80) == "active"
     assert tcp(ops.client, "10.0.80.110", 7001) == "instance"
