@@ -325,7 +325,10 @@ async def serve(spec: RouterSpec | None, opts: AgentOptions, store: Store | None
         publish_here(speaker.states())
         dirty.set()  # the store's report follows from the publisher
 
-    speaker = RouterSpeaker(VrrpSettings(s.ha_vrrp_advert_int, password, opts.garp_master_delay), on_change=changed)
+    speaker = RouterSpeaker(
+        VrrpSettings(s.ha_vrrp_advert_int, password, opts.garp_master_delay,
+                     health_check_interval=float(s.ha_vrrp_health_check_interval)),
+        on_change=changed)
     if opts.metrics:
         metrics = L3Metrics(speaker)
         metrics.serve(opts.metrics)

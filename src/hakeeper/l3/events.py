@@ -19,9 +19,10 @@ log = logging.getLogger("hakeeper.l3")
 # Why a router changed state: the agent started it (or adopted its master from the agent it
 # replaced), no advert came for Master_Down_Interval, an advert won or lost the election, the
 # master stepped down (priority 0), the router left this node, the agent stopped, its ha- port
-# lost or regained carrier (keepalived's track_interface).
+# lost or regained carrier (keepalived's track_interface), its master's gateway stopped answering
+# (Neutron's ha_vrrp_health_check_interval), or the hold after that ended.
 Cause = Literal["started", "adopted", "master-down", "advert", "priority-0", "removed", "stopping", "timer",
-                "link-down", "link-up"]
+                "link-down", "link-up", "gateway-lost", "gateway-retry"]
 Kind = Literal["transition", "node-lost", "node-back", "dual-active", "dual-active-cleared"]
 
 

@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from hakeeper.l3 import netns, nlbatch
+from hakeeper.l3 import gwcheck, gwping, netns, nlbatch
 from hakeeper.l3.dataplane import Layout
 from hakeeper.l3.events import Cause, Change
 from hakeeper.vrrp import netio
@@ -112,6 +112,7 @@ class VrrpSettings:
     password: str | None = None
     garp_master_delay: float = 60.0
     garp_repeat: int = 5
+    health_check_interval: float = 0.0  # Neutron's ha_vrrp_health_check_interval: 0, no gateway check
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,12 @@ class RouterRun:
     slot: float | None = None  # the timer slot the router is due in (RouterSpeaker.slots)
     garp_later: asyncio.TimerHandle | None = None  # the second burst, garp_master_delay after a takeover
     heard: Heard | None = None
+    icmp: socket.socket | None = None  # the gateway check's pings (gwping), with a health check interval
+    gateway: gwcheck.GatewayCheck = field(default_factory=gwcheck.GatewayCheck)
+    ping_seq: int = 0
+    ping_out: bool = False  # the last ping is still without an answer
+    gw_release: asyncio.TimerHandle | None = None
+    carrier_down: bool = False  # ha- without carrier (track_interface)
     sent: int = 0
     received: int = 0
     takeovers: int = 0
@@ -169,6 +176,8 @@ class RouterSpeaker:
         # The routers' timers: one loop timer per slot, serving every router due in it (a timer
         # per router cost each master a TimerHandle, a heap entry and a callback per advert).
         self.slots: dict[float, list[RouterRun]] = {}
+        # The gateway checks of every master: one round per health check interval for all routers.
+        self.health_handle: asyncio.TimerHandle | None = None
 
     # -- routers come and go without touching the others ----------------------------------------
     def add(self, lay: Layout, adopt: bool = False) -> None:
@@ -185,13 +194,18 @@ class RouterSpeaker:
             attach_vrid_filter(sock, lay.vrid)
             nl = nlbatch.open_socket(links=True)  # also hears ha-'s carrier (track_interface)
             arp = packet_socket()
+            icmp = gwping.icmp_socket() if v.health_check_interval > 0 and lay.upstream is not None else None
         params = Params(2, NEUTRON_PRIORITY, v.advert_int * 100, int(lay.ha_address.ip), preempt=False)
         expect = Expect(2, lay.vrid, auth, pad_password(v.password or ""), v.advert_int * 100)
-        run = RouterRun(lay, Machine(params), expect, sock, nl, index, arp)
+        run = RouterRun(lay, Machine(params), expect, sock, nl, index, arp, icmp=icmp)
         _prepare(run)
         self.runs[lay.router_id] = run
         self.loop.add_reader(sock.fileno(), self._readable, run)
         self.loop.add_reader(nl.fileno(), self._netlink_input, run)
+        if icmp is not None:
+            self.loop.add_reader(icmp.fileno(), self._icmp_input, run)
+            if self.health_handle is None:
+                self.health_handle = self.loop.call_later(v.health_check_interval, self._health_round)
         now = self.loop.time()
         actions = run.machine.start(now)
         if adopt:
@@ -231,10 +245,11 @@ class RouterSpeaker:
         if run.garp_later is not None:
             run.garp_later.cancel()
         self.garp_due.pop(run.lay.router_id, None)
-        self.loop.remove_reader(run.sock.fileno())
-        self.loop.remove_reader(run.nl.fileno())
+        self._unwatch(run)
         run.sock.close()
         run.nl.close()
+        if run.icmp is not None:
+            run.icmp.close()
         # A packet socket's close waits for an RCU grace period (~14 ms): off the loop, so removing
         # routers does not hold up the others' adverts.
         self.loop.run_in_executor(None, run.arp.close)
@@ -249,10 +264,24 @@ class RouterSpeaker:
             run.slot = None
             if run.garp_later is not None:
                 run.garp_later.cancel()
-            self.loop.remove_reader(run.sock.fileno())
-            self.loop.remove_reader(run.nl.fileno())
+            self._unwatch(run)
         self.garp_due.clear()
         self.runs.clear()
+        self._stop_health()
+
+    def _stop_health(self) -> None:
+        if self.health_handle is not None:
+            self.health_handle.cancel()
+            self.health_handle = None
+
+    def _unwatch(self, run: RouterRun) -> None:
+        self.loop.remove_reader(run.sock.fileno())
+        self.loop.remove_reader(run.nl.fileno())
+        if run.icmp is not None:
+            self.loop.remove_reader(run.icmp.fileno())
+        if run.gw_release is not None:
+            run.gw_release.cancel()
+            run.gw_release = None
 
     async def stop(self) -> None:
         """Priority 0 from every master, addresses withdrawn: the backups take over after Skew_Time."""
@@ -264,6 +293,7 @@ class RouterSpeaker:
             self._netlink_input(run)
             self._close(run)
         self.runs.clear()
+        self._stop_health()
 
     def states(self) -> dict[str, State]:
         return {rid: run.machine.state for rid, run in self.runs.items()}
@@ -335,6 +365,8 @@ class RouterSpeaker:
             if self.vrrp.garp_master_delay > 0:
                 run.garp_later = self.loop.call_later(self.vrrp.garp_master_delay, self._garp, run)
         elif t.old == State.MASTER:
+            run.gateway = gwcheck.not_master(run.gateway)
+            run.ping_out = False
             if run.garp_later is not None:
                 run.garp_later.cancel()
                 run.garp_later = None
@@ -378,11 +410,65 @@ class RouterSpeaker:
         ha- the router is FAULT (a master steps down and withdraws its addresses: it can neither
         send nor hear adverts); with carrier back it is a backup again, and with nopreempt it
         stays one while the other node is master."""
-        if up != run.machine.fault:
+        if up != run.carrier_down:
             return  # no change
+        run.carrier_down = not up
         ha = run.lay.ha.name
-        actions = run.machine.set_fault(self.loop.time(), not up)
-        self._apply(run, actions, "link-up" if up else "link-down", f"{ha} {'has carrier' if up else 'lost carrier'}")
+        self._fault(run, "link-up" if up else "link-down", f"{ha} {'has carrier' if up else 'lost carrier'}")
+
+    def _fault(self, run: RouterRun, cause: Cause, detail: str) -> None:
+        """FAULT while ha- has no carrier or the gateway check holds the router down; else not."""
+        fault = run.carrier_down or run.gateway.failed_until is not None
+        self._apply(run, run.machine.set_fault(self.loop.time(), fault), cause, detail)
+
+    # -- the gateway check (Neutron's ha_vrrp_health_check_interval) ----------------------------
+    def _health_round(self) -> None:
+        """Every master with a gateway: the last ping's outcome (no answer by now is a miss), then
+        the next ping."""
+        interval = self.vrrp.health_check_interval
+        self.health_handle = self.loop.call_later(interval, self._health_round)
+        now = self.loop.time()
+        hold = gwcheck.hold_time(self.vrrp.advert_int)
+        for run in list(self.runs.values()):
+            up = run.lay.upstream
+            if run.icmp is None or up is None or run.machine.state != State.MASTER:
+                continue
+            if run.ping_out:
+                self._gateway_outcome(run, False, now, hold)
+                if run.machine.state != State.MASTER:
+                    continue
+            run.ping_seq = (run.ping_seq + 1) & 0xFFFF
+            run.ping_out = True  # refused at once by the kernel too: a miss at the next round
+            gwping.send_echo(run.icmp, up, run.ping_seq)
+
+    def _icmp_input(self, run: RouterRun) -> None:
+        assert run.icmp is not None
+        up = run.lay.upstream
+        for _ in range(16):
+            try:
+                packet = run.icmp.recv(2048)
+            except (BlockingIOError, OSError):
+                return
+            if up is not None and run.ping_out and gwping.reply_seq(packet, up) == run.ping_seq:
+                run.ping_out = False
+                self._gateway_outcome(run, True, self.loop.time(), gwcheck.hold_time(self.vrrp.advert_int))
+
+    def _gateway_outcome(self, run: RouterRun, ok: bool, now: float, hold: float) -> None:
+        was = run.gateway
+        run.gateway = gwcheck.answered(was, ok, now, hold)
+        if not ok:
+            run.ping_out = False
+        until = run.gateway.failed_until
+        if until is not None and was.failed_until is None:
+            detail = f"gateway {run.lay.upstream} did not answer {gwcheck.FALL} pings in a row"
+            self._fault(run, "gateway-lost", detail)
+            run.gw_release = self.loop.call_at(until, self._gateway_release, run)
+
+    def _gateway_release(self, run: RouterRun) -> None:
+        run.gw_release = None
+        run.gateway = gwcheck.released(run.gateway, self.loop.time())
+        if run.lay.router_id in self.runs:
+            self._fault(run, "gateway-retry", "the gateway check's hold is over: electable again")
 
     def _garp(self, run: RouterRun) -> None:
         """A burst of `garp_repeat` rounds, 50 ms apart, for this router's master addresses."""

@@ -36,6 +36,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "l3"))
 from seed004 import write_seed_files
 
 
+def seed_settings(workdir: Path, **overrides: object) -> Settings:
+    """Seed 004's own neutron.conf and l3_agent.ini sections, read as the importer reads them, with
+    `overrides` (a setting the seed leaves at Neutron's default)."""
+    conf, ini = write_seed_files(workdir)
+    return read_neutron(str(conf), str(ini)).settings.model_copy(update=overrides)
+
+
 def write_spec(workdir: Path, routers_yaml: str, settings: Settings | None = None) -> tuple[RouterSpec, Path]:
     """The routers with `settings`, or by default seed 004's own neutron.conf and l3_agent.ini
     sections, as the spec file `workdir/routers.yaml`."""

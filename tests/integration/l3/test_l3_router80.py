@@ -4,7 +4,8 @@ ext-net80 10.0.80.0/24 (the external client is the upstream gateway 10.0.80.1, t
 10.0.80.101 and the floating IP 10.0.80.110), vxlan-subnet80 192.168.80.0/24 (gateway 192.168.80.1,
 the instance 192.168.80.10 with the floating IP, and 192.168.80.20 without); plain bridges stand
 in for VXLAN and the HA network. Settings: seed 004's neutron.conf and l3_agent.ini (PASS
-'openstack', advert_int 2).
+'openstack', advert_int 2), with the gateway check Neutron recommends turned on
+(`ha_vrrp_health_check_interval`, 1 s here; the seed leaves it at Neutron's default, off).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from l3procs import (
     env,
     router80_hosts,
     router80_yaml,
+    seed_settings,
     store_server,
     tcp,
     torn_down,
@@ -34,7 +36,7 @@ from l3procs import (
 )
 
 from conftest import needs_binary, needs_root
-from hakeeper.l3 import netns
+from hakeeper.l3 import gwcheck, netns
 from hakeeper.l3.dataplane import bridge_name
 from hakeeper.netlab import Host, Lab
 
@@ -80,7 +82,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     needs_binary("socat")
     needs_binary("nsenter", "util-linux")
     workdir = tmp_path_factory.mktemp("l3")
-    _, spec_file = write_spec(workdir, router80_yaml())
+    _, spec_file = write_spec(workdir, router80_yaml(), seed_settings(workdir, ha_vrrp_health_check_interval=1))
     store = workdir / "store.sock"
     server = store_server(store)
     with Lab("hkl3") as lab:
@@ -202,6 +204,37 @@ def test_track_interface_fault_on_lost_ha_carrier(cluster: Cluster) -> None:
     assert tcp(cluster.client, "10.0.80.110", 7001) == "instance"
     netns.run(["ip", "-n", cluster.hosts[old].ns, "link", "set", peer, "up"])
     cluster.wait_for(lambda: cluster.ha_state(old) == "standby", 2.0, "a backup again with carrier back")
+    end = time.monotonic() + 2 * ADVERT
+    while time.monotonic() < end:
+        assert cluster.active() == [new]
+        time.sleep(0.2)
+    assert tcp(cluster.client, "10.0.80.110", 7001) == "instance"
+
+
+def test_gateway_check_hands_the_router_to_the_node_that_reaches_the_gateway(cluster: Cluster) -> None:
+    """Neutron's ha_vrrp_health_check_interval: the master's node loses its external network (its
+    ext uplink cut; ha- keeps carrier, adverts still flow both ways), its pings to the upstream
+    gateway go unanswered, and after two misses it stands down (FAULT, addresses withdrawn, a
+    priority-0 advert): the other node, which reaches the gateway, takes over at once. With the
+    uplink back, the old master is a backup after the hold and stays one (nopreempt)."""
+    old, = cluster.active()
+    new = next(n for n in NODES if n != old)
+    cut_at = time.monotonic()
+    cluster.hosts[old].cut("ex0")
+    try:
+        # Two missed pings a second apart, each judged at the next round: 2-3 s.
+        cluster.wait_for(lambda: cluster.ha_state(old) == "fault", gwcheck.FALL + 3.0, "the master FAULT")
+        fault_at = time.monotonic()
+        assert "10.0.80.101" not in cluster.addresses(old)
+        cluster.wait_for(lambda: cluster.ha_state(new) == "active", 3.0, "the other node taking over")
+        print(f"gateway check: FAULT {fault_at - cut_at:.2f} s after the cut, "
+              f"the other node active {time.monotonic() - cut_at:.2f} s after it")
+        assert tcp(cluster.client, "10.0.80.110", 7001) == "instance"
+        assert "gateway-lost" in (cluster.workdir / f"{old}.log").read_text()
+    finally:
+        cluster.hosts[old].restore("ex0")
+    cluster.wait_for(lambda: cluster.ha_state(old) == "standby", gwcheck.hold_time(ADVERT) + 3.0,
+                     "a backup again after the hold")
     end = time.monotonic() + 2 * ADVERT
     while time.monotonic() < end:
         assert cluster.active() == [new]
