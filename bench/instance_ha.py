@@ -44,6 +44,52 @@ def recovery(ha: HaCluster, node: str, after: float) -> dict[str, Any] | None:
     return mine[-1] if mine else None
 
 
+# Who spends the machine's CPU while a host's instances are evacuated: each process is put in
+# the first group whose word its command line holds.
+GROUPS = (
+    ("nova-compute", "nova-compute"), ("nova-conductor", "nova-conductor"), ("nova-scheduler", "nova-scheduler"),
+    ("nova-api", "nova-api"), ("nova-api", "nova.wsgi"), ("placement", "placement"), ("neutron", "neutron"),
+    ("glance", "glance"), ("mariadb", "mariadbd"), ("mariadb", "mysqld"), ("rabbitmq", "beam.smp"),
+    ("etcd", "etcd"), ("hakeeper", "hakeeper"), ("nova-api", "[nova-api]"), ("placement", "[placement-api]"),
+    ("neutron", "[neutron-api]"), ("glance", "[glance-api]"),
+)
+
+
+Sample = dict[str, tuple[str, float]]  # "pid:starttime" -> (command line, CPU seconds so far)
+
+
+def cpu_sample() -> Sample:
+    """Every process's CPU seconds (user + system) so far, keyed so a reused pid is another
+    process; "all" is the machine's busy time from /proc/stat (every process, the kernel)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: Sample = {}
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[f"{pid}:{fields[19]}"] = (cmd, (int(fields[11]) + int(fields[12])) / tick)
+    cpu = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    out["all"] = ("", (sum(cpu) - cpu[3] - cpu[4]) / tick)  # less idle and iowait
+    return out
+
+
+def cpu_spent(before: Sample, after: Sample) -> tuple[dict[str, float], list[tuple[float, str]]]:
+    """CPU seconds per group between the samples, for the processes alive at the second (a process
+    that died meanwhile, the victim's, is not counted), and the busiest unmatched commands."""
+    groups: dict[str, float] = {}
+    other: dict[str, float] = {}
+    for key, (cmd, cpu) in after.items():
+        spent = cpu - before.get(key, (cmd, 0.0))[1]
+        group = "all" if key == "all" else next((g for g, word in GROUPS if word in cmd), "other")
+        groups[group] = groups.get(group, 0.0) + spent
+        if group == "other":
+            other[cmd[:70]] = other.get(cmd[:70], 0.0) + spent
+    top = sorted(((v, c) for c, v in other.items() if v > 0.5), reverse=True)[:5]
+    return {g: v for g, v in groups.items() if v > 0.05}, top
+
+
 def one_run(ha: HaCluster, count: int, victim: str, batch: int) -> dict[str, float]:
     booting = time.monotonic()
     ids: list[str] = []
@@ -54,11 +100,19 @@ def one_run(ha: HaCluster, count: int, victim: str, batch: int) -> dict[str, flo
     calls = -(-count // batch)
     took = time.monotonic() - booting
     print(f"{count} servers ACTIVE on {victim} {took:.1f} s after {calls} create call(s)", flush=True)
+    cpu_before = cpu_sample()
     dead_at = ha.power_off(victim)
     # Polled once a second (an earlier version listed every server twice a second: a load on
     # Nova's API of its own); a listing of the victim's servers while any is left there.
     spread = ha.wait_moved(ids, victim, timeout=900)
     active_at = time.time()
+    spent, unmatched = cpu_spent(cpu_before, cpu_sample())
+    cores = os.cpu_count() or 1
+    print(f"CPU from the kill until every instance ACTIVE elsewhere: the machine busy {spent.get('all', 0.0):.1f} s "
+          f"of {cores * (active_at - dead_at):.1f} s ({cores} cores); by process (CPU s, per instance): "
+          + ", ".join(f"{g} {v:.1f} ({v / count:.2f})" for g, v in sorted(spent.items(), key=lambda kv: -kv[1])
+                      if g != "all"), flush=True)
+    print("  of which other: " + "; ".join(f"{v:.1f} {c}" for v, c in unmatched), flush=True)
     print(f"evacuated to: {', '.join(f'{h} {n}' for h, n in sorted(spread.items()))}", flush=True)
     counts = ha.evacuations(ids)
     twice = [i for i, n in counts.items() if n != 1]

@@ -13,9 +13,10 @@ from typing import IO, Any
 from lxml import etree
 
 from hakeeper.errors import InputError
+from hakeeper.importers import native
 from hakeeper.importers.cib_constraints import ConstraintReader
 from hakeeper.importers.cib_defaults import DefaultSet, read_sets
-from hakeeper.importers.cib_resources import ResourceReader
+from hakeeper.importers.cib_resources import ResourceReader, agent_of
 from hakeeper.importers.cib_status import StatusReader, is_true
 from hakeeper.importers.cib_stream import StatusTarget
 from hakeeper.importers.cib_xml import CibContext, Element, children, line
@@ -63,6 +64,7 @@ class _Builder:
         self.remote_typed: set[str] = set()
         self.remote_names: set[str] = set()
         self.per_node_params: list[tuple[Primitive, Element]] = []
+        self.warnings: list[str] = []
 
     def configuration(self, config: Element) -> None:
         deep = _too_deep(config, MAX_CONFIGURATION_DEPTH)
@@ -99,6 +101,7 @@ class _Builder:
         resources.apply_inheritance(rsc_defaults)
         self.spec.resources = resources.resources
         self.per_node_params = resources.per_node_params
+        self.warnings = resources.warnings
         remote = self._implicit_remote_nodes()
         self.remote_names = set(remote) | self.remote_typed
         constraints = ConstraintReader(self.ctx, self.source)
@@ -222,7 +225,7 @@ class _Builder:
             for name, node in state.nodes.items():
                 attrs = {**node.attributes, "#uname": name, "#id": name,
                          "#kind": "remote" if name in self.remote_names else "cluster"}
-                values = self.ctx.sets(elem, "instance_attributes", node=attrs)
+                values = native.equivalent(agent_of(elem), self.ctx.sets(elem, "instance_attributes", node=attrs))[1]
                 changed = {k: v for k, v in values.items() if prim.params.get(k) != v}
                 if changed:
                     prim.node_params[name] = changed
@@ -254,7 +257,15 @@ class _Builder:
 
 
 def read_cib(source: str | Path | IO[bytes], file: str | None = None, *, now: float | None = None) -> ClusterSpec:
+    """Import a CIB (read_cib_with_warnings, the warnings left out)."""
+    return read_cib_with_warnings(source, file, now=now)[0]
+
+
+def read_cib_with_warnings(
+    source: str | Path | IO[bytes], file: str | None = None, *, now: float | None = None
+) -> tuple[ClusterSpec, list[str]]:
     """Import a CIB from a path or a binary stream; InputError naming file and line if it is not one.
+    The warnings name file, line and primitive for what the import changed or dropped.
 
     `now` (seconds since the epoch) is when the status is evaluated: failures older than a resource's
     failure-timeout are forgotten. A CIB's own `execution-date` takes precedence; with neither,
@@ -285,7 +296,7 @@ def read_cib(source: str | Path | IO[bytes], file: str | None = None, *, now: fl
         raise InputError.at(f"not a CIB: {message}", file=name, line=exc.lineno or 1) from None
     except OSError as exc:
         raise InputError.at(f"cannot read: {exc.strerror or exc}", file=name) from None
-    return builder.finish()
+    return builder.finish(), builder.warnings
 
 
 def _seekable(stream: IO[bytes]) -> bool:

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from hakeeper.importers import native
 from hakeeper.importers.cib_defaults import DefaultSet
 from hakeeper.importers.cib_xml import CibContext, Element, children, line
 from hakeeper.importers.located import SourceMap
@@ -44,6 +45,12 @@ class RscInfo:
     in_container: bool = False  # meta container=...: failures recover the container
 
 
+def agent_of(elem: Element) -> str:
+    """A <primitive>'s agent as hakeeper writes it: class:provider:type, or class:type."""
+    klass, provider, kind = elem.get("class"), elem.get("provider"), elem.get("type")
+    return f"{klass}:{provider}:{kind}" if provider else f"{klass}:{kind}"
+
+
 @dataclass
 class ResourceReader:
     ctx: CibContext
@@ -55,6 +62,7 @@ class ResourceReader:
     top_level: list[Primitive | Group | Clone] = field(default_factory=list)
     # Primitives whose parameters depend on the node (a rule on node attributes), with their element.
     per_node_params: list[tuple[Primitive, Element]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # "file:line: id: what was dropped, and why"
 
     def read(self, section: Element) -> None:
         for elem in children(section):
@@ -83,17 +91,20 @@ class ResourceReader:
     def _primitive(self, elem: Element) -> Primitive:
         if elem.get("template") is not None:
             raise self.ctx.unsupported("a primitive built from a template", elem)
-        klass, provider, kind = elem.get("class"), elem.get("provider"), elem.get("type")
-        agent = f"{klass}:{provider}:{kind}" if provider else f"{klass}:{kind}"
+        agent = agent_of(elem)
         try:
             ref: AgentRef | None = AgentRef.parse(agent)
         except ValueError:
             ref = None  # reported with its line when the primitive is validated
         ops = [self._operation(op, ref) for op in elem.iterchildren("operations")
                for op in children(self.ctx.deref(op)) if op.tag == "op"]
+        # An OCF agent whose job a native class does (seed 002's nova-compute): that class, its
+        # params translated, a warning per param dropped. The status keeps the CIB's agent.
+        native_agent, params, notes = native.equivalent(agent, self.ctx.sets(elem, "instance_attributes"))
+        self.warnings.extend(f"{self.ctx.file}:{line(elem)}: {elem.get('id')}: {note}" for note in notes)
         data: dict[str, Any] = {
-            "id": elem.get("id"), "agent": agent,
-            "params": self.ctx.sets(elem, "instance_attributes"),
+            "id": elem.get("id"), "agent": native_agent,
+            "params": params,
             "operations": ops,
             "meta": self._meta(elem),
             "utilization": self.ctx.sets(elem, "utilization"),

@@ -19,11 +19,12 @@ from hakeeper.spec.model import ClusterSpec
 def _read(kind: str, path: str) -> ClusterSpec:
     # Imported lazily: `hakeeper --help` should not pay for lxml.
     if kind == "cib":
-        from hakeeper.importers.cib import read_cib
+        from hakeeper.importers.cib import read_cib_with_warnings
         # The imperative shell supplies the clock: failures past their failure-timeout are forgotten.
-        return read_cib(path, now=time.time())
-    from hakeeper.importers.crm import read_crm_with_warnings
-    spec, warnings = read_crm_with_warnings(path)
+        spec, warnings = read_cib_with_warnings(path, now=time.time())
+    else:
+        from hakeeper.importers.crm import read_crm_with_warnings
+        spec, warnings = read_crm_with_warnings(path)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return spec

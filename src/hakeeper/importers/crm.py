@@ -7,15 +7,14 @@ to the line of the statement that defined the offending object.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from hakeeper.errors import read_input_text, shown_field
+from hakeeper.importers import native
 from hakeeper.importers.crm_constraints import ConstraintParser
 from hakeeper.importers.crm_lexer import Statement, split_pair, statements, validate
 from hakeeper.importers.located import SourceMap
-from hakeeper.instanceha import novacompute
 from hakeeper.spec.checks import find_problems
 from hakeeper.spec.model import Clone, ClusterOptions, ClusterSpec, Group, Meta, Node, Operation, Primitive
 
@@ -157,10 +156,8 @@ class CrmReader:
                 i += 1
         sections = _sections(st, rest, ("params", "meta", "utilization"))
         params = sections.get("params", {})
-        if agent in _NATIVE_EQUIVALENTS:  # an OCF agent whose job a native class does
-            agent, translate = _NATIVE_EQUIVALENTS[agent]
-            params, notes = translate(params)
-            self.warnings.extend(f"{self.file}:{st.line}: {rid}: {note}" for note in notes)
+        agent, params, notes = native.equivalent(agent, params)  # an OCF agent whose job a native class does
+        self.warnings.extend(f"{self.file}:{st.line}: {rid}: {note}" for note in notes)
         data = {"id": rid, "agent": agent, "params": params, "operations": ops,
                 "meta": self._meta(st, sections.get("meta", {})), "utilization": sections.get("utilization", {})}
         prim: Primitive = validate(Primitive, data, st)
@@ -240,10 +237,6 @@ class CrmReader:
                 rsc.meta = Meta.model_validate({**values, **rsc.meta.model_dump(by_alias=True, exclude_none=True)})
 
 
-# OCF agents imported as a native class: agent -> (native agent, params translation with warnings).
-_NATIVE_EQUIVALENTS: dict[str, tuple[str, Callable[[Mapping[str, str]], tuple[dict[str, str], list[str]]]]] = {
-    novacompute.OCF_AGENT: (novacompute.NATIVE_AGENT, novacompute.from_ocf),  # seed 002's p_nova-compute-hostN
-}
 _NODE_SECTIONS = ("attributes", "utilization")
 # hakeeper's own classes that need no type: `process` and `vip` alone name them, not OCF agents.
 _BARE_CLASSES = frozenset({"process", "vip"})

@@ -80,3 +80,45 @@ def test_import_cli_warns_about_dropped_params(tmp_path: Path) -> None:
     ]
     text = out.read_text()
     assert "agent: instanceha:nova-compute" in text and "additional_config" in text and "user" not in text
+
+
+def test_import_cib_maps_the_same_primitive_and_warns_the_same_way(tmp_path: Path) -> None:
+    """The CIB importer does what the crm importer does for seed 002's primitive (the same
+    configuration as `cibadmin --query` would print it), per-node params included."""
+    cib = tmp_path / "cib.xml"
+    cib.write_text(
+        '<cib crm_feature_set="3.0.14" validate-with="pacemaker-3.0" epoch="1" num_updates="0" admin_epoch="0">\n'
+        "  <configuration>\n"
+        "    <crm_config/>\n"
+        '    <nodes><node id="1" uname="alice"/><node id="2" uname="bob"/></nodes>\n'
+        "    <resources>\n"
+        '      <primitive id="p_nova-compute-host1" class="ocf" provider="openstack" type="nova-compute">\n'
+        '        <instance_attributes id="p_nova-compute-host1-ia">\n'
+        '          <nvpair id="p1" name="user" value="nova"/>\n'
+        '          <nvpair id="p2" name="additional_config" value="/etc/nova/nova-compute-host1.conf"/>\n'
+        "        </instance_attributes>\n"
+        '        <instance_attributes id="p_nova-compute-host1-bob">\n'
+        '          <rule id="r1" score="INFINITY"><expression id="e1" attribute="#uname" operation="eq" value="bob"/>'
+        "</rule>\n"
+        '          <nvpair id="p3" name="pid" value="/run/nova/bob.pid"/>\n'
+        '          <nvpair id="p4" name="config" value="/etc/nova/bob.conf"/>\n'
+        "        </instance_attributes>\n"
+        '        <operations><op id="m" name="monitor" interval="30s" timeout="30s"/></operations>\n'
+        "      </primitive>\n"
+        "    </resources>\n"
+        "    <constraints/>\n"
+        "  </configuration>\n"
+        "  <status/>\n"
+        "</cib>\n"
+    )
+    out = tmp_path / "out.yaml"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    run = subprocess.run([sys.executable, "-m", "hakeeper", "import", "cib", str(cib), "-o", str(out)],
+                         capture_output=True, text=True, env=env, check=False, timeout=120)
+    assert run.returncode == 0, run.stderr
+    warnings = [line for line in run.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: {cib}:6: p_nova-compute-host1: param user dropped: hakeeper runs nova-compute "
+                        "as the agent's user"]
+    text = out.read_text()
+    assert "agent: instanceha:nova-compute" in text and "additional_config" in text
+    assert "user" not in text and "pid" not in text and "/etc/nova/bob.conf" in text  # bob's config kept
