@@ -60,6 +60,16 @@ def test_imported_primitive_says_what_it_misses_on_this_host(tmp_path: Path) -> 
     assert reason is not None and "/etc/nova/nova-compute-host1.conf" in reason
 
 
+def _import(kind: str, source: Path) -> tuple[Path, list[str]]:
+    """`hakeeper import KIND SOURCE -o out.yaml` beside it: the output and the warnings printed."""
+    out = source.parent / "out.yaml"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    run = subprocess.run([sys.executable, "-m", "hakeeper", "import", kind, str(source), "-o", str(out)],
+                         capture_output=True, text=True, env=env, check=False, timeout=120)
+    assert run.returncode == 0, run.stderr
+    return out, [line for line in run.stderr.splitlines() if line.startswith("warning:")]
+
+
 def test_import_cli_warns_about_dropped_params(tmp_path: Path) -> None:
     crm = tmp_path / "host1.crm"
     crm.write_text("node alice\nnode bob\n"
@@ -67,12 +77,7 @@ def test_import_cli_warns_about_dropped_params(tmp_path: Path) -> None:
                    '    additional_config="/etc/nova/nova-compute-host1.conf" pid="/run/nova/c.pid" \\\n'
                    '    op monitor interval="30s" timeout="30s"\n'
                    "location lo_host1_prefer_alice p_nova-compute-host1 10000: alice\n")
-    out = tmp_path / "out.yaml"
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    run = subprocess.run([sys.executable, "-m", "hakeeper", "import", "crm", str(crm), "-o", str(out)],
-                         capture_output=True, text=True, env=env, check=False, timeout=120)
-    assert run.returncode == 0, run.stderr
-    warnings = [line for line in run.stderr.splitlines() if line.startswith("warning:")]
+    out, warnings = _import("crm", crm)
     where = f"warning: {crm}:3: p_nova-compute-host1: param"
     assert warnings == [
         f"{where} user dropped: hakeeper runs nova-compute as the agent's user",
@@ -111,12 +116,7 @@ def test_import_cib_maps_the_same_primitive_and_warns_the_same_way(tmp_path: Pat
         "  <status/>\n"
         "</cib>\n"
     )
-    out = tmp_path / "out.yaml"
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    run = subprocess.run([sys.executable, "-m", "hakeeper", "import", "cib", str(cib), "-o", str(out)],
-                         capture_output=True, text=True, env=env, check=False, timeout=120)
-    assert run.returncode == 0, run.stderr
-    warnings = [line for line in run.stderr.splitlines() if line.startswith("warning:")]
+    out, warnings = _import("cib", cib)
     assert warnings == [f"warning: {cib}:6: p_nova-compute-host1: param user dropped: hakeeper runs nova-compute "
                         "as the agent's user"]
     text = out.read_text()
