@@ -47,22 +47,25 @@ def recovery(ha: HaCluster, node: str, after: float) -> dict[str, Any] | None:
 # Who spends the machine's CPU while a host's instances are evacuated: each process is put in
 # the first group whose word its command line holds.
 GROUPS = (
-    ("nova-compute", "nova-compute"), ("nova-conductor", "nova-conductor"), ("nova-scheduler", "nova-scheduler"),
+    ("nova-api", "[nova-api]"), ("placement", "[placement-api]"), ("neutron", "[neutron-api]"),
+    ("glance", "[glance-api]"), ("nova-compute", "nova-compute"), ("nova-conductor", "nova-conductor"),
+    ("nova-scheduler", "nova-scheduler"),
     ("nova-api", "nova-api"), ("nova-api", "nova.wsgi"), ("placement", "placement"), ("neutron", "neutron"),
     ("glance", "glance"), ("mariadb", "mariadbd"), ("mariadb", "mysqld"), ("rabbitmq", "beam.smp"),
-    ("etcd", "etcd"), ("hakeeper", "hakeeper"), ("nova-api", "[nova-api]"), ("placement", "[placement-api]"),
-    ("neutron", "[neutron-api]"), ("glance", "[glance-api]"),
+    ("hakeeper", "hakeeper"), ("etcd", "etcd"),
 )
 
 
 Sample = dict[str, tuple[str, float]]  # "pid:starttime" -> (command line, CPU seconds so far)
 
 
-def cpu_sample() -> Sample:
+def cpu_sample(services: dict[int, str]) -> Sample:
     """Every process's CPU seconds (user + system) so far, keyed so a reused pid is another
-    process; "all" is the machine's busy time from /proc/stat (every process, the kernel)."""
+    process; "all" is the machine's busy time from /proc/stat (every process, the kernel).
+    `services`: the lab's service processes (pid -> name); their children count as theirs."""
     tick = os.sysconf("SC_CLK_TCK")
     out: Sample = {}
+    parents: dict[str, tuple[str, str]] = {}  # pid -> (its parent's pid, its command line)
     for pid in (p for p in os.listdir("/proc") if p.isdigit()):
         try:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -70,6 +73,14 @@ def cpu_sample() -> Sample:
         except OSError:
             continue
         out[f"{pid}:{fields[19]}"] = (cmd, (int(fields[11]) + int(fields[12])) / tick)
+        parents[pid] = (fields[1], cmd)
+    # A gunicorn worker renames itself ("gunicorn: worker [gunicorn]"), its master too: both are
+    # named by the lab's service the master was started as (nova-api, placement-api, ...).
+    for key, (cmd, spent) in list(out.items()):
+        pid = key.split(":")[0]
+        owner = services.get(int(pid)) or services.get(int(parents.get(pid, ("0", ""))[0] or 0))
+        if owner is not None:
+            out[key] = (f"[{owner}] {cmd}", spent)
     cpu = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     out["all"] = ("", (sum(cpu) - cpu[3] - cpu[4]) / tick)  # less idle and iowait
     return out
@@ -100,13 +111,14 @@ def one_run(ha: HaCluster, count: int, victim: str, batch: int) -> dict[str, flo
     calls = -(-count // batch)
     took = time.monotonic() - booting
     print(f"{count} servers ACTIVE on {victim} {took:.1f} s after {calls} create call(s)", flush=True)
-    cpu_before = cpu_sample()
+    services = {d.pid: name for name, d in ha.lab.daemons.items() if d.alive()}
+    cpu_before = cpu_sample(services)
     dead_at = ha.power_off(victim)
     # Polled once a second (an earlier version listed every server twice a second: a load on
     # Nova's API of its own); a listing of the victim's servers while any is left there.
     spread = ha.wait_moved(ids, victim, timeout=900)
     active_at = time.time()
-    spent, unmatched = cpu_spent(cpu_before, cpu_sample())
+    spent, unmatched = cpu_spent(cpu_before, cpu_sample(services))
     cores = os.cpu_count() or 1
     print(f"CPU from the kill until every instance ACTIVE elsewhere: the machine busy {spent.get('all', 0.0):.1f} s "
           f"of {cores * (active_at - dead_at):.1f} s ({cores} cores); by process (CPU s, per instance): "
