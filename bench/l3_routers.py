@@ -26,6 +26,7 @@ import ipaddress
 import json
 import os
 import selectors
+import shutil
 import signal
 import socket
 import statistics
@@ -216,6 +217,7 @@ class Bench:
         self.profile = profile
         self.perf = perf
         self.garp_delay = 60.0
+        self.log_level = "warning"  # the agents' --log-level
         self.n, self.per_ha, self.window = n, per_ha, window
         self.phys = physical(n, per_ha)
         self.sched = node_schedule(spec, NODES)
@@ -258,7 +260,7 @@ class Bench:
         argv = ["nsenter", f"--net=/run/netns/{self.hosts[node].ns}", sys.executable, *prof, "-m", "hakeeper",
                 "l3-agent", "--node", node, "--nodes", ",".join(NODES), "--spec", str(self.spec_file),
                 "--netns-prefix", self.prefix(node, "hakeeper"), "--state-file", str(self.state_file(node)),
-                "--log-level", "warning", "--garp-master-delay", str(self.garp_delay),
+                "--log-level", self.log_level, "--garp-master-delay", str(self.garp_delay),
                 "--events-file", str(self.events_file(node))]
         for key, dev in self.phys.items():
             argv += ["--physical", f"{key}={dev}"]
@@ -279,7 +281,7 @@ class Bench:
         with contextlib.suppress(OSError):
             for line in self.events_file(node).read_text().splitlines():
                 ev = json.loads(line)
-                if ev.get("kind") == "transition" and ev.get("new") == "master" and ev["time"] >= since:
+                if ev.get("kind") == "transition" and ev.get("new") == "MASTER" and ev["time"] >= since:
                     first.setdefault(ev["router"], ev["time"] - since)
         return list(first.values())
 
@@ -476,6 +478,9 @@ def main() -> int:
                     help="hakeeper's second GARP burst after a takeover (Neutron: 60); 0: none")
     ap.add_argument("--no-br-netfilter", action="store_true",
                     help="bridged packets skip the IP hooks in the lab's namespaces (where br_netfilter is loaded)")
+    ap.add_argument("--agent-log-level", default="warning",
+                    help="the l3-agents' --log-level (info: the build's phases)")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory (agents' logs, event logs)")
     ap.add_argument("--perf", type=Path, metavar="FILE", help="perf record -a -g through the idle window, to FILE")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -500,6 +505,7 @@ def main() -> int:
                         f"net.bridge.bridge-nf-call-{t}=0" for t in ("iptables", "ip6tables", "arptables"))])
             bench = Bench(lab, hosts, spec, spec_file, work, n, per_ha, args.window, args.profile, args.perf)
             bench.garp_delay = args.garp_master_delay
+            bench.log_level = args.agent_log_level
             results = []
             try:
                 for kind in ("hakeeper", "keepalived"):
@@ -512,6 +518,8 @@ def main() -> int:
             finally:
                 for kind in ("hakeeper", "keepalived"):
                     bench.teardown(kind)
+                if not args.keep:
+                    shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -19,12 +19,16 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hakeeper.l3 import netns, nftlib
 from hakeeper.l3.model import Router, Settings
 from hakeeper.l3.scheduler import Placement
+
+log = logging.getLogger("hakeeper.l3")
 
 HA_NETWORK = "ha"  # the key of the HA network in the node's physical mapping
 
@@ -84,6 +88,19 @@ class Layout:
 
 
 NAT_TABLE = "hakeeper_nat"
+
+
+# How a ruleset replaces the table a namespace may hold: created if missing, then deleted, in the
+# same transaction as the new one.
+REPLACING = f"table ip {NAT_TABLE}\ndelete table ip {NAT_TABLE}\n"
+
+
+def for_new_namespace(ruleset: str) -> str:
+    """The ruleset without the lines that replace an existing table, for a namespace just made.
+    Deleting a table, even one made empty in the same transaction, costs the kernel's commit an
+    RCU grace period: 15 ms here, a load of 0.8 ms without it, so 14 s of the build of 1000
+    routers went to replacing tables that were not there."""
+    return ruleset.removeprefix(REPLACING)
 
 
 def nat_ruleset(router: Router, qg: str | None) -> str:
@@ -189,16 +206,24 @@ def build_many(lays: Sequence[Layout]) -> None:
         return
     from pyroute2 import IPRoute
 
+    phases: list[tuple[str, float]] = [("", time.monotonic())]
+
+    def done(what: str) -> None:
+        phases.append((what, time.monotonic()))
+
     for lay in lays:
         netns.delete(lay.namespace)
     netns.ip_batch([f"netns add {lay.namespace}" for lay in lays])
     netns.ip_batch([f"link del {p.peer}" for lay in lays for p in lay.ports], force=True)
+    done("namespaces")
     for lay in lays:
         with netns.inside(lay.namespace):
             for key, value in SYSCTLS:
                 with open(f"/proc/sys/{key}", "w") as fh:
                     fh.write(value)
+    done("sysctls")
     netns.ip_batch([cmd for lay in lays for cmd in _node_side(lay)])
+    done("ports")
     for lay in lays:
         with netns.inside(lay.namespace):
             ipr = IPRoute()
@@ -211,7 +236,12 @@ def build_many(lays: Sequence[Layout]) -> None:
                 ipr.link("set", index=index[p.name], state="up")
         finally:
             ipr.close()
-        nftlib.load(lay.namespace, lay.nat)
+    done("ports up and ha- addresses")
+    for lay in lays:
+        nftlib.load(lay.namespace, for_new_namespace(lay.nat))
+    done("NAT")
+    log.info("built %d routers in %.1f s: %s", len(lays), phases[-1][1] - phases[0][1],
+             ", ".join(f"{what} {t - phases[n][1]:.1f} s" for n, (what, t) in enumerate(phases[1:])))
 
 
 def destroy(lay: Layout) -> None:
