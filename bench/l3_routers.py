@@ -112,6 +112,24 @@ class Usage:
     user_percent: float  # of that, in user space
 
 
+QUIET = 15.0  # % of a core: a node above it is still busy with its takeovers' gratuitous ARPs
+
+
+def wait_quiet(pids: list[int], timeout: float, sample: float = 2.0) -> float:
+    """Until these processes use less than QUIET of a core over `sample` seconds (or `timeout`):
+    a mass takeover's gratuitous-ARP burst (each GARP flooded into every router namespace of its
+    network, O(N*N)) runs for tens of seconds at 1000 routers, and an idle window that fell into
+    it measured the burst (up to 49 % of a core) instead of the idle node. Returns the wait."""
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        before = [sum(cpu_seconds(p)) for p in pids]
+        time.sleep(sample)
+        busy = sum(sum(cpu_seconds(p)) - b for p, b in zip(pids, before, strict=True))
+        if 100 * busy / sample < QUIET:
+            break
+    return time.monotonic() - began
+
+
 def usage(nodes: dict[str, list[int]], window: float) -> dict[str, Usage]:
     """Each node's processes over the same window."""
     before = {node: [cpu_seconds(p) for p in pids] for node, pids in nodes.items()}
@@ -311,6 +329,8 @@ class Bench:
         # window when setup took longer than a minute.
         settled = t + self.garp_delay + 20 if self.garp_delay > 0 else 0.0
         time.sleep(max(2 * ADVERT, settled - time.monotonic()))
+        waited = wait_quiet([agent_a.pid, agent_b.pid], timeout=300)
+        print(f"  idle window after {waited:.0f} s of waiting for the nodes to go quiet", flush=True)
         idle = self.idle({a: [agent_a.pid], b: [agent_b.pid]})
         watch = VipWatch(self.vips(b, "hakeeper"))
         reported: dict[str, float] = {}
@@ -389,6 +409,8 @@ class Bench:
         setup_b = time.monotonic() - t
         time.sleep(2 * ADVERT)
         pids_a = self.pids(files_a)
+        waited = wait_quiet(pids_a + self.pids(files_b), timeout=300)  # the same rule as hakeeper's
+        print(f"  idle window after {waited:.0f} s of waiting for the nodes to go quiet", flush=True)
         idle = self.idle({a: pids_a, b: self.pids(files_b)})
         watch = VipWatch(self.vips(b, "keepalived"))
         watch.present_now(self.vips(b, "keepalived"))
