@@ -164,7 +164,7 @@ class Engine:
         changed_since = serverview.since(self.servers, ids, asked, o.view_margin, o.full_view_every)
         try:
             rows: dict[str, rc.NovaInstance] = await self.nova(
-                lambda n: n.instances(set(ids), o.ha_tag, o.ha_flavor_key, changed_since)
+                lambda n: n.instances(ids, o.ha_tag, o.ha_flavor_key, changed_since)
             )
             self.servers = serverview.merged(self.servers, ids, rows, asked, changed_since)
             views = serverview.of(self.servers, ids)

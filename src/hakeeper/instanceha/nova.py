@@ -12,6 +12,7 @@ from __future__ import annotations
 import calendar
 import time
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -150,7 +151,7 @@ class Nova:
         return [_instance(s, ha_tag, ha_flavor_key) for s in self._servers(f"&host={host}")]
 
     def instances(
-        self, ids: set[str], ha_tag: str, ha_flavor_key: str, since: float | None = None
+        self, ids: AbstractSet[str], ha_tag: str, ha_flavor_key: str, since: float | None = None
     ) -> dict[str, NovaInstance]:
         """Nova's current view of these instances (one listing, whatever their host); with `since`
         (wall time), only those updated since then, deleted ones included (status DELETED)."""

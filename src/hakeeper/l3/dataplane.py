@@ -105,7 +105,7 @@ def for_new_namespace(ruleset: str) -> str:
 
 def nat_ruleset(router: Router, qg: str | None) -> str:
     """The namespace's NAT table, as one atomic `nft -f` input (replaces the previous one)."""
-    lines = [f"table ip {NAT_TABLE}", f"delete table ip {NAT_TABLE}", f"table ip {NAT_TABLE} {{",
+    lines = [f"table ip {NAT_TABLE} {{",
              "  chain prerouting { type nat hook prerouting priority dstnat; policy accept;"]
     if qg is not None and router.gateway is not None:
         lines += [f"    ip daddr {f.external} dnat to {f.fixed}" for f in router.floating_ips]
@@ -124,7 +124,7 @@ def nat_ruleset(router: Router, qg: str | None) -> str:
               "    ip protocol vrrp notrack", "  }",
               "  chain vrrp_out { type filter hook output priority raw; policy accept;",
               "    ip protocol vrrp notrack", "  }", "}"]
-    return "\n".join(lines) + "\n"
+    return REPLACING + "\n".join(lines) + "\n"
 
 
 def layout(router: Router, placement: Placement, node: str, settings: Settings, ns_prefix: str = "",

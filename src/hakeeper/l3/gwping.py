@@ -7,6 +7,7 @@ A raw socket, not `ping`: Neutron's check script starts a ping process per route
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import socket
@@ -50,10 +51,8 @@ def reply_seq(packet: bytes, gateway: ipaddress.IPv4Address, ident: int = IDENT)
     return int(seq)
 
 
-def send_echo(sock: socket.socket, gateway: ipaddress.IPv4Address, seq: int) -> bool:
-    """False when the kernel refused it at once (no route: the router holds no address there)."""
-    try:
+def send_echo(sock: socket.socket, gateway: ipaddress.IPv4Address, seq: int) -> None:
+    """One echo request; one the kernel refuses at once (no route: the router holds no address
+    there) is a ping without an answer, like one lost on the way."""
+    with contextlib.suppress(OSError):
         sock.sendto(echo_request(seq), (str(gateway), 0))
-    except OSError:
-        return False
-    return True

@@ -427,18 +427,16 @@ class RouterSpeaker:
         the next ping."""
         interval = self.vrrp.health_check_interval
         self.health_handle = self.loop.call_later(interval, self._health_round)
-        now = self.loop.time()
-        hold = gwcheck.hold_time(self.vrrp.advert_int)
         for run in list(self.runs.values()):
             up = run.lay.upstream
             if run.icmp is None or up is None or run.machine.state != State.MASTER:
                 continue
             if run.ping_out:
-                self._gateway_outcome(run, False, now, hold)
+                self._gateway_outcome(run, False)
                 if run.machine.state != State.MASTER:
                     continue
             run.ping_seq = (run.ping_seq + 1) & 0xFFFF
-            run.ping_out = True  # refused at once by the kernel too: a miss at the next round
+            run.ping_out = True
             gwping.send_echo(run.icmp, up, run.ping_seq)
 
     def _icmp_input(self, run: RouterRun) -> None:
@@ -450,14 +448,13 @@ class RouterSpeaker:
             except (BlockingIOError, OSError):
                 return
             if up is not None and run.ping_out and gwping.reply_seq(packet, up) == run.ping_seq:
-                run.ping_out = False
-                self._gateway_outcome(run, True, self.loop.time(), gwcheck.hold_time(self.vrrp.advert_int))
+                self._gateway_outcome(run, True)
 
-    def _gateway_outcome(self, run: RouterRun, ok: bool, now: float, hold: float) -> None:
+    def _gateway_outcome(self, run: RouterRun, ok: bool) -> None:
+        """The outstanding ping answered, or (at the next round) not."""
+        run.ping_out = False
         was = run.gateway
-        run.gateway = gwcheck.answered(was, ok, now, hold)
-        if not ok:
-            run.ping_out = False
+        run.gateway = gwcheck.answered(was, ok, self.loop.time(), gwcheck.hold_time(self.vrrp.advert_int))
         until = run.gateway.failed_until
         if until is not None and was.failed_until is None:
             detail = f"gateway {run.lay.upstream} did not answer {gwcheck.FALL} pings in a row"
